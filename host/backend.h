@@ -1,0 +1,123 @@
+/*
+ * The backend interface: a table of function pointers plus an opaque context
+ * (ggml's shape, without its aborts). The host owns the layer loop
+ * (host/stream.c); a backend never walks the network, it runs one node at a
+ * time on tensors that live in its own memory.
+ *
+ * Plain C, so cuda/ can implement it from .cu files under extern "C".
+ */
+#ifndef CBI_BACKEND_H
+#define CBI_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cbinfer.h"
+#include "common.h"
+#include "net.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* An activation tensor in backend memory, NHWC, N = 1. Element type is float
+ * on the CPU; on CUDA it follows the stream's precision. */
+typedef struct cbi_tensor {
+    void *data;
+    cbi_shape shape;
+} cbi_tensor;
+
+/* Which pixels of a tensor were (re)written by the op that produced it during
+ * the current frame. A consumer may restrict its work to them: a pixel outside
+ * the list holds exactly the value it held after the previous frame. */
+typedef struct cbi_changes {
+    int all;        /* 1: any pixel may have changed (dense op, first frame) */
+    int32_t *idx;   /* backend memory: pixel indices y * w + x, ascending */
+    int64_t count;  /* number of indices (host-side; valid when all == 0) */
+} cbi_changes;
+
+/* What a backend gets to size its shared scratch memory and per-layer state. */
+typedef struct cbi_backend_config {
+    const cbi_net *net;
+    const cbi_shape *shapes;     /* per value */
+    const cbi_node_plan *plans;  /* per node */
+    cbinfer_mode mode;
+    cbinfer_precision precision;
+} cbi_backend_config;
+
+/* One call of one op family on one node. */
+typedef struct cbi_op_args {
+    const cbi_node *node;
+    const cbi_node_plan *plan;
+    void *layer;                          /* from layer_create; may be NULL */
+    int n_in;
+    const cbi_tensor *in[CBI_MAX_INPUTS];
+    const cbi_changes *in_chg[CBI_MAX_INPUTS];
+    cbi_tensor *out;
+    cbi_changes *out_chg;  /* change-based ops fill it; the host sets all=1 otherwise */
+    int first;             /* first frame since creation/reset: run dense, initialise state */
+    float threshold;       /* effective τ (threshold x scale) */
+    int feed_forward;      /* CBINFER_MODE_CBINFER_FF */
+    int reuse_indices;     /* conv: reuse in_chg[0] instead of detecting (1x1, stride 1) */
+    int collect_stats;     /* time every step into stats->step_ms */
+    cbinfer_layer_stats *stats; /* op fills changed_px, changed_in_px, macs, step_ms */
+} cbi_op_args;
+
+/* Op families; every backend implements all of them. */
+typedef enum cbi_kernel {
+    CBI_K_CONV_DENSE = 0,  /* im2col + GEMM (CPU) / cuDNN (CUDA), fused bias + act */
+    CBI_K_CONV_CHANGE,     /* paper Sec. III-A..C: detect, dilate, extract, im2col, GEMM, update */
+    CBI_K_CONV_TRANSPOSE,
+    CBI_K_ACTIVATION,
+    CBI_K_POOL_DENSE,      /* MaxPool / AveragePool */
+    CBI_K_POOL_CHANGE,     /* paper Sec. III-E: reuse in_chg[0] */
+    CBI_K_ADD,
+    CBI_K_CONCAT,
+    CBI_K_PAD,
+    CBI_K_RESIZE,
+    CBI_K_DEPTH_TO_SPACE,
+    CBI_K_COUNT
+} cbi_kernel;
+
+typedef cbinfer_status (*cbi_kernel_fn)(void *bctx, cbi_op_args *args, cbi_err *err);
+
+typedef struct cbi_backend {
+    const char *name;
+    /* Creates the backend context (streams, handles, shared scratch sized for
+     * cfg). The config pointers stay valid for the context's lifetime. */
+    cbinfer_status (*create)(const cbi_backend_config *cfg, void **bctx, cbi_err *err);
+    void (*destroy)(void *bctx); /* accepts NULL */
+
+    /* Backend memory. alloc returns zeroed memory. */
+    cbinfer_status (*alloc)(void *bctx, size_t bytes, void **ptr, cbi_err *err);
+    void (*release)(void *bctx, void *ptr); /* accepts NULL */
+    /* Host float32 NHWC <-> backend tensor (converting to the storage type). */
+    cbinfer_status (*upload)(void *bctx, cbi_tensor *dst, const float *src, cbi_err *err);
+    cbinfer_status (*download)(void *bctx, float *dst, const cbi_tensor *src, cbi_err *err);
+    /* Waits for all queued work of the context. */
+    cbinfer_status (*synchronize)(void *bctx, cbi_err *err);
+
+    /* Per-node state (weights in backend layout, input state, change map,
+     * index list, descriptors). *layer may be set to NULL for stateless ops. */
+    cbinfer_status (*layer_create)(void *bctx, int node_id, void **layer, cbi_err *err);
+    void (*layer_destroy)(void *bctx, void *layer); /* accepts NULL */
+
+    cbi_kernel_fn kernel[CBI_K_COUNT];
+} cbi_backend;
+
+/* The CPU backend (always present). */
+const cbi_backend *cbi_cpu_backend(void);
+
+#ifdef CBINFER_WITH_CUDA
+/* The CUDA backend (cuda/, only when built with CUDA). Its create() fails with
+ * BACKEND_UNAVAILABLE when no device is present. */
+const cbi_backend *cbi_cuda_backend(void);
+/* Number of usable CUDA devices (0 when the driver or a device is missing). */
+int cbi_cuda_device_count(void);
+#endif
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CBI_BACKEND_H */

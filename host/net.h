@@ -1,0 +1,167 @@
+/*
+ * The network IR: what the ONNX loader produces and every backend consumes.
+ * Private to the library. Immutable once cbi_net_finish() has run, so a
+ * network can be shared by any number of streams and threads.
+ *
+ * Layout conventions (all tensors N = 1):
+ *   - Activations are NHWC (a pixel's channels are contiguous): change
+ *     detection reads one pixel's channels together and the partial im2col
+ *     copies kh*kw contiguous runs of Cin values per changed pixel.
+ *   - Conv weights are stored as [Cout][kh][kw][Cin], the row order of the
+ *     NHWC im2col matrix, so one GEMM row of weights is one output channel.
+ *   - ConvTranspose weights are stored as [Cin][kh][kw][Cout].
+ */
+#ifndef CBI_NET_H
+#define CBI_NET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cbinfer.h"
+
+typedef enum cbi_op {
+    CBI_OP_CONV = 0,
+    CBI_OP_CONV_TRANSPOSE,
+    CBI_OP_ACTIVATION, /* standalone Relu, LeakyRelu, PRelu, Clip */
+    CBI_OP_MAXPOOL,
+    CBI_OP_AVGPOOL,
+    CBI_OP_ADD,
+    CBI_OP_CONCAT,     /* channel axis only */
+    CBI_OP_PAD,
+    CBI_OP_RESIZE,     /* nearest */
+    CBI_OP_DEPTH_TO_SPACE,
+    CBI_OP_COUNT
+} cbi_op;
+
+typedef enum cbi_act_kind {
+    CBI_ACT_NONE = 0,
+    CBI_ACT_RELU,
+    CBI_ACT_LEAKY_RELU, /* alpha */
+    CBI_ACT_PRELU,      /* slope[channel], or slope[0] broadcast if n_slope == 1 */
+    CBI_ACT_CLIP        /* [lo, hi] */
+} cbi_act_kind;
+
+typedef struct cbi_activation {
+    cbi_act_kind kind;
+    float alpha;        /* LeakyRelu */
+    float lo, hi;       /* Clip */
+    const float *slope; /* PReLU, owned by the network */
+    int n_slope;
+} cbi_activation;
+
+typedef enum cbi_auto_pad {
+    CBI_AUTO_PAD_NOTSET = 0, /* explicit pads */
+    CBI_AUTO_PAD_VALID,
+    CBI_AUTO_PAD_SAME_UPPER,
+    CBI_AUTO_PAD_SAME_LOWER
+} cbi_auto_pad;
+
+/* Sliding-window geometry shared by Conv, ConvTranspose and the pools. */
+typedef struct cbi_window {
+    int kh, kw;
+    int sh, sw;                  /* strides */
+    int dh, dw;                  /* dilations */
+    int pad_t, pad_l, pad_b, pad_r; /* explicit pads (NOTSET) */
+    cbi_auto_pad auto_pad;
+    int ceil_mode;               /* pools */
+    int count_include_pad;       /* AveragePool */
+    int out_pad_h, out_pad_w;    /* ConvTranspose output_padding */
+} cbi_window;
+
+typedef enum cbi_pad_mode { CBI_PAD_CONSTANT = 0, CBI_PAD_EDGE, CBI_PAD_REFLECT } cbi_pad_mode;
+
+typedef enum cbi_resize_coord {
+    CBI_RESIZE_HALF_PIXEL = 0,
+    CBI_RESIZE_ASYMMETRIC,
+    CBI_RESIZE_ALIGN_CORNERS,
+    CBI_RESIZE_PYTORCH_HALF_PIXEL,
+    CBI_RESIZE_TF_HALF_PIXEL_FOR_NN
+} cbi_resize_coord;
+
+typedef enum cbi_resize_round {
+    CBI_RESIZE_ROUND_PREFER_FLOOR = 0,
+    CBI_RESIZE_ROUND_PREFER_CEIL,
+    CBI_RESIZE_FLOOR,
+    CBI_RESIZE_CEIL
+} cbi_resize_round;
+
+#define CBI_MAX_INPUTS 16
+
+typedef struct cbi_node {
+    char *name;          /* ONNX node name (made unique: "<op>_<index>" if empty) */
+    const char *op_type; /* ONNX op type of the main op, static string */
+    cbi_op op;
+    int n_inputs;
+    int inputs[CBI_MAX_INPUTS]; /* value ids (activations only; weights are folded in) */
+    int output;                 /* value id */
+
+    /* Conv / ConvTranspose. */
+    int cin, cout;
+    cbi_window win;      /* also the pools' window */
+    float *weight;       /* Conv [cout][kh][kw][cin]; ConvTranspose [cin][kh][kw][cout] */
+    float *bias;         /* [cout], never NULL for Conv/ConvTranspose (zeros if absent) */
+    cbi_activation act;  /* fused activation (Conv, ConvTranspose) or the op (ACTIVATION) */
+
+    /* Pad: pads in pixels (channel pads must be 0). */
+    int pad_t, pad_l, pad_b, pad_r;
+    cbi_pad_mode pad_mode;
+    float pad_value;
+
+    /* Resize: output = floor(input * scale) unless out_h/out_w > 0 (sizes given). */
+    float scale_h, scale_w;
+    int size_h, size_w;
+    cbi_resize_coord coord;
+    cbi_resize_round round;
+
+    /* DepthToSpace. */
+    int blocksize;
+    int d2s_crd; /* 1: CRD (PixelShuffle), 0: DCR */
+} cbi_node;
+
+/* An activation tensor. Spatial size may be symbolic (-1) until a stream
+ * fixes the frame size; channels are always known after loading. */
+typedef struct cbi_value {
+    char *name;
+    int c;
+} cbi_value;
+
+typedef struct cbi_net {
+    cbi_node *nodes; /* topological order */
+    int n_nodes;
+    cbi_value *values;
+    int n_values;
+    int input;       /* value id of the graph input */
+    int output;      /* value id of the graph output */
+    int in_c, in_h, in_w; /* in_h/in_w = -1 when symbolic */
+    float input_scale;    /* network input = pixel * scale + offset */
+    float input_offset;
+    int *conv_nodes;      /* node ids of the Conv nodes, execution order */
+    int n_conv;
+} cbi_net;
+
+struct cbinfer_network {
+    cbi_net net;
+};
+
+/* Resolved per-node geometry for one frame size (computed by a stream). */
+typedef struct cbi_shape {
+    int c, h, w;
+} cbi_shape;
+
+typedef struct cbi_node_plan {
+    cbi_shape in;   /* first input */
+    cbi_shape out;
+    int pad_t, pad_l, pad_b, pad_r; /* resolved window pads (auto_pad applied) */
+} cbi_node_plan;
+
+/* Infers every value's shape and every node's resolved pads for an input of
+ * height x width. shapes has net->n_values entries, plans net->n_nodes.
+ * Returns BAD_FRAME_SIZE (with a message naming the node) if any layer would
+ * produce an empty output, or if a fixed-size network gets another size. */
+cbinfer_status cbi_net_plan(const cbi_net *net, int height, int width, cbi_shape *shapes,
+                            cbi_node_plan *plans, char *err, size_t err_len);
+
+/* Frees everything the network owns (not the struct itself). */
+void cbi_net_clear(cbi_net *net);
+
+#endif /* CBI_NET_H */

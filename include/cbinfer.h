@@ -1,0 +1,273 @@
+/*
+ * cbinfer — change-based CNN inference on video from static cameras.
+ *
+ * The only public header. It is the same with or without CUDA and contains no
+ * CUDA, cuDNN or Thrust types.
+ *
+ * Two handles:
+ *   - cbinfer_network_t: loaded once from an ONNX file, immutable afterwards,
+ *     safe to share across threads and streams. It must outlive its streams.
+ *   - cbinfer_stream_t: one per camera. Owns all temporal state (input states,
+ *     stored outputs, change maps, index lists) and all scratch memory, sized
+ *     when it is created. A stream is used by one thread at a time.
+ *
+ * Every call returns a cbinfer_status. cbinfer_status_string() gives its static
+ * text; a stream keeps a detailed message of its last error
+ * (cbinfer_stream_last_error()). The library never prints and never exits.
+ *
+ * Tensors exchanged with the caller are float32 NCHW with N = 1.
+ */
+#ifndef CBINFER_H
+#define CBINFER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Single source of truth for the version; CMake reads these three lines. */
+#define CBINFER_VERSION_MAJOR 0
+#define CBINFER_VERSION_MINOR 1
+#define CBINFER_VERSION_PATCH 0
+#define CBINFER_VERSION_NUMBER \
+    (CBINFER_VERSION_MAJOR * 10000 + CBINFER_VERSION_MINOR * 100 + CBINFER_VERSION_PATCH)
+
+#if defined(_WIN32)
+#  define CBINFER_API
+#elif defined(__GNUC__) && __GNUC__ >= 4
+#  define CBINFER_API __attribute__((visibility("default")))
+#else
+#  define CBINFER_API
+#endif
+
+/* ---------------------------------------------------------------------------
+ * Statuses. Values are explicit and never renumbered; new codes are appended
+ * within their category.
+ * ------------------------------------------------------------------------- */
+typedef enum cbinfer_status {
+    CBINFER_STATUS_SUCCESS = 0,
+
+    /* Caller errors (1xx). */
+    CBINFER_STATUS_NULL_ARGUMENT = 100,    /* a required pointer was NULL */
+    CBINFER_STATUS_BAD_PARAM = 101,        /* an enum, size or value out of range */
+    CBINFER_STATUS_BAD_FRAME_SIZE = 102,   /* frame does not match the stream's size */
+    CBINFER_STATUS_UNKNOWN_NODE = 103,     /* no change-detecting layer of that name */
+    CBINFER_STATUS_NOT_READY = 104,        /* e.g. output read before any frame */
+    CBINFER_STATUS_BUFFER_TOO_SMALL = 105, /* caller's buffer smaller than needed */
+
+    /* Model errors (2xx). */
+    CBINFER_STATUS_MODEL_IO = 200,              /* file missing or unreadable */
+    CBINFER_STATUS_MODEL_MALFORMED = 201,       /* not a valid ONNX protobuf, truncated */
+    CBINFER_STATUS_MODEL_UNSUPPORTED_OP = 202,  /* an op cbinfer does not implement */
+    CBINFER_STATUS_MODEL_UNSUPPORTED_ATTR = 203,/* supported op, unsupported attribute value */
+    CBINFER_STATUS_MODEL_WEIGHT_MISMATCH = 204, /* weight/bias size disagrees with the op */
+    CBINFER_STATUS_MODEL_INVALID_GRAPH = 205,   /* dangling or missing tensors, bad shapes */
+
+    /* Resource and backend errors (3xx). */
+    CBINFER_STATUS_OUT_OF_MEMORY = 300,
+    CBINFER_STATUS_BACKEND_UNAVAILABLE = 301, /* backend not compiled in, or no device */
+    CBINFER_STATUS_BACKEND_ERROR = 302,       /* CUDA, cuBLAS or cuDNN reported an error */
+
+    /* Bugs (9xx). */
+    CBINFER_STATUS_INTERNAL = 900
+} cbinfer_status;
+
+/* Static text for a status; never NULL ("unknown status" for unknown values). */
+CBINFER_API const char *cbinfer_status_string(cbinfer_status status);
+
+/* Run-time version: CBINFER_VERSION_NUMBER of the library actually linked. */
+CBINFER_API unsigned cbinfer_version(void);
+
+typedef enum cbinfer_backend {
+    CBINFER_BACKEND_CPU = 0,  /* OpenBLAS; the reference backend */
+    CBINFER_BACKEND_CUDA = 1  /* cuBLAS/cuDNN/Thrust; BACKEND_UNAVAILABLE if not built or no GPU */
+} cbinfer_backend;
+
+typedef enum cbinfer_mode {
+    CBINFER_MODE_DENSE = 0,      /* full convolution every frame (the baseline) */
+    CBINFER_MODE_CBINFER = 1,    /* change-based, closed-loop input state (paper Sec. III-C) */
+    CBINFER_MODE_CBINFER_FF = 2  /* change-based, feed-forward (paper Fig. 4 top), for comparison */
+} cbinfer_mode;
+
+typedef enum cbinfer_precision {
+    CBINFER_PRECISION_FP32 = 0, /* strict fp32, TF32 off */
+    CBINFER_PRECISION_TF32 = 1, /* CUDA only */
+    CBINFER_PRECISION_FP16 = 2  /* CUDA only: half storage, fp32 accumulation */
+} cbinfer_precision;
+
+/* Whether a backend can be used here: SUCCESS, or BACKEND_UNAVAILABLE when it
+ * was not compiled in or no device is present. Thread safe. */
+CBINFER_API cbinfer_status cbinfer_backend_available(cbinfer_backend backend);
+
+/* Processing steps timed per layer (paper Fig. 4 and Table II). */
+typedef enum cbinfer_step {
+    CBINFER_STEP_CHANGE_DETECT = 0, /* Eq. 3, with the closed-loop state update */
+    CBINFER_STEP_DILATE = 1,        /* Eq. 4: mark the filter support of each change */
+    CBINFER_STEP_EXTRACT = 2,       /* change-index extraction */
+    CBINFER_STEP_IM2COL = 3,        /* matrix generation over changed pixels */
+    CBINFER_STEP_GEMM = 4,
+    CBINFER_STEP_UPDATE = 5,        /* fused bias + activation + scatter */
+    CBINFER_STEP_POOL = 6,          /* change-based pooling */
+    CBINFER_STEP_DENSE = 7,         /* any dense op (dense conv, pad, add, ...) */
+    CBINFER_STEP_COUNT = 8
+} cbinfer_step;
+
+/* Static name of a step ("change_detect", "gemm", ...); NULL if out of range. */
+CBINFER_API const char *cbinfer_step_name(cbinfer_step step);
+
+/* ---------------------------------------------------------------------------
+ * Network: loaded once, immutable, shareable across threads.
+ * ------------------------------------------------------------------------- */
+typedef struct cbinfer_network cbinfer_network_t;
+
+/* Loads an ONNX model from a file. On success *out owns a new network that the
+ * caller frees with cbinfer_network_free(). On failure *out is NULL and, if
+ * err is not NULL, err receives a NUL-terminated message (naming the node and
+ * op where one is at fault), truncated to err_len bytes.
+ * Thread safe. Statuses: NULL_ARGUMENT, MODEL_*, OUT_OF_MEMORY. */
+CBINFER_API cbinfer_status cbinfer_network_load(const char *path, cbinfer_network_t **out,
+                                                char *err, size_t err_len);
+
+/* As cbinfer_network_load(), from an ONNX protobuf in memory (not retained). */
+CBINFER_API cbinfer_status cbinfer_network_load_memory(const void *data, size_t size_bytes,
+                                                       cbinfer_network_t **out, char *err,
+                                                       size_t err_len);
+
+/* Frees a network; NULL is accepted. No stream of it may still exist. */
+CBINFER_API void cbinfer_network_free(cbinfer_network_t *net);
+
+/* Input channels and spatial size; height/width are -1 where symbolic (the
+ * stream's frame size is used then). Any output pointer may be NULL. */
+CBINFER_API cbinfer_status cbinfer_network_input_dims(const cbinfer_network_t *net, int *channels,
+                                                      int *height, int *width);
+
+/* Pixel mapping recorded by the model's converter: a network input value is
+ * pixel * scale + offset (defaults 1/255 and 0). */
+CBINFER_API cbinfer_status cbinfer_network_input_scaling(const cbinfer_network_t *net,
+                                                         float *scale, float *offset);
+
+/* Change-detecting layers (convolutions), in execution order. A name pointer
+ * stays valid as long as the network. */
+CBINFER_API int cbinfer_network_conv_count(const cbinfer_network_t *net);
+CBINFER_API const char *cbinfer_network_conv_name(const cbinfer_network_t *net, int index);
+
+/* ---------------------------------------------------------------------------
+ * Stream context: one per camera.
+ * ------------------------------------------------------------------------- */
+typedef struct cbinfer_stream cbinfer_stream_t;
+
+/* Creates a stream for frames of width x height on a backend, in a mode and a
+ * precision, and allocates all of its memory. CPU supports FP32 only.
+ * On failure *out is NULL and err (if not NULL) receives the reason.
+ * Thread safe with respect to the shared network.
+ * Statuses: NULL_ARGUMENT, BAD_PARAM, BAD_FRAME_SIZE (too small for the
+ * network, or a fixed-size network of another size), BACKEND_UNAVAILABLE,
+ * BACKEND_ERROR, OUT_OF_MEMORY. */
+CBINFER_API cbinfer_status cbinfer_stream_create(const cbinfer_network_t *net, int width,
+                                                 int height, cbinfer_backend backend,
+                                                 cbinfer_mode mode, cbinfer_precision precision,
+                                                 cbinfer_stream_t **out, char *err,
+                                                 size_t err_len);
+
+/* Frees a stream and all of its memory; NULL is accepted. */
+CBINFER_API void cbinfer_stream_destroy(cbinfer_stream_t *stream);
+
+/* Detailed message of the stream's last failed call ("" if none). The pointer
+ * stays valid until the next call on the stream. */
+CBINFER_API const char *cbinfer_stream_last_error(const cbinfer_stream_t *stream);
+
+/* Forgets all temporal state: the next frame runs dense and initialises it. */
+CBINFER_API cbinfer_status cbinfer_stream_reset(cbinfer_stream_t *stream);
+
+/* Tunables: a key and a value, so that adding one never breaks the ABI. */
+typedef enum cbinfer_param {
+    /* 1: time every step of every layer (see cbinfer_stream_layer_stats).
+     * 0 (default): only frame totals. On CUDA, timing adds synchronisation. */
+    CBINFER_PARAM_COLLECT_STATS = 0,
+    /* Multiplies every layer's threshold (default 1). */
+    CBINFER_PARAM_THRESHOLD_SCALE = 1,
+    /* 1: a 1x1, stride-1 convolution fed by a change-based layer reuses that
+     * layer's change indices instead of detecting changes itself (paper
+     * Sec. III-E, case 2). Default 0. */
+    CBINFER_PARAM_REUSE_1X1_INDICES = 2
+} cbinfer_param;
+
+/* Range of valid values of a key. Statuses: BAD_PARAM, NULL_ARGUMENT. */
+CBINFER_API cbinfer_status cbinfer_param_bounds(cbinfer_param key, double *min, double *max);
+CBINFER_API cbinfer_status cbinfer_stream_set_param(cbinfer_stream_t *stream, cbinfer_param key,
+                                                    double value);
+CBINFER_API cbinfer_status cbinfer_stream_get_param(const cbinfer_stream_t *stream,
+                                                    cbinfer_param key, double *value);
+
+/* Thresholds τ (paper Eq. 3), in the units of each layer's input. All start at
+ * 0, which makes the change-based output equal the dense output.
+ * set_threshold names one convolution node; set_threshold_all sets every one.
+ * The effective threshold is τ times CBINFER_PARAM_THRESHOLD_SCALE.
+ * Statuses: NULL_ARGUMENT, UNKNOWN_NODE, BAD_PARAM (negative or not finite). */
+CBINFER_API cbinfer_status cbinfer_stream_set_threshold(cbinfer_stream_t *stream,
+                                                        const char *node_name, float threshold);
+CBINFER_API cbinfer_status cbinfer_stream_set_threshold_all(cbinfer_stream_t *stream,
+                                                            float threshold);
+CBINFER_API cbinfer_status cbinfer_stream_get_threshold(const cbinfer_stream_t *stream,
+                                                        const char *node_name, float *threshold);
+
+/* Pushes one interleaved RGB8 frame (row stride in bytes, >= 3 * width) and
+ * runs the network on it. Pixels map to the input by the network's scaling.
+ * Synchronises the device before returning.
+ * Statuses: NULL_ARGUMENT, BAD_FRAME_SIZE, BAD_PARAM (stride), BACKEND_ERROR. */
+CBINFER_API cbinfer_status cbinfer_stream_push_rgb8(cbinfer_stream_t *stream, const uint8_t *rgb,
+                                                    int width, int height, size_t stride_bytes);
+
+/* Pushes one planar float32 NCHW tensor (N = 1) that is fed to the network
+ * as is (no scaling). Statuses as push_rgb8. */
+CBINFER_API cbinfer_status cbinfer_stream_push_nchw(cbinfer_stream_t *stream, const float *data,
+                                                    int channels, int height, int width);
+
+/* Shape of the network output for this stream. */
+CBINFER_API cbinfer_status cbinfer_stream_output_dims(const cbinfer_stream_t *stream,
+                                                      int *channels, int *height, int *width);
+
+/* Copies the output of the last frame as float32 NCHW into dst, which holds
+ * capacity floats. Statuses: NULL_ARGUMENT, NOT_READY, BUFFER_TOO_SMALL. */
+CBINFER_API cbinfer_status cbinfer_stream_read_output(cbinfer_stream_t *stream, float *dst,
+                                                      size_t capacity);
+
+/* Statistics of the last frame for one layer (one node of the network after
+ * activation fusion and BatchNorm folding). Step times are 0 unless
+ * CBINFER_PARAM_COLLECT_STATS is 1. */
+typedef struct cbinfer_layer_stats {
+    const char *name;    /* node name; valid as long as the network */
+    const char *op;      /* ONNX op type ("Conv", "MaxPool", ...) */
+    int64_t changed_px;  /* output pixels recomputed this frame */
+    int64_t total_px;    /* output pixels of the layer */
+    int64_t changed_in_px; /* input pixels detected as changed (Eq. 3) */
+    int64_t macs;        /* multiply-accumulates performed */
+    int64_t dense_macs;  /* multiply-accumulates of the dense layer */
+    int ran_dense;       /* 1 if the layer ran its dense path this frame */
+    double step_ms[16];  /* indexed by cbinfer_step; room to grow */
+    double total_ms;     /* all steps of the layer */
+} cbinfer_layer_stats;
+
+CBINFER_API int cbinfer_stream_layer_count(const cbinfer_stream_t *stream);
+CBINFER_API cbinfer_status cbinfer_stream_layer_stats(const cbinfer_stream_t *stream, int index,
+                                                      cbinfer_layer_stats *out);
+
+/* Frame totals of the last frame (always collected). */
+typedef struct cbinfer_frame_stats {
+    int64_t frame_index;  /* frames since creation or reset, 0-based */
+    double total_ms;      /* wall time of the push call */
+    int64_t macs;
+    int64_t dense_macs;
+    double changed_share; /* conv output pixels recomputed / total */
+} cbinfer_frame_stats;
+
+CBINFER_API cbinfer_status cbinfer_stream_frame_stats(const cbinfer_stream_t *stream,
+                                                      cbinfer_frame_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CBINFER_H */
