@@ -14,7 +14,8 @@
 typedef struct cpu_ctx {
     cbi_backend_config cfg;
     float *col;          /* im2col rows, chunk_px x max_k */
-    float *gemm;         /* GEMM result rows, chunk_px x max_cout */
+    float *gemm;         /* GEMM result rows, chunk_px x max_cout (Conv); ConvTranspose uses
+                            chunk_px x (kh * kw * cout) input rows at a time */
     size_t chunk_px;     /* output pixels per im2col/GEMM chunk */
     size_t max_k;
     size_t max_cout;
@@ -24,8 +25,9 @@ typedef struct cpu_ctx {
  * other ops). */
 typedef struct cpu_layer {
     float *in_state;   /* Conv, change-based: input state (closed loop) or previous input */
-    uint8_t *in_map;   /* Conv: changed input pixels, Eq. 3 [in.h * in.w] */
-    uint8_t *out_map;  /* Conv and pools: output pixels to recompute, Eq. 4 [out.h * out.w] */
+    int32_t *in_idx;   /* Conv: changed input pixels, Eq. 3 [in.h * in.w] */
+    uint8_t *out_map;  /* Conv and pools: output pixels to recompute, Eq. 4 [out.h * out.w];
+                          all zero between calls (cleared where it was set) */
     int32_t *idx;      /* Conv and pools: extracted indices of out_map [out.h * out.w] */
 } cpu_layer;
 
