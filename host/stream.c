@@ -1,0 +1,507 @@
+/*
+ * The stream context (one per camera) and the layer loop. The host owns the
+ * loop; for each node it picks the backend kernel (dense or change-based),
+ * passes the producer's change list along (cbi_changes), and records stats.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+
+struct cbinfer_stream {
+    const cbi_net *net;
+    int width, height;
+    cbinfer_mode mode;
+    cbinfer_precision precision;
+    const cbi_backend *be;
+    void *bctx;
+    cbi_shape *shapes;       /* per value */
+    cbi_node_plan *plans;    /* per node */
+    cbi_tensor *values;      /* per value, backend memory */
+    cbi_changes *chg;        /* per value, this frame */
+    void **layers;           /* per node, backend state */
+    float *thresholds;       /* per node (used by Conv nodes) */
+    cbinfer_layer_stats *stats; /* per node */
+    cbinfer_frame_stats frame;
+    double threshold_scale;
+    int collect_stats;
+    int reuse_1x1;
+    float *h_in;             /* NHWC staging of the network input */
+    float *h_out;            /* NHWC staging of the network output */
+    int first;               /* next frame initialises all state */
+    int have_output;
+    cbi_err err;
+};
+
+static size_t shape_elems(cbi_shape s)
+{
+    return (size_t)s.c * s.h * s.w;
+}
+
+/* Records a failure in the stream's last-error message and returns status. */
+#define STREAM_FAIL(s, status, ...) cbi_fail(&(s)->err, (status), __VA_ARGS__)
+
+void cbinfer_stream_destroy(cbinfer_stream_t *s)
+{
+    if (!s) return;
+    if (s->be && s->bctx) {
+        if (s->layers)
+            for (int i = 0; i < s->net->n_nodes; ++i) s->be->layer_destroy(s->bctx, s->layers[i]);
+        if (s->values)
+            for (int i = 0; i < s->net->n_values; ++i) s->be->release(s->bctx, s->values[i].data);
+        s->be->destroy(s->bctx);
+    }
+    free(s->shapes);
+    free(s->plans);
+    free(s->values);
+    free(s->chg);
+    free(s->layers);
+    free(s->thresholds);
+    free(s->stats);
+    free(s->h_in);
+    free(s->h_out);
+    free(s);
+}
+
+static int64_t node_dense_macs(const cbi_node *n, const cbi_node_plan *p)
+{
+    if (n->op == CBI_OP_CONV)
+        return (int64_t)p->out.h * p->out.w * p->out.c * n->win.kh * n->win.kw * p->in.c;
+    if (n->op == CBI_OP_CONV_TRANSPOSE)
+        return (int64_t)p->in.h * p->in.w * p->in.c * n->win.kh * n->win.kw * p->out.c;
+    return 0;
+}
+
+static cbinfer_status stream_init(cbinfer_stream_t *s, const cbinfer_network_t *network,
+                                  cbinfer_backend backend)
+{
+    const cbi_net *net = &network->net;
+    cbinfer_status st;
+    s->net = net;
+    s->shapes = cbi_calloc((size_t)net->n_values, sizeof *s->shapes);
+    s->plans = cbi_calloc((size_t)net->n_nodes, sizeof *s->plans);
+    s->values = cbi_calloc((size_t)net->n_values, sizeof *s->values);
+    s->chg = cbi_calloc((size_t)net->n_values, sizeof *s->chg);
+    s->layers = cbi_calloc((size_t)net->n_nodes, sizeof *s->layers);
+    s->thresholds = cbi_calloc((size_t)net->n_nodes, sizeof *s->thresholds);
+    s->stats = cbi_calloc((size_t)net->n_nodes, sizeof *s->stats);
+    if (!s->shapes || !s->plans || !s->values || !s->chg || !s->layers || !s->thresholds ||
+        !s->stats)
+        return STREAM_FAIL(s, CBINFER_STATUS_OUT_OF_MEMORY, "stream tables");
+
+    st = cbi_net_plan(net, s->height, s->width, s->shapes, s->plans, s->err.msg, sizeof s->err.msg);
+    if (st != CBINFER_STATUS_SUCCESS) return st;
+
+    switch (backend) {
+    case CBINFER_BACKEND_CPU: s->be = cbi_cpu_backend(); break;
+    case CBINFER_BACKEND_CUDA:
+#ifdef CBINFER_WITH_CUDA
+        s->be = cbi_cuda_backend();
+        break;
+#else
+        return STREAM_FAIL(s, CBINFER_STATUS_BACKEND_UNAVAILABLE,
+                           "cbinfer was built without CUDA (CBINFER_CUDA=OFF or no nvcc)");
+#endif
+    default: return STREAM_FAIL(s, CBINFER_STATUS_BAD_PARAM, "unknown backend %d", (int)backend);
+    }
+
+    const cbi_backend_config cfg = {
+        .net = net, .shapes = s->shapes, .plans = s->plans, .mode = s->mode,
+        .precision = s->precision,
+    };
+    st = s->be->create(&cfg, &s->bctx, &s->err);
+    if (st != CBINFER_STATUS_SUCCESS) {
+        s->bctx = NULL;
+        return st;
+    }
+
+    const size_t elem = s->precision == CBINFER_PRECISION_FP16 ? 2 : sizeof(float);
+    for (int v = 0; v < net->n_values; ++v) {
+        s->values[v].shape = s->shapes[v];
+        st = s->be->alloc(s->bctx, shape_elems(s->shapes[v]) * elem, &s->values[v].data, &s->err);
+        if (st != CBINFER_STATUS_SUCCESS) return st;
+    }
+    for (int i = 0; i < net->n_nodes; ++i) {
+        st = s->be->layer_create(s->bctx, i, &s->layers[i], &s->err);
+        if (st != CBINFER_STATUS_SUCCESS) return st;
+        const cbi_node *n = &net->nodes[i];
+        s->stats[i].name = n->name;
+        s->stats[i].op = n->op_type;
+        s->stats[i].total_px = (int64_t)s->plans[i].out.h * s->plans[i].out.w;
+        s->stats[i].dense_macs = node_dense_macs(n, &s->plans[i]);
+    }
+    s->h_in = cbi_malloc_array(shape_elems(s->shapes[net->input]), sizeof(float));
+    s->h_out = cbi_malloc_array(shape_elems(s->shapes[net->output]), sizeof(float));
+    if (!s->h_in || !s->h_out) return STREAM_FAIL(s, CBINFER_STATUS_OUT_OF_MEMORY, "staging buffers");
+    return CBINFER_STATUS_SUCCESS;
+}
+
+cbinfer_status cbinfer_stream_create(const cbinfer_network_t *network, int width, int height,
+                                     cbinfer_backend backend, cbinfer_mode mode,
+                                     cbinfer_precision precision, cbinfer_stream_t **out,
+                                     char *err, size_t err_len)
+{
+    if (err && err_len) err[0] = '\0';
+    if (!out) return CBINFER_STATUS_NULL_ARGUMENT;
+    *out = NULL;
+    if (!network) {
+        if (err && err_len) cbi_err_copy(&(cbi_err){"network is NULL"}, err, err_len);
+        return CBINFER_STATUS_NULL_ARGUMENT;
+    }
+    cbi_err e;
+    cbinfer_status st = CBINFER_STATUS_SUCCESS;
+    if (width <= 0 || height <= 0)
+        st = cbi_fail(&e, CBINFER_STATUS_BAD_FRAME_SIZE, "frame size %dx%d", width, height);
+    else if ((unsigned)mode > CBINFER_MODE_CBINFER_FF)
+        st = cbi_fail(&e, CBINFER_STATUS_BAD_PARAM, "unknown mode %d", (int)mode);
+    else if ((unsigned)precision > CBINFER_PRECISION_FP16)
+        st = cbi_fail(&e, CBINFER_STATUS_BAD_PARAM, "unknown precision %d", (int)precision);
+    if (st != CBINFER_STATUS_SUCCESS) {
+        cbi_err_copy(&e, err, err_len);
+        return st;
+    }
+
+    cbinfer_stream_t *s = calloc(1, sizeof *s);
+    if (!s) {
+        cbi_err_copy(&(cbi_err){"stream context"}, err, err_len);
+        return CBINFER_STATUS_OUT_OF_MEMORY;
+    }
+    s->width = width;
+    s->height = height;
+    s->mode = mode;
+    s->precision = precision;
+    s->threshold_scale = 1.0;
+    s->first = 1;
+    st = stream_init(s, network, backend);
+    if (st != CBINFER_STATUS_SUCCESS) {
+        cbi_err_copy(&s->err, err, err_len);
+        cbinfer_stream_destroy(s);
+        return st;
+    }
+    *out = s;
+    return CBINFER_STATUS_SUCCESS;
+}
+
+const char *cbinfer_stream_last_error(const cbinfer_stream_t *s)
+{
+    return s ? s->err.msg : "stream is NULL";
+}
+
+cbinfer_status cbinfer_stream_reset(cbinfer_stream_t *s)
+{
+    if (!s) return CBINFER_STATUS_NULL_ARGUMENT;
+    s->first = 1;
+    s->have_output = 0;
+    memset(&s->frame, 0, sizeof s->frame);
+    return CBINFER_STATUS_SUCCESS;
+}
+
+/* ------------------------------------------------------------ tunables ---- */
+
+cbinfer_status cbinfer_param_bounds(cbinfer_param key, double *min, double *max)
+{
+    if (!min || !max) return CBINFER_STATUS_NULL_ARGUMENT;
+    switch (key) {
+    case CBINFER_PARAM_COLLECT_STATS:
+    case CBINFER_PARAM_REUSE_1X1_INDICES: *min = 0; *max = 1; return CBINFER_STATUS_SUCCESS;
+    case CBINFER_PARAM_THRESHOLD_SCALE: *min = 0; *max = 1e30; return CBINFER_STATUS_SUCCESS;
+    }
+    return CBINFER_STATUS_BAD_PARAM;
+}
+
+cbinfer_status cbinfer_stream_set_param(cbinfer_stream_t *s, cbinfer_param key, double value)
+{
+    double lo, hi;
+    if (!s) return CBINFER_STATUS_NULL_ARGUMENT;
+    if (cbinfer_param_bounds(key, &lo, &hi) != CBINFER_STATUS_SUCCESS)
+        return STREAM_FAIL(s, CBINFER_STATUS_BAD_PARAM, "unknown parameter %d", (int)key);
+    if (!(value >= lo && value <= hi))
+        return STREAM_FAIL(s, CBINFER_STATUS_BAD_PARAM, "parameter %d: %g outside [%g, %g]",
+                           (int)key, value, lo, hi);
+    switch (key) {
+    case CBINFER_PARAM_COLLECT_STATS: s->collect_stats = value != 0; break;
+    case CBINFER_PARAM_THRESHOLD_SCALE: s->threshold_scale = value; break;
+    case CBINFER_PARAM_REUSE_1X1_INDICES: s->reuse_1x1 = value != 0; break;
+    }
+    return CBINFER_STATUS_SUCCESS;
+}
+
+cbinfer_status cbinfer_stream_get_param(const cbinfer_stream_t *s, cbinfer_param key,
+                                        double *value)
+{
+    if (!s || !value) return CBINFER_STATUS_NULL_ARGUMENT;
+    switch (key) {
+    case CBINFER_PARAM_COLLECT_STATS: *value = s->collect_stats; return CBINFER_STATUS_SUCCESS;
+    case CBINFER_PARAM_THRESHOLD_SCALE: *value = s->threshold_scale; return CBINFER_STATUS_SUCCESS;
+    case CBINFER_PARAM_REUSE_1X1_INDICES: *value = s->reuse_1x1; return CBINFER_STATUS_SUCCESS;
+    }
+    return CBINFER_STATUS_BAD_PARAM;
+}
+
+static int find_conv(const cbi_net *net, const char *name)
+{
+    for (int i = 0; i < net->n_conv; ++i)
+        if (strcmp(net->nodes[net->conv_nodes[i]].name, name) == 0) return net->conv_nodes[i];
+    return -1;
+}
+
+static cbinfer_status check_threshold(cbinfer_stream_t *s, float t)
+{
+    if (!isfinite(t) || t < 0.f)
+        return STREAM_FAIL(s, CBINFER_STATUS_BAD_PARAM, "threshold %g must be finite and >= 0",
+                           (double)t);
+    return CBINFER_STATUS_SUCCESS;
+}
+
+cbinfer_status cbinfer_stream_set_threshold(cbinfer_stream_t *s, const char *node_name,
+                                            float threshold)
+{
+    if (!s) return CBINFER_STATUS_NULL_ARGUMENT;
+    if (!node_name) return STREAM_FAIL(s, CBINFER_STATUS_NULL_ARGUMENT, "node name is NULL");
+    cbinfer_status st = check_threshold(s, threshold);
+    if (st != CBINFER_STATUS_SUCCESS) return st;
+    int id = find_conv(s->net, node_name);
+    if (id < 0)
+        return STREAM_FAIL(s, CBINFER_STATUS_UNKNOWN_NODE, "no Conv node named '%s'", node_name);
+    s->thresholds[id] = threshold;
+    return CBINFER_STATUS_SUCCESS;
+}
+
+cbinfer_status cbinfer_stream_set_threshold_all(cbinfer_stream_t *s, float threshold)
+{
+    if (!s) return CBINFER_STATUS_NULL_ARGUMENT;
+    cbinfer_status st = check_threshold(s, threshold);
+    if (st != CBINFER_STATUS_SUCCESS) return st;
+    for (int i = 0; i < s->net->n_conv; ++i) s->thresholds[s->net->conv_nodes[i]] = threshold;
+    return CBINFER_STATUS_SUCCESS;
+}
+
+cbinfer_status cbinfer_stream_get_threshold(const cbinfer_stream_t *s, const char *node_name,
+                                            float *threshold)
+{
+    if (!s || !node_name || !threshold) return CBINFER_STATUS_NULL_ARGUMENT;
+    int id = find_conv(s->net, node_name);
+    if (id < 0) return CBINFER_STATUS_UNKNOWN_NODE;
+    *threshold = s->thresholds[id];
+    return CBINFER_STATUS_SUCCESS;
+}
+
+/* ------------------------------------------------------------ the loop ---- */
+
+static cbi_kernel node_kernel(const cbinfer_stream_t *s, const cbi_node *n)
+{
+    const int dense = s->mode == CBINFER_MODE_DENSE;
+    switch (n->op) {
+    case CBI_OP_CONV: return dense ? CBI_K_CONV_DENSE : CBI_K_CONV_CHANGE;
+    case CBI_OP_MAXPOOL:
+    case CBI_OP_AVGPOOL: return dense ? CBI_K_POOL_DENSE : CBI_K_POOL_CHANGE;
+    case CBI_OP_CONV_TRANSPOSE: return CBI_K_CONV_TRANSPOSE;
+    case CBI_OP_ACTIVATION: return CBI_K_ACTIVATION;
+    case CBI_OP_ADD: return CBI_K_ADD;
+    case CBI_OP_CONCAT: return CBI_K_CONCAT;
+    case CBI_OP_PAD: return CBI_K_PAD;
+    case CBI_OP_RESIZE: return CBI_K_RESIZE;
+    case CBI_OP_DEPTH_TO_SPACE: return CBI_K_DEPTH_TO_SPACE;
+    case CBI_OP_COUNT: break;
+    }
+    return CBI_K_COUNT;
+}
+
+static int is_change_kernel(cbi_kernel k)
+{
+    return k == CBI_K_CONV_CHANGE || k == CBI_K_POOL_CHANGE;
+}
+
+/* A dense op whose inputs were all left untouched this frame would compute
+ * what its output already holds. */
+static int inputs_unchanged(const cbinfer_stream_t *s, const cbi_node *n)
+{
+    for (int i = 0; i < n->n_inputs; ++i) {
+        const cbi_changes *c = &s->chg[n->inputs[i]];
+        if (c->all || c->count) return 0;
+    }
+    return 1;
+}
+
+static cbinfer_status run_network(cbinfer_stream_t *s)
+{
+    const cbi_net *net = s->net;
+    cbinfer_status st;
+    int64_t changed = 0, total = 0, macs = 0, dense_macs = 0;
+
+    /* The pushed frame may differ anywhere. */
+    s->chg[net->input] = (cbi_changes){.all = 1};
+
+    for (int i = 0; i < net->n_nodes; ++i) {
+        const cbi_node *n = &net->nodes[i];
+        cbinfer_layer_stats *ls = &s->stats[i];
+        cbi_changes *out_chg = &s->chg[n->output];
+        const cbi_kernel k = node_kernel(s, n);
+        if (k == CBI_K_COUNT)
+            return STREAM_FAIL(s, CBINFER_STATUS_INTERNAL, "node %s: no kernel", n->name);
+
+        ls->changed_px = ls->changed_in_px = ls->macs = 0;
+        ls->ran_dense = s->first || !is_change_kernel(k);
+        memset(ls->step_ms, 0, sizeof ls->step_ms);
+        ls->total_ms = 0;
+
+        if (!s->first && !is_change_kernel(k) && inputs_unchanged(s, n)) {
+            *out_chg = (cbi_changes){.all = 0, .count = 0};
+            ls->ran_dense = 0;
+            continue;
+        }
+
+        cbi_op_args a = {
+            .node = n, .plan = &s->plans[i], .layer = s->layers[i], .n_in = n->n_inputs,
+            .out = &s->values[n->output], .out_chg = out_chg, .first = s->first,
+            .threshold = (float)(s->thresholds[i] * s->threshold_scale),
+            .feed_forward = s->mode == CBINFER_MODE_CBINFER_FF,
+            .reuse_indices = s->reuse_1x1, .collect_stats = s->collect_stats, .stats = ls,
+        };
+        for (int j = 0; j < n->n_inputs; ++j) {
+            a.in[j] = &s->values[n->inputs[j]];
+            a.in_chg[j] = &s->chg[n->inputs[j]];
+        }
+        *out_chg = (cbi_changes){.all = 1};
+        const double t0 = cbi_now_ms();
+        st = s->be->kernel[k](s->bctx, &a, &s->err);
+        if (st != CBINFER_STATUS_SUCCESS) return st;
+        if (s->collect_stats) {
+            /* Per-layer wall time needs the device to finish the layer. */
+            st = s->be->synchronize(s->bctx, &s->err);
+            if (st != CBINFER_STATUS_SUCCESS) return st;
+            ls->total_ms = cbi_now_ms() - t0;
+        }
+        if (n->op == CBI_OP_CONV) {
+            changed += ls->changed_px;
+            total += ls->total_px;
+        }
+        macs += ls->macs;
+        dense_macs += ls->dense_macs;
+    }
+    s->frame.macs = macs;
+    s->frame.dense_macs = dense_macs;
+    s->frame.changed_share = total ? (double)changed / (double)total : 1.0;
+    return CBINFER_STATUS_SUCCESS;
+}
+
+/* Uploads s->h_in, runs every node, waits for the device. */
+static cbinfer_status process_frame(cbinfer_stream_t *s, double t_start_ms)
+{
+    cbinfer_status st = s->be->upload(s->bctx, &s->values[s->net->input], s->h_in, &s->err);
+    if (st == CBINFER_STATUS_SUCCESS) st = run_network(s);
+    if (st == CBINFER_STATUS_SUCCESS) st = s->be->synchronize(s->bctx, &s->err);
+    if (st != CBINFER_STATUS_SUCCESS) {
+        /* Half-updated state cannot be trusted: start over at the next frame. */
+        s->first = 1;
+        s->have_output = 0;
+        return st;
+    }
+    s->frame.frame_index = s->first ? 0 : s->frame.frame_index + 1;
+    s->frame.total_ms = cbi_now_ms() - t_start_ms;
+    s->first = 0;
+    s->have_output = 1;
+    return CBINFER_STATUS_SUCCESS;
+}
+
+static cbinfer_status check_frame_size(cbinfer_stream_t *s, int width, int height)
+{
+    if (width != s->width || height != s->height)
+        return STREAM_FAIL(s, CBINFER_STATUS_BAD_FRAME_SIZE,
+                           "frame is %dx%d but the stream was created for %dx%d", width, height,
+                           s->width, s->height);
+    return CBINFER_STATUS_SUCCESS;
+}
+
+cbinfer_status cbinfer_stream_push_rgb8(cbinfer_stream_t *s, const uint8_t *rgb, int width,
+                                        int height, size_t stride_bytes)
+{
+    if (!s) return CBINFER_STATUS_NULL_ARGUMENT;
+    if (!rgb) return STREAM_FAIL(s, CBINFER_STATUS_NULL_ARGUMENT, "frame pointer is NULL");
+    const double t0 = cbi_now_ms();
+    cbinfer_status st = check_frame_size(s, width, height);
+    if (st != CBINFER_STATUS_SUCCESS) return st;
+    if (s->net->in_c != 3)
+        return STREAM_FAIL(s, CBINFER_STATUS_BAD_PARAM,
+                           "the network takes %d input channels, not RGB", s->net->in_c);
+    if (stride_bytes < (size_t)width * 3)
+        return STREAM_FAIL(s, CBINFER_STATUS_BAD_PARAM, "row stride %zu < 3 * width %d",
+                           stride_bytes, width);
+    /* NHWC with C = 3 is the RGB8 layout: one scale and offset per value. */
+    const float scale = s->net->input_scale, offset = s->net->input_offset;
+    for (int y = 0; y < height; ++y) {
+        const uint8_t *row = rgb + (size_t)y * stride_bytes;
+        float *dst = s->h_in + (size_t)y * width * 3;
+        for (int x = 0; x < width * 3; ++x) dst[x] = (float)row[x] * scale + offset;
+    }
+    return process_frame(s, t0);
+}
+
+cbinfer_status cbinfer_stream_push_nchw(cbinfer_stream_t *s, const float *data, int channels,
+                                        int height, int width)
+{
+    if (!s) return CBINFER_STATUS_NULL_ARGUMENT;
+    if (!data) return STREAM_FAIL(s, CBINFER_STATUS_NULL_ARGUMENT, "tensor pointer is NULL");
+    const double t0 = cbi_now_ms();
+    cbinfer_status st = check_frame_size(s, width, height);
+    if (st != CBINFER_STATUS_SUCCESS) return st;
+    if (channels != s->net->in_c)
+        return STREAM_FAIL(s, CBINFER_STATUS_BAD_FRAME_SIZE,
+                           "tensor has %d channels, the network takes %d", channels, s->net->in_c);
+    const size_t hw = (size_t)height * width;
+    for (size_t p = 0; p < hw; ++p)
+        for (int c = 0; c < channels; ++c) s->h_in[p * channels + c] = data[c * hw + p];
+    return process_frame(s, t0);
+}
+
+cbinfer_status cbinfer_stream_output_dims(const cbinfer_stream_t *s, int *channels, int *height,
+                                          int *width)
+{
+    if (!s) return CBINFER_STATUS_NULL_ARGUMENT;
+    const cbi_shape o = s->shapes[s->net->output];
+    if (channels) *channels = o.c;
+    if (height) *height = o.h;
+    if (width) *width = o.w;
+    return CBINFER_STATUS_SUCCESS;
+}
+
+cbinfer_status cbinfer_stream_read_output(cbinfer_stream_t *s, float *dst, size_t capacity)
+{
+    if (!s) return CBINFER_STATUS_NULL_ARGUMENT;
+    if (!dst) return STREAM_FAIL(s, CBINFER_STATUS_NULL_ARGUMENT, "output buffer is NULL");
+    if (!s->have_output)
+        return STREAM_FAIL(s, CBINFER_STATUS_NOT_READY, "no frame processed since creation or reset");
+    const cbi_shape o = s->shapes[s->net->output];
+    const size_t hw = (size_t)o.h * o.w;
+    if (capacity < hw * o.c)
+        return STREAM_FAIL(s, CBINFER_STATUS_BUFFER_TOO_SMALL, "output needs %zu floats, buffer has %zu",
+                           hw * o.c, capacity);
+    cbinfer_status st = s->be->download(s->bctx, s->h_out, &s->values[s->net->output], &s->err);
+    if (st != CBINFER_STATUS_SUCCESS) return st;
+    for (size_t p = 0; p < hw; ++p)
+        for (int c = 0; c < o.c; ++c) dst[c * hw + p] = s->h_out[p * o.c + c];
+    return CBINFER_STATUS_SUCCESS;
+}
+
+int cbinfer_stream_layer_count(const cbinfer_stream_t *s)
+{
+    return s ? s->net->n_nodes : 0;
+}
+
+cbinfer_status cbinfer_stream_layer_stats(const cbinfer_stream_t *s, int index,
+                                          cbinfer_layer_stats *out)
+{
+    if (!s || !out) return CBINFER_STATUS_NULL_ARGUMENT;
+    if (index < 0 || index >= s->net->n_nodes) return CBINFER_STATUS_BAD_PARAM;
+    *out = s->stats[index];
+    return CBINFER_STATUS_SUCCESS;
+}
+
+cbinfer_status cbinfer_stream_frame_stats(const cbinfer_stream_t *s, cbinfer_frame_stats *out)
+{
+    if (!s || !out) return CBINFER_STATUS_NULL_ARGUMENT;
+    if (!s->have_output) return CBINFER_STATUS_NOT_READY;
+    *out = s->frame;
+    return CBINFER_STATUS_SUCCESS;
+}

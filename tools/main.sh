@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The main job: cbinfer-bench on the sample surveillance video (vtest.avi)
+# with the waifu2x vgg_7 denoiser, on the GPU if one is present, otherwise on
+# the CPU. Extra arguments go to cbinfer-bench (e.g. --frames 50).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash tools/setup_debian.sh
+source tools/data_dir.sh
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DCBINFER_DATA_DIR="$CBINFER_DATA_DIR" >&2
+cmake --build build -j "$(nproc)" --target cbinfer-bench >&2
+exec build/bench/cbinfer-bench --model build/models/vgg7-noise1.onnx \
+  --video "$CBINFER_DATA_DIR/data/video/vtest.avi" --resize 384x288 --frames 100 \
+  --mode cbinfer --threshold 0.02 "$@"

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs everything cbinfer needs to build, test and benchmark on Debian 12
+# (or Ubuntu 22.04+). The CUDA toolkit is not a Debian package here: when nvcc
+# is in /usr/local/cuda (or on PATH) the CUDA backend is built too.
+set -euo pipefail
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+PKGS=(
+  build-essential cmake ninja-build pkg-config
+  libprotobuf-c-dev protobuf-c-compiler libonnx-dev        # ONNX parsing (system onnx.proto)
+  libavformat-dev libavcodec-dev libswscale-dev libavutil-dev  # video input
+  libopenblas-dev                                          # CPU GEMM
+  googletest libgtest-dev valgrind                         # tests
+  python3-numpy python3-onnx python3-matplotlib            # tools/ (run by /usr/bin/python3)
+)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup_debian.sh: installing ${missing[*]}" >&2
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi
