@@ -1,0 +1,263 @@
+/*
+ * Command line of cbinfer-bench. Strict on purpose: a benchmark that quietly
+ * reads "--frames 1O" as 1 or ignores a misspelt flag reports numbers for a
+ * run nobody asked for.
+ */
+#include "bench_args.h"
+
+#include <errno.h>
+#include <float.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cbinfer.h"
+
+/* Same bound as host/video/video.c, so a size accepted here is never rejected
+ * there for being too large. */
+#define CBI_BENCH_MAX_SIDE 16384
+
+static int fail(char *err, size_t n, const char *fmt, ...)
+{
+    if (err && n > 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, n, fmt, ap);
+        va_end(ap);
+    }
+    return 2;
+}
+
+/* Whole-string integer in [min, max]. Distinguishes "not a number" from "out
+ * of range" so the message says which. */
+static int parse_int(const char *flag, const char *s, long long min, long long max,
+                     long long *out, char *err, size_t n)
+{
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    /* strtoll skips leading blanks; a value with them is a quoting mistake. */
+    if (*s == '\0' || *s == ' ' || *s == '\t' || end == s || *end != '\0')
+        return fail(err, n, "%s needs an integer, got '%s'", flag, s);
+    if (errno == ERANGE || v < min || v > max) {
+        if (v < 0 && min >= 0) return fail(err, n, "%s must not be negative, got '%s'", flag, s);
+        if (v < min && max == LLONG_MAX)
+            return fail(err, n, "%s must be at least %lld, got '%s'", flag, min, s);
+        return fail(err, n, "%s must be in %lld..%lld, got '%s'", flag, min, max, s);
+    }
+    *out = v;
+    return 0;
+}
+
+/* "WxH" with both sides in 1..CBI_BENCH_MAX_SIDE. `end` (may be NULL) gets the
+ * first character after H; without it the size must be the whole string. */
+static int parse_size(const char *flag, const char *s, int *w, int *h, const char **end,
+                      char *err, size_t n)
+{
+    const char *p = s;
+    long long side[2] = {0, 0};
+    for (int i = 0; i < 2; ++i) {
+        if (*p < '0' || *p > '9') goto malformed;
+        long long v = 0;
+        while (*p >= '0' && *p <= '9') {
+            v = v * 10 + (*p - '0');
+            if (v > CBI_BENCH_MAX_SIDE) v = CBI_BENCH_MAX_SIDE + 1; /* saturate, no overflow */
+            ++p;
+        }
+        side[i] = v;
+        if (i == 0) {
+            if (*p != 'x' && *p != 'X') goto malformed;
+            ++p;
+        }
+    }
+    if (end)
+        *end = p;
+    else if (*p != '\0')
+        goto malformed;
+    if (side[0] < 1 || side[1] < 1 || side[0] > CBI_BENCH_MAX_SIDE || side[1] > CBI_BENCH_MAX_SIDE)
+        return fail(err, n, "%s: size '%s' out of range (each side 1..%d)", flag, s,
+                    CBI_BENCH_MAX_SIDE);
+    *w = (int)side[0];
+    *h = (int)side[1];
+    return 0;
+malformed:
+    return fail(err, n, "%s: malformed size '%s' (expected WxH, e.g. 384x288)", flag, s);
+}
+
+static int set_input(cbi_bench_args *a, cbi_bench_input kind, const char *flag, const char *path,
+                     char *err, size_t n)
+{
+    if (a->input != CBI_BENCH_INPUT_NONE)
+        return fail(err, n, "%s: give exactly one input (--video, --raw or --input-npy)", flag);
+    if (*path == '\0') return fail(err, n, "%s: empty path", flag);
+    a->input = kind;
+    a->input_path = path;
+    return 0;
+}
+
+const char *cbi_bench_usage(void)
+{
+    return "usage: cbinfer-bench --model PATH INPUT [options]\n"
+           "\n"
+           "Runs an ONNX model over a video with cbinfer and reports, per frame, the\n"
+           "share of recomputed pixels and the time, then a summary.\n"
+           "\n"
+           "input, exactly one of:\n"
+           "  --video PATH          a video file (anything FFmpeg decodes)\n"
+           "  --raw WxH:PATH        raw rgb24 frames of W x H; PATH '-' reads stdin\n"
+           "  --input-npy PATH      one float32 NCHW tensor (N = 1), fed as is, run once\n"
+           "\n"
+           "options:\n"
+           "  --model PATH          the ONNX model (required)\n"
+           "  --resize WxH          resize frames before the network (bilinear)\n"
+           "  --skip N              first frame to process (default 0)\n"
+           "  --frames N            frames to process (default: all)\n"
+           "  --backend cpu|cuda    default: cuda when available, else cpu\n"
+           "  --mode dense|cbinfer|cbinfer-ff   default: cbinfer\n"
+           "  --threshold T         change threshold of every change-detecting layer, in\n"
+           "                        the units of that layer's input (default 0: exact)\n"
+           "  --dump-output DIR     write the output of frame k to DIR/frame_%05d.npy\n"
+           "  --stats               per-layer table (changed share, time per step)\n"
+           "  --help, --version\n"
+           "\n"
+           "exit status: 0 success, 1 runtime error, 2 usage error\n";
+}
+
+int cbi_bench_parse_args(int argc, char **argv, cbi_bench_args *out, char *err, size_t n)
+{
+    if (err && n > 0) err[0] = '\0';
+    if (!out) return fail(err, n, "internal: no output struct");
+    memset(out, 0, sizeof *out);
+    out->frames = -1;
+    out->backend = CBI_BENCH_BACKEND_AUTO;
+    out->mode = CBINFER_MODE_CBINFER;
+    int skip_given = 0, frames_given = 0, resize_given = 0;
+
+    for (int i = 1; i < argc; ++i) {
+        const char *arg = argv[i];
+        if (strncmp(arg, "--", 2) != 0 || arg[2] == '\0')
+            return fail(err, n, "unexpected argument '%s' (see --help)", arg);
+
+        /* Split "--flag=value"; the flag name is compared without the value. */
+        char flag[64];
+        const char *eq = strchr(arg, '=');
+        size_t flag_len = eq ? (size_t)(eq - arg) : strlen(arg);
+        if (flag_len >= sizeof flag) return fail(err, n, "unknown flag '%s' (see --help)", arg);
+        memcpy(flag, arg, flag_len);
+        flag[flag_len] = '\0';
+
+        if (strcmp(flag, "--help") == 0 || strcmp(flag, "--version") == 0 ||
+            strcmp(flag, "--stats") == 0) {
+            if (eq) return fail(err, n, "%s takes no value", flag);
+            if (flag[2] == 'h') {
+                out->help = 1;
+                return 0;
+            }
+            if (flag[2] == 'v') {
+                out->version = 1;
+                return 0;
+            }
+            out->stats = 1;
+            continue;
+        }
+
+        static const char *const with_value[] = {
+            "--model", "--video", "--raw", "--input-npy", "--resize", "--skip", "--frames",
+            "--backend", "--mode", "--threshold", "--dump-output"};
+        int known = 0;
+        for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; ++k)
+            known |= strcmp(flag, with_value[k]) == 0;
+        if (!known) return fail(err, n, "unknown flag '%s' (see --help)", flag);
+
+        const char *val;
+        if (eq) {
+            val = eq + 1;
+        } else {
+            if (i + 1 >= argc) return fail(err, n, "%s needs a value", flag);
+            val = argv[++i];
+        }
+
+        int rc = 0;
+        long long num = 0;
+        if (strcmp(flag, "--model") == 0) {
+            if (*val == '\0') return fail(err, n, "--model: empty path");
+            out->model = val;
+        } else if (strcmp(flag, "--video") == 0) {
+            rc = set_input(out, CBI_BENCH_INPUT_VIDEO, flag, val, err, n);
+        } else if (strcmp(flag, "--input-npy") == 0) {
+            rc = set_input(out, CBI_BENCH_INPUT_NPY, flag, val, err, n);
+        } else if (strcmp(flag, "--raw") == 0) {
+            /* The size ends at the first ':'; the rest is the path, which may
+             * itself contain ':'. */
+            const char *after = NULL;
+            int w = 0, h = 0;
+            rc = parse_size(flag, val, &w, &h, &after, err, n);
+            if (rc == 0 && *after != ':')
+                rc = fail(err, n, "--raw: expected WxH:PATH (e.g. 640x480:frames.rgb), got '%s'",
+                          val);
+            if (rc == 0) rc = set_input(out, CBI_BENCH_INPUT_RAW, flag, after + 1, err, n);
+            if (rc == 0) {
+                out->raw_w = w;
+                out->raw_h = h;
+            }
+        } else if (strcmp(flag, "--resize") == 0) {
+            rc = parse_size(flag, val, &out->resize_w, &out->resize_h, NULL, err, n);
+            resize_given = 1;
+        } else if (strcmp(flag, "--skip") == 0) {
+            rc = parse_int(flag, val, 0, INT_MAX, &num, err, n);
+            out->skip = (int)num;
+            skip_given = 1;
+        } else if (strcmp(flag, "--frames") == 0) {
+            rc = parse_int(flag, val, 1, LLONG_MAX, &num, err, n);
+            out->frames = num;
+            frames_given = 1;
+        } else if (strcmp(flag, "--backend") == 0) {
+            if (strcmp(val, "cpu") == 0)
+                out->backend = CBINFER_BACKEND_CPU;
+            else if (strcmp(val, "cuda") == 0)
+                out->backend = CBINFER_BACKEND_CUDA;
+            else
+                rc = fail(err, n, "--backend must be cpu or cuda, got '%s'", val);
+        } else if (strcmp(flag, "--mode") == 0) {
+            if (strcmp(val, "dense") == 0)
+                out->mode = CBINFER_MODE_DENSE;
+            else if (strcmp(val, "cbinfer") == 0)
+                out->mode = CBINFER_MODE_CBINFER;
+            else if (strcmp(val, "cbinfer-ff") == 0)
+                out->mode = CBINFER_MODE_CBINFER_FF;
+            else
+                rc = fail(err, n, "--mode must be dense, cbinfer or cbinfer-ff, got '%s'", val);
+        } else if (strcmp(flag, "--threshold") == 0) {
+            /* strtod, then a range check: an underflow to 0 is harmless, an
+             * overflow of float is not. */
+            char *end = NULL;
+            double t = strtod(val, &end);
+            if (*val == '\0' || *val == ' ' || *val == '\t' || end == val || *end != '\0')
+                rc = fail(err, n, "--threshold needs a number, got '%s'", val);
+            else if (!isfinite(t) || fabs(t) > FLT_MAX)
+                rc = fail(err, n, "--threshold must be finite, got '%s'", val);
+            else if (t < 0.0)
+                rc = fail(err, n, "--threshold must not be negative, got '%s'", val);
+            else
+                out->threshold = t == 0.0 ? 0.0f : (float)t; /* "-0" becomes +0 */
+        } else if (strcmp(flag, "--dump-output") == 0) {
+            if (*val == '\0') return fail(err, n, "--dump-output: empty path");
+            out->dump_dir = val;
+        }
+        if (rc != 0) return rc;
+    }
+
+    if (!out->model) return fail(err, n, "--model is required (see --help)");
+    if (out->input == CBI_BENCH_INPUT_NONE)
+        return fail(err, n, "an input is required: --video, --raw or --input-npy");
+    if (out->input == CBI_BENCH_INPUT_NPY) {
+        /* One tensor, fed as is: frame selection and resizing have nothing to act on. */
+        if (resize_given) return fail(err, n, "--resize does not apply to --input-npy");
+        if (skip_given) return fail(err, n, "--skip does not apply to --input-npy");
+        if (frames_given) return fail(err, n, "--frames does not apply to --input-npy");
+    }
+    return 0;
+}

@@ -1,0 +1,294 @@
+// cbinfer-bench's command line (bench/bench_args.c): every flag, the input
+// exclusivity, malformed values and unknown flags.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "../bench/bench_args.h"
+#include "cbinfer.h"
+
+namespace {
+
+struct Parsed {
+    int rc = -1;
+    cbi_bench_args args{};
+    std::string err;
+    std::vector<std::string> storage;  // keeps argv's strings alive for args' pointers
+};
+
+// Parses "cbinfer-bench" followed by the given arguments.
+Parsed parse(std::vector<std::string> argv_in)
+{
+    Parsed p;
+    p.storage = std::move(argv_in);
+    p.storage.insert(p.storage.begin(), "cbinfer-bench");
+    std::vector<char *> argv;
+    for (auto &s : p.storage) argv.push_back(&s[0]);
+    argv.push_back(nullptr);
+    char err[512];
+    std::memset(err, 'x', sizeof err);  // the parser must terminate it
+    err[sizeof err - 1] = '\0';
+    p.rc = cbi_bench_parse_args((int)p.storage.size(), argv.data(), &p.args, err, sizeof err);
+    p.err = err;
+    return p;
+}
+
+// A minimal valid command line plus extra arguments.
+Parsed parse_with(std::vector<std::string> extra)
+{
+    std::vector<std::string> a = {"--model", "m.onnx", "--video", "v.avi"};
+    a.insert(a.end(), extra.begin(), extra.end());
+    return parse(a);
+}
+
+// Fails with a message that mentions `needle`.
+void expect_usage_error(const Parsed &p, const std::string &needle)
+{
+    EXPECT_EQ(p.rc, 2);
+    EXPECT_NE(p.err.find(needle), std::string::npos) << "message: " << p.err;
+    EXPECT_EQ(p.err.find('\n'), std::string::npos) << "one line: " << p.err;
+}
+
+}  // namespace
+
+TEST(BenchArgs, Defaults)
+{
+    Parsed p = parse({"--model", "m.onnx", "--video", "v.avi"});
+    ASSERT_EQ(p.rc, 0) << p.err;
+    EXPECT_STREQ(p.args.model, "m.onnx");
+    EXPECT_EQ(p.args.input, CBI_BENCH_INPUT_VIDEO);
+    EXPECT_STREQ(p.args.input_path, "v.avi");
+    EXPECT_EQ(p.args.resize_w, 0);
+    EXPECT_EQ(p.args.resize_h, 0);
+    EXPECT_EQ(p.args.skip, 0);
+    EXPECT_EQ(p.args.frames, -1);
+    EXPECT_EQ(p.args.backend, CBI_BENCH_BACKEND_AUTO);
+    EXPECT_EQ(p.args.mode, CBINFER_MODE_CBINFER);
+    EXPECT_EQ(p.args.threshold, 0.0f);
+    EXPECT_EQ(p.args.dump_dir, nullptr);
+    EXPECT_EQ(p.args.stats, 0);
+    EXPECT_EQ(p.args.help, 0);
+    EXPECT_EQ(p.args.version, 0);
+    EXPECT_EQ(p.err, "");
+}
+
+TEST(BenchArgs, ModelIsRequired)
+{
+    expect_usage_error(parse({"--video", "v.avi"}), "--model");
+    expect_usage_error(parse({"--model", "", "--video", "v.avi"}), "empty");
+}
+
+TEST(BenchArgs, Video)
+{
+    Parsed p = parse({"--video", "/data/a b.avi", "--model", "m.onnx"});
+    ASSERT_EQ(p.rc, 0) << p.err;
+    EXPECT_EQ(p.args.input, CBI_BENCH_INPUT_VIDEO);
+    EXPECT_STREQ(p.args.input_path, "/data/a b.avi");
+}
+
+TEST(BenchArgs, Raw)
+{
+    Parsed p = parse({"--model", "m.onnx", "--raw", "640x480:frames.rgb"});
+    ASSERT_EQ(p.rc, 0) << p.err;
+    EXPECT_EQ(p.args.input, CBI_BENCH_INPUT_RAW);
+    EXPECT_EQ(p.args.raw_w, 640);
+    EXPECT_EQ(p.args.raw_h, 480);
+    EXPECT_STREQ(p.args.input_path, "frames.rgb");
+
+    p = parse({"--model", "m.onnx", "--raw", "32x16:-"});
+    ASSERT_EQ(p.rc, 0) << p.err;
+    EXPECT_STREQ(p.args.input_path, "-");
+
+    // The path may contain ':'; only the first one ends the size.
+    p = parse({"--model", "m.onnx", "--raw=8x8:c:/x:y.rgb"});
+    ASSERT_EQ(p.rc, 0) << p.err;
+    EXPECT_STREQ(p.args.input_path, "c:/x:y.rgb");
+}
+
+TEST(BenchArgs, RawMalformed)
+{
+    expect_usage_error(parse({"--model", "m", "--raw", "640x480"}), "WxH:PATH");
+    expect_usage_error(parse({"--model", "m", "--raw", "640x480:"}), "empty path");
+    expect_usage_error(parse({"--model", "m", "--raw", "640:f.rgb"}), "malformed size");
+    expect_usage_error(parse({"--model", "m", "--raw", "x480:f.rgb"}), "malformed size");
+    expect_usage_error(parse({"--model", "m", "--raw", "0x480:f.rgb"}), "out of range");
+    expect_usage_error(parse({"--model", "m", "--raw", "-640x480:f.rgb"}), "malformed size");
+    expect_usage_error(parse({"--model", "m", "--raw", ":f.rgb"}), "malformed size");
+}
+
+TEST(BenchArgs, InputNpy)
+{
+    Parsed p = parse({"--model", "m.onnx", "--input-npy", "x.npy"});
+    ASSERT_EQ(p.rc, 0) << p.err;
+    EXPECT_EQ(p.args.input, CBI_BENCH_INPUT_NPY);
+    EXPECT_STREQ(p.args.input_path, "x.npy");
+    // One tensor, run once: frame selection and resizing do not apply.
+    expect_usage_error(parse({"--model", "m", "--input-npy", "x.npy", "--resize", "8x8"}),
+                       "--resize");
+    expect_usage_error(parse({"--model", "m", "--input-npy", "x.npy", "--skip", "1"}), "--skip");
+    expect_usage_error(parse({"--model", "m", "--input-npy", "x.npy", "--frames", "2"}),
+                       "--frames");
+}
+
+TEST(BenchArgs, ExactlyOneInput)
+{
+    expect_usage_error(parse({"--model", "m.onnx"}), "input is required");
+    expect_usage_error(parse({"--model", "m", "--video", "a.avi", "--raw", "4x4:f"}),
+                       "exactly one input");
+    expect_usage_error(parse({"--model", "m", "--video", "a.avi", "--input-npy", "x.npy"}),
+                       "exactly one input");
+    expect_usage_error(parse({"--model", "m", "--raw", "4x4:f", "--input-npy", "x.npy"}),
+                       "exactly one input");
+    expect_usage_error(parse({"--model", "m", "--video", "a.avi", "--video", "b.avi"}),
+                       "exactly one input");
+}
+
+TEST(BenchArgs, Resize)
+{
+    Parsed p = parse_with({"--resize", "384x288"});
+    ASSERT_EQ(p.rc, 0) << p.err;
+    EXPECT_EQ(p.args.resize_w, 384);
+    EXPECT_EQ(p.args.resize_h, 288);
+    p = parse_with({"--resize=10X20"});
+    ASSERT_EQ(p.rc, 0) << p.err;
+    EXPECT_EQ(p.args.resize_w, 10);
+    EXPECT_EQ(p.args.resize_h, 20);
+}
+
+TEST(BenchArgs, MalformedSizes)
+{
+    for (const char *bad : {"384", "384x", "x288", "384x288x3", "384*288", "384 x288", "a384x288",
+                            "384x288 ", "", "384x-288", "-384x288", "3.5x2"})
+        expect_usage_error(parse_with({"--resize", bad}), "malformed size");
+    for (const char *bad : {"0x288", "384x0", "99999x10", "100000000000000000000x10"})
+        expect_usage_error(parse_with({"--resize", bad}), "out of range");
+}
+
+TEST(BenchArgs, SkipAndFrames)
+{
+    Parsed p = parse_with({"--skip", "25", "--frames=100"});
+    ASSERT_EQ(p.rc, 0) << p.err;
+    EXPECT_EQ(p.args.skip, 25);
+    EXPECT_EQ(p.args.frames, 100);
+    p = parse_with({"--skip", "0"});
+    ASSERT_EQ(p.rc, 0) << p.err;
+    EXPECT_EQ(p.args.skip, 0);
+}
+
+TEST(BenchArgs, NegativeAndMalformedNumbers)
+{
+    expect_usage_error(parse_with({"--skip", "-1"}), "negative");
+    expect_usage_error(parse_with({"--frames", "-5"}), "negative");
+    expect_usage_error(parse_with({"--frames", "0"}), "at least 1");
+    expect_usage_error(parse_with({"--threshold", "-0.5"}), "negative");
+    expect_usage_error(parse_with({"--skip", "1O"}), "integer");
+    expect_usage_error(parse_with({"--skip", "3.0"}), "integer");
+    expect_usage_error(parse_with({"--skip", ""}), "integer");
+    expect_usage_error(parse_with({"--skip", " 3"}), "integer");
+    expect_usage_error(parse_with({"--skip", "99999999999"}), "--skip");
+    expect_usage_error(parse_with({"--frames", "99999999999999999999999"}), "--frames");
+    expect_usage_error(parse_with({"--threshold", "abc"}), "number");
+    expect_usage_error(parse_with({"--threshold", "0.1x"}), "number");
+    expect_usage_error(parse_with({"--threshold", "nan"}), "finite");
+    expect_usage_error(parse_with({"--threshold", "inf"}), "finite");
+    expect_usage_error(parse_with({"--threshold", "1e39"}), "finite");
+}
+
+TEST(BenchArgs, Backend)
+{
+    Parsed p = parse_with({"--backend", "cpu"});
+    ASSERT_EQ(p.rc, 0) << p.err;
+    EXPECT_EQ(p.args.backend, CBINFER_BACKEND_CPU);
+    p = parse_with({"--backend=cuda"});
+    ASSERT_EQ(p.rc, 0) << p.err;
+    EXPECT_EQ(p.args.backend, CBINFER_BACKEND_CUDA);
+    expect_usage_error(parse_with({"--backend", "gpu"}), "cpu or cuda");
+    expect_usage_error(parse_with({"--backend", "CPU"}), "cpu or cuda");
+}
+
+TEST(BenchArgs, Mode)
+{
+    Parsed p = parse_with({"--mode", "dense"});
+    ASSERT_EQ(p.rc, 0) << p.err;
+    EXPECT_EQ(p.args.mode, CBINFER_MODE_DENSE);
+    p = parse_with({"--mode", "cbinfer"});
+    ASSERT_EQ(p.rc, 0) << p.err;
+    EXPECT_EQ(p.args.mode, CBINFER_MODE_CBINFER);
+    p = parse_with({"--mode", "cbinfer-ff"});
+    ASSERT_EQ(p.rc, 0) << p.err;
+    EXPECT_EQ(p.args.mode, CBINFER_MODE_CBINFER_FF);
+    expect_usage_error(parse_with({"--mode", "ff"}), "dense, cbinfer or cbinfer-ff");
+}
+
+TEST(BenchArgs, Threshold)
+{
+    Parsed p = parse_with({"--threshold", "0.05"});
+    ASSERT_EQ(p.rc, 0) << p.err;
+    EXPECT_FLOAT_EQ(p.args.threshold, 0.05f);
+    p = parse_with({"--threshold=2e-3"});
+    ASSERT_EQ(p.rc, 0) << p.err;
+    EXPECT_FLOAT_EQ(p.args.threshold, 0.002f);
+    p = parse_with({"--threshold", "-0"});
+    ASSERT_EQ(p.rc, 0) << p.err;
+    EXPECT_FALSE(std::signbit(p.args.threshold));
+}
+
+TEST(BenchArgs, DumpOutputAndStats)
+{
+    Parsed p = parse_with({"--dump-output", "out/dir", "--stats"});
+    ASSERT_EQ(p.rc, 0) << p.err;
+    EXPECT_STREQ(p.args.dump_dir, "out/dir");
+    EXPECT_EQ(p.args.stats, 1);
+    expect_usage_error(parse_with({"--dump-output", ""}), "empty");
+    expect_usage_error(parse_with({"--stats=1"}), "takes no value");
+}
+
+TEST(BenchArgs, HelpAndVersion)
+{
+    // They end parsing: nothing else is required.
+    Parsed p = parse({"--help"});
+    ASSERT_EQ(p.rc, 0) << p.err;
+    EXPECT_EQ(p.args.help, 1);
+    p = parse({"--version"});
+    ASSERT_EQ(p.rc, 0) << p.err;
+    EXPECT_EQ(p.args.version, 1);
+    p = parse({"--model", "m", "--help", "--no-such-flag"});
+    ASSERT_EQ(p.rc, 0) << p.err;
+    EXPECT_EQ(p.args.help, 1);
+    EXPECT_NE(std::string(cbi_bench_usage()).find("--threshold"), std::string::npos);
+}
+
+TEST(BenchArgs, UnknownFlagsAndArguments)
+{
+    expect_usage_error(parse_with({"--no-such-flag"}), "unknown flag '--no-such-flag'");
+    expect_usage_error(parse_with({"--no-such-flag=3"}), "unknown flag '--no-such-flag'");
+    expect_usage_error(parse_with({"-h"}), "unexpected argument '-h'");
+    expect_usage_error(parse_with({"stray"}), "unexpected argument 'stray'");
+    expect_usage_error(parse_with({"--"}), "unexpected argument '--'");
+    expect_usage_error(parse_with({"--Model", "x"}), "unknown flag");
+    expect_usage_error(parse_with({"--thresh", "0.1"}), "unknown flag");
+    expect_usage_error(parse_with({std::string("--") + std::string(100, 'a')}), "unknown flag");
+}
+
+TEST(BenchArgs, MissingValue)
+{
+    for (const char *flag : {"--model", "--video", "--raw", "--input-npy", "--resize", "--skip",
+                             "--frames", "--backend", "--mode", "--threshold", "--dump-output"}) {
+        Parsed p = parse({"--model", "m", "--video", "v", flag});
+        expect_usage_error(p, std::string(flag) + " needs a value");
+    }
+    // A following flag is taken as the value and rejected as one.
+    expect_usage_error(parse_with({"--skip", "--frames", "3"}), "integer");
+}
+
+TEST(BenchArgs, LastRepeatWins)
+{
+    Parsed p =
+        parse_with({"--skip", "3", "--skip", "4", "--mode", "dense", "--mode", "cbinfer-ff"});
+    ASSERT_EQ(p.rc, 0) << p.err;
+    EXPECT_EQ(p.args.skip, 4);
+    EXPECT_EQ(p.args.mode, CBINFER_MODE_CBINFER_FF);
+}
