@@ -1,0 +1,162 @@
+/*
+ * Change-based convolution (CBI_K_CONV_CHANGE), paper Sec. III-A to III-C, as
+ * a sequence of kernels on the context's stream:
+ *
+ *   1. change detection fused with the closed-loop state update and the
+ *      filter-support marking (Eq. 3 and 4, change_detect.cu), over the
+ *      producer's changed pixels only (cbi_changes);
+ *   2. change-index extraction (extract.cu), then ONE small pinned D2H copy
+ *      of the two counts and a stream synchronisation: the host needs the
+ *      number of changed output pixels to size the GEMM and to hand it to
+ *      the next layer (cbi_changes.count). This is the layer's only sync;
+ *   3. per chunk of changed output pixels: partial im2col (im2col.cu), GEMM
+ *      (gemm.cu, cuBLAS), fused bias + activation + scatter (update.cu);
+ *      the change map is cleared where it was set.
+ *
+ * Shortcuts without any sync: an input list with no pixel (nothing can have
+ * changed) and a reused index list (1x1, stride 1: Sec. III-E case 2), whose
+ * count the host already has.
+ *
+ * The im2col reads the input state, not the input: in the closed loop the
+ * stored output must be the convolution of the state; feed-forward, the
+ * state equals the input after detection (as host/cpu/cpu_conv.c).
+ */
+#include "cuda_backend.cuh"
+
+cbinfer_status cu_conv_rows(cu_ctx *ctx, cbi_op_args *a, const void *src, const int32_t *idx,
+                            int64_t n, cbi_err *e)
+{
+    const cu_layer *L = (const cu_layer *)a->layer;
+    const cbi_cuda_conv_geom g = cu_conv_geom(a);
+    const char *where = cu_name(a);
+    if ((size_t)g.k > ctx->max_k || (size_t)g.cout * ctx->chunk_px > ctx->y_floats)
+        return cbi_fail(e, CBINFER_STATUS_INTERNAL, "node %s: scratch sized for k %zu, layer has %d",
+                        where, ctx->max_k, g.k);
+    cbi_cuda_act act;
+    CU_TRY(cu_act_of(a, &act, e));
+    const int64_t chunk = (int64_t)ctx->chunk_px;
+    for (int64_t r0 = 0; r0 < n; r0 += chunk) {
+        const int m = (int)(n - r0 < chunk ? n - r0 : chunk);
+        const int32_t *rows = idx ? idx + r0 : NULL;
+        {
+            cu_step s(ctx, a, CBINFER_STEP_IM2COL);
+            CU_TRY(s.begin(e));
+            CBINFER_CUDA_TRY(launch_im2col(ctx->dt, &g, src, rows, r0, m, ctx->d_col, ctx->stream),
+                             e, where);
+            CU_TRY(s.end(e));
+        }
+        {
+            /* Row-major Y[m][cout] = X[m][k] * W[cout][k]^T. Read column-major,
+             * the row-major Y is Y^T (cout x m, ldc cout), W is W^T (k x cout,
+             * lda k) and X is X^T (k x m, ldb k), so Y^T = op_T(W^T) * X^T. */
+            cu_step s(ctx, a, CBINFER_STEP_GEMM);
+            CU_TRY(s.begin(e));
+            CBINFER_CUBLAS_TRY(launch_gemm(ctx->cublas, ctx->precision, CUBLAS_OP_T, g.cout, m, g.k,
+                                           L->d_w, g.k, ctx->d_col, g.k, ctx->d_y, g.cout),
+                               e, where);
+            CU_TRY(s.end(e));
+        }
+        {
+            cu_step s(ctx, a, CBINFER_STEP_UPDATE);
+            CU_TRY(s.begin(e));
+            CBINFER_CUDA_TRY(launch_update(ctx->dt, ctx->d_y, L->d_bias, &act, rows, r0, m,
+                                           g.cout, a->out->data, ctx->stream),
+                             e, where);
+            CU_TRY(s.end(e));
+        }
+    }
+    return CBINFER_STATUS_SUCCESS;
+}
+
+static int cu_is_pointwise(const cbi_cuda_conv_geom *g)
+{
+    return g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && g->pad_t == 0 &&
+           g->pad_l == 0 && g->ho == g->h && g->wo == g->w;
+}
+
+cbinfer_status cu_conv_change(void *bctx, cbi_op_args *a, cbi_err *e)
+{
+    cu_ctx *ctx = (cu_ctx *)bctx;
+    CU_TRY(cu_check_args(a, 1, e));
+    cu_layer *L = (cu_layer *)a->layer;
+    const char *where = cu_name(a);
+    const cbi_changes *in_chg = a->in_chg[0];
+    if (!L || !L->d_state || !L->d_map || !L->d_idx || !a->out_chg || !in_chg)
+        return cbi_fail(e, CBINFER_STATUS_INTERNAL, "node %s: no change-based conv state", where);
+    const cbi_cuda_conv_geom g = cu_conv_geom(a);
+    const int64_t npx_in = (int64_t)g.h * g.w, npx_out = (int64_t)g.ho * g.wo;
+
+    if (a->first) {
+        /* First frame: dense, the state starts as the input, the map clean. */
+        CBINFER_CUDA_TRY(cudaMemcpyAsync(L->d_state, a->in[0]->data,
+                                         (size_t)npx_in * g.cin * ctx->elem_bytes,
+                                         cudaMemcpyDeviceToDevice, ctx->stream),
+                         e, where);
+        CBINFER_CUDA_TRY(cudaMemsetAsync(L->d_map, 0, (size_t)npx_out, ctx->stream), e, where);
+        a->out_chg->all = 1;
+        a->stats->changed_in_px = npx_in;
+        return cu_conv_dense(bctx, a, e);
+    }
+    if (!in_chg->all && in_chg->count > 0 && !in_chg->idx)
+        return cbi_fail(e, CBINFER_STATUS_INTERNAL, "node %s: change list without indices",
+                        where);
+
+    const int32_t *idx = L->d_idx;
+    int64_t n = 0, n_in = 0;
+    if (a->reuse_indices && !in_chg->all && cu_is_pointwise(&g)) {
+        /* Sec. III-E case 2: the producer's indices are this layer's; the
+         * state follows them so detection can resume at any frame. */
+        cu_step s(ctx, a, CBINFER_STEP_EXTRACT);
+        CU_TRY(s.begin(e));
+        CBINFER_CUDA_TRY(launch_copy_pixels(ctx->dt, a->in[0]->data, L->d_state, in_chg->idx,
+                                            in_chg->count, g.cin, ctx->stream),
+                         e, where);
+        CU_TRY(s.end(e));
+        idx = in_chg->idx;
+        n = n_in = in_chg->count;
+    } else if (in_chg->all || in_chg->count > 0) {
+        const int64_t n_test = in_chg->all ? npx_in : in_chg->count;
+        {
+            cu_step s(ctx, a, CBINFER_STEP_CHANGE_DETECT);
+            CU_TRY(s.begin(e));
+            CBINFER_CUDA_TRY(cudaMemsetAsync(ctx->d_counts, 0, 2 * sizeof(int32_t), ctx->stream),
+                             e, where);
+            CBINFER_CUDA_TRY(launch_change_detect(ctx->dt, &g, a->in[0]->data, L->d_state,
+                                                  in_chg->all ? NULL : in_chg->idx, n_test,
+                                                  a->threshold, a->feed_forward, L->d_map,
+                                                  ctx->d_counts, ctx->stream),
+                             e, where);
+            CU_TRY(s.end(e));
+        }
+        {
+            cu_step s(ctx, a, CBINFER_STEP_EXTRACT);
+            CU_TRY(s.begin(e));
+            size_t tmp = ctx->sel_tmp_bytes;
+            CBINFER_CUDA_TRY(launch_extract_indices(L->d_map, npx_out, L->d_idx, ctx->d_counts + 1,
+                                                    ctx->d_sel_tmp, &tmp, ctx->stream),
+                             e, where);
+            CBINFER_CUDA_TRY(cudaMemcpyAsync(ctx->h_counts, ctx->d_counts, 2 * sizeof(int32_t),
+                                             cudaMemcpyDeviceToHost, ctx->stream),
+                             e, where);
+            CU_TRY(cu_sync(ctx, where, e));
+            n_in = ctx->h_counts[0];
+            n = ctx->h_counts[1];
+            if (n < 0 || n > npx_out || n_in < 0 || n_in > n_test)
+                return cbi_fail(e, CBINFER_STATUS_INTERNAL,
+                                "node %s: read back %lld changed of %lld outputs", where,
+                                (long long)n, (long long)npx_out);
+            CBINFER_CUDA_TRY(launch_clear_map(L->d_map, L->d_idx, n, ctx->stream), e, where);
+            CU_TRY(s.end(e));
+        }
+    }
+    /* Otherwise the producer rewrote no pixel: nothing can have changed. */
+
+    CU_TRY(cu_conv_rows(ctx, a, L->d_state, idx, n, e));
+    a->out_chg->all = 0;
+    a->out_chg->idx = (int32_t *)idx;
+    a->out_chg->count = n;
+    a->stats->changed_in_px = n_in;
+    a->stats->changed_px = n;
+    a->stats->macs = n * g.k * g.cout;
+    return CBINFER_STATUS_SUCCESS;
+}

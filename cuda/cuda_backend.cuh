@@ -1,0 +1,218 @@
+/*
+ * Internals of the CUDA backend shared by the .cu files of cuda/: the backend
+ * context (one CUDA stream, one cuBLAS and one cuDNN handle, shared scratch),
+ * per-layer state, error forwarding macros, step timing, and small device
+ * helpers. C++ only; C code sees cuda_kernels.h and host/backend.h.
+ */
+#ifndef CBI_CUDA_BACKEND_CUH
+#define CBI_CUDA_BACKEND_CUH
+
+#include <cublas_v2.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <cudnn.h>
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend.h"
+#include "cuda_kernels.h"
+
+/* ------------------------------------------------------------ context ---- */
+
+typedef struct cu_ctx {
+    cbi_backend_config cfg;
+    int device;
+    int precision;       /* cbinfer_precision */
+    cbi_cuda_dtype dt;   /* storage type of activations and weights */
+    size_t elem_bytes;   /* 4 or 2 */
+    cudaStream_t stream; /* every operation of the context runs here */
+    cublasHandle_t cublas;
+    cudnnHandle_t cudnn;
+
+    /* Shared scratch, sized in create() for the largest layer. */
+    void *d_col;         /* partial im2col rows: chunk_px x max_k elements (dt) */
+    float *d_y;          /* GEMM results, y_floats floats */
+    size_t chunk_px;     /* output pixels per im2col/GEMM chunk */
+    size_t max_k;
+    size_t y_floats;
+    void *d_ws;          /* cuDNN workspace, grown by layer_create to the max over layers */
+    size_t ws_bytes;
+    void *d_sel_tmp;     /* index-extraction scratch, grown by layer_create */
+    size_t sel_tmp_bytes;
+    int32_t *d_counts;   /* [0] changed input pixels, [1] extracted indices */
+    int32_t *h_counts;   /* pinned copy of d_counts: the one read-back per layer */
+    float *h_stage;      /* pinned staging of upload/download, stage_floats */
+    float *d_stage;      /* fp16 only: float tensor on the device for conversion */
+    size_t stage_floats;
+
+    cudaEvent_t ev_upload;  /* h_stage may be rewritten once this has completed */
+    int upload_pending;
+    cudaEvent_t ev_start, ev_stop; /* per-step timing (collect_stats only) */
+
+    int64_t host_syncs;
+} cu_ctx;
+
+/* Per-node state: weights in device layout, change-based state, cuDNN
+ * descriptors, resize tables. NULL for nodes that need none. */
+typedef struct cu_layer {
+    void *d_w;          /* Conv [cout][kh][kw][cin], ConvTranspose [cin][kh][kw][cout] (dt) */
+    float *d_bias;      /* [cout] */
+    float *d_slope;     /* PReLU slopes, n_slope floats */
+
+    void *d_state;      /* Conv, change-based: input state (dt) */
+    uint8_t *d_map;     /* Conv and pools, change-based: output pixels to recompute; all
+                           zero between calls */
+    int32_t *d_idx;     /* Conv and pools, change-based: extracted indices */
+
+    int use_cudnn;      /* Conv: cuDNN dense path set up (else im2col + GEMM) */
+    int fused;          /* Conv: bias + activation through cudnnConvolutionBiasActivationForward */
+    cudnnTensorDescriptor_t x_desc, y_desc, b_desc;
+    cudnnFilterDescriptor_t w_desc;
+    cudnnConvolutionDescriptor_t conv_desc;
+    cudnnActivationDescriptor_t act_desc;
+    cudnnConvolutionFwdAlgo_t algo;
+
+    int32_t *d_src_y, *d_src_x; /* Resize: source row / column of each output row / column */
+} cu_layer;
+
+/* --------------------------------------------------- error forwarding ---- */
+
+cbinfer_status cu_fail_cuda(cbi_err *e, cudaError_t rc, const char *call, const char *where);
+cbinfer_status cu_fail_cublas(cbi_err *e, cublasStatus_t rc, const char *call, const char *where);
+cbinfer_status cu_fail_cudnn(cbi_err *e, cudnnStatus_t rc, const char *call, const char *where);
+
+/* Each runs one native call; on failure it returns from the enclosing
+ * function with BACKEND_ERROR (OUT_OF_MEMORY for allocation failures) and a
+ * message naming the call and `where` (the node, or the backend step). */
+#define CBINFER_CUDA_TRY(call, e, where)                                                     \
+    do {                                                                                     \
+        cudaError_t cbi_rc_ = (call);                                                        \
+        if (cbi_rc_ != cudaSuccess) return cu_fail_cuda((e), cbi_rc_, #call, (where));       \
+    } while (0)
+#define CBINFER_CUBLAS_TRY(call, e, where)                                                   \
+    do {                                                                                     \
+        cublasStatus_t cbi_rc_ = (call);                                                     \
+        if (cbi_rc_ != CUBLAS_STATUS_SUCCESS) return cu_fail_cublas((e), cbi_rc_, #call, (where)); \
+    } while (0)
+#define CBINFER_CUDNN_TRY(call, e, where)                                                    \
+    do {                                                                                     \
+        cudnnStatus_t cbi_rc_ = (call);                                                      \
+        if (cbi_rc_ != CUDNN_STATUS_SUCCESS) return cu_fail_cudnn((e), cbi_rc_, #call, (where)); \
+    } while (0)
+/* Forwards a cbinfer_status from a helper. */
+#define CU_TRY(expr)                                                                         \
+    do {                                                                                     \
+        cbinfer_status cbi_st_ = (expr);                                                     \
+        if (cbi_st_ != CBINFER_STATUS_SUCCESS) return cbi_st_;                               \
+    } while (0)
+
+/* ------------------------------------------------------------ helpers ---- */
+
+static inline const char *cu_name(const cbi_op_args *a)
+{
+    return a && a->node && a->node->name ? a->node->name : "?";
+}
+
+/* Checks what every kernel entry needs: node, plan, output and n inputs with
+ * data. */
+cbinfer_status cu_check_args(const cbi_op_args *a, int n_in_min, cbi_err *e);
+
+/* The node's activation with its PReLU slopes on the device (from layer);
+ * INTERNAL when a PReLU has no device slopes. */
+cbinfer_status cu_act_of(const cbi_op_args *a, cbi_cuda_act *act, cbi_err *e);
+
+/* Waits for the context's stream and counts it. */
+cbinfer_status cu_sync(cu_ctx *ctx, const char *where, cbi_err *e);
+
+/* Grows a device scratch buffer (creation time only: frees and reallocates). */
+cbinfer_status cu_grow(void **ptr, size_t *have_bytes, size_t need_bytes, const char *what,
+                       cbi_err *e);
+
+/*
+ * One timed step of one layer: an NVTX range "<layer>/<step>" always, and,
+ * only when args->collect_stats, CUDA events around the step whose elapsed
+ * time is added to stats->step_ms[step] at end() (which waits for the stop
+ * event: timing is the only extra synchronisation). The range is closed by
+ * end() or, on an early error return, by the destructor.
+ */
+class cu_step {
+public:
+    cu_step(cu_ctx *ctx, const cbi_op_args *a, cbinfer_step step);
+    ~cu_step();
+    cbinfer_status begin(cbi_err *e);
+    cbinfer_status end(cbi_err *e);
+
+private:
+    cu_ctx *ctx_;
+    const cbi_op_args *a_;
+    cbinfer_step step_;
+    bool open_ = false;
+};
+
+/* Blocks of 256 threads for n work items in a grid-stride loop (capped, so
+ * any n fits a 1-D grid). */
+static inline unsigned cu_blocks(int64_t n)
+{
+    const int64_t cap = (int64_t)1 << 20;
+    int64_t b = (n + 255) / 256;
+    if (b < 1) b = 1;
+    return (unsigned)(b < cap ? b : cap);
+}
+#define CU_THREADS 256
+
+/* ----------------------------------------------------- device helpers ---- */
+
+#ifdef __CUDACC__
+__device__ __forceinline__ float cu_ld(const float *p, int64_t i) { return p[i]; }
+__device__ __forceinline__ float cu_ld(const __half *p, int64_t i) { return __half2float(p[i]); }
+__device__ __forceinline__ void cu_st(float *p, int64_t i, float v) { p[i] = v; }
+__device__ __forceinline__ void cu_st(__half *p, int64_t i, float v) { p[i] = __float2half_rn(v); }
+
+/* Same arithmetic as cpu_activate() (host/cpu/cpu_backend.h). */
+__device__ __forceinline__ float cu_activate(const cbi_cuda_act &a, int ch, float v)
+{
+    switch (a.kind) {
+    case CBI_ACT_RELU: return v > 0.f ? v : 0.f;
+    case CBI_ACT_LEAKY_RELU: return v > 0.f ? v : v * a.alpha;
+    case CBI_ACT_PRELU: return v > 0.f ? v : v * a.slope[a.n_slope == 1 ? 0 : ch];
+    case CBI_ACT_CLIP: return v < a.lo ? a.lo : (v > a.hi ? a.hi : v);
+    default: return v;
+    }
+}
+
+#define CU_GRID_STRIDE(i, n)                                                                 \
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n);               \
+         i += (int64_t)gridDim.x * blockDim.x)
+#endif
+
+/* ------------------------------------------------------ kernel entries ---- */
+
+cbinfer_status cu_conv_dense(void *bctx, cbi_op_args *a, cbi_err *e);
+cbinfer_status cu_conv_change(void *bctx, cbi_op_args *a, cbi_err *e);
+cbinfer_status cu_conv_transpose(void *bctx, cbi_op_args *a, cbi_err *e);
+cbinfer_status cu_activation_op(void *bctx, cbi_op_args *a, cbi_err *e);
+cbinfer_status cu_pool_dense(void *bctx, cbi_op_args *a, cbi_err *e);
+cbinfer_status cu_pool_change(void *bctx, cbi_op_args *a, cbi_err *e);
+cbinfer_status cu_add(void *bctx, cbi_op_args *a, cbi_err *e);
+cbinfer_status cu_concat(void *bctx, cbi_op_args *a, cbi_err *e);
+cbinfer_status cu_pad(void *bctx, cbi_op_args *a, cbi_err *e);
+cbinfer_status cu_resize(void *bctx, cbi_op_args *a, cbi_err *e);
+cbinfer_status cu_depth_to_space(void *bctx, cbi_op_args *a, cbi_err *e);
+
+/* Layer setup and teardown per op family (called by layer_create/destroy):
+ * cuDNN descriptors and algorithm of a Conv (conv_dense.cu), resize tables
+ * (resize.cu). */
+cbinfer_status cu_cudnn_setup(cu_ctx *ctx, int node_id, cu_layer *L, cbi_err *e);
+void cu_cudnn_teardown(cu_layer *L);
+cbinfer_status cu_resize_setup(cu_ctx *ctx, int node_id, cu_layer *L, cbi_err *e);
+
+/* im2col + GEMM + update over n output pixels (idx, or all pixels from 0 when
+ * idx is NULL), reading the input from src (conv_change.cu). */
+cbinfer_status cu_conv_rows(cu_ctx *ctx, cbi_op_args *a, const void *src, const int32_t *idx,
+                            int64_t n, cbi_err *e);
+
+/* Geometry of a Conv / ConvTranspose / pool call. */
+cbi_cuda_conv_geom cu_conv_geom(const cbi_op_args *a);
+
+#endif /* CBI_CUDA_BACKEND_CUH */
