@@ -1,0 +1,242 @@
+/*
+ * The network IR: shape planning for one frame size (ONNX shape semantics),
+ * teardown, and the public accessors of a loaded network.
+ */
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "net.h"
+
+void cbi_net_clear(cbi_net *net)
+{
+    if (!net) return;
+    for (int i = 0; i < net->n_nodes; ++i) {
+        cbi_node *nd = &net->nodes[i];
+        free(nd->name);
+        free(nd->weight);
+        free(nd->bias);
+        free((void *)nd->act.slope);
+    }
+    free(net->nodes);
+    for (int v = 0; v < net->n_values; ++v) free(net->values[v].name);
+    free(net->values);
+    free(net->conv_nodes);
+    memset(net, 0, sizeof *net);
+}
+
+/* One spatial axis of Conv or a pool: resolves the pads (auto_pad applied)
+ * and returns the output size, <= 0 when the window does not fit. */
+static int64_t window_axis(const cbi_window *w, int64_t in, int k, int s, int d, int pad0,
+                           int pad1, int *pb, int *pe)
+{
+    int64_t dk = (int64_t)(k - 1) * d + 1;
+    switch (w->auto_pad) {
+    case CBI_AUTO_PAD_VALID: *pb = *pe = 0; break;
+    case CBI_AUTO_PAD_SAME_UPPER:
+    case CBI_AUTO_PAD_SAME_LOWER: {
+        int64_t out = (in + s - 1) / s;
+        int64_t total = (out - 1) * s + dk - in;
+        if (total < 0) total = 0;
+        int64_t small = total / 2, big = total - small;
+        /* The odd pixel goes to the end for SAME_UPPER, the start for LOWER. */
+        *pb = (int)(w->auto_pad == CBI_AUTO_PAD_SAME_UPPER ? small : big);
+        *pe = (int)(w->auto_pad == CBI_AUTO_PAD_SAME_UPPER ? big : small);
+        break;
+    }
+    default: *pb = pad0; *pe = pad1; break;
+    }
+    int64_t span = in + *pb + *pe - dk;
+    if (span < 0) return 0;
+    if (w->ceil_mode && w->auto_pad == CBI_AUTO_PAD_NOTSET) {
+        int64_t out = (span + s - 1) / s + 1;
+        /* As PyTorch and ONNX Runtime: a last window starting inside the end
+         * padding is dropped. */
+        if ((out - 1) * s >= in + *pb) out--;
+        return out;
+    }
+    return span / s + 1;
+}
+
+/* One spatial axis of ConvTranspose:
+ * out = (in - 1) * s - pad_b - pad_e + (k - 1) * d + 1 + out_pad. */
+static int64_t transpose_axis(const cbi_window *w, int64_t in, int k, int s, int d, int pad0,
+                              int pad1, int out_pad, int *pb, int *pe)
+{
+    int64_t full = (in - 1) * s + (int64_t)(k - 1) * d + 1 + out_pad;
+    switch (w->auto_pad) {
+    case CBI_AUTO_PAD_VALID: *pb = *pe = 0; break;
+    case CBI_AUTO_PAD_SAME_UPPER:
+    case CBI_AUTO_PAD_SAME_LOWER: {
+        /* Target in * s; ONNX splits the total with the odd pixel at the end
+         * for SAME_UPPER and at the start for SAME_LOWER. */
+        int64_t total = full - in * s;
+        if (total < 0) total = 0;
+        int64_t small = total / 2, big = total - small;
+        *pb = (int)(w->auto_pad == CBI_AUTO_PAD_SAME_UPPER ? small : big);
+        *pe = (int)(w->auto_pad == CBI_AUTO_PAD_SAME_UPPER ? big : small);
+        break;
+    }
+    default: *pb = pad0; *pe = pad1; break;
+    }
+    return full - *pb - *pe;
+}
+
+static cbinfer_status empty_output(cbi_err *e, const cbi_node *nd, cbi_shape in, int64_t oh,
+                                   int64_t ow, int height, int width)
+{
+    return cbi_fail(e, CBINFER_STATUS_BAD_FRAME_SIZE,
+                    "node '%s' (%s): output HxW would be %lldx%lld for its %dx%d input "
+                    "(frame WxH %dx%d is too small or too large)",
+                    nd->name, nd->op_type, (long long)oh, (long long)ow, in.h, in.w, width,
+                    height);
+}
+
+static cbinfer_status plan_node(const cbi_node *nd, cbi_shape *shapes, cbi_node_plan *pl,
+                                int height, int width, cbi_err *e)
+{
+    cbi_shape in = shapes[nd->inputs[0]];
+    const cbi_window *w = &nd->win;
+    int64_t oh = in.h, ow = in.w;
+    int oc = in.c;
+    memset(pl, 0, sizeof *pl);
+    pl->in = in;
+    switch (nd->op) {
+    case CBI_OP_CONV:
+    case CBI_OP_MAXPOOL:
+    case CBI_OP_AVGPOOL:
+        oh = window_axis(w, in.h, w->kh, w->sh, w->dh, w->pad_t, w->pad_b, &pl->pad_t, &pl->pad_b);
+        ow = window_axis(w, in.w, w->kw, w->sw, w->dw, w->pad_l, w->pad_r, &pl->pad_l, &pl->pad_r);
+        if (nd->op == CBI_OP_CONV) oc = nd->cout;
+        break;
+    case CBI_OP_CONV_TRANSPOSE:
+        oh = transpose_axis(w, in.h, w->kh, w->sh, w->dh, w->pad_t, w->pad_b, w->out_pad_h,
+                            &pl->pad_t, &pl->pad_b);
+        ow = transpose_axis(w, in.w, w->kw, w->sw, w->dw, w->pad_l, w->pad_r, w->out_pad_w,
+                            &pl->pad_l, &pl->pad_r);
+        oc = nd->cout;
+        break;
+    case CBI_OP_ACTIVATION: break;
+    case CBI_OP_ADD:
+    case CBI_OP_CONCAT:
+        oc = 0;
+        for (int k = 0; k < nd->n_inputs; ++k) {
+            cbi_shape s = shapes[nd->inputs[k]];
+            int same = s.h == in.h && s.w == in.w && (nd->op == CBI_OP_CONCAT || s.c == in.c);
+            if (!same)
+                return cbi_fail(e, CBINFER_STATUS_BAD_FRAME_SIZE,
+                                "node '%s' (%s): inputs have shapes %dx%dx%d and %dx%dx%d "
+                                "(CxHxW) at frame WxH %dx%d",
+                                nd->name, nd->op_type, in.c, in.h, in.w, s.c, s.h, s.w, width,
+                                height);
+            oc += s.c;
+        }
+        if (nd->op == CBI_OP_ADD) oc = in.c;
+        break;
+    case CBI_OP_PAD:
+        if (nd->pad_mode == CBI_PAD_REFLECT &&
+            (nd->pad_t >= in.h || nd->pad_b >= in.h || nd->pad_l >= in.w || nd->pad_r >= in.w))
+            return cbi_fail(e, CBINFER_STATUS_BAD_FRAME_SIZE,
+                            "node '%s' (%s): reflect pads %d,%d,%d,%d (t,l,b,r) need an input "
+                            "larger than HxW %dx%d (frame WxH %dx%d)",
+                            nd->name, nd->op_type, nd->pad_t, nd->pad_l, nd->pad_b, nd->pad_r,
+                            in.h, in.w, width, height);
+        oh = (int64_t)in.h + nd->pad_t + nd->pad_b;
+        ow = (int64_t)in.w + nd->pad_l + nd->pad_r;
+        pl->pad_t = nd->pad_t;
+        pl->pad_l = nd->pad_l;
+        pl->pad_b = nd->pad_b;
+        pl->pad_r = nd->pad_r;
+        break;
+    case CBI_OP_RESIZE:
+        /* ONNX: output = floor(input * scale) unless sizes are given. */
+        oh = nd->size_h > 0 ? nd->size_h : (int64_t)floor((double)in.h * nd->scale_h);
+        ow = nd->size_w > 0 ? nd->size_w : (int64_t)floor((double)in.w * nd->scale_w);
+        break;
+    case CBI_OP_DEPTH_TO_SPACE:
+        oh = (int64_t)in.h * nd->blocksize;
+        ow = (int64_t)in.w * nd->blocksize;
+        oc = in.c / (nd->blocksize * nd->blocksize);
+        break;
+    default:
+        return cbi_fail(e, CBINFER_STATUS_INTERNAL, "node '%s': unknown op %d", nd->name,
+                        (int)nd->op);
+    }
+    if (oh <= 0 || ow <= 0 || oh > INT_MAX || ow > INT_MAX)
+        return empty_output(e, nd, in, oh, ow, height, width);
+    pl->out.c = oc;
+    pl->out.h = (int)oh;
+    pl->out.w = (int)ow;
+    shapes[nd->output] = pl->out;
+    return CBINFER_STATUS_SUCCESS;
+}
+
+cbinfer_status cbi_net_plan(const cbi_net *net, int height, int width, cbi_shape *shapes,
+                            cbi_node_plan *plans, char *err, size_t err_len)
+{
+    cbi_err e;
+    cbinfer_status st = CBINFER_STATUS_SUCCESS;
+    e.msg[0] = '\0';
+    if (!net || !shapes || (!plans && net->n_nodes > 0)) {
+        st = cbi_fail(&e, CBINFER_STATUS_NULL_ARGUMENT, "cbi_net_plan: NULL argument");
+    } else if (height <= 0 || width <= 0) {
+        st = cbi_fail(&e, CBINFER_STATUS_BAD_FRAME_SIZE, "frame size WxH %dx%d is not positive",
+                      width, height);
+    } else if ((net->in_h > 0 && net->in_h != height) || (net->in_w > 0 && net->in_w != width)) {
+        st = cbi_fail(&e, CBINFER_STATUS_BAD_FRAME_SIZE,
+                      "the network input is fixed at %dx%d (WxH); the frame is %dx%d",
+                      net->in_w > 0 ? net->in_w : width, net->in_h > 0 ? net->in_h : height,
+                      width, height);
+    } else {
+        memset(shapes, 0, (size_t)net->n_values * sizeof *shapes);
+        shapes[net->input].c = net->in_c;
+        shapes[net->input].h = height;
+        shapes[net->input].w = width;
+        for (int i = 0; i < net->n_nodes && !st; ++i)
+            st = plan_node(&net->nodes[i], shapes, &plans[i], height, width, &e);
+    }
+    if (st) cbi_err_copy(&e, err, err_len);
+    return st;
+}
+
+/* ------------------------------------------------------------------------
+ * Public accessors
+ * ---------------------------------------------------------------------- */
+void cbinfer_network_free(cbinfer_network_t *net)
+{
+    if (!net) return;
+    cbi_net_clear(&net->net);
+    free(net);
+}
+
+cbinfer_status cbinfer_network_input_dims(const cbinfer_network_t *net, int *channels,
+                                          int *height, int *width)
+{
+    if (!net) return CBINFER_STATUS_NULL_ARGUMENT;
+    if (channels) *channels = net->net.in_c;
+    if (height) *height = net->net.in_h;
+    if (width) *width = net->net.in_w;
+    return CBINFER_STATUS_SUCCESS;
+}
+
+cbinfer_status cbinfer_network_input_scaling(const cbinfer_network_t *net, float *scale,
+                                             float *offset)
+{
+    if (!net) return CBINFER_STATUS_NULL_ARGUMENT;
+    if (scale) *scale = net->net.input_scale;
+    if (offset) *offset = net->net.input_offset;
+    return CBINFER_STATUS_SUCCESS;
+}
+
+int cbinfer_network_conv_count(const cbinfer_network_t *net)
+{
+    return net ? net->net.n_conv : 0;
+}
+
+const char *cbinfer_network_conv_name(const cbinfer_network_t *net, int index)
+{
+    if (!net || index < 0 || index >= net->net.n_conv) return NULL;
+    return net->net.nodes[net->net.conv_nodes[index]].name;
+}

@@ -1,0 +1,1514 @@
+// ONNX loader and network planning: models are built in memory with the
+// protobuf-c structs (no Python), loaded, and the resulting IR is checked:
+// BatchNorm folding, activation fusion, weight layout, statuses and messages
+// for every kind of bad model, and cbi_net_plan() shape arithmetic.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <deque>
+#include <fstream>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "cbinfer.h"
+#include "onnx.pb-c.h"
+#include "test_util.h"
+extern "C" {
+#include "net.h"
+}
+
+namespace {
+
+// Owns every C struct, array and string of a model under construction.
+class Arena {
+public:
+    void *raw(size_t bytes)
+    {
+        blocks_.emplace_back(new unsigned char[bytes ? bytes : 1]());
+        return blocks_.back().get();
+    }
+    template <class T> T *make(const T &init)
+    {
+        T *p = static_cast<T *>(raw(sizeof(T)));
+        std::memcpy(static_cast<void *>(p), &init, sizeof(T));
+        return p;
+    }
+    template <class T> T *copy(const std::vector<T> &v)
+    {
+        T *p = static_cast<T *>(raw(sizeof(T) * v.size()));
+        if (!v.empty()) std::memcpy(static_cast<void *>(p), v.data(), sizeof(T) * v.size());
+        return p;
+    }
+    char *str(const std::string &s)
+    {
+        char *p = static_cast<char *>(raw(s.size() + 1));
+        std::memcpy(p, s.c_str(), s.size() + 1);
+        return p;
+    }
+
+private:
+    std::vector<std::unique_ptr<unsigned char[]>> blocks_;
+};
+
+struct Node {
+    Onnx__NodeProto *p;
+    std::vector<Onnx__AttributeProto *> attrs;
+};
+
+// Dims for graph inputs: kSym is a dim_param, kUnset a dimension without value.
+constexpr int64_t kSym = -1;
+constexpr int64_t kUnset = -2;
+
+class Model {
+public:
+    explicit Model(int64_t opset = 13)
+    {
+        Onnx__ModelProto m = ONNX__MODEL_PROTO__INIT;
+        Onnx__GraphProto g = ONNX__GRAPH_PROTO__INIT;
+        model_ = a_.make(m);
+        graph_ = a_.make(g);
+        model_->has_ir_version = 1;
+        model_->ir_version = 8;
+        model_->producer_name = a_.str("cbinfer-tests");
+        model_->graph = graph_;
+        graph_->name = a_.str("test");
+        Onnx__OperatorSetIdProto o = ONNX__OPERATOR_SET_ID_PROTO__INIT;
+        Onnx__OperatorSetIdProto *op = a_.make(o);
+        op->domain = a_.str("");
+        op->has_version = 1;
+        op->version = opset;
+        opsets_.push_back(op);
+    }
+
+    Node &node(const std::string &op, const std::string &name, const std::vector<std::string> &in,
+               const std::vector<std::string> &out)
+    {
+        Onnx__NodeProto init = ONNX__NODE_PROTO__INIT;
+        Onnx__NodeProto *n = a_.make(init);
+        n->op_type = a_.str(op);
+        if (!name.empty()) n->name = a_.str(name);
+        std::vector<char *> i, o;
+        for (auto &s : in) i.push_back(a_.str(s));
+        for (auto &s : out) o.push_back(a_.str(s));
+        n->n_input = i.size();
+        n->input = a_.copy(i);
+        n->n_output = o.size();
+        n->output = a_.copy(o);
+        nodes_.push_back(Node{n, {}});
+        return nodes_.back();
+    }
+
+    void attr_i(Node &n, const std::string &name, int64_t v)
+    {
+        Onnx__AttributeProto *a = attr(n, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT);
+        a->has_i = 1;
+        a->i = v;
+    }
+    void attr_ints(Node &n, const std::string &name, const std::vector<int64_t> &v)
+    {
+        Onnx__AttributeProto *a = attr(n, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS);
+        a->n_ints = v.size();
+        a->ints = a_.copy(v);
+    }
+    void attr_f(Node &n, const std::string &name, float v)
+    {
+        Onnx__AttributeProto *a = attr(n, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT);
+        a->has_f = 1;
+        a->f = v;
+    }
+    void attr_floats(Node &n, const std::string &name, const std::vector<float> &v)
+    {
+        Onnx__AttributeProto *a = attr(n, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOATS);
+        a->n_floats = v.size();
+        a->floats = a_.copy(v);
+    }
+    void attr_s(Node &n, const std::string &name, const std::string &v)
+    {
+        Onnx__AttributeProto *a = attr(n, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING);
+        a->has_s = 1;
+        a->s.len = v.size();
+        a->s.data = reinterpret_cast<uint8_t *>(a_.str(v));
+    }
+    void attr_t(Node &n, const std::string &name, Onnx__TensorProto *t)
+    {
+        Onnx__AttributeProto *a = attr(n, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TENSOR);
+        a->t = t;
+    }
+
+    // A tensor not yet listed as an initializer (for Constant nodes).
+    Onnx__TensorProto *tensor(const std::string &name, const std::vector<int64_t> &dims,
+                              int32_t type)
+    {
+        Onnx__TensorProto init = ONNX__TENSOR_PROTO__INIT;
+        Onnx__TensorProto *t = a_.make(init);
+        t->name = a_.str(name);
+        t->n_dims = dims.size();
+        t->dims = a_.copy(dims);
+        t->has_data_type = 1;
+        t->data_type = type;
+        return t;
+    }
+    Onnx__TensorProto *init(Onnx__TensorProto *t)
+    {
+        inits_.push_back(t);
+        return t;
+    }
+    Onnx__TensorProto *init_f(const std::string &name, const std::vector<int64_t> &dims,
+                              const std::vector<float> &v)
+    {
+        Onnx__TensorProto *t = tensor(name, dims, ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT);
+        t->n_float_data = v.size();
+        t->float_data = a_.copy(v);
+        return init(t);
+    }
+    Onnx__TensorProto *init_raw(const std::string &name, const std::vector<int64_t> &dims,
+                                int32_t type, const void *bytes, size_t len)
+    {
+        Onnx__TensorProto *t = tensor(name, dims, type);
+        t->has_raw_data = 1;
+        t->raw_data.len = len;
+        t->raw_data.data = static_cast<uint8_t *>(a_.raw(len));
+        std::memcpy(t->raw_data.data, bytes, len);
+        return init(t);
+    }
+    Onnx__TensorProto *init_raw_f(const std::string &name, const std::vector<int64_t> &dims,
+                                  const std::vector<float> &v)
+    {
+        return init_raw(name, dims, ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, v.data(),
+                        v.size() * sizeof(float));
+    }
+    Onnx__TensorProto *init_i64(const std::string &name, const std::vector<int64_t> &dims,
+                                const std::vector<int64_t> &v)
+    {
+        Onnx__TensorProto *t = tensor(name, dims, ONNX__TENSOR_PROTO__DATA_TYPE__INT64);
+        t->n_int64_data = v.size();
+        t->int64_data = a_.copy(v);
+        return init(t);
+    }
+
+    void input(const std::string &name, const std::vector<int64_t> &dims)
+    {
+        Onnx__TensorShapeProto sh = ONNX__TENSOR_SHAPE_PROTO__INIT;
+        Onnx__TensorShapeProto *shape = a_.make(sh);
+        std::vector<Onnx__TensorShapeProto__Dimension *> ds;
+        for (int64_t d : dims) {
+            Onnx__TensorShapeProto__Dimension di = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__INIT;
+            Onnx__TensorShapeProto__Dimension *dim = a_.make(di);
+            if (d == kSym) {
+                dim->value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM;
+                dim->dim_param = a_.str("sym");
+            } else if (d != kUnset) {
+                dim->value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
+                dim->dim_value = d;
+            }
+            ds.push_back(dim);
+        }
+        shape->n_dim = ds.size();
+        shape->dim = a_.copy(ds);
+        Onnx__TypeProto__Tensor tt = ONNX__TYPE_PROTO__TENSOR__INIT;
+        Onnx__TypeProto__Tensor *tensor_type = a_.make(tt);
+        tensor_type->has_elem_type = 1;
+        tensor_type->elem_type = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT;
+        tensor_type->shape = shape;
+        Onnx__TypeProto tp = ONNX__TYPE_PROTO__INIT;
+        Onnx__TypeProto *type = a_.make(tp);
+        type->value_case = ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE;
+        type->tensor_type = tensor_type;
+        inputs_.push_back(value_info(name, type));
+    }
+    void output(const std::string &name) { outputs_.push_back(value_info(name, nullptr)); }
+
+    void meta(const std::string &key, const std::string &value)
+    {
+        Onnx__StringStringEntryProto e = ONNX__STRING_STRING_ENTRY_PROTO__INIT;
+        Onnx__StringStringEntryProto *p = a_.make(e);
+        p->key = a_.str(key);
+        p->value = a_.str(value);
+        meta_.push_back(p);
+    }
+
+    std::vector<uint8_t> bytes()
+    {
+        std::vector<Onnx__NodeProto *> ns;
+        for (Node &n : nodes_) {
+            n.p->n_attribute = n.attrs.size();
+            n.p->attribute = a_.copy(n.attrs);
+            ns.push_back(n.p);
+        }
+        graph_->n_node = ns.size();
+        graph_->node = a_.copy(ns);
+        graph_->n_initializer = inits_.size();
+        graph_->initializer = a_.copy(inits_);
+        graph_->n_input = inputs_.size();
+        graph_->input = a_.copy(inputs_);
+        graph_->n_output = outputs_.size();
+        graph_->output = a_.copy(outputs_);
+        model_->n_opset_import = opsets_.size();
+        model_->opset_import = a_.copy(opsets_);
+        model_->n_metadata_props = meta_.size();
+        model_->metadata_props = a_.copy(meta_);
+        std::vector<uint8_t> out(onnx__model_proto__get_packed_size(model_));
+        onnx__model_proto__pack(model_, out.data());
+        return out;
+    }
+
+    Onnx__ModelProto *proto() { return model_; }
+
+private:
+    Onnx__AttributeProto *attr(Node &n, const std::string &name,
+                               Onnx__AttributeProto__AttributeType type)
+    {
+        Onnx__AttributeProto init = ONNX__ATTRIBUTE_PROTO__INIT;
+        Onnx__AttributeProto *a = a_.make(init);
+        a->name = a_.str(name);
+        a->has_type = 1;
+        a->type = type;
+        n.attrs.push_back(a);
+        return a;
+    }
+    Onnx__ValueInfoProto *value_info(const std::string &name, Onnx__TypeProto *type)
+    {
+        Onnx__ValueInfoProto init = ONNX__VALUE_INFO_PROTO__INIT;
+        Onnx__ValueInfoProto *v = a_.make(init);
+        v->name = a_.str(name);
+        v->type = type;
+        return v;
+    }
+
+    Arena a_;
+    Onnx__ModelProto *model_;
+    Onnx__GraphProto *graph_;
+    std::deque<Node> nodes_;
+    std::vector<Onnx__TensorProto *> inits_;
+    std::vector<Onnx__ValueInfoProto *> inputs_, outputs_;
+    std::vector<Onnx__StringStringEntryProto *> meta_;
+    std::vector<Onnx__OperatorSetIdProto *> opsets_;
+};
+
+struct NetDeleter {
+    void operator()(cbinfer_network_t *n) const { cbinfer_network_free(n); }
+};
+using NetPtr = std::unique_ptr<cbinfer_network_t, NetDeleter>;
+
+struct Loaded {
+    cbinfer_status status;
+    NetPtr net;
+    std::string msg;
+    const cbi_net &ir() const { return net->net; }
+};
+
+Loaded load_bytes(const std::vector<uint8_t> &b)
+{
+    char err[1024] = "unset";
+    cbinfer_network_t *n = reinterpret_cast<cbinfer_network_t *>(0x1);
+    // A non-NULL pointer even for empty input, so that only the length says "empty".
+    static const uint8_t empty = 0;
+    cbinfer_status st = cbinfer_network_load_memory(b.empty() ? &empty : b.data(), b.size(), &n,
+                                                    err, sizeof err);
+    if (st != CBINFER_STATUS_SUCCESS) {
+        EXPECT_EQ(n, nullptr) << "out must be NULL on failure";
+    }
+    return Loaded{st, NetPtr(st == CBINFER_STATUS_SUCCESS ? n : nullptr), err};
+}
+
+Loaded load(Model &m) { return load_bytes(m.bytes()); }
+
+struct Planned {
+    cbinfer_status status;
+    std::vector<cbi_shape> shapes;
+    std::vector<cbi_node_plan> plans;
+    std::string msg;
+};
+
+Planned plan(const Loaded &l, int height, int width)
+{
+    Planned p;
+    p.shapes.resize(l.ir().n_values);
+    p.plans.resize(l.ir().n_nodes);
+    char err[1024] = "";
+    p.status = cbi_net_plan(&l.ir(), height, width, p.shapes.data(), p.plans.data(), err,
+                            sizeof err);
+    p.msg = err;
+    return p;
+}
+
+// Deterministic, distinct weight values.
+float wv(int i, int salt = 0)
+{
+    return 0.03125f * static_cast<float>((i * 7 + salt * 3) % 23) - 0.3f;
+}
+
+std::vector<float> ramp(size_t n, int salt = 0)
+{
+    std::vector<float> v(n);
+    for (size_t i = 0; i < n; ++i) v[i] = wv(static_cast<int>(i), salt);
+    return v;
+}
+
+// Conv `name` from `in` to `out` with deterministic weights [cout][cin][kh][kw]
+// (and a bias unless bias is false); returns the weights.
+std::vector<float> add_conv(Model &m, const std::string &name, const std::string &in,
+                            const std::string &out, int cin, int cout, int kh, int kw,
+                            bool bias = true, Node **node = nullptr)
+{
+    std::vector<float> w = ramp(static_cast<size_t>(cout) * cin * kh * kw, cout + cin);
+    m.init_f(name + ".w", {cout, cin, kh, kw}, w);
+    std::vector<std::string> ins{in, name + ".w"};
+    if (bias) {
+        m.init_f(name + ".b", {cout}, ramp(cout, 5));
+        ins.push_back(name + ".b");
+    }
+    Node &n = m.node("Conv", name, ins, {out});
+    if (node) *node = &n;
+    return w;
+}
+
+// x [1,c,h,w] -> Conv 3x3 (pads 1) -> y, plus whatever the test appends.
+Model one_conv(int c = 2, int64_t h = 6, int64_t w = 5, int cout = 3)
+{
+    Model m;
+    m.input("x", {1, c, h, w});
+    Node *n;
+    add_conv(m, "conv", "x", "y", c, cout, 3, 3, true, &n);
+    m.attr_ints(*n, "pads", {1, 1, 1, 1});
+    m.output("y");
+    return m;
+}
+
+size_t conv_index(int o, int y, int x, int i, int kh, int kw, int cin)
+{
+    return ((static_cast<size_t>(o) * kh + y) * kw + x) * cin + i;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// Valid models
+// ---------------------------------------------------------------------------
+
+TEST(Loader, ConvBnReluIsFoldedAndFused)
+{
+    const int cin = 2, cout = 3, kh = 2, kw = 3;
+    Model m;
+    m.input("x", {1, cin, 5, 4});
+    Node *conv;
+    std::vector<float> w = add_conv(m, "conv1", "x", "c1", cin, cout, kh, kw, true, &conv);
+    m.attr_ints(*conv, "pads", {0, 1, 1, 1});
+    std::vector<float> b = ramp(cout, 5);
+    std::vector<float> gamma{0.5f, 2.f, -1.f}, beta{0.1f, -0.2f, 0.3f}, mean{1.f, -0.5f, 0.25f},
+        var{0.25f, 4.f, 1.f};
+    const float eps = 1e-3f;
+    m.init_f("g", {cout}, gamma);
+    m.init_f("beta", {cout}, beta);
+    m.init_f("mean", {cout}, mean);
+    m.init_f("var", {cout}, var);
+    Node &bn = m.node("BatchNormalization", "bn1", {"c1", "g", "beta", "mean", "var"}, {"b1"});
+    m.attr_f(bn, "epsilon", eps);
+    m.node("Relu", "relu1", {"b1"}, {"y"});
+    m.output("y");
+
+    Loaded l = load(m);
+    ASSERT_EQ(l.status, CBINFER_STATUS_SUCCESS) << l.msg;
+    const cbi_net &net = l.ir();
+    ASSERT_EQ(net.n_nodes, 1);
+    EXPECT_EQ(cbinfer_network_conv_count(l.net.get()), 1);
+    EXPECT_STREQ(cbinfer_network_conv_name(l.net.get(), 0), "conv1");
+    const cbi_node &nd = net.nodes[0];
+    EXPECT_EQ(nd.op, CBI_OP_CONV);
+    EXPECT_STREQ(nd.op_type, "Conv");
+    EXPECT_EQ(nd.act.kind, CBI_ACT_RELU);
+    EXPECT_EQ(nd.cin, cin);
+    EXPECT_EQ(nd.cout, cout);
+    EXPECT_EQ(nd.win.kh, kh);
+    EXPECT_EQ(nd.win.kw, kw);
+    EXPECT_EQ(nd.win.pad_t, 0);
+    EXPECT_EQ(nd.win.pad_l, 1);
+    EXPECT_EQ(nd.win.pad_b, 1);
+    EXPECT_EQ(nd.win.pad_r, 1);
+    ASSERT_EQ(net.n_values, 2) << "only the input and the fused output remain";
+    EXPECT_STREQ(net.values[net.input].name, "x");
+    EXPECT_STREQ(net.values[net.output].name, "y");
+    EXPECT_EQ(nd.inputs[0], net.input);
+    EXPECT_EQ(nd.output, net.output);
+    EXPECT_EQ(net.values[net.output].c, cout);
+
+    for (int o = 0; o < cout; ++o) {
+        double f = gamma[o] / std::sqrt(static_cast<double>(var[o]) + eps);
+        EXPECT_NEAR(nd.bias[o], (b[o] - mean[o]) * f + beta[o], 1e-5) << "channel " << o;
+        for (int i = 0; i < cin; ++i)
+            for (int y = 0; y < kh; ++y)
+                for (int x = 0; x < kw; ++x) {
+                    float onnx = w[((static_cast<size_t>(o) * cin + i) * kh + y) * kw + x];
+                    EXPECT_NEAR(nd.weight[conv_index(o, y, x, i, kh, kw, cin)], onnx * f, 1e-5);
+                }
+    }
+}
+
+TEST(Loader, ConvWeightsReorderedExactlyAndBiasDefaultsToZero)
+{
+    const int cin = 3, cout = 2, kh = 3, kw = 2;
+    Model m;
+    m.input("x", {1, cin, 8, 8});
+    std::vector<float> w = add_conv(m, "c", "x", "y", cin, cout, kh, kw, false);
+    m.output("y");
+    Loaded l = load(m);
+    ASSERT_EQ(l.status, CBINFER_STATUS_SUCCESS) << l.msg;
+    const cbi_node &nd = l.ir().nodes[0];
+    EXPECT_EQ(nd.act.kind, CBI_ACT_NONE);
+    for (int o = 0; o < cout; ++o) {
+        EXPECT_EQ(nd.bias[o], 0.f);
+        for (int i = 0; i < cin; ++i)
+            for (int y = 0; y < kh; ++y)
+                for (int x = 0; x < kw; ++x)
+                    EXPECT_EQ(nd.weight[conv_index(o, y, x, i, kh, kw, cin)],
+                              w[((static_cast<size_t>(o) * cin + i) * kh + y) * kw + x]);
+    }
+}
+
+TEST(Loader, ConvTransposeWeightsAreCinKhKwCout)
+{
+    const int cin = 2, cout = 3, k = 3;
+    Model m;
+    m.input("x", {1, cin, kSym, kSym});
+    std::vector<float> w = ramp(static_cast<size_t>(cin) * cout * k * k);
+    m.init_f("w", {cin, cout, k, k}, w);
+    Node &n = m.node("ConvTranspose", "up", {"x", "w"}, {"t"});
+    m.attr_ints(n, "strides", {2, 2});
+    m.attr_ints(n, "pads", {1, 1, 1, 1});
+    m.attr_ints(n, "output_padding", {1, 1});
+    m.node("LeakyRelu", "lr", {"t"}, {"y"});
+    m.output("y");
+    Loaded l = load(m);
+    ASSERT_EQ(l.status, CBINFER_STATUS_SUCCESS) << l.msg;
+    ASSERT_EQ(l.ir().n_nodes, 1);
+    const cbi_node &nd = l.ir().nodes[0];
+    EXPECT_EQ(nd.op, CBI_OP_CONV_TRANSPOSE);
+    EXPECT_EQ(nd.act.kind, CBI_ACT_LEAKY_RELU);
+    EXPECT_FLOAT_EQ(nd.act.alpha, 0.01f);
+    EXPECT_EQ(nd.cin, cin);
+    EXPECT_EQ(nd.cout, cout);
+    EXPECT_EQ(cbinfer_network_conv_count(l.net.get()), 0) << "only Conv nodes detect changes";
+    for (int i = 0; i < cin; ++i)
+        for (int o = 0; o < cout; ++o)
+            for (int y = 0; y < k; ++y)
+                for (int x = 0; x < k; ++x)
+                    EXPECT_EQ(nd.weight[((static_cast<size_t>(i) * k + y) * k + x) * cout + o],
+                              w[((static_cast<size_t>(i) * cout + o) * k + y) * k + x]);
+    Planned p = plan(l, 5, 7);
+    ASSERT_EQ(p.status, CBINFER_STATUS_SUCCESS) << p.msg;
+    // (in - 1) * 2 - 2 + 3 + 1
+    EXPECT_EQ(p.shapes[l.ir().output].h, 10);
+    EXPECT_EQ(p.shapes[l.ir().output].w, 14);
+    EXPECT_EQ(p.shapes[l.ir().output].c, cout);
+}
+
+TEST(Loader, SymbolicInputDims)
+{
+    Model m;
+    m.input("x", {kSym, 3, kSym, kUnset});
+    add_conv(m, "c", "x", "y", 3, 4, 1, 1);
+    m.output("y");
+    Loaded l = load(m);
+    ASSERT_EQ(l.status, CBINFER_STATUS_SUCCESS) << l.msg;
+    int c = 0, h = 0, w = 0;
+    ASSERT_EQ(cbinfer_network_input_dims(l.net.get(), &c, &h, &w), CBINFER_STATUS_SUCCESS);
+    EXPECT_EQ(c, 3);
+    EXPECT_EQ(h, -1);
+    EXPECT_EQ(w, -1);
+    EXPECT_EQ(cbinfer_network_input_dims(l.net.get(), nullptr, nullptr, nullptr),
+              CBINFER_STATUS_SUCCESS);
+
+    Model f = one_conv(2, 6, 5);
+    Loaded lf = load(f);
+    ASSERT_EQ(lf.status, CBINFER_STATUS_SUCCESS) << lf.msg;
+    ASSERT_EQ(cbinfer_network_input_dims(lf.net.get(), &c, &h, &w), CBINFER_STATUS_SUCCESS);
+    EXPECT_EQ(c, 2);
+    EXPECT_EQ(h, 6);
+    EXPECT_EQ(w, 5);
+}
+
+TEST(Loader, MetadataSetsInputScaling)
+{
+    float scale = 0, offset = 1;
+    {
+        Model m = one_conv();
+        Loaded l = load(m);
+        ASSERT_EQ(l.status, CBINFER_STATUS_SUCCESS) << l.msg;
+        ASSERT_EQ(cbinfer_network_input_scaling(l.net.get(), &scale, &offset),
+                  CBINFER_STATUS_SUCCESS);
+        EXPECT_FLOAT_EQ(scale, 1.f / 255.f);
+        EXPECT_EQ(offset, 0.f);
+    }
+    {
+        Model m = one_conv();
+        m.meta("author", "tests");
+        m.meta("cbinfer.input_scale", "0.00784313725490196");
+        m.meta("cbinfer.input_offset", "-1");
+        Loaded l = load(m);
+        ASSERT_EQ(l.status, CBINFER_STATUS_SUCCESS) << l.msg;
+        ASSERT_EQ(cbinfer_network_input_scaling(l.net.get(), &scale, &offset),
+                  CBINFER_STATUS_SUCCESS);
+        EXPECT_FLOAT_EQ(scale, 2.f / 255.f);
+        EXPECT_FLOAT_EQ(offset, -1.f);
+    }
+    {
+        Model m = one_conv();
+        m.meta("cbinfer.input_scale", "2.5e-1");
+        Loaded l = load(m);
+        ASSERT_EQ(l.status, CBINFER_STATUS_SUCCESS) << l.msg;
+        ASSERT_EQ(cbinfer_network_input_scaling(l.net.get(), &scale, nullptr),
+                  CBINFER_STATUS_SUCCESS);
+        EXPECT_FLOAT_EQ(scale, 0.25f);
+    }
+    for (const char *bad : {"abc", "", "1.5x", "0,5", "1e"}) {
+        Model m = one_conv();
+        m.meta("cbinfer.input_offset", bad);
+        Loaded l = load(m);
+        EXPECT_EQ(l.status, CBINFER_STATUS_MODEL_MALFORMED) << "'" << bad << "'";
+        EXPECT_NE(l.msg.find("cbinfer.input_offset"), std::string::npos) << l.msg;
+    }
+}
+
+TEST(Loader, HalfDoubleAndRawInitializersAreConverted)
+{
+    // 1, -2, 0.5, 0.25, 1.5, 65504, the smallest subnormal, -0.
+    const std::vector<uint16_t> halves{0x3C00, 0xC000, 0x3800, 0x3400,
+                                       0x3E00, 0x7BFF, 0x0001, 0x8000};
+    const std::vector<float> expect{1.f, -2.f, 0.5f, 0.25f, 1.5f, 65504.f, 5.9604645e-8f, -0.f};
+    const std::vector<int32_t> as_int(halves.begin(), halves.end());
+    for (int form = 0; form < 4; ++form) {
+        Model m;
+        m.input("x", {1, 2, 4, 4});
+        std::vector<int64_t> dims{4, 2, 1, 1};
+        if (form == 0) {  // float16 as raw_data
+            m.init_raw("w", dims, ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16, halves.data(),
+                       halves.size() * 2);
+        } else if (form == 1) {  // float16 in int32_data
+            Onnx__TensorProto *t =
+                m.init(m.tensor("w", dims, ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16));
+            t->n_int32_data = as_int.size();
+            t->int32_data = const_cast<int32_t *>(as_int.data());
+        } else if (form == 2) {  // double as raw_data
+            std::vector<double> d(expect.begin(), expect.end());
+            m.init_raw("w", dims, ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE, d.data(),
+                       d.size() * sizeof(double));
+        } else {  // float as raw_data
+            m.init_raw_f("w", dims, expect);
+        }
+        Onnx__TensorProto *b = m.init(m.tensor("b", {4}, ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE));
+        static const double bias[4] = {0.5, -0.25, 3.0, 1e-3};
+        b->n_double_data = 4;
+        b->double_data = const_cast<double *>(bias);
+        m.node("Conv", "c", {"x", "w", "b"}, {"y"});
+        m.output("y");
+        Loaded l = load(m);
+        ASSERT_EQ(l.status, CBINFER_STATUS_SUCCESS) << "form " << form << ": " << l.msg;
+        const cbi_node &nd = l.ir().nodes[0];
+        for (size_t i = 0; i < expect.size(); ++i) EXPECT_EQ(nd.weight[i], expect[i]) << i;
+        EXPECT_TRUE(std::signbit(nd.weight[7]));
+        for (int o = 0; o < 4; ++o) EXPECT_FLOAT_EQ(nd.bias[o], static_cast<float>(bias[o]));
+    }
+}
+
+TEST(Loader, LoadsFromFile)
+{
+    Model m = one_conv();
+    std::vector<uint8_t> b = m.bytes();
+    std::string path = testing::TempDir() + "cbinfer_loader_test.onnx";
+    {
+        std::ofstream f(path, std::ios::binary);
+        f.write(reinterpret_cast<const char *>(b.data()), static_cast<std::streamsize>(b.size()));
+    }
+    cbinfer_network_t *n = nullptr;
+    char err[256] = "unset";
+    ASSERT_EQ(cbinfer_network_load(path.c_str(), &n, err, sizeof err), CBINFER_STATUS_SUCCESS)
+        << err;
+    EXPECT_STREQ(err, "");
+    EXPECT_EQ(cbinfer_network_conv_count(n), 1);
+    cbinfer_network_free(n);
+    std::remove(path.c_str());
+}
+
+TEST(Loader, ActivationsFuseOnlyIntoASingleUseConv)
+{
+    // conv1 -> relu (fused); conv2 -> {clip, add} (not fused: two uses);
+    // add -> prelu (standalone: Add is not a conv).
+    Model m(13);
+    m.input("x", {1, 2, kSym, kSym});
+    add_conv(m, "conv1", "x", "c1", 2, 3, 1, 1);
+    m.node("Relu", "relu", {"c1"}, {"r1"});
+    add_conv(m, "conv2", "r1", "c2", 3, 3, 1, 1);
+    m.init_f("lo", {}, {-0.5f});
+    m.node("Clip", "clip", {"c2", "lo", ""}, {"k2"});
+    m.node("Add", "add", {"k2", "c2"}, {"s"});
+    m.init_f("slope", {3, 1, 1}, {0.1f, 0.2f, 0.3f});
+    m.node("PRelu", "prelu", {"s", "slope"}, {"y"});
+    m.output("y");
+    Loaded l = load(m);
+    ASSERT_EQ(l.status, CBINFER_STATUS_SUCCESS) << l.msg;
+    const cbi_net &net = l.ir();
+    ASSERT_EQ(net.n_nodes, 5);
+    EXPECT_STREQ(net.nodes[0].name, "conv1");
+    EXPECT_EQ(net.nodes[0].act.kind, CBI_ACT_RELU);
+    EXPECT_STREQ(net.nodes[1].name, "conv2");
+    EXPECT_EQ(net.nodes[1].act.kind, CBI_ACT_NONE);
+    EXPECT_EQ(net.nodes[2].op, CBI_OP_ACTIVATION);
+    EXPECT_STREQ(net.nodes[2].op_type, "Clip");
+    EXPECT_EQ(net.nodes[2].act.kind, CBI_ACT_CLIP);
+    EXPECT_EQ(net.nodes[2].act.lo, -0.5f);
+    EXPECT_EQ(net.nodes[2].act.hi, INFINITY);
+    EXPECT_EQ(net.nodes[3].op, CBI_OP_ADD);
+    EXPECT_EQ(net.nodes[3].n_inputs, 2);
+    EXPECT_EQ(net.nodes[3].inputs[0], net.nodes[2].output);
+    EXPECT_EQ(net.nodes[3].inputs[1], net.nodes[1].output);
+    EXPECT_EQ(net.nodes[4].op, CBI_OP_ACTIVATION);
+    EXPECT_EQ(net.nodes[4].act.kind, CBI_ACT_PRELU);
+    ASSERT_EQ(net.nodes[4].act.n_slope, 3);
+    EXPECT_FLOAT_EQ(net.nodes[4].act.slope[2], 0.3f);
+    EXPECT_EQ(net.nodes[4].output, net.output);
+    EXPECT_EQ(net.n_conv, 2);
+    EXPECT_EQ(net.conv_nodes[0], 0);
+    EXPECT_EQ(net.conv_nodes[1], 1);
+    for (int v = 0; v < net.n_values; ++v) EXPECT_EQ(net.values[v].c, v == 0 ? 2 : 3);
+}
+
+TEST(Loader, FusedPreluAndOldClipAttributes)
+{
+    Model m(6);
+    m.input("x", {1, 2, kSym, kSym});
+    add_conv(m, "c", "x", "t", 2, 3, 1, 1);
+    m.init_f("slope", {1, 3, 1, 1}, {0.1f, 0.2f, 0.3f});
+    m.node("PRelu", "p", {"t", "slope"}, {"u"});
+    Node &clip = m.node("Clip", "", {"u"}, {"y"});
+    m.attr_f(clip, "min", 0.f);
+    m.attr_f(clip, "max", 6.f);
+    m.output("y");
+    Loaded l = load(m);
+    ASSERT_EQ(l.status, CBINFER_STATUS_SUCCESS) << l.msg;
+    ASSERT_EQ(l.ir().n_nodes, 2);
+    EXPECT_EQ(l.ir().nodes[0].act.kind, CBI_ACT_PRELU);
+    EXPECT_EQ(l.ir().nodes[0].act.n_slope, 3);
+    EXPECT_STREQ(l.ir().nodes[1].name, "Clip_2") << "unnamed nodes are named <op>_<index>";
+    EXPECT_EQ(l.ir().nodes[1].act.lo, 0.f);
+    EXPECT_EQ(l.ir().nodes[1].act.hi, 6.f);
+}
+
+TEST(Loader, IdentityDropoutAndConstantsAreRemoved)
+{
+    Model m(13);
+    m.input("x", {1, 2, kSym, kSym});
+    // Weight from a Constant node, bias through an Identity of an initializer.
+    Onnx__TensorProto *w = m.tensor("wc", {3, 2, 1, 1}, ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT);
+    static const float wvals[6] = {1, 2, 3, 4, 5, 6};
+    w->n_float_data = 6;
+    w->float_data = const_cast<float *>(wvals);
+    Node &k = m.node("Constant", "k", {}, {"w"});
+    m.attr_t(k, "value", w);
+    m.init_f("b0", {3}, {1, 2, 3});
+    m.node("Identity", "idb", {"b0"}, {"b"});
+    m.node("Conv", "conv", {"x", "w", "b"}, {"c"});
+    m.node("Identity", "id", {"c"}, {"d"});
+    m.node("Dropout", "drop", {"d"}, {"e", "mask"});
+    m.node("Relu", "relu", {"e"}, {"y"});
+    m.output("y");
+    Loaded l = load(m);
+    ASSERT_EQ(l.status, CBINFER_STATUS_SUCCESS) << l.msg;
+    ASSERT_EQ(l.ir().n_nodes, 1);
+    EXPECT_EQ(l.ir().nodes[0].act.kind, CBI_ACT_RELU);
+    EXPECT_EQ(l.ir().nodes[0].weight[5], 6.f);
+    EXPECT_EQ(l.ir().nodes[0].bias[2], 3.f);
+    EXPECT_EQ(l.ir().n_values, 2);
+}
+
+TEST(Loader, UnsortedNodesAreSortedAndDeadNodesDropped)
+{
+    Model m;
+    m.input("x", {1, 1, kSym, kSym});
+    add_conv(m, "second", "a", "y", 2, 1, 1, 1);
+    m.node("Softmax", "unused", {"a"}, {"dead"});
+    add_conv(m, "first", "x", "a", 1, 2, 1, 1);
+    m.output("y");
+    Loaded l = load(m);
+    ASSERT_EQ(l.status, CBINFER_STATUS_SUCCESS) << l.msg;
+    ASSERT_EQ(l.ir().n_nodes, 2);
+    EXPECT_STREQ(cbinfer_network_conv_name(l.net.get(), 0), "first");
+    EXPECT_STREQ(cbinfer_network_conv_name(l.net.get(), 1), "second");
+    EXPECT_EQ(cbinfer_network_conv_name(l.net.get(), 2), nullptr);
+    EXPECT_EQ(cbinfer_network_conv_name(l.net.get(), -1), nullptr);
+    EXPECT_EQ(l.ir().nodes[1].inputs[0], l.ir().nodes[0].output);
+}
+
+TEST(Loader, DuplicateNodeNamesAreMadeUnique)
+{
+    Model m;
+    m.input("x", {1, 1, kSym, kSym});
+    m.init_f("w", {1, 1, 1, 1}, {2.f});
+    m.node("Conv", "c", {"x", "w"}, {"a"});
+    m.node("Conv", "c", {"a", "w"}, {"b"});
+    m.attr_ints(m.node("MaxPool", "", {"b"}, {"p"}), "kernel_shape", {2, 2});
+    m.attr_ints(m.node("AveragePool", "MaxPool_2", {"p"}, {"y"}), "kernel_shape", {1, 1});
+    m.output("y");
+    Loaded l = load(m);
+    ASSERT_EQ(l.status, CBINFER_STATUS_SUCCESS) << l.msg;
+    ASSERT_EQ(l.ir().n_nodes, 4);
+    EXPECT_STREQ(l.ir().nodes[0].name, "c");
+    EXPECT_STREQ(l.ir().nodes[1].name, "c_2");
+    EXPECT_STREQ(l.ir().nodes[2].name, "MaxPool_2");
+    EXPECT_STREQ(l.ir().nodes[3].name, "MaxPool_2_2");
+}
+
+TEST(Loader, OtherOpsLowered)
+{
+    Model m(13);
+    m.input("x", {1, 4, kSym, kSym});
+    m.init_i64("pads", {8}, {0, 0, 1, 2, 0, 0, 3, 4});
+    m.init_f("pv", {}, {0.5f});
+    m.node("Pad", "pad", {"x", "pads", "pv"}, {"p"});
+    m.init_f("scales", {4}, {1, 1, 2, 3});
+    Node &rs = m.node("Resize", "rs", {"p", "", "scales"}, {"r"});
+    m.attr_s(rs, "mode", "nearest");
+    m.attr_s(rs, "coordinate_transformation_mode", "asymmetric");
+    m.attr_s(rs, "nearest_mode", "floor");
+    Node &d2s = m.node("DepthToSpace", "d2s", {"r"}, {"d"});
+    m.attr_i(d2s, "blocksize", 2);
+    m.attr_s(d2s, "mode", "CRD");
+    m.init_i64("sizes", {4}, {1, 1, 40, 30});
+    m.node("Resize", "rz", {"d", "", "", "sizes"}, {"z"});
+    Node &cat = m.node("Concat", "cat", {"z", "z"}, {"y"});
+    m.attr_i(cat, "axis", -3);
+    m.output("y");
+    Loaded l = load(m);
+    ASSERT_EQ(l.status, CBINFER_STATUS_SUCCESS) << l.msg;
+    const cbi_net &net = l.ir();
+    ASSERT_EQ(net.n_nodes, 5);
+    const cbi_node &pad = net.nodes[0];
+    EXPECT_EQ(pad.op, CBI_OP_PAD);
+    EXPECT_EQ(pad.pad_t, 1);
+    EXPECT_EQ(pad.pad_l, 2);
+    EXPECT_EQ(pad.pad_b, 3);
+    EXPECT_EQ(pad.pad_r, 4);
+    EXPECT_EQ(pad.pad_mode, CBI_PAD_CONSTANT);
+    EXPECT_EQ(pad.pad_value, 0.5f);
+    const cbi_node &r = net.nodes[1];
+    EXPECT_EQ(r.op, CBI_OP_RESIZE);
+    EXPECT_EQ(r.scale_h, 2.f);
+    EXPECT_EQ(r.scale_w, 3.f);
+    EXPECT_EQ(r.coord, CBI_RESIZE_ASYMMETRIC);
+    EXPECT_EQ(r.round, CBI_RESIZE_FLOOR);
+    EXPECT_EQ(net.nodes[2].blocksize, 2);
+    EXPECT_EQ(net.nodes[2].d2s_crd, 1);
+    EXPECT_EQ(net.nodes[3].size_h, 40);
+    EXPECT_EQ(net.nodes[3].size_w, 30);
+    EXPECT_EQ(net.nodes[3].coord, CBI_RESIZE_HALF_PIXEL);
+    EXPECT_EQ(net.nodes[3].round, CBI_RESIZE_ROUND_PREFER_FLOOR);
+    EXPECT_EQ(net.values[net.output].c, 2);
+
+    Planned p = plan(l, 3, 5);
+    ASSERT_EQ(p.status, CBINFER_STATUS_SUCCESS) << p.msg;
+    EXPECT_EQ(p.shapes[pad.output].h, 3 + 1 + 3);
+    EXPECT_EQ(p.shapes[pad.output].w, 5 + 2 + 4);
+    EXPECT_EQ(p.shapes[r.output].h, 14);
+    EXPECT_EQ(p.shapes[r.output].w, 33);
+    EXPECT_EQ(p.shapes[net.nodes[2].output].c, 1);
+    EXPECT_EQ(p.shapes[net.nodes[2].output].h, 28);
+    EXPECT_EQ(p.shapes[net.nodes[2].output].w, 66);
+    EXPECT_EQ(p.shapes[net.output].c, 2);
+    EXPECT_EQ(p.shapes[net.output].h, 40);
+    EXPECT_EQ(p.shapes[net.output].w, 30);
+}
+
+TEST(Loader, OldOpsetForms)
+{
+    // Opset 9: Pad with attributes, Upsample with a scales input.
+    Model m(9);
+    m.input("x", {1, 2, kSym, kSym});
+    Node &pad = m.node("Pad", "pad", {"x"}, {"p"});
+    m.attr_ints(pad, "pads", {0, 0, 1, 1, 0, 0, 1, 1});
+    m.attr_s(pad, "mode", "reflect");
+    m.init_f("s", {4}, {1, 1, 2, 2});
+    m.node("Upsample", "up", {"p", "s"}, {"y"});
+    m.output("y");
+    Loaded l = load(m);
+    ASSERT_EQ(l.status, CBINFER_STATUS_SUCCESS) << l.msg;
+    EXPECT_EQ(l.ir().nodes[0].pad_mode, CBI_PAD_REFLECT);
+    EXPECT_EQ(l.ir().nodes[1].scale_h, 2.f);
+    EXPECT_EQ(l.ir().nodes[1].coord, CBI_RESIZE_ASYMMETRIC);
+    EXPECT_EQ(l.ir().nodes[1].round, CBI_RESIZE_FLOOR);
+    Planned ok = plan(l, 2, 2);
+    ASSERT_EQ(ok.status, CBINFER_STATUS_SUCCESS) << ok.msg;
+    EXPECT_EQ(ok.shapes[l.ir().output].h, 8);
+    Planned small = plan(l, 1, 4);
+    EXPECT_EQ(small.status, CBINFER_STATUS_BAD_FRAME_SIZE) << "reflect pad 1 needs 2 px";
+    EXPECT_NE(small.msg.find("pad"), std::string::npos) << small.msg;
+
+    // Opset 7: Upsample with a scales attribute; Resize-10 with a scales input.
+    Model m7(7);
+    m7.input("x", {1, 2, kSym, kSym});
+    m7.attr_floats(m7.node("Upsample", "up", {"x"}, {"y"}), "scales", {1, 1, 2, 4});
+    m7.output("y");
+    Loaded l7 = load(m7);
+    ASSERT_EQ(l7.status, CBINFER_STATUS_SUCCESS) << l7.msg;
+    EXPECT_EQ(l7.ir().nodes[0].scale_w, 4.f);
+
+    Model m10(10);
+    m10.input("x", {1, 2, kSym, kSym});
+    m10.init_f("s", {4}, {1, 1, 3, 3});
+    m10.node("Resize", "rs", {"x", "s"}, {"y"});
+    m10.output("y");
+    Loaded l10 = load(m10);
+    ASSERT_EQ(l10.status, CBINFER_STATUS_SUCCESS) << l10.msg;
+    EXPECT_EQ(l10.ir().nodes[0].scale_h, 3.f);
+}
+
+// ---------------------------------------------------------------------------
+// Corrupt and unsupported models
+// ---------------------------------------------------------------------------
+
+TEST(Loader, TruncatedModelIsMalformed)
+{
+    Model m = one_conv();
+    std::vector<uint8_t> b = m.bytes();
+    ASSERT_EQ(load_bytes(b).status, CBINFER_STATUS_SUCCESS);
+    // Every prefix: the graph and the opset import are the last fields, so no
+    // prefix is a complete model.
+    for (size_t len = 0; len < b.size(); ++len) {
+        std::vector<uint8_t> cut(b.begin(), b.begin() + static_cast<std::ptrdiff_t>(len));
+        Loaded l = load_bytes(cut);
+        ASSERT_EQ(l.status, CBINFER_STATUS_MODEL_MALFORMED) << "prefix of " << len << " bytes: "
+                                                            << l.msg;
+        EXPECT_FALSE(l.msg.empty());
+    }
+}
+
+TEST(Loader, GarbageIsMalformed)
+{
+    std::mt19937 rng(1234);
+    for (int trial = 0; trial < 20; ++trial) {
+        std::vector<uint8_t> b(16 + trial * 37);
+        for (auto &x : b) x = static_cast<uint8_t>(rng());
+        EXPECT_EQ(load_bytes(b).status, CBINFER_STATUS_MODEL_MALFORMED) << "trial " << trial;
+    }
+    std::string text = "this is not an onnx file\n";
+    EXPECT_EQ(load_bytes(std::vector<uint8_t>(text.begin(), text.end())).status,
+              CBINFER_STATUS_MODEL_MALFORMED);
+    EXPECT_EQ(load_bytes({}).status, CBINFER_STATUS_MODEL_MALFORMED);
+
+    // Flipped bytes in a valid model never crash (any status is fine).
+    Model m = one_conv();
+    std::vector<uint8_t> good = m.bytes();
+    for (size_t i = 0; i < good.size(); i += 3) {
+        std::vector<uint8_t> b = good;
+        b[i] ^= 0xA5;
+        Loaded l = load_bytes(b);
+        if (l.status != CBINFER_STATUS_SUCCESS) {
+            EXPECT_FALSE(l.msg.empty());
+        }
+    }
+}
+
+TEST(Loader, MissingFileIsIoError)
+{
+    cbinfer_network_t *n = reinterpret_cast<cbinfer_network_t *>(0x1);
+    char err[256] = "";
+    std::string path = testing::TempDir() + "no/such/model.onnx";
+    EXPECT_EQ(cbinfer_network_load(path.c_str(), &n, err, sizeof err),
+              CBINFER_STATUS_MODEL_IO);
+    EXPECT_EQ(n, nullptr);
+    EXPECT_NE(std::string(err).find("model.onnx"), std::string::npos) << err;
+    EXPECT_EQ(cbinfer_network_load(testing::TempDir().c_str(), &n, err, sizeof err),
+              CBINFER_STATUS_MODEL_IO)
+        << "a directory";
+}
+
+TEST(Loader, NoGraphOrNoOpsetIsMalformed)
+{
+    Model m = one_conv();
+    m.bytes();
+    Onnx__ModelProto *p = m.proto();
+    size_t n_opset = p->n_opset_import;
+    p->n_opset_import = 0;
+    std::vector<uint8_t> b(onnx__model_proto__get_packed_size(p));
+    onnx__model_proto__pack(p, b.data());
+    EXPECT_EQ(load_bytes(b).status, CBINFER_STATUS_MODEL_MALFORMED);
+    p->n_opset_import = n_opset;
+    p->graph = nullptr;
+    b.resize(onnx__model_proto__get_packed_size(p));
+    onnx__model_proto__pack(p, b.data());
+    Loaded l = load_bytes(b);
+    EXPECT_EQ(l.status, CBINFER_STATUS_MODEL_MALFORMED);
+    EXPECT_NE(l.msg.find("graph"), std::string::npos) << l.msg;
+}
+
+TEST(Loader, UnsupportedOpNamesNodeAndOp)
+{
+    Model m;
+    m.input("x", {1, 2, 4, 4});
+    add_conv(m, "conv", "x", "c", 2, 2, 1, 1);
+    m.node("Softmax", "sm1", {"c"}, {"y"});
+    m.output("y");
+    Loaded l = load(m);
+    EXPECT_EQ(l.status, CBINFER_STATUS_MODEL_UNSUPPORTED_OP);
+    EXPECT_NE(l.msg.find("sm1"), std::string::npos) << l.msg;
+    EXPECT_NE(l.msg.find("Softmax"), std::string::npos) << l.msg;
+
+    Model u;
+    u.input("x", {1, 2, 4, 4});
+    add_conv(u, "conv", "x", "c", 2, 2, 1, 1);
+    u.node("Sigmoid", "", {"c"}, {"y"});
+    u.output("y");
+    Loaded lu = load(u);
+    EXPECT_EQ(lu.status, CBINFER_STATUS_MODEL_UNSUPPORTED_OP);
+    EXPECT_NE(lu.msg.find("Sigmoid_1"), std::string::npos) << lu.msg;
+
+    Model d;
+    d.input("x", {1, 2, 4, 4});
+    Node &n = d.node("Relu", "r", {"x"}, {"y"});
+    n.p->domain = const_cast<char *>("com.microsoft");
+    d.output("y");
+    EXPECT_EQ(load(d).status, CBINFER_STATUS_MODEL_UNSUPPORTED_OP);
+
+    Model bn;
+    bn.input("x", {1, 2, 4, 4});
+    for (const char *p : {"g", "b", "m", "v"}) bn.init_f(p, {2}, {1, 1});
+    bn.node("BatchNormalization", "lonely_bn", {"x", "g", "b", "m", "v"}, {"y"});
+    bn.output("y");
+    Loaded lb = load(bn);
+    EXPECT_EQ(lb.status, CBINFER_STATUS_MODEL_UNSUPPORTED_OP);
+    EXPECT_NE(lb.msg.find("lonely_bn"), std::string::npos) << lb.msg;
+}
+
+TEST(Loader, UnsupportedAttributes)
+{
+    struct Case {
+        const char *what;
+        void (*build)(Model &);
+    };
+    const Case cases[] = {
+        {"group 2",
+         [](Model &m) {
+             m.input("x", {1, 4, 8, 8});
+             m.init_f("w", {4, 2, 3, 3}, ramp(72));
+             m.attr_i(m.node("Conv", "gconv", {"x", "w"}, {"y"}), "group", 2);
+         }},
+        {"concat axis 2",
+         [](Model &m) {
+             m.input("x", {1, 4, 8, 8});
+             m.attr_i(m.node("Concat", "cat", {"x", "x"}, {"y"}), "axis", 2);
+         }},
+        {"pad on channels",
+         [](Model &m) {
+             m.input("x", {1, 4, 8, 8});
+             m.init_i64("p", {8}, {0, 1, 0, 0, 0, 0, 0, 0});
+             m.node("Pad", "pad", {"x", "p"}, {"y"});
+         }},
+        {"negative pad",
+         [](Model &m) {
+             m.input("x", {1, 4, 8, 8});
+             m.init_i64("p", {8}, {0, 0, -1, 0, 0, 0, 0, 0});
+             m.node("Pad", "pad", {"x", "p"}, {"y"});
+         }},
+        {"pad wrap",
+         [](Model &m) {
+             m.input("x", {1, 4, 8, 8});
+             m.init_i64("p", {8}, {0, 0, 1, 0, 0, 0, 0, 0});
+             m.attr_s(m.node("Pad", "pad", {"x", "p"}, {"y"}), "mode", "wrap");
+         }},
+        {"resize linear",
+         [](Model &m) {
+             m.input("x", {1, 4, 8, 8});
+             m.init_f("s", {4}, {1, 1, 2, 2});
+             m.attr_s(m.node("Resize", "rs", {"x", "", "s"}, {"y"}), "mode", "linear");
+         }},
+        {"resize channel scale",
+         [](Model &m) {
+             m.input("x", {1, 4, 8, 8});
+             m.init_f("s", {4}, {1, 2, 2, 2});
+             m.node("Resize", "rs", {"x", "", "s"}, {"y"});
+         }},
+        {"conv transpose output_shape",
+         [](Model &m) {
+             m.input("x", {1, 2, 8, 8});
+             m.init_f("w", {2, 2, 3, 3}, ramp(36));
+             m.attr_ints(m.node("ConvTranspose", "ct", {"x", "w"}, {"y"}), "output_shape",
+                         {16, 16});
+         }},
+        {"conv auto_pad bogus",
+         [](Model &m) {
+             m.input("x", {1, 2, 8, 8});
+             m.init_f("w", {2, 2, 3, 3}, ramp(36));
+             m.attr_s(m.node("Conv", "c", {"x", "w"}, {"y"}), "auto_pad", "SAME");
+         }},
+        {"add with initializer",
+         [](Model &m) {
+             m.input("x", {1, 2, 8, 8});
+             m.init_f("k", {1, 2, 1, 1}, {1, 2});
+             m.node("Add", "add", {"x", "k"}, {"y"});
+         }},
+        {"int8 weights",
+         [](Model &m) {
+             m.input("x", {1, 1, 8, 8});
+             int8_t q = 3;
+             m.init_raw("w", {1, 1, 1, 1}, ONNX__TENSOR_PROTO__DATA_TYPE__INT8, &q, 1);
+             m.node("Conv", "c", {"x", "w"}, {"y"});
+         }},
+        {"1-D conv",
+         [](Model &m) {
+             m.input("x", {1, 1, 8, 8});
+             m.init_f("w", {1, 1, 3}, {1, 2, 3});
+             m.node("Conv", "c", {"x", "w"}, {"y"});
+         }},
+        {"spatial PRelu slope",
+         [](Model &m) {
+             m.input("x", {1, 2, 8, 8});
+             m.init_f("s", {2}, {0.1f, 0.2f});
+             m.node("PRelu", "p", {"x", "s"}, {"y"});
+         }},
+    };
+    for (const Case &c : cases) {
+        Model m;
+        c.build(m);
+        m.output("y");
+        Loaded l = load(m);
+        EXPECT_EQ(l.status, CBINFER_STATUS_MODEL_UNSUPPORTED_ATTR) << c.what << ": " << l.msg;
+        EXPECT_EQ(l.msg.rfind("node '", 0), 0u) << c.what << ": " << l.msg;
+    }
+    Model g;
+    g.input("x", {1, 4, 8, 8});
+    g.init_f("w", {4, 2, 3, 3}, ramp(72));
+    g.attr_i(g.node("Conv", "gconv", {"x", "w"}, {"y"}), "group", 2);
+    g.output("y");
+    Loaded lg = load(g);
+    EXPECT_NE(lg.msg.find("gconv"), std::string::npos) << lg.msg;
+    EXPECT_NE(lg.msg.find("group"), std::string::npos) << lg.msg;
+}
+
+TEST(Loader, WeightSizeMismatches)
+{
+    struct Case {
+        const char *what;
+        void (*build)(Model &);
+    };
+    const Case cases[] = {
+        {"weight Cin 3 for a 2-channel input",
+         [](Model &m) {
+             m.init_f("w", {4, 3, 3, 3}, ramp(108));
+             m.node("Conv", "c", {"x", "w"}, {"y"});
+         }},
+        {"weight data shorter than its dims",
+         [](Model &m) {
+             m.init_f("w", {4, 2, 3, 3}, ramp(70));
+             m.node("Conv", "c", {"x", "w"}, {"y"});
+         }},
+        {"raw weight data longer than its dims",
+         [](Model &m) {
+             m.init_raw_f("w", {4, 2, 1, 1}, ramp(9));
+             m.node("Conv", "c", {"x", "w"}, {"y"});
+         }},
+        {"bias of 3 for 4 outputs",
+         [](Model &m) {
+             m.init_f("w", {4, 2, 1, 1}, ramp(8));
+             m.init_f("b", {3}, ramp(3));
+             m.node("Conv", "c", {"x", "w", "b"}, {"y"});
+         }},
+        {"kernel_shape disagrees",
+         [](Model &m) {
+             m.init_f("w", {4, 2, 1, 1}, ramp(8));
+             m.attr_ints(m.node("Conv", "c", {"x", "w"}, {"y"}), "kernel_shape", {3, 3});
+         }},
+        {"BN mean of 3 for 4 channels",
+         [](Model &m) {
+             m.init_f("w", {4, 2, 1, 1}, ramp(8));
+             m.node("Conv", "c", {"x", "w"}, {"t"});
+             m.init_f("g", {4}, {1, 1, 1, 1});
+             m.init_f("b", {4}, {0, 0, 0, 0});
+             m.init_f("m", {3}, {0, 0, 0});
+             m.init_f("v", {4}, {1, 1, 1, 1});
+             m.node("BatchNormalization", "bn", {"t", "g", "b", "m", "v"}, {"y"});
+         }},
+        {"PRelu slope of 3 for 2 channels",
+         [](Model &m) {
+             m.init_f("s", {3, 1, 1}, {0.1f, 0.2f, 0.3f});
+             m.node("PRelu", "p", {"x", "s"}, {"y"});
+         }},
+    };
+    for (const Case &c : cases) {
+        Model m;
+        m.input("x", {1, 2, 8, 8});
+        c.build(m);
+        m.output("y");
+        Loaded l = load(m);
+        EXPECT_EQ(l.status, CBINFER_STATUS_MODEL_WEIGHT_MISMATCH) << c.what << ": " << l.msg;
+    }
+
+    Model m;
+    m.input("x", {1, 2, 8, 8});
+    m.init(m.tensor("w", {4, 2, 1, 1}, ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT));
+    m.node("Conv", "c", {"x", "w"}, {"y"});
+    m.output("y");
+    Loaded l = load(m);
+    EXPECT_EQ(l.status, CBINFER_STATUS_MODEL_MALFORMED) << "no data: " << l.msg;
+}
+
+TEST(Loader, InvalidGraphs)
+{
+    struct Case {
+        const char *what;
+        void (*build)(Model &);
+    };
+    const Case cases[] = {
+        {"dangling input",
+         [](Model &m) {
+             m.input("x", {1, 2, 8, 8});
+             m.node("Add", "add", {"x", "nowhere"}, {"y"});
+             m.output("y");
+         }},
+        {"two graph inputs",
+         [](Model &m) {
+             m.input("x", {1, 2, 8, 8});
+             m.input("x2", {1, 2, 8, 8});
+             m.node("Add", "add", {"x", "x2"}, {"y"});
+             m.output("y");
+         }},
+        {"two graph outputs",
+         [](Model &m) {
+             m.input("x", {1, 2, 8, 8});
+             m.node("Relu", "r", {"x"}, {"y"});
+             m.output("y");
+             m.output("x");
+         }},
+        {"batch of 2",
+         [](Model &m) {
+             m.input("x", {2, 2, 8, 8});
+             m.node("Relu", "r", {"x"}, {"y"});
+             m.output("y");
+         }},
+        {"symbolic channels",
+         [](Model &m) {
+             m.input("x", {1, kSym, 8, 8});
+             m.node("Relu", "r", {"x"}, {"y"});
+             m.output("y");
+         }},
+        {"3-D input",
+         [](Model &m) {
+             m.input("x", {1, 2, 8});
+             m.node("Relu", "r", {"x"}, {"y"});
+             m.output("y");
+         }},
+        {"cycle",
+         [](Model &m) {
+             m.input("x", {1, 2, 8, 8});
+             m.node("Add", "a1", {"x", "b"}, {"a"});
+             m.node("Relu", "r1", {"a"}, {"b"});
+             m.node("Relu", "r2", {"a"}, {"y"});
+             m.output("y");
+         }},
+        {"output not computed",
+         [](Model &m) {
+             m.input("x", {1, 2, 8, 8});
+             m.node("Relu", "r", {"x"}, {"z"});
+             m.output("y");
+         }},
+        {"output is the input",
+         [](Model &m) {
+             m.input("x", {1, 2, 8, 8});
+             m.node("Identity", "i", {"x"}, {"y"});
+             m.output("y");
+         }},
+        {"tensor produced twice",
+         [](Model &m) {
+             m.input("x", {1, 2, 8, 8});
+             m.node("Relu", "r1", {"x"}, {"y"});
+             m.node("Relu", "r2", {"x"}, {"y"});
+             m.output("y");
+         }},
+        {"add of different channel counts",
+         [](Model &m) {
+             m.input("x", {1, 2, 8, 8});
+             m.init_f("w", {3, 2, 1, 1}, ramp(6));
+             m.node("Conv", "c", {"x", "w"}, {"c3"});
+             m.node("Add", "add", {"x", "c3"}, {"y"});
+             m.output("y");
+         }},
+        {"fixed input too small for the network",
+         [](Model &m) {
+             m.input("x", {1, 2, 2, 2});
+             m.init_f("w", {3, 2, 3, 3}, ramp(54));
+             m.node("Conv", "c", {"x", "w"}, {"y"});
+             m.output("y");
+         }},
+    };
+    for (const Case &c : cases) {
+        Model m;
+        c.build(m);
+        Loaded l = load(m);
+        EXPECT_EQ(l.status, CBINFER_STATUS_MODEL_INVALID_GRAPH) << c.what << ": " << l.msg;
+        EXPECT_FALSE(l.msg.empty()) << c.what;
+    }
+    Model m;
+    m.input("x", {1, 2, 8, 8});
+    m.node("Add", "add", {"x", "nowhere"}, {"y"});
+    m.output("y");
+    Loaded l = load(m);
+    EXPECT_NE(l.msg.find("nowhere"), std::string::npos) << l.msg;
+    EXPECT_NE(l.msg.find("add"), std::string::npos) << l.msg;
+}
+
+TEST(Loader, NullArguments)
+{
+    Model m = one_conv();
+    std::vector<uint8_t> b = m.bytes();
+    cbinfer_network_t *n = reinterpret_cast<cbinfer_network_t *>(0x1);
+    char err[128];
+    EXPECT_EQ(cbinfer_network_load(nullptr, &n, err, sizeof err), CBINFER_STATUS_NULL_ARGUMENT);
+    EXPECT_EQ(n, nullptr);
+    EXPECT_EQ(cbinfer_network_load("x.onnx", nullptr, err, sizeof err),
+              CBINFER_STATUS_NULL_ARGUMENT);
+    EXPECT_EQ(cbinfer_network_load_memory(nullptr, 10, &n, err, sizeof err),
+              CBINFER_STATUS_NULL_ARGUMENT);
+    EXPECT_EQ(cbinfer_network_load_memory(b.data(), b.size(), nullptr, nullptr, 0),
+              CBINFER_STATUS_NULL_ARGUMENT);
+    // No error buffer, or a tiny one, is fine.
+    ASSERT_EQ(cbinfer_network_load_memory(b.data(), b.size(), &n, nullptr, 0),
+              CBINFER_STATUS_SUCCESS);
+    cbinfer_network_free(n);
+    char tiny[4] = "abc";
+    EXPECT_EQ(cbinfer_network_load_memory(b.data(), 3, &n, tiny, sizeof tiny),
+              CBINFER_STATUS_MODEL_MALFORMED);
+    EXPECT_EQ(std::strlen(tiny), 3u);
+
+    int c;
+    float s;
+    EXPECT_EQ(cbinfer_network_input_dims(nullptr, &c, &c, &c), CBINFER_STATUS_NULL_ARGUMENT);
+    EXPECT_EQ(cbinfer_network_input_scaling(nullptr, &s, &s), CBINFER_STATUS_NULL_ARGUMENT);
+    EXPECT_EQ(cbinfer_network_conv_count(nullptr), 0);
+    EXPECT_EQ(cbinfer_network_conv_name(nullptr, 0), nullptr);
+    cbinfer_network_free(nullptr);
+}
+
+// ---------------------------------------------------------------------------
+// cbi_net_plan
+// ---------------------------------------------------------------------------
+
+namespace {
+
+// x [1,1,H,W] -> one windowed op configured by `setup` -> y.
+Loaded window_net(const char *op, int k, void (*setup)(Model &, Node &))
+{
+    Model m;
+    m.input("x", {1, 1, kSym, kSym});
+    std::vector<std::string> in{"x"};
+    if (std::strcmp(op, "Conv") == 0) {
+        m.init_f("w", {1, 1, k, k}, ramp(static_cast<size_t>(k) * k));
+        in.push_back("w");
+    }
+    Node &n = m.node(op, "op", in, {"y"});
+    if (std::strcmp(op, "Conv") != 0) m.attr_ints(n, "kernel_shape", {k, k});
+    setup(m, n);
+    m.output("y");
+    return load(m);
+}
+
+}  // namespace
+
+TEST(Loader, PlanConvStridePadDilation)
+{
+    Loaded l = window_net("Conv", 3, [](Model &m, Node &n) {
+        m.attr_ints(n, "strides", {2, 2});
+        m.attr_ints(n, "pads", {1, 0, 1, 0});
+    });
+    ASSERT_EQ(l.status, CBINFER_STATUS_SUCCESS) << l.msg;
+    Planned p = plan(l, 9, 7);
+    ASSERT_EQ(p.status, CBINFER_STATUS_SUCCESS) << p.msg;
+    EXPECT_EQ(p.shapes[l.ir().output].h, 5);  // (9 + 2 - 3) / 2 + 1
+    EXPECT_EQ(p.shapes[l.ir().output].w, 3);  // (7 - 3) / 2 + 1
+    EXPECT_EQ(p.plans[0].in.h, 9);
+    EXPECT_EQ(p.plans[0].pad_t, 1);
+    EXPECT_EQ(p.plans[0].pad_l, 0);
+
+    Loaded d = window_net("Conv", 3,
+                          [](Model &m, Node &n) { m.attr_ints(n, "dilations", {2, 3}); });
+    ASSERT_EQ(d.status, CBINFER_STATUS_SUCCESS) << d.msg;
+    p = plan(d, 10, 10);
+    ASSERT_EQ(p.status, CBINFER_STATUS_SUCCESS) << p.msg;
+    EXPECT_EQ(p.shapes[d.ir().output].h, 6);  // 10 - (2 * 2 + 1) + 1
+    EXPECT_EQ(p.shapes[d.ir().output].w, 4);  // 10 - (2 * 3 + 1) + 1
+    p = plan(d, 5, 7);
+    ASSERT_EQ(p.status, CBINFER_STATUS_SUCCESS) << "a 5x7 frame fits the dilated 5x7 kernel";
+    EXPECT_EQ(p.shapes[d.ir().output].h, 1);
+    EXPECT_EQ(p.shapes[d.ir().output].w, 1);
+    p = plan(d, 5, 6);
+    EXPECT_EQ(p.status, CBINFER_STATUS_BAD_FRAME_SIZE);
+    EXPECT_NE(p.msg.find("'op'"), std::string::npos) << p.msg;
+}
+
+TEST(Loader, PlanAutoPad)
+{
+    struct Case {
+        const char *mode;
+        int in, k, s;
+        int out, pad_begin, pad_end;
+    };
+    const Case cases[] = {
+        {"SAME_UPPER", 8, 3, 2, 4, 0, 1}, {"SAME_LOWER", 8, 3, 2, 4, 1, 0},
+        {"SAME_UPPER", 7, 3, 2, 4, 1, 1}, {"SAME_UPPER", 5, 4, 1, 5, 1, 2},
+        {"SAME_LOWER", 5, 4, 1, 5, 2, 1}, {"SAME_UPPER", 5, 1, 3, 2, 0, 0},
+        {"VALID", 5, 3, 1, 3, 0, 0},      {"VALID", 8, 3, 2, 3, 0, 0},
+    };
+    for (const Case &c : cases) {
+        Model m;
+        m.input("x", {1, 1, kSym, kSym});
+        m.init_f("w", {1, 1, c.k, c.k}, ramp(static_cast<size_t>(c.k) * c.k));
+        Node &n = m.node("Conv", "c", {"x", "w"}, {"y"});
+        m.attr_s(n, "auto_pad", c.mode);
+        m.attr_ints(n, "strides", {c.s, c.s});
+        m.attr_ints(n, "pads", {9, 9, 9, 9});  // ignored under auto_pad
+        m.output("y");
+        Loaded l = load(m);
+        ASSERT_EQ(l.status, CBINFER_STATUS_SUCCESS) << l.msg;
+        Planned p = plan(l, c.in, c.in);
+        ASSERT_EQ(p.status, CBINFER_STATUS_SUCCESS) << p.msg;
+        std::string what = std::string(c.mode) + " in " + std::to_string(c.in) + " k " +
+                           std::to_string(c.k) + " s " + std::to_string(c.s);
+        EXPECT_EQ(p.shapes[l.ir().output].h, c.out) << what;
+        EXPECT_EQ(p.plans[0].pad_t, c.pad_begin) << what;
+        EXPECT_EQ(p.plans[0].pad_b, c.pad_end) << what;
+        EXPECT_EQ(p.plans[0].pad_l, c.pad_begin) << what;
+        EXPECT_EQ(p.plans[0].pad_r, c.pad_end) << what;
+    }
+}
+
+TEST(Loader, PlanPoolCeilMode)
+{
+    Loaded floor2 = window_net("MaxPool", 2,
+                               [](Model &m, Node &n) { m.attr_ints(n, "strides", {2, 2}); });
+    ASSERT_EQ(floor2.status, CBINFER_STATUS_SUCCESS) << floor2.msg;
+    Planned p = plan(floor2, 5, 4);
+    ASSERT_EQ(p.status, CBINFER_STATUS_SUCCESS) << p.msg;
+    EXPECT_EQ(p.shapes[floor2.ir().output].h, 2);
+    EXPECT_EQ(p.shapes[floor2.ir().output].w, 2);
+
+    Loaded ceil2 = window_net("MaxPool", 2, [](Model &m, Node &n) {
+        m.attr_ints(n, "strides", {2, 2});
+        m.attr_i(n, "ceil_mode", 1);
+    });
+    ASSERT_EQ(ceil2.status, CBINFER_STATUS_SUCCESS) << ceil2.msg;
+    EXPECT_EQ(ceil2.ir().nodes[0].win.ceil_mode, 1);
+    p = plan(ceil2, 5, 4);
+    ASSERT_EQ(p.status, CBINFER_STATUS_SUCCESS) << p.msg;
+    EXPECT_EQ(p.shapes[ceil2.ir().output].h, 3);
+    EXPECT_EQ(p.shapes[ceil2.ir().output].w, 2);
+
+    // A last window that would start in the end padding is dropped
+    // (PyTorch MaxPool2d(2, 2, padding=1, ceil_mode=True) on 5 gives 3).
+    Loaded pad = window_net("MaxPool", 2, [](Model &m, Node &n) {
+        m.attr_ints(n, "strides", {2, 2});
+        m.attr_ints(n, "pads", {1, 1, 1, 1});
+        m.attr_i(n, "ceil_mode", 1);
+    });
+    ASSERT_EQ(pad.status, CBINFER_STATUS_SUCCESS) << pad.msg;
+    p = plan(pad, 5, 6);
+    ASSERT_EQ(p.status, CBINFER_STATUS_SUCCESS) << p.msg;
+    EXPECT_EQ(p.shapes[pad.ir().output].h, 3);
+    EXPECT_EQ(p.shapes[pad.ir().output].w, 4);
+
+    Loaded avg = window_net("AveragePool", 3, [](Model &m, Node &n) {
+        m.attr_ints(n, "pads", {1, 1, 1, 1});
+        m.attr_i(n, "count_include_pad", 1);
+    });
+    ASSERT_EQ(avg.status, CBINFER_STATUS_SUCCESS) << avg.msg;
+    EXPECT_EQ(avg.ir().nodes[0].op, CBI_OP_AVGPOOL);
+    EXPECT_EQ(avg.ir().nodes[0].win.count_include_pad, 1);
+    p = plan(avg, 4, 4);
+    ASSERT_EQ(p.status, CBINFER_STATUS_SUCCESS) << p.msg;
+    EXPECT_EQ(p.shapes[avg.ir().output].h, 4);
+
+    Loaded dil = window_net("MaxPool", 2,
+                            [](Model &m, Node &n) { m.attr_ints(n, "dilations", {2, 2}); });
+    ASSERT_EQ(dil.status, CBINFER_STATUS_SUCCESS) << dil.msg;
+    p = plan(dil, 4, 4);
+    ASSERT_EQ(p.status, CBINFER_STATUS_SUCCESS) << p.msg;
+    EXPECT_EQ(p.shapes[dil.ir().output].h, 2);
+}
+
+TEST(Loader, PlanRejectsBadFrameSizes)
+{
+    Model m;
+    m.input("x", {1, 2, kSym, kSym});
+    add_conv(m, "conv_a", "x", "a", 2, 2, 3, 3);
+    add_conv(m, "conv_b", "a", "y", 2, 2, 3, 3);
+    m.output("y");
+    Loaded l = load(m);
+    ASSERT_EQ(l.status, CBINFER_STATUS_SUCCESS) << l.msg;
+    Planned ok = plan(l, 5, 6);
+    ASSERT_EQ(ok.status, CBINFER_STATUS_SUCCESS) << ok.msg;
+    EXPECT_EQ(ok.shapes[l.ir().output].h, 1);
+    EXPECT_EQ(ok.shapes[l.ir().output].w, 2);
+    Planned small = plan(l, 4, 6);
+    EXPECT_EQ(small.status, CBINFER_STATUS_BAD_FRAME_SIZE);
+    EXPECT_NE(small.msg.find("conv_b"), std::string::npos) << small.msg;
+    Planned tiny = plan(l, 2, 6);
+    EXPECT_EQ(tiny.status, CBINFER_STATUS_BAD_FRAME_SIZE);
+    EXPECT_NE(tiny.msg.find("conv_a"), std::string::npos) << tiny.msg;
+    EXPECT_EQ(plan(l, 0, 6).status, CBINFER_STATUS_BAD_FRAME_SIZE);
+    EXPECT_EQ(plan(l, 6, -1).status, CBINFER_STATUS_BAD_FRAME_SIZE);
+
+    Model f = one_conv(2, 6, 5);
+    Loaded lf = load(f);
+    ASSERT_EQ(lf.status, CBINFER_STATUS_SUCCESS) << lf.msg;
+    EXPECT_EQ(plan(lf, 6, 5).status, CBINFER_STATUS_SUCCESS);
+    EXPECT_EQ(plan(lf, 5, 6).status, CBINFER_STATUS_BAD_FRAME_SIZE) << "fixed size";
+    EXPECT_EQ(plan(lf, 12, 10).status, CBINFER_STATUS_BAD_FRAME_SIZE) << "fixed size";
+
+    // Two branches that agree only at some sizes: a stride-2 conv padded
+    // to keep ceil(in / 2) against a 2x2 pool keeping floor(in / 2).
+    Model a;
+    a.input("x", {1, 1, kSym, kSym});
+    Node *c;
+    add_conv(a, "down", "x", "d", 1, 1, 3, 3, true, &c);
+    a.attr_ints(*c, "strides", {2, 2});
+    a.attr_ints(*c, "pads", {1, 1, 1, 1});
+    Node &pool = a.node("MaxPool", "pool", {"x"}, {"p"});
+    a.attr_ints(pool, "kernel_shape", {2, 2});
+    a.attr_ints(pool, "strides", {2, 2});
+    a.node("Add", "sum", {"d", "p"}, {"y"});
+    a.output("y");
+    Loaded la = load(a);
+    ASSERT_EQ(la.status, CBINFER_STATUS_SUCCESS) << la.msg;
+    EXPECT_EQ(plan(la, 8, 8).status, CBINFER_STATUS_SUCCESS);
+    Planned odd = plan(la, 9, 8);
+    EXPECT_EQ(odd.status, CBINFER_STATUS_BAD_FRAME_SIZE);
+    EXPECT_NE(odd.msg.find("sum"), std::string::npos) << odd.msg;
+
+    std::vector<cbi_shape> shapes(l.ir().n_values);
+    std::vector<cbi_node_plan> plans(l.ir().n_nodes);
+    EXPECT_EQ(cbi_net_plan(nullptr, 5, 5, shapes.data(), plans.data(), nullptr, 0),
+              CBINFER_STATUS_NULL_ARGUMENT);
+    EXPECT_EQ(cbi_net_plan(&l.ir(), 5, 5, nullptr, plans.data(), nullptr, 0),
+              CBINFER_STATUS_NULL_ARGUMENT);
+}
+
+// ---------------------------------------------------------------------------
+// A converted model from tools/convert_models.py
+// ---------------------------------------------------------------------------
+
+TEST(Loader, Vgg7HasSevenConvs)
+{
+    std::string path = cbi_test_model("vgg7-noise1");
+    if (!std::ifstream(path).good()) GTEST_SKIP() << path << " not built yet";
+    cbinfer_network_t *n = nullptr;
+    char err[512] = "";
+    ASSERT_EQ(cbinfer_network_load(path.c_str(), &n, err, sizeof err), CBINFER_STATUS_SUCCESS)
+        << err;
+    EXPECT_EQ(cbinfer_network_conv_count(n), 7);
+    int c = 0;
+    EXPECT_EQ(cbinfer_network_input_dims(n, &c, nullptr, nullptr), CBINFER_STATUS_SUCCESS);
+    EXPECT_GT(c, 0);
+    for (int i = 0; i < cbinfer_network_conv_count(n); ++i)
+        EXPECT_NE(cbinfer_network_conv_name(n, i), nullptr);
+    cbinfer_network_free(n);
+}
