@@ -19,6 +19,10 @@
 
 #include "cbinfer.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum cbi_op {
     CBI_OP_CONV = 0,
     CBI_OP_CONV_TRANSPOSE,
@@ -107,7 +111,7 @@ typedef struct cbi_node {
     cbi_pad_mode pad_mode;
     float pad_value;
 
-    /* Resize: output = floor(input * scale) unless out_h/out_w > 0 (sizes given). */
+    /* Resize: output = floor(input * scale) unless size_h/size_w > 0 (sizes given). */
     float scale_h, scale_w;
     int size_h, size_w;
     cbi_resize_coord coord;
@@ -163,5 +167,9 @@ cbinfer_status cbi_net_plan(const cbi_net *net, int height, int width, cbi_shape
 
 /* Frees everything the network owns (not the struct itself). */
 void cbi_net_clear(cbi_net *net);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* CBI_NET_H */
