@@ -21,10 +21,12 @@
  * Bias + activation: fused through cudnnConvolutionBiasActivationForward for
  * ReLU (and for no activation when the algorithm is IMPLICIT_PRECOMP_GEMM,
  * the only one cuDNN allows with IDENTITY), in FP32/TF32 (float bias).
- * Otherwise, or if cuDNN answers NOT_SUPPORTED at run time, the convolution
+ * Otherwise, or if cuDNN rejects the configuration at run time (NOT_SUPPORTED
+ * or BAD_PARAM, before launching anything), the convolution
  * is followed by launch_bias_act. Layers cuDNN cannot express (asymmetric
- * pads that change the output size, negative pads) run the im2col + GEMM
- * path over all output pixels instead.
+ * pads that change the output size, negative pads, configurations for which
+ * no algorithm runs within the workspace limit) run the im2col + GEMM path
+ * over all output pixels instead, the same path as the change-based GEMM.
  */
 #include <stdlib.h>
 
@@ -32,6 +34,26 @@
 
 /* Largest workspace a layer's algorithm may ask for. */
 #define CU_WS_LIMIT_BYTES ((size_t)512 << 20)
+
+/* NOT_SUPPORTED, or one of its cuDNN 9 refinements (3001..3999). */
+static int cu_cudnn_unsupported(cudnnStatus_t rc)
+{
+#if CUDNN_MAJOR >= 9
+    return (int)rc >= 3000 && (int)rc < 4000;
+#else
+    return rc == CUDNN_STATUS_NOT_SUPPORTED;
+#endif
+}
+
+/* BAD_PARAM, or one of its cuDNN 9 refinements (2001..2999). */
+static int cu_cudnn_bad_param(cudnnStatus_t rc)
+{
+#if CUDNN_MAJOR >= 9
+    return (int)rc >= 2000 && (int)rc < 3000;
+#else
+    return rc == CUDNN_STATUS_BAD_PARAM;
+#endif
+}
 
 static int cu_strict_fp32_algo(cudnnConvolutionFwdAlgo_t algo)
 {
@@ -102,11 +124,16 @@ cbinfer_status cu_cudnn_setup(cu_ctx *ctx, int node_id, cu_layer *L, cbi_err *e)
 
     cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
     int returned = 0;
-    CBINFER_CUDNN_TRY(cudnnFindConvolutionForwardAlgorithm(ctx->cudnn, L->x_desc, L->w_desc,
-                                                           L->conv_desc, L->y_desc,
-                                                           CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
-                                                           &returned, perf),
-                      e, where);
+    cudnnStatus_t rc = cudnnFindConvolutionForwardAlgorithm(ctx->cudnn, L->x_desc, L->w_desc,
+                                                            L->conv_desc, L->y_desc,
+                                                            CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
+                                                            &returned, perf);
+    if (cu_cudnn_unsupported(rc) || cu_cudnn_bad_param(rc)) {
+        cu_cudnn_teardown(L); /* not a cuDNN configuration: im2col path */
+        return CBINFER_STATUS_SUCCESS;
+    }
+    if (rc != CUDNN_STATUS_SUCCESS)
+        return cu_fail_cudnn(e, rc, "cudnnFindConvolutionForwardAlgorithm", where);
     int pick = -1;
     for (int i = 0; i < returned && pick < 0; ++i) {
         if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].memory > CU_WS_LIMIT_BYTES)
@@ -117,20 +144,18 @@ cbinfer_status cu_cudnn_setup(cu_ctx *ctx, int node_id, cu_layer *L, cbi_err *e)
             continue;
         pick = i;
     }
-    if (pick >= 0) {
-        L->algo = perf[pick].algo;
-        if (ctx->precision != CBINFER_PRECISION_FP32)
-            CBINFER_CUDNN_TRY(cudnnSetConvolutionMathType(L->conv_desc, perf[pick].mathType), e,
-                              where);
-    } else {
-        /* Nothing usable was measured: the algorithm every configuration has. */
-        L->algo = CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM;
+    if (pick < 0) {
+        cu_cudnn_teardown(L); /* no algorithm ran within the limits: im2col path */
+        return CBINFER_STATUS_SUCCESS;
     }
+    L->algo = perf[pick].algo;
+    if (ctx->precision != CBINFER_PRECISION_FP32)
+        CBINFER_CUDNN_TRY(cudnnSetConvolutionMathType(L->conv_desc, perf[pick].mathType), e,
+                          where);
     size_t ws = 0;
-    cudnnStatus_t rc = cudnnGetConvolutionForwardWorkspaceSize(ctx->cudnn, L->x_desc, L->w_desc,
-                                                               L->conv_desc, L->y_desc, L->algo,
-                                                               &ws);
-    if (rc == CUDNN_STATUS_NOT_SUPPORTED) {
+    rc = cudnnGetConvolutionForwardWorkspaceSize(ctx->cudnn, L->x_desc, L->w_desc, L->conv_desc,
+                                                 L->y_desc, L->algo, &ws);
+    if (cu_cudnn_unsupported(rc)) {
         cu_cudnn_teardown(L); /* this shape is not for cuDNN: im2col path */
         return CBINFER_STATUS_SUCCESS;
     }
@@ -174,8 +199,10 @@ static cbinfer_status cu_conv_cudnn(cu_ctx *ctx, cbi_op_args *a, cu_layer *L, cb
                 ctx->cudnn, &one, L->x_desc, a->in[0]->data, L->w_desc, L->d_w, L->conv_desc,
                 L->algo, ctx->d_ws, ctx->ws_bytes, &zero, L->y_desc, y, L->b_desc, L->d_bias,
                 L->act_desc, L->y_desc, y);
-            if (rc == CUDNN_STATUS_NOT_SUPPORTED) {
-                L->fused = 0; /* nothing was launched; from now on unfused */
+            if (cu_cudnn_unsupported(rc) || cu_cudnn_bad_param(rc)) {
+                /* This configuration is rejected before anything is launched:
+                 * from now on convolution, then launch_bias_act. */
+                L->fused = 0;
             } else if (rc != CUDNN_STATUS_SUCCESS) {
                 return cu_fail_cudnn(e, rc, "cudnnConvolutionBiasActivationForward", where);
             }

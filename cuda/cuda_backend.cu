@@ -63,11 +63,19 @@ cbinfer_status cu_fail_cublas(cbi_err *e, cublasStatus_t rc, const char *call, c
                     "%s: %s failed: %s (%d)", where, call, cu_cublas_string(rc), (int)rc);
 }
 
+static int cu_cudnn_oom(cudnnStatus_t rc)
+{
+#if CUDNN_MAJOR >= 9
+    return rc == CUDNN_STATUS_INTERNAL_ERROR_HOST_ALLOCATION_FAILED ||
+           rc == CUDNN_STATUS_INTERNAL_ERROR_DEVICE_ALLOCATION_FAILED;
+#else
+    return rc == CUDNN_STATUS_ALLOC_FAILED;
+#endif
+}
+
 cbinfer_status cu_fail_cudnn(cbi_err *e, cudnnStatus_t rc, const char *call, const char *where)
 {
-    return cbi_fail(e,
-                    rc == CUDNN_STATUS_ALLOC_FAILED ? CBINFER_STATUS_OUT_OF_MEMORY
-                                                    : CBINFER_STATUS_BACKEND_ERROR,
+    return cbi_fail(e, cu_cudnn_oom(rc) ? CBINFER_STATUS_OUT_OF_MEMORY : CBINFER_STATUS_BACKEND_ERROR,
                     "%s: %s failed: %s (%d)", where, call, cudnnGetErrorString(rc), (int)rc);
 }
 

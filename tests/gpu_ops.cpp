@@ -375,7 +375,8 @@ TEST(GpuOps, ConvChangeMatchesCpuAcrossFrames)
     for (const ConvSpec &c : conv_specs()) {
         ConvNode cn(c, rng);
         Pair p(cn.node, cn.plan, {cn.in}, CBINFER_MODE_CBINFER);
-        Pair dense(cn.node, cn.plan, {cn.in}, CBINFER_MODE_DENSE);
+        Runner dense(cbi_cpu_backend(), cn.node, cn.plan, {cn.in}, CBINFER_MODE_DENSE,
+                     CBINFER_PRECISION_FP32);
         ASSERT_TRUE(p.ok() && dense.ok()) << describe(c);
         Vec x = random_vec(rng, (size_t)c.cin * c.h * c.w);
         for (int frame = 0; frame < 6; ++frame) {
@@ -398,10 +399,10 @@ TEST(GpuOps, ConvChangeMatchesCpuAcrossFrames)
                 p.set_list(0, list);
             ASSERT_TRUE(p.run(CBI_K_CONV_CHANGE, frame == 0)) << describe(c);
             dense.set_input(0, x);
-            ASSERT_TRUE(dense.run(CBI_K_CONV_DENSE));
+            ASSERT_EQ(dense.run(CBI_K_CONV_DENSE), CBINFER_STATUS_SUCCESS) << dense.err.msg;
             const Vec g = p.gpu.output();
             EXPECT_LE(max_diff(p.cpu.output(), g), 1e-4f) << describe(c) << " frame " << frame;
-            EXPECT_LE(max_diff(dense.cpu.output(), g), 1e-4f) << describe(c) << " frame " << frame;
+            EXPECT_LE(max_diff(dense.output(), g), 1e-4f) << describe(c) << " frame " << frame;
             EXPECT_EQ(p.gpu.stats.changed_in_px, p.cpu.stats.changed_in_px) << frame;
             EXPECT_EQ(p.gpu.stats.changed_px, p.cpu.stats.changed_px) << frame;
             EXPECT_EQ(p.gpu.stats.macs, p.cpu.stats.macs) << frame;

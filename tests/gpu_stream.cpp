@@ -200,8 +200,11 @@ TEST(GpuStream, ClosedLoopBoundsDriftFeedForwardDoesNot)
 
 // fp16 (half storage, fp32 accumulation) and TF32 against fp32 through the
 // seven layers of vgg_7, dense and change-based at τ = 0. Stated tolerance
-// for outputs in [0, 1]: max abs 0.03 and mean abs 3e-3 (10-bit mantissas give
-// ~5e-4 relative per rounding; a handful of roundings per layer, 7 layers).
+// for outputs in [0, 1]: max abs 0.01 and mean abs 1e-3. A numpy emulation of
+// half storage (inputs, weights and every activation rounded to fp16, fp32
+// accumulation) on these frames gives max 1.4e-3 and mean 2.3e-4; the bounds
+// leave room for cuDNN's extra rounding of the pre-bias sum and for
+// accumulation order.
 TEST(GpuStream, ReducedPrecisionWithinToleranceOfFp32)
 {
     SKIP_WITHOUT_CUDA();
@@ -227,8 +230,8 @@ TEST(GpuStream, ReducedPrecisionWithinToleranceOfFp32)
             const std::vector<float> &r = ref_out[f];
             for (auto *s : {dense.get(), cb.get()}) {
                 const std::vector<float> o = output_of(s);
-                EXPECT_LE(cbi_test_max_abs_diff(r, o), 0.03f) << "precision " << prec << " frame " << f;
-                EXPECT_LE(mean_abs_diff(r, o), 3e-3f) << "precision " << prec << " frame " << f;
+                EXPECT_LE(cbi_test_max_abs_diff(r, o), 0.01f) << "precision " << prec << " frame " << f;
+                EXPECT_LE(mean_abs_diff(r, o), 1e-3f) << "precision " << prec << " frame " << f;
             }
         }
     }
