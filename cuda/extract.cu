@@ -40,6 +40,8 @@ extern "C" cudaError_t launch_extract_indices(const uint8_t *map, int64_t n_px, 
  *   Grid/block: 1-D grid-stride, 256 threads, one thread per extracted index:
  *   map[idx[i]] = 0. Work is proportional to the changes, not to the frame
  *   (the map is all zero again for the next frame). Shared memory: none.
+ *   Layout: one byte per output pixel, row-major (the NHWC pixel order).
+ *   Alignment: none required (byte stores).
  */
 __global__ void clear_map_kernel(uint8_t *__restrict__ map, const int32_t *__restrict__ idx,
                                  int64_t n)

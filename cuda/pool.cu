@@ -94,7 +94,8 @@ __global__ void pool_at_kernel(cbi_cuda_pool_geom g, const T *__restrict__ x, T 
  *   pixel list[i] = (iy, ix): marks every output (oy, ox) whose window holds
  *   it, i.e. oy*sh - pad_t + ky*dh = iy for some ky < kh (likewise in x), by
  *   writing 1 into map[oy * wo + ox] (concurrent writers all store 1).
- *   Shared memory: none.
+ *   Shared memory: none. Layout: pixel indices y * w + x of the NHWC input;
+ *   one map byte per output pixel. Alignment: none required.
  */
 __global__ void pool_mark_kernel(cbi_cuda_pool_geom g, const int32_t *__restrict__ list,
                                  int64_t n, uint8_t *__restrict__ map)
