@@ -121,6 +121,7 @@ const char *cbi_bench_usage(void)
            "                        the units of that layer's input (default 0: exact)\n"
            "  --dump-output DIR     write the output of frame k to DIR/frame_%05d.npy\n"
            "  --stats               per-layer table (changed share, time per step)\n"
+           "  --reuse-1x1           1x1 convs reuse the producer's change indices\n"
            "  --help, --version\n"
            "\n"
            "exit status: 0 success, 1 runtime error, 2 usage error\n";
@@ -150,7 +151,7 @@ int cbi_bench_parse_args(int argc, char **argv, cbi_bench_args *out, char *err, 
         flag[flag_len] = '\0';
 
         if (strcmp(flag, "--help") == 0 || strcmp(flag, "--version") == 0 ||
-            strcmp(flag, "--stats") == 0) {
+            strcmp(flag, "--stats") == 0 || strcmp(flag, "--reuse-1x1") == 0) {
             if (eq) return fail(err, n, "%s takes no value", flag);
             if (flag[2] == 'h') {
                 out->help = 1;
@@ -160,7 +161,10 @@ int cbi_bench_parse_args(int argc, char **argv, cbi_bench_args *out, char *err, 
                 out->version = 1;
                 return 0;
             }
-            out->stats = 1;
+            if (flag[2] == 'r')
+                out->reuse_1x1 = 1;
+            else
+                out->stats = 1;
             continue;
         }
 

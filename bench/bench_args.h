@@ -35,6 +35,7 @@ typedef struct cbi_bench_args {
     float threshold;        /* --threshold T (default 0) */
     const char *dump_dir;   /* --dump-output DIR, or NULL */
     int stats;              /* --stats */
+    int reuse_1x1;          /* --reuse-1x1: CBINFER_PARAM_REUSE_1X1_INDICES */
     int help;               /* --help: print usage, nothing else is checked */
     int version;            /* --version: likewise */
 } cbi_bench_args;

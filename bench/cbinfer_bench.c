@@ -350,6 +350,10 @@ static int run(bench *b)
                      cbinfer_status_string(st), *err ? ": " : "", err);
     st = cbinfer_stream_set_threshold_all(b->stream, a->threshold);
     if (st != CBINFER_STATUS_SUCCESS) return stream_error(b, "--threshold", st);
+    if (a->reuse_1x1) {
+        st = cbinfer_stream_set_param(b->stream, CBINFER_PARAM_REUSE_1X1_INDICES, 1.0);
+        if (st != CBINFER_STATUS_SUCCESS) return stream_error(b, "--reuse-1x1", st);
+    }
     if (a->stats) {
         st = cbinfer_stream_set_param(b->stream, CBINFER_PARAM_COLLECT_STATS, 1.0);
         if (st != CBINFER_STATUS_SUCCESS) return stream_error(b, "--stats", st);

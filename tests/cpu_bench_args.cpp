@@ -242,6 +242,8 @@ TEST(BenchArgs, DumpOutputAndStats)
     ASSERT_EQ(p.rc, 0) << p.err;
     EXPECT_STREQ(p.args.dump_dir, "out/dir");
     EXPECT_EQ(p.args.stats, 1);
+    EXPECT_EQ(p.args.reuse_1x1, 0);
+    EXPECT_EQ(parse_with({"--reuse-1x1"}).args.reuse_1x1, 1);
     expect_usage_error(parse_with({"--dump-output", ""}), "empty");
     expect_usage_error(parse_with({"--stats=1"}), "takes no value");
 }
