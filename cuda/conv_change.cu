@@ -5,10 +5,12 @@
  *   1. change detection fused with the closed-loop state update and the
  *      filter-support marking (Eq. 3 and 4, change_detect.cu), over the
  *      producer's changed pixels only (cbi_changes);
- *   2. change-index extraction (extract.cu), then ONE small pinned D2H copy
- *      of the two counts and a stream synchronisation: the host needs the
- *      number of changed output pixels to size the GEMM and to hand it to
- *      the next layer (cbi_changes.count). This is the layer's only sync;
+ *   2. change-index extraction (extract.cu: thrust::copy_if, which waits for
+ *      the stream and returns the count): the host needs the number of
+ *      changed output pixels to size the GEMM and to hand it to the next
+ *      layer (cbi_changes.count). The changed-input count (a statistic) rides
+ *      on the same wait through a pinned copy queued before it. This is the
+ *      layer's only sync;
  *   3. per chunk of changed output pixels: partial im2col (im2col.cu), GEMM
  *      (gemm.cu, cuBLAS), fused bias + activation + scatter (update.cu);
  *      the change map is cleared where it was set.
@@ -119,8 +121,8 @@ cbinfer_status cu_conv_change(void *bctx, cbi_op_args *a, cbi_err *e)
         {
             cu_step s(ctx, a, CBINFER_STEP_CHANGE_DETECT);
             CU_TRY(s.begin(e));
-            CBINFER_CUDA_TRY(cudaMemsetAsync(ctx->d_counts, 0, 2 * sizeof(int32_t), ctx->stream),
-                             e, where);
+            CBINFER_CUDA_TRY(cudaMemsetAsync(ctx->d_counts, 0, sizeof(int32_t), ctx->stream), e,
+                             where);
             CBINFER_CUDA_TRY(launch_change_detect(ctx->dt, &g, a->in[0]->data, L->d_state,
                                                   in_chg->all ? NULL : in_chg->idx, n_test,
                                                   a->threshold, a->feed_forward, L->d_map,
@@ -131,16 +133,15 @@ cbinfer_status cu_conv_change(void *bctx, cbi_op_args *a, cbi_err *e)
         {
             cu_step s(ctx, a, CBINFER_STEP_EXTRACT);
             CU_TRY(s.begin(e));
-            size_t tmp = ctx->sel_tmp_bytes;
-            CBINFER_CUDA_TRY(launch_extract_indices(L->d_map, npx_out, L->d_idx, ctx->d_counts + 1,
-                                                    ctx->d_sel_tmp, &tmp, ctx->stream),
-                             e, where);
-            CBINFER_CUDA_TRY(cudaMemcpyAsync(ctx->h_counts, ctx->d_counts, 2 * sizeof(int32_t),
+            /* The changed-input count goes to pinned memory on the stream
+             * first; the extraction returns only after the stream has
+             * drained (copy_if waits for it to read its count), so the copy
+             * is complete and h_counts[0] valid with no wait of its own. */
+            CBINFER_CUDA_TRY(cudaMemcpyAsync(ctx->h_counts, ctx->d_counts, sizeof(int32_t),
                                              cudaMemcpyDeviceToHost, ctx->stream),
                              e, where);
-            CU_TRY(cu_sync(ctx, where, e));
+            CU_TRY(cu_extract_indices(ctx, L->d_map, npx_out, L->d_idx, &n, where, e));
             n_in = ctx->h_counts[0];
-            n = ctx->h_counts[1];
             if (n < 0 || n > npx_out || n_in < 0 || n_in > n_test)
                 return cbi_fail(e, CBINFER_STATUS_INTERNAL,
                                 "node %s: read back %lld changed of %lld outputs", where,

@@ -5,10 +5,11 @@
  * conversion, per-layer state, error forwarding and step timing.
  *
  * Every buffer is allocated in create() or layer_create(); kernels never
- * allocate. All work runs on the context's stream; the host waits only where
- * a change-based layer reads its change count back (one small pinned D2H copy
- * per change-based Conv / pool layer), in synchronize(), in download(), and,
- * when statistics are collected, after each timed step.
+ * allocate (thrust::copy_if of index extraction included: its scratch is
+ * preallocated). All work runs on the context's stream; the host waits only
+ * where a change-based layer learns its change count (inside the extraction's
+ * thrust::copy_if, once per change-based Conv / pool layer), in synchronize(),
+ * in download(), and, when statistics are collected, after each timed step.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -498,9 +499,7 @@ static cbinfer_status cu_change_state(cu_ctx *ctx, cu_layer *L, size_t out_px, c
     CU_TRY(cu_zeroed(ctx, out_px, (void **)&L->d_map, where, e));
     CU_TRY(cu_zeroed(ctx, out_px * sizeof(int32_t), (void **)&L->d_idx, where, e));
     size_t tmp = 0;
-    CBINFER_CUDA_TRY(
-        launch_extract_indices(NULL, (int64_t)out_px, NULL, NULL, NULL, &tmp, ctx->stream), e,
-        where);
+    CU_TRY(cu_extract_scratch_bytes((int64_t)out_px, &tmp, where, e));
     return cu_grow(&ctx->d_sel_tmp, &ctx->sel_tmp_bytes, tmp, where, e);
 }
 

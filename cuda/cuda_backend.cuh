@@ -38,10 +38,12 @@ typedef struct cu_ctx {
     size_t y_floats;
     void *d_ws;          /* cuDNN workspace, grown by layer_create to the max over layers */
     size_t ws_bytes;
-    void *d_sel_tmp;     /* index-extraction scratch, grown by layer_create */
+    void *d_sel_tmp;     /* thrust::copy_if scratch of index extraction, grown by
+                            layer_create (cu_extract_scratch_bytes) */
     size_t sel_tmp_bytes;
-    int32_t *d_counts;   /* [0] changed input pixels, [1] extracted indices */
-    int32_t *h_counts;   /* pinned copy of d_counts: the one read-back per layer */
+    int32_t *d_counts;   /* [0] changed input pixels of a change detection ([1] unused:
+                            extraction returns its count on the host) */
+    int32_t *h_counts;   /* pinned copy of d_counts, read after the extraction's wait */
     float *h_stage;      /* pinned staging of upload/download, stage_floats */
     float *d_stage;      /* fp16 only: float tensor on the device for conversion */
     size_t stage_floats;
@@ -211,6 +213,20 @@ cbinfer_status cu_resize_setup(cu_ctx *ctx, int node_id, cu_layer *L, cbi_err *e
  * idx is NULL), reading the input from src (conv_change.cu). */
 cbinfer_status cu_conv_rows(cu_ctx *ctx, cbi_op_args *a, const void *src, const int32_t *idx,
                             int64_t n, cbi_err *e);
+
+/* Change-index extraction (extract.cu): the indices of the nonzero bytes of
+ * map[0..n_px) in ascending order into idx, their number into *n_out (host),
+ * through thrust::copy_if on ctx->stream with ctx->d_sel_tmp as its scratch.
+ * Returns once the stream has drained (one host wait, counted in host_syncs):
+ * everything queued before the call is complete. Thrust's exceptions become
+ * BACKEND_ERROR / OUT_OF_MEMORY naming `where`. */
+cbinfer_status cu_extract_indices(cu_ctx *ctx, const uint8_t *map, int64_t n_px, int32_t *idx,
+                                  int64_t *n_out, const char *where, cbi_err *e);
+
+/* Bytes of ctx->d_sel_tmp that cu_extract_indices needs for up to n_px pixels
+ * (with slack); layer_create grows the scratch to the maximum over layers. */
+cbinfer_status cu_extract_scratch_bytes(int64_t n_px, size_t *bytes, const char *where,
+                                        cbi_err *e);
 
 /* Geometry of a Conv / ConvTranspose / pool call. */
 cbi_cuda_conv_geom cu_conv_geom(const cbi_op_args *a);

@@ -80,12 +80,8 @@ cudaError_t launch_copy_pixels(cbi_cuda_dtype dt, const void *x, void *state, co
 
 /* ---- extract.cu ---------------------------------------------------------- */
 
-/* Change-index extraction: the indices of the nonzero bytes of map[0..n_px)
- * in ascending order into idx, their number into *d_count (device). With
- * tmp == NULL only stores the scratch size into *tmp_bytes. */
-cudaError_t launch_extract_indices(const uint8_t *map, int64_t n_px, int32_t *idx,
-                                   int32_t *d_count, void *tmp, size_t *tmp_bytes,
-                                   cudaStream_t stream);
+/* The extraction itself (thrust::copy_if, which waits for the stream) is
+ * cu_extract_indices() in cuda_backend.cuh: it is no asynchronous launcher. */
 
 /* map[idx[i]] = 0 for i < n: clears the change map where it was set. */
 cudaError_t launch_clear_map(uint8_t *map, const int32_t *idx, int64_t n, cudaStream_t stream);

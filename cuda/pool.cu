@@ -8,10 +8,10 @@
  *
  * Change-based pooling runs no detection of its own: the producer's change
  * list marks the affected outputs in the layer's map (one thread per changed
- * input pixel), the map is condensed into an index list (extract.cu, one
- * pinned count read-back and the layer's only sync), and each affected
- * output is computed exactly once (ANCHORS point 7: CBinfer recomputed it once
- * per changed input).
+ * input pixel), the map is condensed into an index list (extract.cu:
+ * thrust::copy_if returns the count, its wait is the layer's only sync), and
+ * each affected output is computed exactly once (ANCHORS point 7: CBinfer
+ * recomputed it once per changed input).
  */
 #include <math.h>
 
@@ -246,17 +246,7 @@ cbinfer_status cu_pool_change(void *bctx, cbi_op_args *a, cbi_err *e)
         CU_TRY(s.begin(e));
         CBINFER_CUDA_TRY(launch_pool_mark(&g, chg->idx, chg->count, L->d_map, ctx->stream), e,
                          where);
-        size_t tmp = ctx->sel_tmp_bytes;
-        CBINFER_CUDA_TRY(cudaMemsetAsync(ctx->d_counts, 0, 2 * sizeof(int32_t), ctx->stream), e,
-                         where);
-        CBINFER_CUDA_TRY(launch_extract_indices(L->d_map, out_px, L->d_idx, ctx->d_counts + 1,
-                                                ctx->d_sel_tmp, &tmp, ctx->stream),
-                         e, where);
-        CBINFER_CUDA_TRY(cudaMemcpyAsync(ctx->h_counts, ctx->d_counts, 2 * sizeof(int32_t),
-                                         cudaMemcpyDeviceToHost, ctx->stream),
-                         e, where);
-        CU_TRY(cu_sync(ctx, where, e));
-        n_out = ctx->h_counts[1];
+        CU_TRY(cu_extract_indices(ctx, L->d_map, out_px, L->d_idx, &n_out, where, e));
         if (n_out < 0 || n_out > out_px)
             return cbi_fail(e, CBINFER_STATUS_INTERNAL, "node %s: read back %lld of %lld outputs",
                             where, (long long)n_out, (long long)out_px);
