@@ -10,4 +10,4 @@ cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DCBINFER_DATA_DIR="$CBI
 cmake --build build -j "$(nproc)" --target cbinfer-bench >&2
 exec build/bench/cbinfer-bench --model build/models/vgg7-noise1.onnx \
   --video "$CBINFER_DATA_DIR/data/video/vtest.avi" --resize 384x288 --frames 100 \
-  --mode cbinfer --threshold 0.01 "$@"
+  --mode cbinfer --threshold 0.005 "$@"
