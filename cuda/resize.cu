@@ -3,52 +3,12 @@
  *
  * The source row of every output row and the source column of every output
  * column depend only on the geometry, so layer_create computes them once on
- * the host with the CPU backend's double-precision arithmetic (a copy of
- * ops_resize_src) and the kernel only copies: the results agree exactly.
+ * the host with cbi_resize_src(), the function the CPU backend uses, and the
+ * kernel only copies: the results agree exactly.
  */
-#include <math.h>
 #include <stdlib.h>
 
 #include "cuda_backend.cuh"
-
-/* ops_resize_src() of host/cpu/cpu_ops.c: coordinate transform, then
- * nearest_mode rounding, then clamp. */
-static int resize_src(int o, int n_in, int n_out, double scale, cbi_resize_coord coord,
-                      cbi_resize_round mode)
-{
-    double xo;
-    switch (coord) {
-    case CBI_RESIZE_ASYMMETRIC: xo = o / scale; break;
-    case CBI_RESIZE_ALIGN_CORNERS:
-        xo = n_out > 1 ? (double)o * (n_in - 1) / (n_out - 1) : 0.0;
-        break;
-    case CBI_RESIZE_PYTORCH_HALF_PIXEL: xo = n_out > 1 ? (o + 0.5) / scale - 0.5 : 0.0; break;
-    case CBI_RESIZE_TF_HALF_PIXEL_FOR_NN: xo = (o + 0.5) / scale; break;
-    case CBI_RESIZE_HALF_PIXEL: default: xo = (o + 0.5) / scale - 0.5; break;
-    }
-    double r;
-    switch (mode) {
-    case CBI_RESIZE_ROUND_PREFER_CEIL: r = xo - floor(xo) == 0.5 ? ceil(xo) : round(xo); break;
-    case CBI_RESIZE_FLOOR: r = floor(xo); break;
-    case CBI_RESIZE_CEIL: r = ceil(xo); break;
-    case CBI_RESIZE_ROUND_PREFER_FLOOR: default:
-        r = xo - floor(xo) == 0.5 ? floor(xo) : round(xo);
-        break;
-    }
-    if (r < 0) return 0;
-    if (r > n_in - 1) return n_in - 1;
-    return (int)r;
-}
-
-/* The node's scales as cpu_resize() takes them: out/in when sizes were
- * given, the node's otherwise. */
-static void resize_scales(const cbi_node *n, cbi_shape si, cbi_shape so, double *sc_h,
-                          double *sc_w)
-{
-    const int sizes = n->size_h > 0 || n->size_w > 0;
-    *sc_h = sizes ? (double)so.h / si.h : (double)n->scale_h;
-    *sc_w = sizes ? (double)so.w / si.w : (double)n->scale_w;
-}
 
 static cbinfer_status resize_check(const cbi_node *n, cbi_shape si, cbi_shape so, cbi_err *e)
 {
@@ -56,11 +16,6 @@ static cbinfer_status resize_check(const cbi_node *n, cbi_shape si, cbi_shape so
         return cbi_fail(e, CBINFER_STATUS_INTERNAL,
                         "node %s (Resize): bad geometry %dx%dx%d -> %dx%dx%d", n->name, si.c,
                         si.h, si.w, so.c, so.h, so.w);
-    double sc_h, sc_w;
-    resize_scales(n, si, so, &sc_h, &sc_w);
-    if (!(sc_h > 0) || !(sc_w > 0))
-        return cbi_fail(e, CBINFER_STATUS_INTERNAL, "node %s (Resize): scale %g, %g", n->name,
-                        sc_h, sc_w);
     return CBINFER_STATUS_SUCCESS;
 }
 
@@ -70,14 +25,12 @@ cbinfer_status cu_resize_setup(cu_ctx *ctx, int node_id, cu_layer *L, cbi_err *e
     const cbi_node_plan *p = &ctx->cfg.plans[node_id];
     const cbi_shape si = p->in, so = p->out;
     CU_TRY(resize_check(n, si, so, e));
-    double sc_h, sc_w;
-    resize_scales(n, si, so, &sc_h, &sc_w);
     int32_t *tab = (int32_t *)malloc(((size_t)so.h + so.w) * sizeof(int32_t));
     if (!tab) return cbi_fail(e, CBINFER_STATUS_OUT_OF_MEMORY, "node %s: resize tables", n->name);
     for (int oy = 0; oy < so.h; ++oy)
-        tab[oy] = resize_src(oy, si.h, so.h, sc_h, n->coord, n->round);
+        tab[oy] = cbi_resize_src(n, p, 0, oy);
     for (int ox = 0; ox < so.w; ++ox)
-        tab[so.h + ox] = resize_src(ox, si.w, so.w, sc_w, n->coord, n->round);
+        tab[so.h + ox] = cbi_resize_src(n, p, 1, ox);
     cudaError_t rc = cudaMalloc((void **)&L->d_src_y, (size_t)so.h * sizeof(int32_t));
     if (rc == cudaSuccess) rc = cudaMalloc((void **)&L->d_src_x, (size_t)so.w * sizeof(int32_t));
     if (rc == cudaSuccess)

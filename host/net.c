@@ -240,3 +240,36 @@ const char *cbinfer_network_conv_name(const cbinfer_network_t *net, int index)
     if (!net || index < 0 || index >= net->net.n_conv) return NULL;
     return net->net.nodes[net->net.conv_nodes[index]].name;
 }
+
+int cbi_resize_src(const cbi_node *n, const cbi_node_plan *p, int axis, int o)
+{
+    const int n_in = axis ? p->in.w : p->in.h, n_out = axis ? p->out.w : p->out.h;
+    const int sizes = n->size_h > 0 || n->size_w > 0;
+    const double scale = sizes ? (double)n_out / n_in : (double)(axis ? n->scale_w : n->scale_h);
+    const cbi_resize_coord coord = n->coord;
+    const cbi_resize_round mode = n->round;
+    double xo;
+    switch (coord) {
+    case CBI_RESIZE_ASYMMETRIC: xo = o / scale; break;
+    case CBI_RESIZE_ALIGN_CORNERS:
+        xo = n_out > 1 ? (double)o * (n_in - 1) / (n_out - 1) : 0.0;
+        break;
+    case CBI_RESIZE_PYTORCH_HALF_PIXEL: xo = n_out > 1 ? (o + 0.5) / scale - 0.5 : 0.0; break;
+    case CBI_RESIZE_TF_HALF_PIXEL_FOR_NN: xo = (o + 0.5) / scale; break;
+    case CBI_RESIZE_HALF_PIXEL: default: xo = (o + 0.5) / scale - 0.5; break;
+    }
+    double r;
+    switch (mode) {
+    case CBI_RESIZE_ROUND_PREFER_CEIL:
+        r = xo - floor(xo) == 0.5 ? ceil(xo) : round(xo);
+        break;
+    case CBI_RESIZE_FLOOR: r = floor(xo); break;
+    case CBI_RESIZE_CEIL: r = ceil(xo); break;
+    case CBI_RESIZE_ROUND_PREFER_FLOOR: default:
+        r = xo - floor(xo) == 0.5 ? floor(xo) : round(xo);
+        break;
+    }
+    if (r < 0) return 0;
+    if (r > n_in - 1) return n_in - 1;
+    return (int)r;
+}

@@ -165,6 +165,12 @@ typedef struct cbi_node_plan {
 cbinfer_status cbi_net_plan(const cbi_net *net, int height, int width, cbi_shape *shapes,
                             cbi_node_plan *plans, char *err, size_t err_len);
 
+/* Nearest Resize: the source index along one axis (0: rows, 1: columns) of
+ * output coordinate o, per ONNX: coordinate transform, nearest_mode rounding,
+ * clamp. The scale is out/in when the node gives sizes, its own otherwise.
+ * Shared by every backend so that they agree exactly. */
+int cbi_resize_src(const cbi_node *n, const cbi_node_plan *p, int axis, int o);
+
 /* Frees everything the network owns (not the struct itself). */
 void cbi_net_clear(cbi_net *net);
 

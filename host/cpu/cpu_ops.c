@@ -498,37 +498,6 @@ cbinfer_status cpu_pad(void *bctx, cbi_op_args *a, cbi_err *e)
 
 /* --------------------------------------------------------------- Resize --- */
 
-/* Source index of output coordinate o along one axis (ONNX Resize, nearest):
- * coordinate transform, then nearest_mode rounding, then clamp. */
-static int ops_resize_src(int o, int n_in, int n_out, double scale, cbi_resize_coord coord,
-                          cbi_resize_round mode)
-{
-    double xo;
-    switch (coord) {
-    case CBI_RESIZE_ASYMMETRIC: xo = o / scale; break;
-    case CBI_RESIZE_ALIGN_CORNERS:
-        xo = n_out > 1 ? (double)o * (n_in - 1) / (n_out - 1) : 0.0;
-        break;
-    case CBI_RESIZE_PYTORCH_HALF_PIXEL: xo = n_out > 1 ? (o + 0.5) / scale - 0.5 : 0.0; break;
-    case CBI_RESIZE_TF_HALF_PIXEL_FOR_NN: xo = (o + 0.5) / scale; break;
-    case CBI_RESIZE_HALF_PIXEL: default: xo = (o + 0.5) / scale - 0.5; break;
-    }
-    double r;
-    switch (mode) {
-    case CBI_RESIZE_ROUND_PREFER_CEIL:
-        r = xo - floor(xo) == 0.5 ? ceil(xo) : round(xo);
-        break;
-    case CBI_RESIZE_FLOOR: r = floor(xo); break;
-    case CBI_RESIZE_CEIL: r = ceil(xo); break;
-    case CBI_RESIZE_ROUND_PREFER_FLOOR: default:
-        r = xo - floor(xo) == 0.5 ? floor(xo) : round(xo);
-        break;
-    }
-    if (r < 0) return 0;
-    if (r > n_in - 1) return n_in - 1;
-    return (int)r;
-}
-
 /* Nearest-neighbour Resize, NHWC: every output pixel copies one input pixel's
  * channel run. Scale is out/in when sizes were given, the node's otherwise. */
 cbinfer_status cpu_resize(void *bctx, cbi_op_args *a, cbi_err *e)
@@ -537,24 +506,21 @@ cbinfer_status cpu_resize(void *bctx, cbi_op_args *a, cbi_err *e)
     if (st != CBINFER_STATUS_SUCCESS) return st;
     const cbi_node *n = a->node;
     const cbi_shape si = a->plan->in, so = a->plan->out;
-    const int sizes = n->size_h > 0 || n->size_w > 0;
-    const double sc_h = sizes ? (double)so.h / si.h : (double)n->scale_h;
-    const double sc_w = sizes ? (double)so.w / si.w : (double)n->scale_w;
-    if (si.c != so.c || si.h < 1 || si.w < 1 || !(sc_h > 0) || !(sc_w > 0))
+    if (si.c != so.c || si.h < 1 || si.w < 1)
         return cbi_fail(e, CBINFER_STATUS_INTERNAL,
-                        "node %s (Resize): bad geometry %dx%dx%d -> %dx%dx%d (scale %g, %g)",
-                        ops_name(a), si.c, si.h, si.w, so.c, so.h, so.w, sc_h, sc_w);
+                        "node %s (Resize): bad geometry %dx%dx%d -> %dx%dx%d", ops_name(a), si.c,
+                        si.h, si.w, so.c, so.h, so.w);
     const double t0 = ops_t0(a);
     const float *x = a->in[0]->data;
     float *y = a->out->data;
     const int c = so.c;
     const size_t run = (size_t)c * sizeof(float);
     for (int oy = 0; oy < so.h; oy++) {
-        const int iy = ops_resize_src(oy, si.h, so.h, sc_h, n->coord, n->round);
+        const int iy = cbi_resize_src(n, a->plan, 0, oy);
         const float *xr = x + (size_t)iy * si.w * c;
         float *yr = y + (size_t)oy * so.w * c;
         for (int ox = 0; ox < so.w; ox++) {
-            const int ix = ops_resize_src(ox, si.w, so.w, sc_w, n->coord, n->round);
+            const int ix = cbi_resize_src(n, a->plan, 1, ox);
             memcpy(yr + (size_t)ox * c, xr + (size_t)ix * c, run);
         }
     }
