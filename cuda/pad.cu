@@ -1,33 +1,14 @@
 /*
  * Spatial Pad (CBI_K_PAD: constant, edge, reflect; negative pads crop), the
- * twin of cpu_pad(). Channels are never padded.
+ * twin of cpu_pad(). Channels are never padded. Source coordinates come from
+ * cbi_pad_src() (host/net.h), the function the CPU backend uses.
  */
 #include "cuda_backend.cuh"
-
-/* Source coordinate of padded coordinate o, or -1 for constant padding
- * outside the input: ops_pad_src() of host/cpu/cpu_ops.c. Reflect mirrors
- * without repeating the edge, periodically for large pads. */
-__device__ __forceinline__ int pad_src(int o, int pad, int n, int mode)
-{
-    int i = o - pad;
-    if (i >= 0 && i < n) return i;
-    switch (mode) {
-    case CBI_PAD_EDGE: return i < 0 ? 0 : n - 1;
-    case CBI_PAD_REFLECT: {
-        if (n == 1) return 0;
-        const int period = 2 * (n - 1);
-        i %= period;
-        if (i < 0) i += period;
-        return i < n ? i : period - i;
-    }
-    default: return -1;
-    }
-}
 
 /*
  * pad_kernel
  *   Grid/block: 1-D grid-stride, 256 threads, one thread per output value
- *   (ho x wo x c, NHWC order): copies input (pad_src(oy), pad_src(ox), ch) or
+ *   (ho x wo x c, NHWC order): copies input (cbi_pad_src(oy), cbi_pad_src(ox), ch) or
  *   writes the constant. Shared memory: none. Layout: NHWC (a warp copies
  *   contiguous channel runs). Alignment: element alignment only.
  */
@@ -40,7 +21,7 @@ __global__ void pad_kernel(const T *__restrict__ x, int c, int h, int w, T *__re
         const int64_t p = i / c;
         const int ch = (int)(i - p * c);
         const int oy = (int)(p / wo), ox = (int)(p - (int64_t)oy * wo);
-        const int iy = pad_src(oy, pad_t, h, mode), ix = pad_src(ox, pad_l, w, mode);
+        const int iy = cbi_pad_src(oy, pad_t, h, mode), ix = cbi_pad_src(ox, pad_l, w, mode);
         if (iy < 0 || ix < 0)
             cu_st(y, i, value);
         else

@@ -74,6 +74,35 @@ typedef struct cbi_window {
 
 typedef enum cbi_pad_mode { CBI_PAD_CONSTANT = 0, CBI_PAD_EDGE, CBI_PAD_REFLECT } cbi_pad_mode;
 
+/* Callable from host C and from CUDA device code alike, so that every backend
+ * shares one definition of an op's index arithmetic. */
+#if defined(__CUDACC__)
+#define CBI_HOST_DEVICE __host__ __device__
+#else
+#define CBI_HOST_DEVICE
+#endif
+
+/* Pad: the source coordinate of padded coordinate o (o - pad) in an axis of
+ * n pixels for edge and reflect; -1 for constant padding outside the input.
+ * Reflect mirrors without repeating the edge (numpy/ONNX 'reflect'),
+ * periodically for pads larger than the input. */
+static inline CBI_HOST_DEVICE int cbi_pad_src(int o, int pad, int n, int mode)
+{
+    int i = o - pad;
+    if (i >= 0 && i < n) return i;
+    switch (mode) {
+    case CBI_PAD_EDGE: return i < 0 ? 0 : n - 1;
+    case CBI_PAD_REFLECT: {
+        if (n == 1) return 0;
+        const int period = 2 * (n - 1);
+        i %= period;
+        if (i < 0) i += period;
+        return i < n ? i : period - i;
+    }
+    default: return -1;
+    }
+}
+
 typedef enum cbi_resize_coord {
     CBI_RESIZE_HALF_PIXEL = 0,
     CBI_RESIZE_ASYMMETRIC,

@@ -426,26 +426,6 @@ cbinfer_status cpu_concat(void *bctx, cbi_op_args *a, cbi_err *e)
 
 /* ------------------------------------------------------------------ Pad --- */
 
-/* Source coordinate of padded coordinate o (o - pad) for edge / reflect;
- * -1 for constant padding outside the input. Reflect mirrors without
- * repeating the edge (numpy/ONNX 'reflect'), periodically for large pads. */
-static int ops_pad_src(int o, int pad, int n, cbi_pad_mode mode)
-{
-    int i = o - pad;
-    if (i >= 0 && i < n) return i;
-    switch (mode) {
-    case CBI_PAD_EDGE: return i < 0 ? 0 : n - 1;
-    case CBI_PAD_REFLECT: {
-        if (n == 1) return 0;
-        const int period = 2 * (n - 1);
-        i %= period;
-        if (i < 0) i += period;
-        return i < n ? i : period - i;
-    }
-    case CBI_PAD_CONSTANT: default: return -1;
-    }
-}
-
 /* Spatial Pad (constant / edge / reflect), NHWC; channels are never padded.
  * Negative pads crop. */
 cbinfer_status cpu_pad(void *bctx, cbi_op_args *a, cbi_err *e)
@@ -471,7 +451,7 @@ cbinfer_status cpu_pad(void *bctx, cbi_op_args *a, cbi_err *e)
     const int ox_hi = (si.w + n->pad_l < so.w ? si.w + n->pad_l : so.w); /* exclusive */
     for (int oy = 0; oy < so.h; oy++) {
         float *yr = y + (size_t)oy * so.w * c;
-        const int iy = ops_pad_src(oy, n->pad_t, si.h, n->pad_mode);
+        const int iy = cbi_pad_src(oy, n->pad_t, si.h, n->pad_mode);
         if (iy < 0) {
             for (int64_t i = 0; i < (int64_t)so.w * c; i++) yr[i] = n->pad_value;
             continue;
@@ -484,7 +464,7 @@ cbinfer_status cpu_pad(void *bctx, cbi_op_args *a, cbi_err *e)
                 ox = ox_hi - 1;
                 continue;
             }
-            const int ix = ops_pad_src(ox, n->pad_l, si.w, n->pad_mode);
+            const int ix = cbi_pad_src(ox, n->pad_l, si.w, n->pad_mode);
             if (ix < 0) {
                 for (int ch = 0; ch < c; ch++) yr[(size_t)ox * c + ch] = n->pad_value;
             } else {
