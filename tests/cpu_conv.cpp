@@ -6,6 +6,8 @@
 #include <random>
 #include <vector>
 
+#include "test_util.h"
+
 extern "C" {
 #include "cpu/cpu_backend.h"
 }
@@ -40,14 +42,6 @@ std::vector<float> naive_conv(const ConvCase &c, int ho, int wo, const std::vect
                 y[((size_t)o * ho + oy) * wo + ox] = cpu_activate(&act, o, (float)acc);
             }
     return y;
-}
-
-std::vector<float> nchw_to_nhwc(const std::vector<float> &v, int c, int h, int w)
-{
-    std::vector<float> r(v.size());
-    for (int ch = 0; ch < c; ++ch)
-        for (int p = 0; p < h * w; ++p) r[(size_t)p * c + ch] = v[(size_t)ch * h * w + p];
-    return r;
 }
 
 // One conv node with its plan, backend context and layer state, driven the
@@ -186,16 +180,12 @@ TEST(CpuConv, DenseMatchesNaiveReference)
     std::mt19937 rng(1234);
     for (const ConvCase &c : all_cases()) {
         ConvFixture f(c, CBINFER_MODE_DENSE, rng);
-        std::uniform_real_distribution<float> ud(-1.f, 1.f);
-        std::vector<float> x((size_t)c.cin * c.h * c.w);
-        for (auto &v : x) v = ud(rng);
+        std::vector<float> x = random_vec(rng, (size_t)c.cin * c.h * c.w);
         f.in = nchw_to_nhwc(x, c.cin, c.h, c.w);
         f.tin.data = f.in.data();
         ASSERT_EQ(f.run(CBI_K_CONV_DENSE, 1, 0.f), CBINFER_STATUS_SUCCESS);
         std::vector<float> ref = f.reference(x);
-        float md = 0.f;
-        for (size_t j = 0; j < ref.size(); ++j) md = std::fmax(md, std::fabs(ref[j] - f.out[j]));
-        EXPECT_LT(md, 1e-4f) << describe(c);
+        EXPECT_LT(cbi_test_max_abs_diff(ref, f.out), 1e-4f) << describe(c);
         EXPECT_EQ(f.stats.macs, (int64_t)f.ho * f.wo * c.cout * c.k * c.k * c.cin);
     }
 }
@@ -208,9 +198,7 @@ TEST(CpuConv, ChangeBasedEqualsDenseAtZeroThreshold)
     std::mt19937 rng(99);
     for (const ConvCase &c : all_cases()) {
         ConvFixture f(c, CBINFER_MODE_CBINFER, rng);
-        std::uniform_real_distribution<float> ud(-1.f, 1.f);
-        std::vector<float> x((size_t)c.cin * c.h * c.w);
-        for (auto &v : x) v = ud(rng);
+        std::vector<float> x = random_vec(rng, (size_t)c.cin * c.h * c.w);
         for (int frame = 0; frame < 5; ++frame) {
             if (frame > 0) {
                 // Change a few pixels in one channel each (any channel counts, Eq. 3).
@@ -224,9 +212,7 @@ TEST(CpuConv, ChangeBasedEqualsDenseAtZeroThreshold)
             f.tin.data = f.in.data();
             ASSERT_EQ(f.run(CBI_K_CONV_CHANGE, frame == 0, 0.f), CBINFER_STATUS_SUCCESS);
             std::vector<float> ref = f.reference(x);
-            float md = 0.f;
-            for (size_t j = 0; j < ref.size(); ++j) md = std::fmax(md, std::fabs(ref[j] - f.out[j]));
-            EXPECT_LT(md, 1e-4f) << describe(c) << " frame " << frame;
+            EXPECT_LT(cbi_test_max_abs_diff(ref, f.out), 1e-4f) << describe(c) << " frame " << frame;
             if (frame > 0) {
                 EXPECT_LE(f.stats.changed_in_px, 3);
                 EXPECT_LE(f.stats.changed_px, 3 * c.k * c.k);

@@ -290,11 +290,6 @@ private:
     std::vector<Onnx__OperatorSetIdProto *> opsets_;
 };
 
-struct NetDeleter {
-    void operator()(cbinfer_network_t *n) const { cbinfer_network_free(n); }
-};
-using NetPtr = std::unique_ptr<cbinfer_network_t, NetDeleter>;
-
 struct Loaded {
     cbinfer_status status;
     NetPtr net;

@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "test_util.h"
+
 extern "C" {
 #include "cpu/cpu_backend.h"
 }
@@ -20,32 +22,6 @@ extern "C" {
 namespace {
 
 using Vec = std::vector<float>;
-
-Vec random_vec(std::mt19937 &rng, size_t n, float lo = -1.f, float hi = 1.f)
-{
-    std::uniform_real_distribution<float> d(lo, hi);
-    Vec v(n);
-    for (auto &x : v) x = d(rng);
-    return v;
-}
-
-Vec to_nhwc(const Vec &x, int c, int h, int w)
-{
-    Vec y(x.size());
-    for (int ch = 0; ch < c; ch++)
-        for (int i = 0; i < h; i++)
-            for (int j = 0; j < w; j++) y[((size_t)i * w + j) * c + ch] = x[((size_t)ch * h + i) * w + j];
-    return y;
-}
-
-Vec to_nchw(const Vec &x, int c, int h, int w)
-{
-    Vec y(x.size());
-    for (int ch = 0; ch < c; ch++)
-        for (int i = 0; i < h; i++)
-            for (int j = 0; j < w; j++) y[((size_t)ch * h + i) * w + j] = x[((size_t)i * w + j) * c + ch];
-    return y;
-}
 
 float max_abs_diff(const Vec &a, const Vec &b)
 {
@@ -106,7 +82,7 @@ struct Op {
         args.stats = &stats;
         args.collect_stats = 1;
     }
-    Vec out_nchw() const { return to_nchw(out_data, plan.out.c, plan.out.h, plan.out.w); }
+    Vec out_nchw() const { return nhwc_to_nchw(out_data, plan.out.c, plan.out.h, plan.out.w); }
 };
 
 // ----------------------------------------------------------- Activation ---
@@ -138,7 +114,7 @@ TEST(CpuOps, ActivationAllKinds)
         if (kind > CBI_ACT_CLIP) { a.slope = &slope1; a.n_slope = 1; } // broadcast PReLU
         else { a.slope = slope.data(); a.n_slope = c; }
         Vec x = random_vec(rng, (size_t)c * h * w, -2.f, 2.f);
-        op.add_input(to_nhwc(x, c, h, w), c, h, w);
+        op.add_input(nchw_to_nhwc(x, c, h, w), c, h, w);
         op.finish(c, h, w);
         ASSERT_EQ(cpu_activation(nullptr, &op.args, &op.err), CBINFER_STATUS_SUCCESS) << op.err.msg;
         Vec got = op.out_nchw();
@@ -165,20 +141,6 @@ TEST(CpuOps, ActivationInPlace)
 }
 
 // -------------------------------------------------------------- Pooling ---
-
-struct PoolCfg {
-    bool is_max;
-    int k, s, d, pt, pl, pb, pr;
-    bool ceil, include_pad;
-};
-
-int pool_out(int in, int k, int s, int d, int p0, int p1, bool ceil_mode)
-{
-    const int span = in + p0 + p1 - ((k - 1) * d + 1);
-    int o = (ceil_mode ? (span + s - 1) / s : span / s) + 1;
-    if (ceil_mode && (o - 1) * s >= in + p0) o--; // last window may not start in the end padding
-    return o;
-}
 
 // ONNX-reference style: pad with 0 (counted) or NaN (ignored), NaN beyond the
 // pads for ceil_mode, then reduce every window over its non-NaN values.
@@ -240,25 +202,6 @@ void setup_pool(Op &op, const PoolCfg &p, int c, int h, int w, const Vec &x_nhwc
     op.plan.pad_r = p.pr;
 }
 
-std::vector<PoolCfg> pool_cfgs()
-{
-    std::vector<PoolCfg> v;
-    for (int is_max = 0; is_max < 2; is_max++)
-        for (int k = 2; k <= 3; k++)
-            for (int s = 1; s <= 2; s++)
-                for (int pad = 0; pad < k; pad++)
-                    for (int ceil = 0; ceil < 2; ceil++)
-                        for (int inc = 0; inc < (is_max ? 1 : 2); inc++)
-                            v.push_back({(bool)is_max, k, s, 1, pad, pad, pad > 0 ? pad - 1 : 0, pad,
-                                         (bool)ceil, (bool)inc});
-    // Dilated MaxPool and asymmetric pads.
-    v.push_back({true, 2, 1, 2, 0, 0, 0, 0, false, false});
-    v.push_back({true, 3, 2, 2, 1, 2, 1, 0, true, false});
-    v.push_back({false, 3, 2, 1, 2, 0, 1, 2, true, true});
-    v.push_back({false, 3, 3, 1, 1, 1, 0, 0, true, false});
-    return v;
-}
-
 TEST(CpuOps, PoolDenseMatchesReference)
 {
     std::mt19937 rng(3);
@@ -273,7 +216,7 @@ TEST(CpuOps, PoolDenseMatchesReference)
             Op op(p.is_max ? CBI_OP_MAXPOOL : CBI_OP_AVGPOOL, p.is_max ? "MaxPool" : "AveragePool");
             Vec x = random_vec(rng, (size_t)c * h * w);
             int oh, ow;
-            setup_pool(op, p, c, h, w, to_nhwc(x, c, h, w), &oh, &ow);
+            setup_pool(op, p, c, h, w, nchw_to_nhwc(x, c, h, w), &oh, &ow);
             ASSERT_EQ(cpu_pool_dense(nullptr, &op.args, &op.err), CBINFER_STATUS_SUCCESS) << op.err.msg;
             Vec ref = ref_pool(x, c, h, w, p, oh, ow);
             ASSERT_LE(max_abs_diff(op.out_nchw(), ref), 1e-6f)
@@ -332,7 +275,7 @@ TEST(CpuOps, PoolChangeEqualsDenseAcrossFrames)
             const int c = sz[0], h = sz[1], w = sz[2];
             Op chg(p.is_max ? CBI_OP_MAXPOOL : CBI_OP_AVGPOOL, "Pool");
             Op dense(p.is_max ? CBI_OP_MAXPOOL : CBI_OP_AVGPOOL, "Pool");
-            Vec x = to_nhwc(random_vec(rng, (size_t)c * h * w), c, h, w);
+            Vec x = nchw_to_nhwc(random_vec(rng, (size_t)c * h * w), c, h, w);
             int oh, ow;
             setup_pool(chg, p, c, h, w, x, &oh, &ow);
             setup_pool(dense, p, c, h, w, x, &oh, &ow);
@@ -496,7 +439,7 @@ TEST(CpuOps, ConvTransposeMatchesScatterReference)
                 op.node.act.kind = (n % 3 == 0) ? CBI_ACT_PRELU : (n % 3 == 1 ? CBI_ACT_NONE : CBI_ACT_RELU);
                 op.node.act.slope = slope.data();
                 op.node.act.n_slope = cout;
-                op.add_input(to_nhwc(x, cin, h, w), cin, h, w);
+                op.add_input(nchw_to_nhwc(x, cin, h, w), cin, h, w);
                 op.finish(cout, oh, ow);
                 op.plan.pad_t = p.pt;
                 op.plan.pad_l = p.pl;
@@ -545,8 +488,8 @@ TEST(CpuOps, AddElementwise)
         const int c = s[0], h = s[1], w = s[2];
         Vec a = random_vec(rng, (size_t)c * h * w), b = random_vec(rng, (size_t)c * h * w);
         Op op(CBI_OP_ADD, "Add");
-        op.add_input(to_nhwc(a, c, h, w), c, h, w);
-        op.add_input(to_nhwc(b, c, h, w), c, h, w);
+        op.add_input(nchw_to_nhwc(a, c, h, w), c, h, w);
+        op.add_input(nchw_to_nhwc(b, c, h, w), c, h, w);
         op.finish(c, h, w);
         ASSERT_EQ(cpu_add(nullptr, &op.args, &op.err), CBINFER_STATUS_SUCCESS) << op.err.msg;
         Vec got = op.out_nchw();
@@ -572,7 +515,7 @@ TEST(CpuOps, ConcatChannels)
         int ctot = 0;
         for (int ci : cs) {
             xs.push_back(random_vec(rng, (size_t)ci * h * w));
-            op.add_input(to_nhwc(xs.back(), ci, h, w), ci, h, w);
+            op.add_input(nchw_to_nhwc(xs.back(), ci, h, w), ci, h, w);
             ctot += ci;
         }
         op.finish(ctot, h, w);
@@ -619,7 +562,7 @@ TEST(CpuOps, PadModes)
                 op.node.pad_r = pd[3];
                 op.node.pad_mode = (cbi_pad_mode)mode;
                 op.node.pad_value = 0.75f;
-                op.add_input(to_nhwc(x, c, h, w), c, h, w);
+                op.add_input(nchw_to_nhwc(x, c, h, w), c, h, w);
                 op.finish(c, oh, ow);
                 ASSERT_EQ(cpu_pad(nullptr, &op.args, &op.err), CBINFER_STATUS_SUCCESS) << op.err.msg;
                 Vec got = op.out_nchw();
@@ -752,7 +695,7 @@ TEST(CpuOps, ResizeModesMatchReference)
                 op.node.scale_w = sizes_given ? 0.f : s.sw;
                 op.node.size_h = sizes_given ? s.oh : 0;
                 op.node.size_w = sizes_given ? s.ow : 0;
-                op.add_input(to_nhwc(x, c, s.h, s.w), c, s.h, s.w);
+                op.add_input(nchw_to_nhwc(x, c, s.h, s.w), c, s.h, s.w);
                 op.finish(c, oh, ow);
                 ASSERT_EQ(cpu_resize(nullptr, &op.args, &op.err), CBINFER_STATUS_SUCCESS) << op.err.msg;
                 Vec got = op.out_nchw();
@@ -806,7 +749,7 @@ TEST(CpuOps, DepthToSpaceBothModes)
             Op op(CBI_OP_DEPTH_TO_SPACE, "DepthToSpace");
             op.node.blocksize = b;
             op.node.d2s_crd = crd;
-            op.add_input(to_nhwc(x, cin, h, w), cin, h, w);
+            op.add_input(nchw_to_nhwc(x, cin, h, w), cin, h, w);
             op.finish(c, h * b, w * b);
             ASSERT_EQ(cpu_depth_to_space(nullptr, &op.args, &op.err), CBINFER_STATUS_SUCCESS)
                 << op.err.msg;
@@ -830,7 +773,7 @@ TEST(CpuOps, DepthToSpaceKnownValues)
         Op op(CBI_OP_DEPTH_TO_SPACE, "DepthToSpace");
         op.node.blocksize = b;
         op.node.d2s_crd = mode;
-        op.add_input(to_nhwc(x, cin, h, w), cin, h, w);
+        op.add_input(nchw_to_nhwc(x, cin, h, w), cin, h, w);
         op.finish(2, h * b, w * b);
         ASSERT_EQ(cpu_depth_to_space(nullptr, &op.args, &op.err), CBINFER_STATUS_SUCCESS);
         EXPECT_EQ(op.out_nchw(), mode ? crd : dcr) << (mode ? "CRD" : "DCR");

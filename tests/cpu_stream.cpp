@@ -3,7 +3,6 @@
 
 #include <cmath>
 #include <cstring>
-#include <memory>
 #include <thread>
 #include <vector>
 
@@ -11,51 +10,6 @@
 #include "test_util.h"
 
 namespace {
-
-struct NetDeleter {
-    void operator()(cbinfer_network_t *n) const { cbinfer_network_free(n); }
-};
-struct StreamDeleter {
-    void operator()(cbinfer_stream_t *s) const { cbinfer_stream_destroy(s); }
-};
-using NetPtr = std::unique_ptr<cbinfer_network_t, NetDeleter>;
-using StreamPtr = std::unique_ptr<cbinfer_stream_t, StreamDeleter>;
-
-NetPtr load(const std::string &name)
-{
-    cbinfer_network_t *n = nullptr;
-    char err[512] = "";
-    cbinfer_status st = cbinfer_network_load(cbi_test_model(name).c_str(), &n, err, sizeof err);
-    EXPECT_EQ(st, CBINFER_STATUS_SUCCESS) << name << ": " << err;
-    return NetPtr(n);
-}
-
-StreamPtr make_stream(const cbinfer_network_t *net, int w, int h, cbinfer_mode mode,
-                      cbinfer_backend be = CBINFER_BACKEND_CPU)
-{
-    cbinfer_stream_t *s = nullptr;
-    char err[512] = "";
-    cbinfer_status st =
-        cbinfer_stream_create(net, w, h, be, mode, CBINFER_PRECISION_FP32, &s, err, sizeof err);
-    EXPECT_EQ(st, CBINFER_STATUS_SUCCESS) << err;
-    return StreamPtr(s);
-}
-
-std::vector<float> output_of(cbinfer_stream_t *s)
-{
-    int c = 0, h = 0, w = 0;
-    EXPECT_EQ(cbinfer_stream_output_dims(s, &c, &h, &w), CBINFER_STATUS_SUCCESS);
-    std::vector<float> out((size_t)c * h * w);
-    EXPECT_EQ(cbinfer_stream_read_output(s, out.data(), out.size()), CBINFER_STATUS_SUCCESS)
-        << cbinfer_stream_last_error(s);
-    return out;
-}
-
-void push(cbinfer_stream_t *s, const std::vector<uint8_t> &rgb, int w, int h)
-{
-    ASSERT_EQ(cbinfer_stream_push_rgb8(s, rgb.data(), w, h, (size_t)w * 3), CBINFER_STATUS_SUCCESS)
-        << cbinfer_stream_last_error(s);
-}
 
 // A crop of vtest.avi where pedestrians walk through the frame.
 constexpr int kCropX = 300, kCropY = 250, kCropW = 96, kCropH = 80, kFrames = 20;
@@ -65,8 +19,8 @@ void expect_change_based_equals_dense(const std::string &model)
     NetPtr net = load(model);
     ASSERT_TRUE(net);
     auto frames = cbi_test_read_frames("vtest.avi", 0, kFrames, kCropX, kCropY, kCropW, kCropH);
-    StreamPtr dense = make_stream(net.get(), kCropW, kCropH, CBINFER_MODE_DENSE);
-    StreamPtr cb = make_stream(net.get(), kCropW, kCropH, CBINFER_MODE_CBINFER);
+    StreamPtr dense = make_stream(net.get(), kCropW, kCropH, CBINFER_BACKEND_CPU, CBINFER_MODE_DENSE);
+    StreamPtr cb = make_stream(net.get(), kCropW, kCropH, CBINFER_BACKEND_CPU, CBINFER_MODE_CBINFER);
     ASSERT_TRUE(dense && cb);
     double share_sum = 0;
     for (int f = 0; f < kFrames; ++f) {
@@ -104,8 +58,8 @@ TEST(Stream, ZeroThresholdEqualsDenseWithReusedPointwiseIndices)
     NetPtr net = load("scene-labeling-synthetic");
     ASSERT_TRUE(net);
     auto frames = cbi_test_read_frames("vtest.avi", 0, 6, kCropX, kCropY, kCropW, kCropH);
-    StreamPtr dense = make_stream(net.get(), kCropW, kCropH, CBINFER_MODE_DENSE);
-    StreamPtr cb = make_stream(net.get(), kCropW, kCropH, CBINFER_MODE_CBINFER);
+    StreamPtr dense = make_stream(net.get(), kCropW, kCropH, CBINFER_BACKEND_CPU, CBINFER_MODE_DENSE);
+    StreamPtr cb = make_stream(net.get(), kCropW, kCropH, CBINFER_BACKEND_CPU, CBINFER_MODE_CBINFER);
     ASSERT_EQ(cbinfer_stream_set_param(cb.get(), CBINFER_PARAM_REUSE_1X1_INDICES, 1),
               CBINFER_STATUS_SUCCESS);
     for (auto &fr : frames) {
@@ -127,9 +81,9 @@ TEST(Stream, ClosedLoopBoundsDriftFeedForwardDoesNot)
     const int w = 48, h = 40, steps = 40;
     const float step = 0.004f, tau = 0.01f;
     auto tex = cbi_test_read_frames("vtest.avi", 0, 1, kCropX, kCropY, w, h)[0];
-    StreamPtr dense = make_stream(net.get(), w, h, CBINFER_MODE_DENSE);
-    StreamPtr closed = make_stream(net.get(), w, h, CBINFER_MODE_CBINFER);
-    StreamPtr ff = make_stream(net.get(), w, h, CBINFER_MODE_CBINFER_FF);
+    StreamPtr dense = make_stream(net.get(), w, h, CBINFER_BACKEND_CPU, CBINFER_MODE_DENSE);
+    StreamPtr closed = make_stream(net.get(), w, h, CBINFER_BACKEND_CPU, CBINFER_MODE_CBINFER);
+    StreamPtr ff = make_stream(net.get(), w, h, CBINFER_BACKEND_CPU, CBINFER_MODE_CBINFER_FF);
     ASSERT_EQ(cbinfer_stream_set_threshold_all(closed.get(), tau), CBINFER_STATUS_SUCCESS);
     ASSERT_EQ(cbinfer_stream_set_threshold_all(ff.get(), tau), CBINFER_STATUS_SUCCESS);
     std::vector<float> frame((size_t)3 * h * w);
@@ -156,7 +110,7 @@ TEST(Stream, UnchangedFrameDoesNoConvWork)
     NetPtr net = load("vgg7-noise1");
     ASSERT_TRUE(net);
     auto fr = cbi_test_read_frames("vtest.avi", 3, 1, kCropX, kCropY, kCropW, kCropH)[0];
-    StreamPtr cb = make_stream(net.get(), kCropW, kCropH, CBINFER_MODE_CBINFER);
+    StreamPtr cb = make_stream(net.get(), kCropW, kCropH, CBINFER_BACKEND_CPU, CBINFER_MODE_CBINFER);
     push(cb.get(), fr, kCropW, kCropH);
     std::vector<float> first = output_of(cb.get());
     push(cb.get(), fr, kCropW, kCropH);
@@ -172,7 +126,7 @@ TEST(Stream, ResetRunsDenseAgain)
     NetPtr net = load("vgg7-noise1");
     ASSERT_TRUE(net);
     auto frames = cbi_test_read_frames("vtest.avi", 0, 3, kCropX, kCropY, 40, 40);
-    StreamPtr cb = make_stream(net.get(), 40, 40, CBINFER_MODE_CBINFER);
+    StreamPtr cb = make_stream(net.get(), 40, 40, CBINFER_BACKEND_CPU, CBINFER_MODE_CBINFER);
     ASSERT_EQ(cbinfer_stream_set_threshold_all(cb.get(), 0.05f), CBINFER_STATUS_SUCCESS);
     push(cb.get(), frames[0], 40, 40);
     push(cb.get(), frames[1], 40, 40);
@@ -184,7 +138,7 @@ TEST(Stream, ResetRunsDenseAgain)
     ASSERT_EQ(cbinfer_stream_frame_stats(cb.get(), &fs), CBINFER_STATUS_SUCCESS);
     EXPECT_EQ(fs.frame_index, 0);
     EXPECT_DOUBLE_EQ(fs.changed_share, 1.0);
-    StreamPtr dense = make_stream(net.get(), 40, 40, CBINFER_MODE_DENSE);
+    StreamPtr dense = make_stream(net.get(), 40, 40, CBINFER_BACKEND_CPU, CBINFER_MODE_DENSE);
     push(dense.get(), frames[2], 40, 40);
     EXPECT_LE(cbi_test_max_abs_diff(output_of(dense.get()), output_of(cb.get())), 1e-5f);
 }
@@ -201,8 +155,8 @@ TEST(Stream, Rgb8AndNchwInputsAgree)
     std::vector<float> nchw((size_t)3 * 32 * 24);
     for (int c = 0; c < 3; ++c)
         for (int p = 0; p < 32 * 24; ++p) nchw[(size_t)c * 32 * 24 + p] = fr[(size_t)p * 3 + c] * scale;
-    StreamPtr a = make_stream(net.get(), 32, 24, CBINFER_MODE_DENSE);
-    StreamPtr b = make_stream(net.get(), 32, 24, CBINFER_MODE_DENSE);
+    StreamPtr a = make_stream(net.get(), 32, 24, CBINFER_BACKEND_CPU, CBINFER_MODE_DENSE);
+    StreamPtr b = make_stream(net.get(), 32, 24, CBINFER_BACKEND_CPU, CBINFER_MODE_DENSE);
     push(a.get(), fr, 32, 24);
     ASSERT_EQ(cbinfer_stream_push_nchw(b.get(), nchw.data(), 3, 24, 32), CBINFER_STATUS_SUCCESS);
     EXPECT_LE(cbi_test_max_abs_diff(output_of(a.get()), output_of(b.get())), 1e-6f);
@@ -216,7 +170,7 @@ TEST(Stream, ThreadsShareOneNetwork)
     ASSERT_TRUE(net);
     auto frames = cbi_test_read_frames("vtest.avi", 0, 4, kCropX, kCropY, 64, 48);
     auto run = [&](std::vector<float> *result) {
-        StreamPtr s = make_stream(net.get(), 64, 48, CBINFER_MODE_CBINFER);
+        StreamPtr s = make_stream(net.get(), 64, 48, CBINFER_BACKEND_CPU, CBINFER_MODE_CBINFER);
         cbinfer_stream_set_threshold_all(s.get(), 0.02f);
         for (auto &f : frames) push(s.get(), f, 64, 48);
         *result = output_of(s.get());
@@ -235,7 +189,7 @@ TEST(Stream, StatsCoverEveryLayer)
     NetPtr net = load("scene-labeling-synthetic");
     ASSERT_TRUE(net);
     auto frames = cbi_test_read_frames("vtest.avi", 0, 2, kCropX, kCropY, 64, 48);
-    StreamPtr s = make_stream(net.get(), 64, 48, CBINFER_MODE_CBINFER);
+    StreamPtr s = make_stream(net.get(), 64, 48, CBINFER_BACKEND_CPU, CBINFER_MODE_CBINFER);
     ASSERT_EQ(cbinfer_stream_set_param(s.get(), CBINFER_PARAM_COLLECT_STATS, 1), CBINFER_STATUS_SUCCESS);
     for (auto &f : frames) push(s.get(), f, 64, 48);
     int n = cbinfer_stream_layer_count(s.get());
@@ -309,7 +263,7 @@ TEST(Api, MisuseReturnsDocumentedStatus)
         EXPECT_EQ(s, nullptr);
     }
 
-    StreamPtr st = make_stream(net.get(), 32, 24, CBINFER_MODE_CBINFER);
+    StreamPtr st = make_stream(net.get(), 32, 24, CBINFER_BACKEND_CPU, CBINFER_MODE_CBINFER);
     ASSERT_TRUE(st);
     std::vector<uint8_t> frame(32 * 24 * 3, 7);
     std::vector<float> out(3 * 32 * 24);

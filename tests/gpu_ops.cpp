@@ -29,11 +29,6 @@ namespace {
 using Vec = std::vector<float>;
 using Idx = std::vector<int32_t>;
 
-#define SKIP_WITHOUT_CUDA()                                                                       \
-    do {                                                                                          \
-        if (!cbi_test_has_cuda_device()) GTEST_SKIP() << "no usable CUDA device";                 \
-    } while (0)
-
 const cbi_backend *cuda_backend()
 {
 #ifdef CBINFER_WITH_CUDA
@@ -51,14 +46,6 @@ int64_t host_syncs(void *ctx)
     (void)ctx;
     return 0;
 #endif
-}
-
-Vec random_vec(std::mt19937 &rng, size_t n, float lo = -1.f, float hi = 1.f)
-{
-    std::uniform_real_distribution<float> d(lo, hi);
-    Vec v(n);
-    for (auto &x : v) x = d(rng);
-    return v;
 }
 
 // Largest |a - b|; equal infinities count as equal, NaN as infinitely far.
@@ -613,38 +600,6 @@ TEST(GpuOps, ActivationAllKindsMatchCpu)
 }
 
 // -------------------------------------------------------------- Pooling ---
-
-struct PoolCfg {
-    bool is_max;
-    int k, s, d, pt, pl, pb, pr;
-    bool ceil, include_pad;
-};
-
-int pool_out(int in, int k, int s, int d, int p0, int p1, bool ceil_mode)
-{
-    const int span = in + p0 + p1 - ((k - 1) * d + 1);
-    int o = (ceil_mode ? (span + s - 1) / s : span / s) + 1;
-    if (ceil_mode && (o - 1) * s >= in + p0) o--;
-    return o;
-}
-
-std::vector<PoolCfg> pool_cfgs()
-{
-    std::vector<PoolCfg> v;
-    for (int is_max = 0; is_max < 2; ++is_max)
-        for (int k = 2; k <= 3; ++k)
-            for (int s = 1; s <= 2; ++s)
-                for (int pad = 0; pad < k; ++pad)
-                    for (int ceil = 0; ceil < 2; ++ceil)
-                        for (int inc = 0; inc < (is_max ? 1 : 2); ++inc)
-                            v.push_back({(bool)is_max, k, s, 1, pad, pad, pad > 0 ? pad - 1 : 0, pad,
-                                         (bool)ceil, (bool)inc});
-    v.push_back({true, 2, 1, 2, 0, 0, 0, 0, false, false});
-    v.push_back({true, 3, 2, 2, 1, 2, 1, 0, true, false});
-    v.push_back({false, 3, 2, 1, 2, 0, 1, 2, true, true});
-    v.push_back({false, 3, 3, 1, 1, 1, 0, 0, true, false});
-    return v;
-}
 
 bool pool_node(const PoolCfg &p, int c, int h, int w, cbi_node *node, cbi_node_plan *plan)
 {

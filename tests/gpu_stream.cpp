@@ -6,7 +6,6 @@
 
 #include <cmath>
 #include <cstring>
-#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -15,63 +14,6 @@
 #include "test_util.h"
 
 namespace {
-
-#define SKIP_WITHOUT_CUDA()                                                                       \
-    do {                                                                                          \
-        if (!cbi_test_has_cuda_device()) GTEST_SKIP() << "no usable CUDA device";                 \
-    } while (0)
-
-struct NetDeleter {
-    void operator()(cbinfer_network_t *n) const { cbinfer_network_free(n); }
-};
-struct StreamDeleter {
-    void operator()(cbinfer_stream_t *s) const { cbinfer_stream_destroy(s); }
-};
-using NetPtr = std::unique_ptr<cbinfer_network_t, NetDeleter>;
-using StreamPtr = std::unique_ptr<cbinfer_stream_t, StreamDeleter>;
-
-NetPtr load(const std::string &name)
-{
-    cbinfer_network_t *n = nullptr;
-    char err[512] = "";
-    cbinfer_status st = cbinfer_network_load(cbi_test_model(name).c_str(), &n, err, sizeof err);
-    EXPECT_EQ(st, CBINFER_STATUS_SUCCESS) << name << ": " << err;
-    return NetPtr(n);
-}
-
-StreamPtr make_stream(const cbinfer_network_t *net, int w, int h, cbinfer_backend be,
-                      cbinfer_mode mode, cbinfer_precision prec = CBINFER_PRECISION_FP32)
-{
-    cbinfer_stream_t *s = nullptr;
-    char err[512] = "";
-    cbinfer_status st = cbinfer_stream_create(net, w, h, be, mode, prec, &s, err, sizeof err);
-    EXPECT_EQ(st, CBINFER_STATUS_SUCCESS) << err;
-    return StreamPtr(s);
-}
-
-std::vector<float> output_of(cbinfer_stream_t *s)
-{
-    int c = 0, h = 0, w = 0;
-    EXPECT_EQ(cbinfer_stream_output_dims(s, &c, &h, &w), CBINFER_STATUS_SUCCESS);
-    std::vector<float> out((size_t)c * h * w);
-    EXPECT_EQ(cbinfer_stream_read_output(s, out.data(), out.size()), CBINFER_STATUS_SUCCESS)
-        << cbinfer_stream_last_error(s);
-    return out;
-}
-
-void push(cbinfer_stream_t *s, const std::vector<uint8_t> &rgb, int w, int h)
-{
-    ASSERT_EQ(cbinfer_stream_push_rgb8(s, rgb.data(), w, h, (size_t)w * 3), CBINFER_STATUS_SUCCESS)
-        << cbinfer_stream_last_error(s);
-}
-
-float mean_abs_diff(const std::vector<float> &a, const std::vector<float> &b)
-{
-    if (a.size() != b.size() || a.empty()) return INFINITY;
-    double s = 0;
-    for (size_t i = 0; i < a.size(); ++i) s += std::fabs((double)a[i] - b[i]);
-    return (float)(s / (double)a.size());
-}
 
 // A crop of vtest.avi where pedestrians walk through the frame.
 constexpr int kCropX = 300, kCropY = 250, kCrop = 96, kFrames = 20;
@@ -231,7 +173,7 @@ TEST(GpuStream, ReducedPrecisionWithinToleranceOfFp32)
             for (auto *s : {dense.get(), cb.get()}) {
                 const std::vector<float> o = output_of(s);
                 EXPECT_LE(cbi_test_max_abs_diff(r, o), 0.01f) << "precision " << prec << " frame " << f;
-                EXPECT_LE(mean_abs_diff(r, o), 1e-3f) << "precision " << prec << " frame " << f;
+                EXPECT_LE(cbi_test_mean_abs_diff(r, o), 1e-3f) << "precision " << prec << " frame " << f;
             }
         }
     }

@@ -66,3 +66,103 @@ bool cbi_test_has_cuda_device()
 {
     return cbinfer_backend_available(CBINFER_BACKEND_CUDA) == CBINFER_STATUS_SUCCESS;
 }
+
+float cbi_test_mean_abs_diff(const std::vector<float> &a, const std::vector<float> &b)
+{
+    if (a.size() != b.size() || a.empty()) return INFINITY;
+    double s = 0;
+    for (size_t i = 0; i < a.size(); ++i) s += std::fabs((double)a[i] - b[i]);
+    return (float)(s / (double)a.size());
+}
+
+// ------------------------------------------------ streams (public API) ---
+
+NetPtr load(const std::string &name)
+{
+    cbinfer_network_t *n = nullptr;
+    char err[512] = "";
+    cbinfer_status st = cbinfer_network_load(cbi_test_model(name).c_str(), &n, err, sizeof err);
+    EXPECT_EQ(st, CBINFER_STATUS_SUCCESS) << name << ": " << err;
+    return NetPtr(n);
+}
+
+StreamPtr make_stream(const cbinfer_network_t *net, int w, int h, cbinfer_backend be,
+                      cbinfer_mode mode, cbinfer_precision prec)
+{
+    cbinfer_stream_t *s = nullptr;
+    char err[512] = "";
+    cbinfer_status st = cbinfer_stream_create(net, w, h, be, mode, prec, &s, err, sizeof err);
+    EXPECT_EQ(st, CBINFER_STATUS_SUCCESS) << err;
+    return StreamPtr(s);
+}
+
+std::vector<float> output_of(cbinfer_stream_t *s)
+{
+    int c = 0, h = 0, w = 0;
+    EXPECT_EQ(cbinfer_stream_output_dims(s, &c, &h, &w), CBINFER_STATUS_SUCCESS);
+    std::vector<float> out((size_t)c * h * w);
+    EXPECT_EQ(cbinfer_stream_read_output(s, out.data(), out.size()), CBINFER_STATUS_SUCCESS)
+        << cbinfer_stream_last_error(s);
+    return out;
+}
+
+void push(cbinfer_stream_t *s, const std::vector<uint8_t> &rgb, int w, int h)
+{
+    ASSERT_EQ(cbinfer_stream_push_rgb8(s, rgb.data(), w, h, (size_t)w * 3), CBINFER_STATUS_SUCCESS)
+        << cbinfer_stream_last_error(s);
+}
+
+// -------------------------------------------------- op-level test data ---
+
+std::vector<float> random_vec(std::mt19937 &rng, size_t n, float lo, float hi)
+{
+    std::uniform_real_distribution<float> d(lo, hi);
+    std::vector<float> v(n);
+    for (auto &x : v) x = d(rng);
+    return v;
+}
+
+std::vector<float> nchw_to_nhwc(const std::vector<float> &x, int c, int h, int w)
+{
+    std::vector<float> y(x.size());
+    for (int ch = 0; ch < c; ch++)
+        for (int i = 0; i < h; i++)
+            for (int j = 0; j < w; j++) y[((size_t)i * w + j) * c + ch] = x[((size_t)ch * h + i) * w + j];
+    return y;
+}
+
+std::vector<float> nhwc_to_nchw(const std::vector<float> &x, int c, int h, int w)
+{
+    std::vector<float> y(x.size());
+    for (int ch = 0; ch < c; ch++)
+        for (int i = 0; i < h; i++)
+            for (int j = 0; j < w; j++) y[((size_t)ch * h + i) * w + j] = x[((size_t)i * w + j) * c + ch];
+    return y;
+}
+
+int pool_out(int in, int k, int s, int d, int p0, int p1, bool ceil_mode)
+{
+    const int span = in + p0 + p1 - ((k - 1) * d + 1);
+    int o = (ceil_mode ? (span + s - 1) / s : span / s) + 1;
+    if (ceil_mode && (o - 1) * s >= in + p0) o--; // last window may not start in the end padding
+    return o;
+}
+
+std::vector<PoolCfg> pool_cfgs()
+{
+    std::vector<PoolCfg> v;
+    for (int is_max = 0; is_max < 2; is_max++)
+        for (int k = 2; k <= 3; k++)
+            for (int s = 1; s <= 2; s++)
+                for (int pad = 0; pad < k; pad++)
+                    for (int ceil = 0; ceil < 2; ceil++)
+                        for (int inc = 0; inc < (is_max ? 1 : 2); inc++)
+                            v.push_back({(bool)is_max, k, s, 1, pad, pad, pad > 0 ? pad - 1 : 0, pad,
+                                         (bool)ceil, (bool)inc});
+    // Dilated MaxPool and asymmetric pads.
+    v.push_back({true, 2, 1, 2, 0, 0, 0, 0, false, false});
+    v.push_back({true, 3, 2, 2, 1, 2, 1, 0, true, false});
+    v.push_back({false, 3, 2, 1, 2, 0, 1, 2, true, true});
+    v.push_back({false, 3, 3, 1, 1, 1, 0, 0, true, false});
+    return v;
+}

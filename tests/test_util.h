@@ -1,11 +1,20 @@
 // Shared helpers of the GoogleTest suites: where the data and models are,
-// reading real frames, comparing tensors.
+// reading real frames, comparing tensors, driving streams through the public
+// API, random data and layout conversion, the pooling configurations both op
+// suites sweep.
 #ifndef CBI_TEST_UTIL_H
 #define CBI_TEST_UTIL_H
 
+#include <gtest/gtest.h>
+
+#include <cstddef>
 #include <cstdint>
+#include <memory>
+#include <random>
 #include <string>
 #include <vector>
+
+#include "cbinfer.h"
 
 // CBINFER_DATA_DIR from the environment, else the configure-time value.
 std::string cbi_test_data_dir();
@@ -18,7 +27,62 @@ std::vector<std::vector<uint8_t>> cbi_test_read_frames(const std::string &video,
                                                        int x, int y, int w, int h);
 // Largest absolute difference of two equally long arrays.
 float cbi_test_max_abs_diff(const std::vector<float> &a, const std::vector<float> &b);
+// Mean absolute difference of two equally long, non-empty arrays (infinity
+// otherwise).
+float cbi_test_mean_abs_diff(const std::vector<float> &a, const std::vector<float> &b);
 // Whether a CUDA device can be used (false when built without CUDA).
 bool cbi_test_has_cuda_device();
+
+// Skips the current test, with a reason, when no CUDA device can be used.
+#define SKIP_WITHOUT_CUDA()                                                                       \
+    do {                                                                                          \
+        if (!cbi_test_has_cuda_device()) GTEST_SKIP() << "no usable CUDA device";                 \
+    } while (0)
+
+// ------------------------------------------------ streams (public API) ---
+
+struct NetDeleter {
+    void operator()(cbinfer_network_t *n) const { cbinfer_network_free(n); }
+};
+struct StreamDeleter {
+    void operator()(cbinfer_stream_t *s) const { cbinfer_stream_destroy(s); }
+};
+using NetPtr = std::unique_ptr<cbinfer_network_t, NetDeleter>;
+using StreamPtr = std::unique_ptr<cbinfer_stream_t, StreamDeleter>;
+
+// cbi_test_model(name) loaded; a failed load is a non-fatal failure and
+// returns null.
+NetPtr load(const std::string &name);
+// A stream of net for w x h frames; a failed create is a non-fatal failure
+// and returns null.
+StreamPtr make_stream(const cbinfer_network_t *net, int w, int h, cbinfer_backend be,
+                      cbinfer_mode mode, cbinfer_precision prec = CBINFER_PRECISION_FP32);
+// The stream's current output (C x H x W); failures are non-fatal.
+std::vector<float> output_of(cbinfer_stream_t *s);
+// Pushes a packed RGB8 frame. A failure is recorded as fatal (ASSERT) but,
+// push() being a void helper, only returns from push(): the test goes on.
+void push(cbinfer_stream_t *s, const std::vector<uint8_t> &rgb, int w, int h);
+
+// -------------------------------------------------- op-level test data ---
+
+// n values uniform in [lo, hi) from rng.
+std::vector<float> random_vec(std::mt19937 &rng, size_t n, float lo = -1.f, float hi = 1.f);
+// Layout conversion of a C x H x W tensor.
+std::vector<float> nchw_to_nhwc(const std::vector<float> &x, int c, int h, int w);
+std::vector<float> nhwc_to_nchw(const std::vector<float> &x, int c, int h, int w);
+
+// A MaxPool/AveragePool configuration: kernel, stride, dilation, pads
+// (top, left, bottom, right), ceil_mode, count_include_pad.
+struct PoolCfg {
+    bool is_max;
+    int k, s, d, pt, pl, pb, pr;
+    bool ceil, include_pad;
+};
+// Output extent of a pooling window along one axis (ONNX semantics).
+int pool_out(int in, int k, int s, int d, int p0, int p1, bool ceil_mode);
+// The configurations the pooling tests sweep: every kernel 2..3, stride
+// 1..2, pad, ceil_mode and count_include_pad, plus dilated MaxPool and
+// asymmetric pads.
+std::vector<PoolCfg> pool_cfgs();
 
 #endif
