@@ -10,6 +10,7 @@
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,6 +99,131 @@ static int set_input(cbi_bench_args *a, cbi_bench_input kind, const char *flag, 
     return 0;
 }
 
+/* --workload: a model of <build>/models with the input it is meant for.
+ * Sizes are W x H: 384x288 is the README's main job; 490x368 is OpenPose's
+ * 368-pixel-high net input for a 4:3 video and 1040x776 the CBinfer paper's
+ * scene-labeling frame. */
+static const struct workload {
+    const char *name, *video;
+    int w, h;
+} workloads[] = {
+    {"vgg7-noise1", "vtest.avi", 384, 288},
+    {"realesr-x2", "vtest.avi", 384, 288},
+    {"scene-labeling-synthetic", "vtest.avi", 1040, 776},
+    {"openpose-synthetic", "vtest.avi", 490, 368},
+};
+
+const char *cbi_bench_workload_names(void)
+{
+    return "vgg7-noise1, realesr-x2, scene-labeling-synthetic, openpose-synthetic";
+}
+
+static const struct workload *find_workload(const char *name)
+{
+    for (size_t i = 0; i < sizeof workloads / sizeof workloads[0]; ++i)
+        if (strcmp(workloads[i].name, name) == 0) return &workloads[i];
+    return NULL;
+}
+
+/* A finite, non-negative number as a whole string. */
+static int parse_scale(const char *flag, const char *s, const char *end_chars, double *out,
+                       const char **end_out, char *err, size_t n)
+{
+    char *end = NULL;
+    double v = strtod(s, &end);
+    int bad_end = end_chars ? (*end != '\0' && !strchr(end_chars, *end)) : *end != '\0';
+    if (*s == '\0' || *s == ' ' || *s == '\t' || end == s || bad_end)
+        return fail(err, n, "%s needs a number, got '%s'", flag, s);
+    if (!isfinite(v) || fabs(v) > FLT_MAX)
+        return fail(err, n, "%s must be finite, got '%s'", flag, s);
+    if (v < 0.0) return fail(err, n, "%s must not be negative, got '%s'", flag, s);
+    *out = v == 0.0 ? 0.0 : v;
+    if (end_out) *end_out = end;
+    return 0;
+}
+
+/* "S1,S2,...": at least one value, no empty items. */
+static int parse_sweep(const char *s, cbi_bench_args *a, char *err, size_t n)
+{
+    a->sweep_count = 0;
+    const char *p = s;
+    for (;;) {
+        if (*p == '\0' || *p == ',')
+            return fail(err, n, "--sweep: empty item in '%s' (expected S1,S2,...)", s);
+        if (a->sweep_count == CBI_BENCH_MAX_SWEEP)
+            return fail(err, n, "--sweep: more than %d scales", CBI_BENCH_MAX_SWEEP);
+        double v = 0.0;
+        const char *end = NULL;
+        /* Messages name the item, so "0.5,x" says which one is wrong. */
+        char item[64];
+        size_t len = strcspn(p, ",");
+        if (len >= sizeof item) return fail(err, n, "--sweep: item too long in '%s'", s);
+        memcpy(item, p, len);
+        item[len] = '\0';
+        if (parse_scale("--sweep", item, NULL, &v, &end, err, n) != 0) return 2;
+        a->sweep[a->sweep_count++] = v;
+        p += len;
+        if (*p == '\0') return 0;
+        ++p; /* ',' */
+    }
+}
+
+static int path_join(char *dst, size_t cap, const char *a, const char *b, const char *c)
+{
+    int len = snprintf(dst, cap, "%s%s%s", a, b, c);
+    return len < 0 || (size_t)len >= cap ? -1 : 0;
+}
+
+int cbi_bench_resolve(cbi_bench_args *a, const char *exe_path, const char *data_dir, char *err,
+                      size_t n)
+{
+    if (err && n > 0) err[0] = '\0';
+    if (!a->workload) return 0;
+    const struct workload *w = find_workload(a->workload);
+    if (!w) return fail(err, n, "unknown workload '%s'", a->workload);
+    if (!a->model) {
+        char dir[CBI_BENCH_PATH_MAX];
+        if (a->model_dir) {
+            if (path_join(dir, sizeof dir, a->model_dir, "", "") != 0)
+                return fail(err, n, "--model-dir: path too long");
+        } else {
+            /* <build>/bench/cbinfer-bench -> <build>/models */
+            if (!exe_path || path_join(dir, sizeof dir, exe_path, "", "") != 0)
+                return fail(err, n, "--workload %s: cannot locate the model directory; give "
+                            "--model-dir or --model", w->name);
+            for (int up = 0; up < 2; ++up) {
+                char *slash = strrchr(dir, '/');
+                if (!slash)
+                    return fail(err, n, "--workload %s: cannot locate the model directory; "
+                                "give --model-dir or --model", w->name);
+                *slash = '\0';
+            }
+            if (strlen(dir) + sizeof "/models" > sizeof dir)
+                return fail(err, n, "--workload: path too long");
+            strcat(dir, "/models");
+        }
+        if (path_join(a->model_buf, sizeof a->model_buf, dir, "/", w->name) != 0 ||
+            strlen(a->model_buf) + sizeof ".onnx" > sizeof a->model_buf)
+            return fail(err, n, "--workload: model path too long");
+        strcat(a->model_buf, ".onnx");
+        a->model = a->model_buf;
+    }
+    if (a->input == CBI_BENCH_INPUT_NONE) {
+        if (!data_dir || !*data_dir)
+            return fail(err, n, "--workload %s: no input given and CBINFER_DATA_DIR is not set; "
+                        "give --video", w->name);
+        if (path_join(a->video_buf, sizeof a->video_buf, data_dir, "/data/video/", w->video) != 0)
+            return fail(err, n, "--workload: video path too long");
+        a->input = CBI_BENCH_INPUT_VIDEO;
+        a->input_path = a->video_buf;
+    }
+    if (!a->resize_given && a->input != CBI_BENCH_INPUT_NPY) {
+        a->resize_w = w->w;
+        a->resize_h = w->h;
+    }
+    return 0;
+}
+
 const char *cbi_bench_usage(void)
 {
     return "usage: cbinfer-bench --model PATH INPUT [options]\n"
@@ -116,11 +242,36 @@ const char *cbi_bench_usage(void)
            "  --skip N              first frame to process (default 0)\n"
            "  --frames N            frames to process (default: all)\n"
            "  --backend cpu|cuda    default: cuda when available, else cpu\n"
-           "  --mode dense|cbinfer|cbinfer-ff   default: cbinfer\n"
+           "  --mode dense|cbinfer|cbinfer-ff|compare   default: cbinfer; compare runs a\n"
+           "                        dense and a change-based stream on the same frames,\n"
+           "                        interleaved, and reports speedup and quality\n"
+           "  --precision fp32|tf32|fp16   default: fp32 (CPU: fp32 only)\n"
            "  --threshold T         change threshold of every change-detecting layer, in\n"
            "                        the units of that layer's input (default 0: exact)\n"
+           "  --threshold-scale S   multiplies every threshold (default 1)\n"
+           "  --thresholds FILE     per-layer thresholds, lines \"node value\" ('#' comments),\n"
+           "                        applied after --threshold\n"
+           "  --break-even FILE     per-layer break-even changed shares, same format\n"
+           "  --sweep S1,S2,...     one pass per threshold scale (throughput against error)\n"
+           "  --warmup N            frames pushed before timing starts (default 0; the\n"
+           "                        stream's first frame always runs dense)\n"
+           "  --per-layer           per-layer profile from a separate pass over the same\n"
+           "                        frames with statistics on (the timed run stays clean)\n"
+           "  --json FILE           full report, schema cbinfer-bench/1\n"
+           "  --export-profile FILE per-layer profile in trtexec's shape (implies --per-layer)\n"
+           "  --csv FILE            per-frame records\n"
+           "  --workload NAME       a model of the model directory with its default input\n"
+           "                        and size: vgg7-noise1, realesr-x2,\n"
+           "                        scene-labeling-synthetic, openpose-synthetic\n"
+           "                        (video $CBINFER_DATA_DIR/data/video/vtest.avi);\n"
+           "                        --model, --video, --resize override\n"
+           "  --model-dir DIR       default: <build>/models, next to the bench's folder\n"
+           "  --calibrate FILE      measure per-layer break-even shares on the given frames\n"
+           "                        and write them to FILE (no timed run)\n"
            "  --dump-output DIR     write the output of frame k to DIR/frame_%05d.npy\n"
-           "  --stats               per-layer table (changed share, time per step)\n"
+           "                        (change-based output in compare mode; first pass only)\n"
+           "  --stats               per-layer table (changed share, time per step) from\n"
+           "                        the timed run itself\n"
            "  --reuse-1x1           1x1 convs reuse the producer's change indices\n"
            "  --help, --version\n"
            "\n"
@@ -135,7 +286,9 @@ int cbi_bench_parse_args(int argc, char **argv, cbi_bench_args *out, char *err, 
     out->frames = -1;
     out->backend = CBI_BENCH_BACKEND_AUTO;
     out->mode = CBINFER_MODE_CBINFER;
-    int skip_given = 0, frames_given = 0, resize_given = 0;
+    out->precision = CBINFER_PRECISION_FP32;
+    out->threshold_scale = 1.0;
+    int skip_given = 0, frames_given = 0, resize_given = 0, warmup_given = 0;
 
     for (int i = 1; i < argc; ++i) {
         const char *arg = argv[i];
@@ -151,7 +304,8 @@ int cbi_bench_parse_args(int argc, char **argv, cbi_bench_args *out, char *err, 
         flag[flag_len] = '\0';
 
         if (strcmp(flag, "--help") == 0 || strcmp(flag, "--version") == 0 ||
-            strcmp(flag, "--stats") == 0 || strcmp(flag, "--reuse-1x1") == 0) {
+            strcmp(flag, "--stats") == 0 || strcmp(flag, "--reuse-1x1") == 0 ||
+            strcmp(flag, "--per-layer") == 0) {
             if (eq) return fail(err, n, "%s takes no value", flag);
             if (flag[2] == 'h') {
                 out->help = 1;
@@ -163,6 +317,8 @@ int cbi_bench_parse_args(int argc, char **argv, cbi_bench_args *out, char *err, 
             }
             if (flag[2] == 'r')
                 out->reuse_1x1 = 1;
+            else if (flag[2] == 'p')
+                out->per_layer = 1;
             else
                 out->stats = 1;
             continue;
@@ -170,7 +326,9 @@ int cbi_bench_parse_args(int argc, char **argv, cbi_bench_args *out, char *err, 
 
         static const char *const with_value[] = {
             "--model", "--video", "--raw", "--input-npy", "--resize", "--skip", "--frames",
-            "--backend", "--mode", "--threshold", "--dump-output"};
+            "--backend", "--mode", "--threshold", "--dump-output", "--warmup", "--precision",
+            "--threshold-scale", "--thresholds", "--break-even", "--sweep", "--json",
+            "--export-profile", "--csv", "--workload", "--model-dir", "--calibrate"};
         int known = 0;
         for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; ++k)
             known |= strcmp(flag, with_value[k]) == 0;
@@ -232,8 +390,11 @@ int cbi_bench_parse_args(int argc, char **argv, cbi_bench_args *out, char *err, 
                 out->mode = CBINFER_MODE_CBINFER;
             else if (strcmp(val, "cbinfer-ff") == 0)
                 out->mode = CBINFER_MODE_CBINFER_FF;
+            else if (strcmp(val, "compare") == 0)
+                out->mode = CBI_BENCH_MODE_COMPARE;
             else
-                rc = fail(err, n, "--mode must be dense, cbinfer or cbinfer-ff, got '%s'", val);
+                rc = fail(err, n, "--mode must be dense, cbinfer, cbinfer-ff or compare, got '%s'",
+                          val);
         } else if (strcmp(flag, "--threshold") == 0) {
             /* strtod, then a range check: an underflow to 0 is harmless, an
              * overflow of float is not. */
@@ -250,18 +411,81 @@ int cbi_bench_parse_args(int argc, char **argv, cbi_bench_args *out, char *err, 
         } else if (strcmp(flag, "--dump-output") == 0) {
             if (*val == '\0') return fail(err, n, "--dump-output: empty path");
             out->dump_dir = val;
+        } else if (strcmp(flag, "--warmup") == 0) {
+            rc = parse_int(flag, val, 0, INT_MAX, &num, err, n);
+            out->warmup = (int)num;
+            warmup_given = 1;
+        } else if (strcmp(flag, "--precision") == 0) {
+            if (strcmp(val, "fp32") == 0)
+                out->precision = CBINFER_PRECISION_FP32;
+            else if (strcmp(val, "tf32") == 0)
+                out->precision = CBINFER_PRECISION_TF32;
+            else if (strcmp(val, "fp16") == 0)
+                out->precision = CBINFER_PRECISION_FP16;
+            else
+                rc = fail(err, n, "--precision must be fp32, tf32 or fp16, got '%s'", val);
+        } else if (strcmp(flag, "--threshold-scale") == 0) {
+            rc = parse_scale(flag, val, NULL, &out->threshold_scale, NULL, err, n);
+            out->threshold_scale_given = 1;
+        } else if (strcmp(flag, "--sweep") == 0) {
+            rc = parse_sweep(val, out, err, n);
+        } else if (strcmp(flag, "--workload") == 0) {
+            const struct workload *w = find_workload(val);
+            if (!w)
+                rc = fail(err, n, "unknown workload '%s' (one of: %s)", val,
+                          cbi_bench_workload_names());
+            else
+                out->workload = w->name;
+        } else {
+            /* The remaining flags all take a path. */
+            static const struct {
+                const char *flag;
+                size_t offset;
+            } paths[] = {
+                {"--thresholds", offsetof(cbi_bench_args, thresholds_file)},
+                {"--break-even", offsetof(cbi_bench_args, break_even_file)},
+                {"--json", offsetof(cbi_bench_args, json_path)},
+                {"--export-profile", offsetof(cbi_bench_args, profile_path)},
+                {"--csv", offsetof(cbi_bench_args, csv_path)},
+                {"--model-dir", offsetof(cbi_bench_args, model_dir)},
+                {"--calibrate", offsetof(cbi_bench_args, calibrate_path)},
+            };
+            for (size_t k = 0; k < sizeof paths / sizeof paths[0]; ++k) {
+                if (strcmp(flag, paths[k].flag) != 0) continue;
+                if (*val == '\0') return fail(err, n, "%s: empty path", flag);
+                *(const char **)((char *)out + paths[k].offset) = val;
+            }
         }
         if (rc != 0) return rc;
     }
 
-    if (!out->model) return fail(err, n, "--model is required (see --help)");
-    if (out->input == CBI_BENCH_INPUT_NONE)
+    out->resize_given = resize_given;
+    /* With --workload, cbi_bench_resolve() supplies the model and the input. */
+    if (!out->model && !out->workload)
+        return fail(err, n, "--model is required (see --help)");
+    if (out->input == CBI_BENCH_INPUT_NONE && !out->workload)
         return fail(err, n, "an input is required: --video, --raw or --input-npy");
+    if (out->profile_path) out->per_layer = 1;
+    if (out->sweep_count > 0 && out->threshold_scale_given)
+        return fail(err, n, "--sweep and --threshold-scale exclude each other");
+    if (out->calibrate_path) {
+        if (out->mode == CBINFER_MODE_DENSE)
+            return fail(err, n, "--calibrate measures change-based layers; not with --mode dense");
+        static const char *const timed_only[] = {"--sweep", "--json", "--csv", "--export-profile",
+                                                 "--per-layer"};
+        const int given[] = {out->sweep_count > 0, out->json_path != NULL, out->csv_path != NULL,
+                             out->profile_path != NULL, out->per_layer};
+        for (int k = 0; k < 5; ++k)
+            if (given[k])
+                return fail(err, n, "--calibrate runs no timed benchmark; %s does not apply",
+                            timed_only[k]);
+    }
     if (out->input == CBI_BENCH_INPUT_NPY) {
         /* One tensor, fed as is: frame selection and resizing have nothing to act on. */
         if (resize_given) return fail(err, n, "--resize does not apply to --input-npy");
         if (skip_given) return fail(err, n, "--skip does not apply to --input-npy");
         if (frames_given) return fail(err, n, "--frames does not apply to --input-npy");
+        if (warmup_given) return fail(err, n, "--warmup does not apply to --input-npy");
     }
     return 0;
 }

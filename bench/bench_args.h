@@ -21,6 +21,14 @@ typedef enum cbi_bench_input {
 /* Backend choice: the cbinfer_backend values, or AUTO (CUDA when available). */
 #define CBI_BENCH_BACKEND_AUTO (-1)
 
+/* --mode compare: a dense and a closed-loop change-based stream side by side;
+ * the other modes are cbinfer_mode values. */
+#define CBI_BENCH_MODE_COMPARE 3
+
+/* Most scales one --sweep takes. */
+#define CBI_BENCH_MAX_SWEEP 64
+#define CBI_BENCH_PATH_MAX 4096
+
 /* Values of -1 mean "not given". String members point into argv. */
 typedef struct cbi_bench_args {
     const char *model;      /* --model PATH (required) */
@@ -36,8 +44,26 @@ typedef struct cbi_bench_args {
     const char *dump_dir;   /* --dump-output DIR, or NULL */
     int stats;              /* --stats */
     int reuse_1x1;          /* --reuse-1x1: CBINFER_PARAM_REUSE_1X1_INDICES */
+    int warmup;             /* --warmup N: frames pushed before timing (default 0) */
+    int precision;          /* --precision, a cbinfer_precision (default FP32) */
+    double threshold_scale; /* --threshold-scale S (default 1) */
+    int threshold_scale_given;
+    const char *thresholds_file; /* --thresholds FILE, or NULL */
+    const char *break_even_file; /* --break-even FILE, or NULL */
+    double sweep[CBI_BENCH_MAX_SWEEP]; /* --sweep S1,S2,...: one pass per scale */
+    int sweep_count;        /* 0: no --sweep (one pass at threshold_scale) */
+    int per_layer;          /* --per-layer: separate profiling pass (also --export-profile) */
+    const char *json_path;  /* --json FILE, or NULL */
+    const char *profile_path; /* --export-profile FILE, or NULL */
+    const char *csv_path;   /* --csv FILE, or NULL */
+    const char *calibrate_path; /* --calibrate FILE, or NULL */
+    const char *workload;   /* --workload NAME (a static name from the table), or NULL */
+    const char *model_dir;  /* --model-dir DIR, or NULL (see cbi_bench_resolve) */
+    int resize_given;
     int help;               /* --help: print usage, nothing else is checked */
     int version;            /* --version: likewise */
+    char model_buf[CBI_BENCH_PATH_MAX]; /* model path made from --workload */
+    char video_buf[CBI_BENCH_PATH_MAX]; /* video path made from --workload */
 } cbi_bench_args;
 
 /* Parses argv[1..argc-1] into *out (set to defaults first). Flags take their
@@ -45,6 +71,20 @@ typedef struct cbi_bench_args {
  * including --help and --version, which end parsing at once; otherwise 2 (a
  * usage error, the bench's exit status) with a one-line message in err. */
 int cbi_bench_parse_args(int argc, char **argv, cbi_bench_args *out, char *err, size_t n);
+
+/* Fills in what --workload implies, after parsing: the model
+ * <model dir>/<name>.onnx unless --model was given (model dir: --model-dir,
+ * else <dirname(dirname(exe_path))>/models, i.e. <build>/models for
+ * <build>/bench/cbinfer-bench), the video <data_dir>/data/video/<video> unless
+ * an input was given (data_dir: $CBINFER_DATA_DIR, may be NULL) and the
+ * workload's resize unless --resize was given. Without --workload it does
+ * nothing. Pointers may then point into a->model_buf / a->video_buf, so the
+ * struct must not be copied afterwards. Returns 0 or 2 with a message. */
+int cbi_bench_resolve(cbi_bench_args *a, const char *exe_path, const char *data_dir, char *err,
+                      size_t n);
+
+/* Names of the --workload table, comma separated (for messages and help). */
+const char *cbi_bench_workload_names(void);
 
 /* Usage text for --help. */
 const char *cbi_bench_usage(void);

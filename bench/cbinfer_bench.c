@@ -1,16 +1,26 @@
 /*
  * cbinfer-bench: runs an ONNX model over a video (or raw frames, or one .npy
- * tensor) with cbinfer and reports, per frame, the share of recomputed conv
- * output pixels and the time of the push call, then a summary and per-layer
- * changed shares (and step times with --stats).
+ * tensor) with cbinfer, in the manner of TensorRT's trtexec: optional
+ * warm-up, timed frames, a latency summary (min/mean/median/p90/p95/p99,
+ * throughput), a per-layer profile from a separate pass, and JSON/CSV
+ * exports. --mode compare runs a dense and a change-based stream on the same
+ * frames, interleaved, and reports the speedup measured in the same run and
+ * the change-based output's error against the dense output. --sweep repeats
+ * the run per threshold scale; --calibrate measures per-layer break-even
+ * shares instead of benchmarking.
  *
- * stdout: one line per frame, then the summary and the per-layer table.
- * stderr: the configuration and the chosen backend, and errors as one line
- * "cbinfer-bench: <message>". Exit status 0, 1 (runtime error), 2 (usage).
+ * stdout: one line per timed frame, then the summary and the tables.
+ * stderr: the configuration, the chosen backend, a progress bar when stderr is
+ * a terminal, and errors as one line "cbinfer-bench: <message>".
+ * Exit status 0, 1 (runtime error), 2 (usage).
+ *
+ * Layout: this file runs the passes; report.c turns the results (plain
+ * structs) into text, JSON and CSV; bench_stats.c has the arithmetic.
  */
-#define _POSIX_C_SOURCE 200809L /* clock_gettime, mkdir */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime, mkdir, readlink, gmtime_r */
 
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,43 +28,22 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "bench.h"
 #include "bench_args.h"
+#include "bench_stats.h"
 #include "cbinfer.h"
 #include "npy.h"
+#include "report.h"
 #include "video.h"
 
-/* Per-layer sums over the frames that count (see layer_acc_frame). */
-typedef struct {
-    const char *name, *op; /* owned by the network */
-    double share_sum;      /* changed_px / total_px */
-    int share_n;
-    double step_ms_sum[CBINFER_STEP_COUNT];
-    double total_ms_sum;
-    int dense_frames; /* frames in which the layer ran its dense path */
-    int n;
-} layer_acc;
+#ifndef CBINFER_GIT_COMMIT
+#define CBINFER_GIT_COMMIT "unknown"
+#endif
 
-typedef struct {
-    cbi_bench_args args;
-    cbinfer_network_t *net;
-    cbinfer_stream_t *stream;
-    cbi_video *video;
-    uint8_t *rgb;
-    float *npy_data;
-    float *out;
-    size_t out_count;
-    int out_c, out_h, out_w;
-    int width, height;
-    double *frame_ms;     /* per processed frame */
-    double *frame_share;  /* cbinfer_frame_stats.changed_share */
-    long long frames_cap, frames_done;
-    layer_acc *layers;    /* frames 1.. (after the dense initialisation) */
-    layer_acc *layers0;   /* frame 0, shown only when it is the only frame */
-    int layer_count;
-} bench;
-
-static int error(const char *fmt, ...)
+/* Per-layer sums over the frames that count (see layer_acc_add). */
+int bench_error(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -65,11 +54,11 @@ static int error(const char *fmt, ...)
     return 1;
 }
 
-/* A failed call on the stream: the status text plus the stream's detail. */
-static int stream_error(const bench *b, const char *what, cbinfer_status st)
+/* A failed call on a stream: the status text plus the stream's detail. */
+int bench_stream_error(const cbinfer_stream_t *s, const char *what, cbinfer_status st)
 {
-    const char *detail = b->stream ? cbinfer_stream_last_error(b->stream) : "";
-    return error("%s: %s%s%s", what, cbinfer_status_string(st), *detail ? ": " : "", detail);
+    const char *detail = s ? cbinfer_stream_last_error(s) : "";
+    return bench_error("%s: %s%s%s", what, cbinfer_status_string(st), *detail ? ": " : "", detail);
 }
 
 static double now_ms(void)
@@ -84,65 +73,192 @@ static int make_dirs(const char *dir)
 {
     char path[4096];
     size_t len = strlen(dir);
-    if (len == 0 || len >= sizeof path) return error("--dump-output: bad directory '%s'", dir);
+    if (len == 0 || len >= sizeof path) return bench_error("--dump-output: bad directory '%s'", dir);
     memcpy(path, dir, len + 1);
     for (size_t i = 1; i <= len; ++i) {
         if (path[i] != '/' && path[i] != '\0') continue;
         char saved = path[i];
         path[i] = '\0';
         if (mkdir(path, 0777) != 0 && errno != EEXIST)
-            return error("cannot create directory '%s': %s", path, strerror(errno));
+            return bench_error("cannot create directory '%s': %s", path, strerror(errno));
         path[i] = saved;
     }
     struct stat sb;
     if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
-        return error("--dump-output: '%s' is not a directory", dir);
+        return bench_error("--dump-output: '%s' is not a directory", dir);
     return 0;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(const double *v, long long n)
-{
-    if (n <= 0) return 0.0;
-    double *s = malloc((size_t)n * sizeof *s);
-    if (!s) return 0.0;
-    memcpy(s, v, (size_t)n * sizeof *s);
-    qsort(s, (size_t)n, sizeof *s, cmp_double);
-    double m = n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
-    free(s);
-    return m;
-}
-
-static double mean(const double *v, long long n)
-{
-    double s = 0.0;
-    for (long long i = 0; i < n; ++i) s += v[i];
-    return n > 0 ? s / (double)n : 0.0;
-}
-
-static const char *backend_name(int backend)
+const char *bench_backend_name(int backend)
 {
     return backend == CBINFER_BACKEND_CUDA ? "cuda" : "cpu";
 }
 
 static const char *mode_name(int mode)
 {
-    return mode == CBINFER_MODE_DENSE ? "dense" : mode == CBINFER_MODE_CBINFER_FF ? "cbinfer-ff"
-                                                                                  : "cbinfer";
+    switch (mode) {
+    case CBINFER_MODE_DENSE: return "dense";
+    case CBINFER_MODE_CBINFER_FF: return "cbinfer-ff";
+    case CBI_BENCH_MODE_COMPARE: return "compare";
+    default: return "cbinfer";
+    }
 }
 
-/* Adds the last frame's layer statistics into acc. */
-static int layer_acc_frame(bench *b, layer_acc *acc)
+static const char *precision_name(int p)
+{
+    return p == CBINFER_PRECISION_TF32 ? "tf32" : p == CBINFER_PRECISION_FP16 ? "fp16" : "fp32";
+}
+
+/* ------------------------------------------------------------ progress ---- */
+
+static void progress_clear(bench *b)
+{
+    if (!b->progress_shown) return;
+    fputs("\r\033[K", stderr);
+    b->progress_shown = 0;
+}
+
+/* Redraws "label [#####.....] done/total" in place; total < 0: unknown. */
+static void progress_draw(bench *b, const char *label, long long done, long long total)
+{
+    if (!b->progress) return;
+    enum { WIDTH = 30 };
+    char bar[WIDTH + 1];
+    int fill = total > 0 ? (int)(WIDTH * (done < total ? done : total) / total) : 0;
+    for (int i = 0; i < WIDTH; ++i) bar[i] = i < fill ? '#' : '.';
+    bar[WIDTH] = '\0';
+    if (total > 0)
+        fprintf(stderr, "\r\033[K%s [%s] %lld/%lld", label, bar, done, total);
+    else
+        fprintf(stderr, "\r\033[K%s %lld frames", label, done);
+    fflush(stderr);
+    b->progress_shown = 1;
+}
+
+/* --------------------------------------------------------------- input ---- */
+
+/* Opens (or reopens, for another pass) the input at --skip. The first call
+ * sets the frame size; stdin can be read only once. */
+static int source_open(bench *b)
+{
+    char err[512];
+    const cbi_bench_args *a = &b->args;
+    int first = b->input_opens++ == 0;
+    if (a->input == CBI_BENCH_INPUT_NPY) {
+        if (!first) return 0;
+        int64_t shape[CBI_NPY_MAX_DIMS];
+        int ndim = 0;
+        if (cbi_npy_read_f32(a->input_path, &b->npy_data, shape, &ndim, err, sizeof err) != 0)
+            return bench_error("--input-npy: %s", err);
+        if (ndim != 4 || shape[0] != 1 || shape[1] < 1 || shape[2] < 1 || shape[3] < 1 ||
+            shape[1] > 1 << 16 || shape[2] > 1 << 16 || shape[3] > 1 << 16)
+            return bench_error("--input-npy: '%s' must hold one NCHW tensor of shape (1, C, H, W)",
+                         a->input_path);
+        b->in_c = (int)shape[1];
+        b->height = (int)shape[2];
+        b->width = (int)shape[3];
+        return 0;
+    }
+    if (!first && a->input == CBI_BENCH_INPUT_RAW && strcmp(a->input_path, "-") == 0)
+        return bench_error("stdin can be read only once; --sweep, --per-layer and --calibrate need "
+                     "a file");
+    cbi_video_close(b->video);
+    b->video = NULL;
+    int r = a->input == CBI_BENCH_INPUT_VIDEO
+                ? cbi_video_open(a->input_path, a->resize_w, a->resize_h, a->skip, &b->video, err,
+                                 sizeof err)
+                : cbi_video_open_raw(a->input_path, a->raw_w, a->raw_h, a->resize_w, a->resize_h,
+                                     a->skip, &b->video, err, sizeof err);
+    if (r != 0) return bench_error("%s", err);
+    if (first) {
+        cbi_video_size(b->video, &b->width, &b->height);
+        b->rgb = malloc((size_t)b->width * (size_t)b->height * 3);
+        if (!b->rgb) return bench_error("out of memory for a %dx%d frame", b->width, b->height);
+    }
+    return 0;
+}
+
+/* Reads frame k of the pass: 1 read, 0 end of input, -1 error (reported). */
+static int source_next(bench *b, long long k)
+{
+    if (b->args.input == CBI_BENCH_INPUT_NPY) return k == 0;
+    char err[512];
+    int r = cbi_video_read(b->video, b->rgb, err, sizeof err);
+    if (r < 0) {
+        bench_error("frame %lld: %s", k, err);
+        return -1;
+    }
+    return r;
+}
+
+/* Frames one pass reads: warm-up plus --frames; -1 = the whole input. */
+static long long pass_length(const bench *b)
+{
+    if (b->args.input == CBI_BENCH_INPUT_NPY) return 1;
+    return b->args.frames < 0 ? -1 : b->args.frames + b->args.warmup;
+}
+
+/* Pushes the current frame into s; ms gets the wall time of the call. */
+int bench_push(bench *b, cbinfer_stream_t *s, long long k, double *ms)
+{
+    double t0 = now_ms();
+    cbinfer_status st =
+        b->args.input == CBI_BENCH_INPUT_NPY
+            ? cbinfer_stream_push_nchw(s, b->npy_data, b->in_c, b->height, b->width)
+            : cbinfer_stream_push_rgb8(s, b->rgb, b->width, b->height, (size_t)b->width * 3);
+    *ms = now_ms() - t0;
+    if (st != CBINFER_STATUS_SUCCESS) {
+        char what[64];
+        snprintf(what, sizeof what, "frame %lld", k);
+        return bench_stream_error(s, what, st);
+    }
+    return 0;
+}
+
+/* Calls fn for every frame of one pass, after reopening the input. */
+int bench_for_each_frame(bench *b, const char *label, bench_frame_fn fn, void *ctx)
+{
+    if (source_open(b) != 0) return 1;
+    long long total = pass_length(b);
+    long long k = 0;
+    for (; total < 0 || k < total; ++k) {
+        int r = source_next(b, k);
+        if (r < 0) return 1;
+        if (r == 0) break;
+        if (fn(b, k, k >= b->args.warmup, ctx) != 0) {
+            progress_clear(b);
+            return 1;
+        }
+        progress_draw(b, label, k + 1, total);
+    }
+    progress_clear(b);
+    if (k <= b->args.warmup)
+        return bench_error("no frames to time in '%s' (after --skip %d and --warmup %d)",
+                     b->args.input_path, b->args.skip, b->args.warmup);
+    return 0;
+}
+
+/* ------------------------------------------------------ layer statistics -- */
+
+int bench_set_param(cbinfer_stream_t *s, cbinfer_param key, double v, const char *what)
+{
+    cbinfer_status st = cbinfer_stream_set_param(s, key, v);
+    return st == CBINFER_STATUS_SUCCESS ? 0 : bench_stream_error(s, what, st);
+}
+
+int bench_reset(cbinfer_stream_t *s)
+{
+    cbinfer_status st = s ? cbinfer_stream_reset(s) : CBINFER_STATUS_SUCCESS;
+    return st == CBINFER_STATUS_SUCCESS ? 0 : bench_stream_error(s, "reset", st);
+}
+
+/* Adds the last frame's statistics of stream s to acc[0..layer_count-1]. */
+static int layer_acc_add(bench *b, cbinfer_stream_t *s, layer_acc *acc)
 {
     for (int i = 0; i < b->layer_count; ++i) {
         cbinfer_layer_stats ls;
-        cbinfer_status st = cbinfer_stream_layer_stats(b->stream, i, &ls);
-        if (st != CBINFER_STATUS_SUCCESS) return stream_error(b, "layer statistics", st);
+        cbinfer_status st = cbinfer_stream_layer_stats(s, i, &ls);
+        if (st != CBINFER_STATUS_SUCCESS) return bench_stream_error(s, "layer statistics", st);
         layer_acc *a = &acc[i];
         a->name = ls.name;
         a->op = ls.op;
@@ -150,7 +266,9 @@ static int layer_acc_frame(bench *b, layer_acc *acc)
             a->share_sum += (double)ls.changed_px / (double)ls.total_px;
             a->share_n++;
         }
-        for (int s = 0; s < CBINFER_STEP_COUNT; ++s) a->step_ms_sum[s] += ls.step_ms[s];
+        a->macs_sum += (double)ls.macs;
+        a->dense_macs_sum += (double)ls.dense_macs;
+        for (int k = 0; k < CBINFER_STEP_COUNT; ++k) a->step_ms_sum[k] += ls.step_ms[k];
         a->total_ms_sum += ls.total_ms;
         a->dense_frames += ls.ran_dense != 0;
         a->n++;
@@ -158,102 +276,19 @@ static int layer_acc_frame(bench *b, layer_acc *acc)
     return 0;
 }
 
-static int record_frame(bench *b, double ms, double share)
-{
-    if (b->frames_done == b->frames_cap) {
-        long long cap = b->frames_cap ? b->frames_cap * 2 : 256;
-        double *t = realloc(b->frame_ms, (size_t)cap * sizeof *t);
-        if (!t) return error("out of memory");
-        b->frame_ms = t;
-        double *s = realloc(b->frame_share, (size_t)cap * sizeof *s);
-        if (!s) return error("out of memory");
-        b->frame_share = s;
-        b->frames_cap = cap;
-    }
-    b->frame_ms[b->frames_done] = ms;
-    b->frame_share[b->frames_done] = share;
-    b->frames_done++;
-    return 0;
-}
-
-/* Statistics, optional dump and the per-frame line of the frame just pushed. */
-static int after_push(bench *b, long long k, double ms)
-{
-    cbinfer_frame_stats fs;
-    cbinfer_status st = cbinfer_stream_frame_stats(b->stream, &fs);
-    if (st != CBINFER_STATUS_SUCCESS) return stream_error(b, "frame statistics", st);
-    if (record_frame(b, ms, fs.changed_share) != 0) return 1;
-    if (layer_acc_frame(b, k == 0 ? b->layers0 : b->layers) != 0) return 1;
-
-    if (b->args.dump_dir) {
-        st = cbinfer_stream_read_output(b->stream, b->out, b->out_count);
-        if (st != CBINFER_STATUS_SUCCESS) return stream_error(b, "reading the output", st);
-        char path[4200], err[512];
-        snprintf(path, sizeof path, "%s/frame_%05lld.npy", b->args.dump_dir, k);
-        const int64_t shape[4] = {1, b->out_c, b->out_h, b->out_w};
-        if (cbi_npy_write_f32(path, b->out, shape, 4, err, sizeof err) != 0)
-            return error("%s", err);
-    }
-    printf("frame %6lld  changed %7.3f%%  %10.3f ms\n", k, 100.0 * fs.changed_share, ms);
-    return 0;
-}
-
-static int push_rgb_frames(bench *b)
-{
-    char err[512];
-    for (long long k = 0; b->args.frames < 0 || k < b->args.frames; ++k) {
-        int r = cbi_video_read(b->video, b->rgb, err, sizeof err);
-        if (r < 0) return error("frame %lld: %s", k, err);
-        if (r == 0) break;
-        double t0 = now_ms();
-        cbinfer_status st =
-            cbinfer_stream_push_rgb8(b->stream, b->rgb, b->width, b->height, (size_t)b->width * 3);
-        double ms = now_ms() - t0;
-        if (st != CBINFER_STATUS_SUCCESS) {
-            snprintf(err, sizeof err, "frame %lld", k);
-            return stream_error(b, err, st);
-        }
-        if (after_push(b, k, ms) != 0) return 1;
-    }
-    if (b->frames_done == 0)
-        return error("no frames to process in '%s'%s", b->args.input_path,
-                     b->args.skip ? " after --skip" : "");
-    return 0;
-}
-
-static void print_summary(const bench *b)
-{
-    long long n = b->frames_done;
-    double m = mean(b->frame_ms, n);
-    printf("summary: %lld frames, mean %.3f ms, median %.3f ms, %.2f fps, mean changed %.3f%%\n", n,
-           m, median(b->frame_ms, n), m > 0 ? 1e3 / m : 0.0, 100.0 * mean(b->frame_share, n));
-    if (n > 1) {
-        /* Frame 0 runs dense and initialises the state: show the steady state
-         * apart so it does not skew the change-based numbers. */
-        double ms = mean(b->frame_ms + 1, n - 1);
-        printf("steady state (frames 1..%lld): mean %.3f ms, median %.3f ms, %.2f fps, "
-               "mean changed %.3f%%\n",
-               n - 1, ms, median(b->frame_ms + 1, n - 1), ms > 0 ? 1e3 / ms : 0.0,
-               100.0 * mean(b->frame_share + 1, n - 1));
-    }
-}
-
-static void print_layers(const bench *b)
+/* --stats: the per-layer table of the timed run (old format). */
+static void print_layer_acc(const bench *b, const layer_acc *acc, int first_only)
 {
     if (b->layer_count <= 0) return;
-    const layer_acc *acc = b->frames_done > 1 ? b->layers : b->layers0;
-    if (b->frames_done > 1)
-        printf("per layer, mean over frames 1..%lld:\n", b->frames_done - 1);
-    else
-        printf("per layer, frame 0 only (it runs dense):\n");
-
+    printf(first_only ? "per layer, frame 0 only (it runs dense):\n"
+                      : "per layer, mean over timed frames after the stream's frame 0:\n");
     int name_w = 5;
     for (int i = 0; i < b->layer_count; ++i) {
         int l = acc[i].name ? (int)strlen(acc[i].name) : 0;
         if (l > name_w) name_w = l;
     }
     if (name_w > 48) name_w = 48;
-    printf("  %-*s %-12s %9s %7s", name_w, "layer", "op", "changed%", "dense");
+    printf("  %-*s %-12s %9s %7s %7s", name_w, "layer", "op", "changed%", "MACs%", "dense");
     if (b->args.stats) {
         for (int s = 0; s < CBINFER_STEP_COUNT; ++s)
             printf(" %13s", cbinfer_step_name((cbinfer_step)s));
@@ -267,9 +302,12 @@ static void print_layers(const bench *b)
             printf("%9.3f", 100.0 * a->share_sum / a->share_n);
         else
             printf("%9s", "-");
+        if (a->dense_macs_sum > 0)
+            printf(" %7.2f", 100.0 * a->macs_sum / a->dense_macs_sum);
+        else
+            printf(" %7s", "-");
         printf(" %3d/%-3d", a->dense_frames, a->n);
         if (b->args.stats) {
-            /* Mean time of each step per frame, in ms. */
             for (int s = 0; s < CBINFER_STEP_COUNT; ++s)
                 printf(" %13.4f", a->n ? a->step_ms_sum[s] / a->n : 0.0);
             printf(" %13.4f", a->n ? a->total_ms_sum / a->n : 0.0);
@@ -279,36 +317,171 @@ static void print_layers(const bench *b)
     if (b->args.stats) printf("  (step columns: mean ms per frame)\n");
 }
 
-/* Opens the input and sets the frame size the stream is created for. */
-static int open_input(bench *b)
+/* ----------------------------------------------------------- timed pass --- */
+
+typedef struct {
+    cbi_run_result *run;
+    long long cap;
+    int dump;           /* --dump-output in this pass */
+    double share_sum;   /* over timed frames after the stream's frame 0 */
+    long long share_n;
+    double share0_sum;  /* the stream's frame 0 */
+    long long share0_n;
+} timed_ctx;
+
+static int timed_frame(bench *b, long long k, int timed, void *vctx)
 {
-    char err[512];
-    const cbi_bench_args *a = &b->args;
-    if (a->input == CBI_BENCH_INPUT_NPY) {
-        int64_t shape[CBI_NPY_MAX_DIMS];
-        int ndim = 0;
-        if (cbi_npy_read_f32(a->input_path, &b->npy_data, shape, &ndim, err, sizeof err) != 0)
-            return error("--input-npy: %s", err);
-        if (ndim != 4 || shape[0] != 1 || shape[1] < 1 || shape[2] < 1 || shape[3] < 1 ||
-            shape[1] > 1 << 16 || shape[2] > 1 << 16 || shape[3] > 1 << 16)
-            return error("--input-npy: '%s' must hold one NCHW tensor of shape (1, C, H, W)",
-                         a->input_path);
-        b->out_c = (int)shape[1]; /* input channels until the output is known */
-        b->height = (int)shape[2];
-        b->width = (int)shape[3];
-        return 0;
+    timed_ctx *c = vctx;
+    double dense_ms = NAN, cb_ms = NAN;
+    if (b->dense && bench_push(b, b->dense, k, &dense_ms) != 0) return 1;
+    if (b->cb && bench_push(b, b->cb, k, &cb_ms) != 0) return 1;
+    if (!timed) return 0;
+
+    cbinfer_stream_t *s = b->cb ? b->cb : b->dense;
+    cbinfer_frame_stats fs;
+    cbinfer_status st = cbinfer_stream_frame_stats(s, &fs);
+    if (st != CBINFER_STATUS_SUCCESS) return bench_stream_error(s, "frame statistics", st);
+    if (layer_acc_add(b, s, fs.frame_index == 0 ? b->acc0 : b->acc) != 0) return 1;
+    if (fs.frame_index == 0) {
+        c->share0_sum += fs.changed_share;
+        c->share0_n++;
+    } else {
+        c->share_sum += fs.changed_share;
+        c->share_n++;
     }
-    int r = a->input == CBI_BENCH_INPUT_VIDEO
-                ? cbi_video_open(a->input_path, a->resize_w, a->resize_h, a->skip, &b->video, err,
-                                 sizeof err)
-                : cbi_video_open_raw(a->input_path, a->raw_w, a->raw_h, a->resize_w, a->resize_h,
-                                     a->skip, &b->video, err, sizeof err);
-    if (r != 0) return error("%s", err);
-    cbi_video_size(b->video, &b->width, &b->height);
-    b->rgb = malloc((size_t)b->width * (size_t)b->height * 3);
-    if (!b->rgb) return error("out of memory for a %dx%d frame", b->width, b->height);
+
+    cbi_frame_rec fr = {k, dense_ms, cb_ms, fs.changed_share, NAN, NAN, NAN};
+    if (b->dense && b->cb) {
+        st = cbinfer_stream_read_output(b->dense, b->out_dense, b->out_count);
+        if (st != CBINFER_STATUS_SUCCESS) return bench_stream_error(b->dense, "reading the output", st);
+        st = cbinfer_stream_read_output(b->cb, b->out_cb, b->out_count);
+        if (st != CBINFER_STATUS_SUCCESS) return bench_stream_error(b->cb, "reading the output", st);
+        cbi_quality(b->out_dense, b->out_cb, b->out_count, &fr.mse, &fr.psnr_db, &fr.max_abs);
+    }
+    if (c->dump) {
+        float *out = b->cb ? b->out_cb : b->out_dense;
+        if (!(b->dense && b->cb)) {
+            st = cbinfer_stream_read_output(s, out, b->out_count);
+            if (st != CBINFER_STATUS_SUCCESS) return bench_stream_error(s, "reading the output", st);
+        }
+        char path[4200], err[512];
+        snprintf(path, sizeof path, "%s/frame_%05lld.npy", b->args.dump_dir, k);
+        const int64_t shape[4] = {1, b->out_c, b->out_h, b->out_w};
+        if (cbi_npy_write_f32(path, out, shape, 4, err, sizeof err) != 0) return bench_error("%s", err);
+    }
+
+    cbi_run_result *run = c->run;
+    if (run->frame_count == c->cap) {
+        long long cap = c->cap ? c->cap * 2 : 256;
+        cbi_frame_rec *t = realloc(run->frames, (size_t)cap * sizeof *t);
+        if (!t) return bench_error("out of memory");
+        run->frames = t;
+        c->cap = cap;
+    }
+    run->frames[run->frame_count++] = fr;
+
+    progress_clear(b);
+    if (b->dense && b->cb)
+        printf("frame %6lld  changed %7.3f%%  dense %10.3f ms  cbinfer %10.3f ms  PSNR %7.2f dB\n",
+               k, 100.0 * fr.changed_share, dense_ms, cb_ms, fr.psnr_db);
+    else
+        printf("frame %6lld  changed %7.3f%%  %10.3f ms\n", k, 100.0 * fr.changed_share,
+               b->cb ? cb_ms : dense_ms);
     return 0;
 }
+
+/* Fills run's summary from its frames and the layer sums. */
+static int summarise(bench *b, timed_ctx *c)
+{
+    cbi_run_result *run = c->run;
+    long long n = run->frame_count;
+    double *v = malloc((size_t)(n ? n : 1) * sizeof *v);
+    if (!v) return bench_error("out of memory");
+    run->has_dense = b->dense != NULL;
+    run->has_cbinfer = b->cb != NULL;
+    run->has_quality = b->dense && b->cb;
+    if (run->has_dense) {
+        for (long long k = 0; k < n; ++k) v[k] = run->frames[k].dense_ms;
+        cbi_latency_of(v, (size_t)n, &run->dense_ms);
+        run->dense_fps = run->dense_ms.mean > 0 ? 1e3 / run->dense_ms.mean : 0.0;
+    }
+    if (run->has_cbinfer) {
+        for (long long k = 0; k < n; ++k) v[k] = run->frames[k].cbinfer_ms;
+        cbi_latency_of(v, (size_t)n, &run->cbinfer_ms);
+        run->cbinfer_fps = run->cbinfer_ms.mean > 0 ? 1e3 / run->cbinfer_ms.mean : 0.0;
+    }
+    free(v);
+    /* Frame 0 of a stream runs dense and initialises its state: it would make
+     * the steady-state share look worse than it is, so it counts only when it
+     * is the only timed frame. */
+    run->changed_share = c->share_n ? c->share_sum / (double)c->share_n
+                         : c->share0_n ? c->share0_sum / (double)c->share0_n
+                                       : NAN;
+    run->speedup = run->has_dense && run->has_cbinfer && run->cbinfer_ms.mean > 0
+                       ? run->dense_ms.mean / run->cbinfer_ms.mean
+                       : NAN;
+    run->mse = run->psnr_db = run->min_psnr_db = run->max_abs = NAN;
+    if (run->has_quality && n > 0) {
+        double mse = 0.0, min_psnr = INFINITY, max_abs = 0.0;
+        for (long long k = 0; k < n; ++k) {
+            const cbi_frame_rec *fr = &run->frames[k];
+            mse += fr->mse;
+            if (fr->psnr_db < min_psnr) min_psnr = fr->psnr_db;
+            if (fr->max_abs > max_abs) max_abs = fr->max_abs;
+        }
+        run->mse = mse / (double)n;
+        run->psnr_db = cbi_psnr_of_mse(run->mse);
+        run->min_psnr_db = min_psnr;
+        run->max_abs = max_abs;
+    }
+
+    int after0 = b->layer_count > 0 && b->acc[0].n > 0;
+    const layer_acc *acc = after0 ? b->acc : b->acc0;
+    run->layers = calloc((size_t)b->layer_count + 1, sizeof *run->layers);
+    if (!run->layers) return bench_error("out of memory");
+    run->layer_count = b->layer_count;
+    for (int i = 0; i < b->layer_count; ++i) {
+        const layer_acc *a = &acc[i];
+        cbi_layer_rec *l = &run->layers[i];
+        l->name = a->name;
+        l->op = a->op;
+        l->changed_share = a->share_n ? a->share_sum / a->share_n : NAN;
+        l->macs = a->n ? a->macs_sum / a->n : NAN;
+        l->dense_macs = a->n ? a->dense_macs_sum / a->n : NAN;
+        l->dense_frames = a->dense_frames;
+    }
+    return 0;
+}
+
+static int timed_pass(bench *b, int pass, double scale, cbi_run_result *run)
+{
+    memset(run, 0, sizeof *run);
+    run->threshold_scale = scale;
+    if (b->cb && bench_set_param(b->cb, CBINFER_PARAM_THRESHOLD_SCALE, scale, "threshold scale") != 0)
+        return 1;
+    if (bench_reset(b->dense) != 0 || bench_reset(b->cb) != 0) return 1;
+    memset(b->acc, 0, ((size_t)b->layer_count + 1) * sizeof *b->acc);
+    memset(b->acc0, 0, ((size_t)b->layer_count + 1) * sizeof *b->acc0);
+    timed_ctx c;
+    memset(&c, 0, sizeof c);
+    c.run = run;
+    c.dump = b->args.dump_dir && pass == 0;
+    char label[64];
+    if (b->run_count > 1)
+        snprintf(label, sizeof label, "pass %d/%d (scale %g)", pass + 1, b->run_count, scale);
+    else
+        snprintf(label, sizeof label, "timed run");
+    if (bench_for_each_frame(b, label, timed_frame, &c) != 0) return 1;
+    if (summarise(b, &c) != 0) return 1;
+    cbi_report_print_run(stdout, run);
+    if (b->args.stats) {
+        int after0 = b->layer_count > 0 && b->acc[0].n > 0;
+        print_layer_acc(b, after0 ? b->acc : b->acc0, !after0);
+    }
+    return 0;
+}
+
+/* ----------------------------------------------------------------- setup -- */
 
 static int choose_backend(bench *b)
 {
@@ -316,102 +489,230 @@ static int choose_backend(bench *b)
         b->args.backend = cbinfer_backend_available(CBINFER_BACKEND_CUDA) == CBINFER_STATUS_SUCCESS
                               ? CBINFER_BACKEND_CUDA
                               : CBINFER_BACKEND_CPU;
-        fprintf(stderr, "backend: %s (auto: CUDA %s)\n", backend_name(b->args.backend),
+        fprintf(stderr, "backend: %s (auto: CUDA %s)\n", bench_backend_name(b->args.backend),
                 b->args.backend == CBINFER_BACKEND_CUDA ? "available" : "unavailable");
     } else {
         cbinfer_status st = cbinfer_backend_available((cbinfer_backend)b->args.backend);
         if (st != CBINFER_STATUS_SUCCESS)
-            return error("--backend %s: %s", backend_name(b->args.backend),
+            return bench_error("--backend %s: %s", bench_backend_name(b->args.backend),
                          cbinfer_status_string(st));
-        fprintf(stderr, "backend: %s\n", backend_name(b->args.backend));
+        fprintf(stderr, "backend: %s\n", bench_backend_name(b->args.backend));
     }
+    return 0;
+}
+
+/* Creates a stream in mode with every option of the command line applied. */
+static int create_stream(bench *b, cbinfer_mode mode, cbinfer_stream_t **out)
+{
+    const cbi_bench_args *a = &b->args;
+    char err[1024] = "";
+    cbinfer_status st = cbinfer_stream_create(b->net, b->width, b->height,
+                                              (cbinfer_backend)a->backend, mode,
+                                              (cbinfer_precision)a->precision, out, err, sizeof err);
+    if (st != CBINFER_STATUS_SUCCESS)
+        return bench_error("creating a %dx%d %s stream (%s): %s%s%s", b->width, b->height,
+                     mode_name(mode), precision_name(a->precision), cbinfer_status_string(st),
+                     *err ? ": " : "", err);
+    cbinfer_stream_t *s = *out;
+    st = cbinfer_stream_set_threshold_all(s, a->threshold);
+    if (st != CBINFER_STATUS_SUCCESS) return bench_stream_error(s, "--threshold", st);
+    if (mode != CBINFER_MODE_DENSE && a->thresholds_file) {
+        st = cbinfer_stream_load_thresholds(s, a->thresholds_file);
+        if (st != CBINFER_STATUS_SUCCESS) return bench_stream_error(s, "--thresholds", st);
+    }
+    if (mode != CBINFER_MODE_DENSE && a->break_even_file) {
+        st = cbinfer_stream_load_break_even(s, a->break_even_file);
+        if (st != CBINFER_STATUS_SUCCESS) return bench_stream_error(s, "--break-even", st);
+    }
+    if (a->reuse_1x1 && bench_set_param(s, CBINFER_PARAM_REUSE_1X1_INDICES, 1.0, "--reuse-1x1") != 0)
+        return 1;
+    if (a->stats && bench_set_param(s, CBINFER_PARAM_COLLECT_STATS, 1.0, "--stats") != 0) return 1;
+    if (bench_set_param(s, CBINFER_PARAM_THRESHOLD_SCALE, a->threshold_scale, "--threshold-scale") != 0)
+        return 1;
+    return 0;
+}
+
+/* "model name" of /proc/cpuinfo, or "unknown CPU". */
+static void cpu_model(char *dst, size_t cap)
+{
+    snprintf(dst, cap, "unknown CPU");
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f) return;
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, "model name", 10) != 0) continue;
+        const char *p = strchr(line, ':');
+        if (!p) continue;
+        for (++p; *p == ' ' || *p == '\t'; ++p) {
+        }
+        snprintf(dst, cap, "%s", p);
+        dst[strcspn(dst, "\n")] = '\0';
+        break;
+    }
+    fclose(f);
+}
+
+static int write_file(const char *path, const char *what,
+                      int (*writer)(FILE *, const cbi_bench_report *), const cbi_bench_report *r)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) return bench_error("%s: cannot write '%s': %s", what, path, strerror(errno));
+    int bad = writer(f, r) != 0;
+    bad |= fclose(f) != 0;
+    if (bad) return bench_error("%s: writing '%s' failed", what, path);
+    fprintf(stderr, "%s written to %s\n", what, path);
     return 0;
 }
 
 static int run(bench *b)
 {
-    const cbi_bench_args *a = &b->args;
+    cbi_bench_args *a = &b->args;
     char err[1024] = "";
     /* The input first: a wrong path is reported before a slow model load. */
-    if (open_input(b) != 0) return 1;
+    if (source_open(b) != 0) return 1;
     cbinfer_status st = cbinfer_network_load(a->model, &b->net, err, sizeof err);
     if (st != CBINFER_STATUS_SUCCESS)
-        return error("loading '%s': %s%s%s", a->model, cbinfer_status_string(st), *err ? ": " : "",
+        return bench_error("loading '%s': %s%s%s", a->model, cbinfer_status_string(st), *err ? ": " : "",
                      err);
     if (choose_backend(b) != 0) return 1;
     if (a->dump_dir && make_dirs(a->dump_dir) != 0) return 1;
+    if (a->backend == CBINFER_BACKEND_CPU)
+        cpu_model(b->device_name, sizeof b->device_name);
+    else
+        snprintf(b->device_name, sizeof b->device_name, "CUDA device");
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(b->date, sizeof b->date, "%Y-%m-%dT%H:%M:%SZ", &tm);
 
-    err[0] = '\0';
-    st = cbinfer_stream_create(b->net, b->width, b->height, (cbinfer_backend)a->backend,
-                               (cbinfer_mode)a->mode, CBINFER_PRECISION_FP32, &b->stream, err,
-                               sizeof err);
-    if (st != CBINFER_STATUS_SUCCESS)
-        return error("creating a %dx%d stream: %s%s%s", b->width, b->height,
-                     cbinfer_status_string(st), *err ? ": " : "", err);
-    st = cbinfer_stream_set_threshold_all(b->stream, a->threshold);
-    if (st != CBINFER_STATUS_SUCCESS) return stream_error(b, "--threshold", st);
-    if (a->reuse_1x1) {
-        st = cbinfer_stream_set_param(b->stream, CBINFER_PARAM_REUSE_1X1_INDICES, 1.0);
-        if (st != CBINFER_STATUS_SUCCESS) return stream_error(b, "--reuse-1x1", st);
-    }
-    if (a->stats) {
-        st = cbinfer_stream_set_param(b->stream, CBINFER_PARAM_COLLECT_STATS, 1.0);
-        if (st != CBINFER_STATUS_SUCCESS) return stream_error(b, "--stats", st);
-    }
-
-    int in_c = b->out_c;
-    st = cbinfer_stream_output_dims(b->stream, &b->out_c, &b->out_h, &b->out_w);
-    if (st != CBINFER_STATUS_SUCCESS) return stream_error(b, "output size", st);
-    if (a->dump_dir) {
-        b->out_count = (size_t)b->out_c * (size_t)b->out_h * (size_t)b->out_w;
-        b->out = malloc((b->out_count ? b->out_count : 1) * sizeof *b->out);
-        if (!b->out) return error("out of memory for the output");
-    }
-    b->layer_count = cbinfer_stream_layer_count(b->stream);
+    int compare = a->mode == CBI_BENCH_MODE_COMPARE;
+    if ((a->mode == CBINFER_MODE_DENSE || compare || a->calibrate_path) &&
+        create_stream(b, CBINFER_MODE_DENSE, &b->dense) != 0)
+        return 1;
+    if (a->mode != CBINFER_MODE_DENSE &&
+        create_stream(b, compare ? CBINFER_MODE_CBINFER : (cbinfer_mode)a->mode, &b->cb) != 0)
+        return 1;
+    cbinfer_stream_t *s = b->cb ? b->cb : b->dense;
+    st = cbinfer_stream_output_dims(s, &b->out_c, &b->out_h, &b->out_w);
+    if (st != CBINFER_STATUS_SUCCESS) return bench_stream_error(s, "output size", st);
+    b->out_count = (size_t)b->out_c * (size_t)b->out_h * (size_t)b->out_w;
+    b->out_dense = malloc((b->out_count ? b->out_count : 1) * sizeof *b->out_dense);
+    b->out_cb = malloc((b->out_count ? b->out_count : 1) * sizeof *b->out_cb);
+    b->layer_count = cbinfer_stream_layer_count(s);
     if (b->layer_count < 0) b->layer_count = 0;
-    b->layers = calloc((size_t)b->layer_count + 1, sizeof *b->layers);
-    b->layers0 = calloc((size_t)b->layer_count + 1, sizeof *b->layers0);
-    if (!b->layers || !b->layers0) return error("out of memory");
+    b->acc = calloc((size_t)b->layer_count + 1, sizeof *b->acc);
+    b->acc0 = calloc((size_t)b->layer_count + 1, sizeof *b->acc0);
+    if (!b->out_dense || !b->out_cb || !b->acc || !b->acc0) return bench_error("out of memory");
 
     char start[48] = "";
     if (a->input != CBI_BENCH_INPUT_NPY) snprintf(start, sizeof start, " from frame %d", a->skip);
-    fprintf(stderr, "model %s, input %s %dx%d%s, mode %s, threshold %g, output %dx%dx%d\n",
+    fprintf(stderr,
+            "model %s, input %s %dx%d%s, mode %s, %s, threshold %g, warm-up %d, output %dx%dx%d\n",
             a->model, strcmp(a->input_path, "-") == 0 ? "stdin" : a->input_path, b->width,
-            b->height, start, mode_name(a->mode), (double)a->threshold, b->out_c, b->out_h,
-            b->out_w);
+            b->height, start, mode_name(a->mode), precision_name(a->precision),
+            (double)a->threshold, a->warmup, b->out_c, b->out_h, b->out_w);
 
-    if (a->input == CBI_BENCH_INPUT_NPY) {
-        double t0 = now_ms();
-        st = cbinfer_stream_push_nchw(b->stream, b->npy_data, in_c, b->height, b->width);
-        double ms = now_ms() - t0;
-        if (st != CBINFER_STATUS_SUCCESS) return stream_error(b, "--input-npy", st);
-        if (after_push(b, 0, ms) != 0) return 1;
-    } else if (push_rgb_frames(b) != 0) {
-        return 1;
+    if (a->calibrate_path) return bench_calibrate(b);
+
+    b->run_count = a->sweep_count > 0 ? a->sweep_count : 1;
+    b->runs = calloc((size_t)b->run_count, sizeof *b->runs);
+    if (!b->runs) return bench_error("out of memory");
+    for (int i = 0; i < b->run_count; ++i)
+        if (timed_pass(b, i, a->sweep_count > 0 ? a->sweep[i] : a->threshold_scale, &b->runs[i]) !=
+            0)
+            return 1;
+    if (a->per_layer && bench_profile_pass(b, b->runs[0].threshold_scale) != 0) return 1;
+
+    cbi_bench_report r;
+    memset(&r, 0, sizeof r);
+    char version[32];
+    unsigned v = cbinfer_version();
+    snprintf(version, sizeof version, "%u.%u.%u", v / 10000, v / 100 % 100, v % 100);
+    r.version = version;
+    r.commit = CBINFER_GIT_COMMIT;
+    r.date = b->date;
+    r.backend = bench_backend_name(a->backend);
+    r.device_name = b->device_name;
+    r.cores = a->backend == CBINFER_BACKEND_CPU ? (int)sysconf(_SC_NPROCESSORS_ONLN) : 0;
+    r.model = a->model;
+    r.workload = a->workload;
+    r.input = a->input_path;
+    r.width = b->width;
+    r.height = b->height;
+    r.skip = a->skip;
+    r.frames = b->runs[0].frame_count;
+    r.warmup = a->warmup;
+    r.mode = mode_name(a->mode);
+    r.precision = precision_name(a->precision);
+    /* The float as typed ("0.01"), not its binary expansion (0.009999999776). */
+    char thr[32];
+    snprintf(thr, sizeof thr, "%.7g", (double)a->threshold);
+    r.threshold = strtod(thr, NULL);
+    r.thresholds_file = a->thresholds_file;
+    r.break_even_file = a->break_even_file;
+    r.runs = b->runs;
+    r.run_count = b->run_count;
+    r.profile = b->profile;
+    r.profile_layer_count = b->profile ? b->layer_count : 0;
+    r.profile_count = b->profile_count;
+
+    if (b->run_count > 1) {
+        printf("sweep (threshold scale, changed %%, cbinfer ms, speedup, PSNR dB):\n");
+        for (int i = 0; i < b->run_count; ++i) {
+            const cbi_run_result *rr = &b->runs[i];
+            printf("  %10g %9.3f %12.3f %9.3f %9.2f\n", rr->threshold_scale,
+                   100.0 * rr->changed_share, rr->has_cbinfer ? rr->cbinfer_ms.mean : NAN,
+                   rr->speedup, rr->psnr_db);
+        }
     }
-    print_summary(b);
-    print_layers(b);
+    cbi_report_print_profile(stdout, &r);
+    if (a->warmup == 0 && b->cb)
+        printf("note: the first timed frame ran dense (stream initialisation); --warmup 1 "
+               "leaves it out of the latency figures\n");
+    printf("device: %s %s; cbinfer %s, commit %s, %s\n", r.backend, r.device_name, r.version,
+           r.commit, r.date);
+
+    if (a->json_path && write_file(a->json_path, "JSON report", cbi_report_write_json, &r) != 0)
+        return 1;
+    if (a->profile_path &&
+        write_file(a->profile_path, "profile", cbi_report_write_profile, &r) != 0)
+        return 1;
+    if (a->csv_path && write_file(a->csv_path, "CSV", cbi_report_write_csv, &r) != 0) return 1;
     return 0;
 }
 
 static void bench_free(bench *b)
 {
-    cbinfer_stream_destroy(b->stream);
+    cbinfer_stream_destroy(b->dense);
+    cbinfer_stream_destroy(b->cb);
     cbinfer_network_free(b->net);
     cbi_video_close(b->video);
     free(b->rgb);
     free(b->npy_data);
-    free(b->out);
-    free(b->frame_ms);
-    free(b->frame_share);
-    free(b->layers);
-    free(b->layers0);
+    free(b->out_dense);
+    free(b->out_cb);
+    free(b->acc);
+    free(b->acc0);
+    for (int i = 0; i < b->run_count && b->runs; ++i) {
+        free(b->runs[i].layers);
+        free(b->runs[i].frames);
+    }
+    free(b->runs);
+    free(b->profile);
+}
+
+/* The running executable's path, for --workload's default model directory. */
+static const char *exe_path(char *buf, size_t cap)
+{
+    ssize_t n = readlink("/proc/self/exe", buf, cap - 1);
+    if (n <= 0) return NULL;
+    buf[n] = '\0';
+    return buf;
 }
 
 int main(int argc, char **argv)
 {
-    bench b;
-    memset(&b, 0, sizeof b);
+    static bench b; /* large (path buffers); static keeps it off the stack */
     char err[512];
     if (cbi_bench_parse_args(argc, argv, &b.args, err, sizeof err) != 0) {
         fprintf(stderr, "cbinfer-bench: %s\n", err);
@@ -423,10 +724,20 @@ int main(int argc, char **argv)
     }
     if (b.args.version) {
         unsigned v = cbinfer_version();
-        printf("cbinfer-bench %d.%d.%d (library %u.%u.%u)\n", CBINFER_VERSION_MAJOR,
-               CBINFER_VERSION_MINOR, CBINFER_VERSION_PATCH, v / 10000, v / 100 % 100, v % 100);
+        printf("cbinfer-bench %d.%d.%d (library %u.%u.%u, commit %s)\n", CBINFER_VERSION_MAJOR,
+               CBINFER_VERSION_MINOR, CBINFER_VERSION_PATCH, v / 10000, v / 100 % 100, v % 100,
+               CBINFER_GIT_COMMIT);
         return 0;
     }
+    char exe[4096];
+    if (cbi_bench_resolve(&b.args, exe_path(exe, sizeof exe), getenv("CBINFER_DATA_DIR"), err,
+                          sizeof err) != 0) {
+        fprintf(stderr, "cbinfer-bench: %s\n", err);
+        return 2;
+    }
+    b.argc = argc;
+    b.argv = argv;
+    b.progress = isatty(2);
     /* Line buffered, so a pipe sees each frame as it is done. */
     setvbuf(stdout, NULL, _IOLBF, 0);
     int rc = run(&b);

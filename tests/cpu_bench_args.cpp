@@ -220,7 +220,10 @@ TEST(BenchArgs, Mode)
     p = parse_with({"--mode", "cbinfer-ff"});
     ASSERT_EQ(p.rc, 0) << p.err;
     EXPECT_EQ(p.args.mode, CBINFER_MODE_CBINFER_FF);
-    expect_usage_error(parse_with({"--mode", "ff"}), "dense, cbinfer or cbinfer-ff");
+    p = parse_with({"--mode", "compare"});
+    ASSERT_EQ(p.rc, 0) << p.err;
+    EXPECT_EQ(p.args.mode, CBI_BENCH_MODE_COMPARE);
+    expect_usage_error(parse_with({"--mode", "ff"}), "dense, cbinfer, cbinfer-ff or compare");
 }
 
 TEST(BenchArgs, Threshold)
@@ -277,8 +280,11 @@ TEST(BenchArgs, UnknownFlagsAndArguments)
 
 TEST(BenchArgs, MissingValue)
 {
-    for (const char *flag : {"--model", "--video", "--raw", "--input-npy", "--resize", "--skip",
-                             "--frames", "--backend", "--mode", "--threshold", "--dump-output"}) {
+    for (const char *flag :
+         {"--model", "--video", "--raw", "--input-npy", "--resize", "--skip", "--frames",
+          "--backend", "--mode", "--threshold", "--dump-output", "--warmup", "--precision",
+          "--threshold-scale", "--thresholds", "--break-even", "--sweep", "--json",
+          "--export-profile", "--csv", "--workload", "--model-dir", "--calibrate"}) {
         Parsed p = parse({"--model", "m", "--video", "v", flag});
         expect_usage_error(p, std::string(flag) + " needs a value");
     }
@@ -293,4 +299,167 @@ TEST(BenchArgs, LastRepeatWins)
     ASSERT_EQ(p.rc, 0) << p.err;
     EXPECT_EQ(p.args.skip, 4);
     EXPECT_EQ(p.args.mode, CBINFER_MODE_CBINFER_FF);
+}
+
+TEST(BenchArgs, NewFlagDefaults)
+{
+    Parsed p = parse_with({});
+    ASSERT_EQ(p.rc, 0) << p.err;
+    EXPECT_EQ(p.args.warmup, 0);
+    EXPECT_EQ(p.args.precision, CBINFER_PRECISION_FP32);
+    EXPECT_EQ(p.args.threshold_scale, 1.0);
+    EXPECT_EQ(p.args.thresholds_file, nullptr);
+    EXPECT_EQ(p.args.break_even_file, nullptr);
+    EXPECT_EQ(p.args.sweep_count, 0);
+    EXPECT_EQ(p.args.per_layer, 0);
+    EXPECT_EQ(p.args.json_path, nullptr);
+    EXPECT_EQ(p.args.profile_path, nullptr);
+    EXPECT_EQ(p.args.csv_path, nullptr);
+    EXPECT_EQ(p.args.calibrate_path, nullptr);
+    EXPECT_EQ(p.args.workload, nullptr);
+    EXPECT_EQ(p.args.model_dir, nullptr);
+}
+
+TEST(BenchArgs, Warmup)
+{
+    Parsed p = parse_with({"--warmup", "5"});
+    ASSERT_EQ(p.rc, 0) << p.err;
+    EXPECT_EQ(p.args.warmup, 5);
+    EXPECT_EQ(parse_with({"--warmup=0"}).args.warmup, 0);
+    expect_usage_error(parse_with({"--warmup", "-1"}), "negative");
+    expect_usage_error(parse_with({"--warmup", "two"}), "integer");
+    expect_usage_error(parse({"--model", "m", "--input-npy", "x.npy", "--warmup", "1"}),
+                       "--warmup");
+}
+
+TEST(BenchArgs, Precision)
+{
+    EXPECT_EQ(parse_with({"--precision", "fp32"}).args.precision, CBINFER_PRECISION_FP32);
+    EXPECT_EQ(parse_with({"--precision", "tf32"}).args.precision, CBINFER_PRECISION_TF32);
+    EXPECT_EQ(parse_with({"--precision=fp16"}).args.precision, CBINFER_PRECISION_FP16);
+    // The CPU backend's refusal of fp16 is the library's to report, at run time.
+    EXPECT_EQ(parse_with({"--precision", "fp16", "--backend", "cpu"}).rc, 0);
+    expect_usage_error(parse_with({"--precision", "bf16"}), "fp32, tf32 or fp16");
+    expect_usage_error(parse_with({"--precision", "FP32"}), "fp32, tf32 or fp16");
+}
+
+TEST(BenchArgs, ThresholdScale)
+{
+    Parsed p = parse_with({"--threshold-scale", "2.5"});
+    ASSERT_EQ(p.rc, 0) << p.err;
+    EXPECT_EQ(p.args.threshold_scale, 2.5);
+    EXPECT_EQ(p.args.threshold_scale_given, 1);
+    expect_usage_error(parse_with({"--threshold-scale", "-1"}), "negative");
+    expect_usage_error(parse_with({"--threshold-scale", "x"}), "number");
+    expect_usage_error(parse_with({"--threshold-scale", "inf"}), "finite");
+}
+
+TEST(BenchArgs, LayerFiles)
+{
+    Parsed p = parse_with({"--threshold", "0.01", "--thresholds", "t.txt", "--break-even", "b.txt"});
+    ASSERT_EQ(p.rc, 0) << p.err;
+    EXPECT_FLOAT_EQ(p.args.threshold, 0.01f);
+    EXPECT_STREQ(p.args.thresholds_file, "t.txt");
+    EXPECT_STREQ(p.args.break_even_file, "b.txt");
+    expect_usage_error(parse_with({"--thresholds", ""}), "empty path");
+    expect_usage_error(parse_with({"--break-even="}), "empty path");
+}
+
+TEST(BenchArgs, Sweep)
+{
+    Parsed p = parse_with({"--sweep", "0,0.5,1,2e0"});
+    ASSERT_EQ(p.rc, 0) << p.err;
+    ASSERT_EQ(p.args.sweep_count, 4);
+    EXPECT_EQ(p.args.sweep[0], 0.0);
+    EXPECT_EQ(p.args.sweep[1], 0.5);
+    EXPECT_EQ(p.args.sweep[3], 2.0);
+    EXPECT_EQ(parse_with({"--sweep=3"}).args.sweep_count, 1);
+    for (const char *bad : {"", ",", "1,", ",1", "1,,2"})
+        expect_usage_error(parse_with({"--sweep", bad}), "empty item");
+    expect_usage_error(parse_with({"--sweep", "1,x"}), "'x'");
+    expect_usage_error(parse_with({"--sweep", "1,-2"}), "negative");
+    expect_usage_error(parse_with({"--sweep", "1;2"}), "number");
+    expect_usage_error(parse_with({"--sweep", "1, 2"}), "number");
+    expect_usage_error(parse_with({"--sweep", "nan"}), "finite");
+    std::string many = "1";
+    for (int i = 0; i < CBI_BENCH_MAX_SWEEP; ++i) many += ",1";
+    expect_usage_error(parse_with({"--sweep", many}), "more than");
+    expect_usage_error(parse_with({"--sweep", "1,2", "--threshold-scale", "1"}), "exclude");
+}
+
+TEST(BenchArgs, Outputs)
+{
+    Parsed p = parse_with({"--json", "r.json", "--csv", "f.csv", "--per-layer"});
+    ASSERT_EQ(p.rc, 0) << p.err;
+    EXPECT_STREQ(p.args.json_path, "r.json");
+    EXPECT_STREQ(p.args.csv_path, "f.csv");
+    EXPECT_EQ(p.args.per_layer, 1);
+    // --export-profile needs the profiling pass, so it implies --per-layer.
+    p = parse_with({"--export-profile", "p.json"});
+    ASSERT_EQ(p.rc, 0) << p.err;
+    EXPECT_STREQ(p.args.profile_path, "p.json");
+    EXPECT_EQ(p.args.per_layer, 1);
+    expect_usage_error(parse_with({"--json", ""}), "empty path");
+    expect_usage_error(parse_with({"--per-layer=1"}), "takes no value");
+}
+
+TEST(BenchArgs, Calibrate)
+{
+    Parsed p = parse_with({"--calibrate", "be.txt", "--threshold", "0.01"});
+    ASSERT_EQ(p.rc, 0) << p.err;
+    EXPECT_STREQ(p.args.calibrate_path, "be.txt");
+    EXPECT_EQ(parse_with({"--calibrate", "be.txt", "--mode", "compare"}).rc, 0);
+    expect_usage_error(parse_with({"--calibrate", "be.txt", "--mode", "dense"}), "--mode dense");
+    expect_usage_error(parse_with({"--calibrate", "be.txt", "--sweep", "1,2"}), "--sweep");
+    expect_usage_error(parse_with({"--calibrate", "be.txt", "--json", "r.json"}), "--json");
+    expect_usage_error(parse_with({"--calibrate", "be.txt", "--per-layer"}), "--per-layer");
+    expect_usage_error(parse_with({"--calibrate", ""}), "empty path");
+}
+
+TEST(BenchArgs, Workload)
+{
+    // Model and input come from the workload.
+    Parsed p = parse({"--workload", "vgg7-noise1"});
+    ASSERT_EQ(p.rc, 0) << p.err;
+    EXPECT_STREQ(p.args.workload, "vgg7-noise1");
+    EXPECT_EQ(p.args.model, nullptr);
+    char err[512];
+    ASSERT_EQ(cbi_bench_resolve(&p.args, "/b/build/bench/cbinfer-bench", "/data", err, sizeof err),
+              0)
+        << err;
+    EXPECT_STREQ(p.args.model, "/b/build/models/vgg7-noise1.onnx");
+    EXPECT_EQ(p.args.input, CBI_BENCH_INPUT_VIDEO);
+    EXPECT_STREQ(p.args.input_path, "/data/data/video/vtest.avi");
+    EXPECT_EQ(p.args.resize_w, 384);
+    EXPECT_EQ(p.args.resize_h, 288);
+
+    // Explicit --model, --video and --resize win; --model-dir moves the model.
+    p = parse({"--workload", "realesr-x2", "--video", "mine.avi", "--resize", "96x72",
+               "--model-dir", "/m"});
+    ASSERT_EQ(p.rc, 0) << p.err;
+    ASSERT_EQ(cbi_bench_resolve(&p.args, nullptr, nullptr, err, sizeof err), 0) << err;
+    EXPECT_STREQ(p.args.model, "/m/realesr-x2.onnx");
+    EXPECT_STREQ(p.args.input_path, "mine.avi");
+    EXPECT_EQ(p.args.resize_w, 96);
+    p = parse({"--workload", "openpose-synthetic", "--model", "x.onnx", "--video", "v.avi"});
+    ASSERT_EQ(cbi_bench_resolve(&p.args, "/x/y/z", nullptr, err, sizeof err), 0) << err;
+    EXPECT_STREQ(p.args.model, "x.onnx");
+    EXPECT_EQ(p.args.resize_w, 490);
+    EXPECT_EQ(p.args.resize_h, 368);
+
+    // No input and no CBINFER_DATA_DIR: a clear error, not a guess.
+    p = parse({"--workload", "scene-labeling-synthetic"});
+    ASSERT_EQ(p.rc, 0) << p.err;
+    EXPECT_EQ(cbi_bench_resolve(&p.args, "/b/bench/cbinfer-bench", nullptr, err, sizeof err), 2);
+    EXPECT_NE(std::string(err).find("CBINFER_DATA_DIR"), std::string::npos) << err;
+
+    expect_usage_error(parse({"--workload", "vgg8"}), "unknown workload 'vgg8'");
+    expect_usage_error(parse({"--workload", ""}), "unknown workload");
+    expect_usage_error(parse({"--workload", "vgg7-noise1", "--model-dir", ""}), "empty path");
+
+    // Without --workload resolve changes nothing.
+    p = parse_with({});
+    ASSERT_EQ(cbi_bench_resolve(&p.args, "/b/bench/cbinfer-bench", "/data", err, sizeof err), 0);
+    EXPECT_STREQ(p.args.model, "m.onnx");
+    EXPECT_EQ(p.args.resize_w, 0);
 }

@@ -1,0 +1,79 @@
+/*
+ * State shared by cbinfer-bench's passes (private to bench/): the timed run
+ * (cbinfer_bench.c), the profiling pass (profile_pass.c) and the break-even
+ * calibration (calibrate.c). Helpers report errors on stderr themselves and
+ * return non-zero.
+ */
+#ifndef CBI_BENCH_H
+#define CBI_BENCH_H
+
+#include <stdint.h>
+
+#include "bench_args.h"
+#include "cbinfer.h"
+#include "report.h"
+#include "video.h"
+
+typedef struct {
+    const char *name, *op; /* owned by the network */
+    double share_sum;      /* changed_px / total_px */
+    int share_n;
+    double macs_sum, dense_macs_sum;
+    double step_ms_sum[CBINFER_STEP_COUNT];
+    double total_ms_sum;
+    int dense_frames; /* frames in which the layer ran its dense path */
+    int n;
+} layer_acc;
+
+
+typedef struct bench {
+    cbi_bench_args args;
+    int argc;
+    char **argv;
+    cbinfer_network_t *net;
+    cbinfer_stream_t *dense; /* dense and compare modes, and --calibrate */
+    cbinfer_stream_t *cb;    /* the change-based stream: every mode but dense */
+    cbi_video *video;
+    int input_opens; /* how often the input was opened (stdin allows one) */
+    uint8_t *rgb;
+    float *npy_data;
+    int in_c;
+    float *out_dense, *out_cb;
+    size_t out_count;
+    int out_c, out_h, out_w;
+    int width, height;
+    int layer_count;
+    layer_acc *acc;  /* timed frames after the stream's frame 0 */
+    layer_acc *acc0; /* the stream's frame 0, used when it is the only one */
+    cbi_run_result *runs;
+    int run_count;
+    cbi_profile_layer *profile;
+    long long profile_count;
+    int progress;       /* stderr is a terminal: draw a progress bar */
+    int progress_shown; /* a bar is on screen */
+    char device_name[256];
+    char date[32];
+} bench;
+/* "cbinfer-bench: <message>" on stderr; returns 1. */
+int bench_error(const char *fmt, ...);
+/* A failed call on a stream: the status text plus the stream's detail; 1. */
+int bench_stream_error(const cbinfer_stream_t *s, const char *what, cbinfer_status st);
+const char *bench_backend_name(int backend);
+
+int bench_set_param(cbinfer_stream_t *s, cbinfer_param key, double v, const char *what);
+/* Resets s (NULL is accepted). */
+int bench_reset(cbinfer_stream_t *s);
+/* Pushes the current frame into s; ms gets the wall time of the call. */
+int bench_push(bench *b, cbinfer_stream_t *s, long long k, double *ms);
+
+/* Calls fn for every frame of one pass (warm-up, then timed frames), after
+ * reopening the input; draws the progress bar under `label`. */
+typedef int (*bench_frame_fn)(bench *b, long long k, int timed, void *ctx);
+int bench_for_each_frame(bench *b, const char *label, bench_frame_fn fn, void *ctx);
+
+/* --per-layer: fills b->profile and b->profile_count (profile_pass.c). */
+int bench_profile_pass(bench *b, double scale);
+/* --calibrate: writes the break-even file and prints the table (calibrate.c). */
+int bench_calibrate(bench *b);
+
+#endif /* CBI_BENCH_H */

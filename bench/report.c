@@ -1,0 +1,283 @@
+/* Report writers of cbinfer-bench; see report.h. */
+#include "report.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "json_writer.h"
+
+static void json_latency(cbi_json *j, const char *key, const cbi_latency *l)
+{
+    cbi_json_begin_object(j, key);
+    cbi_json_number(j, "min", l->min);
+    cbi_json_number(j, "mean", l->mean);
+    cbi_json_number(j, "median", l->median);
+    cbi_json_number(j, "p90", l->p90);
+    cbi_json_number(j, "p95", l->p95);
+    cbi_json_number(j, "p99", l->p99);
+    cbi_json_end_object(j);
+}
+
+static void json_steps(cbi_json *j, const char *key, const double *step_ms)
+{
+    cbi_json_begin_object(j, key);
+    for (int s = 0; s < CBINFER_STEP_COUNT; ++s) {
+        const char *name = cbinfer_step_name((cbinfer_step)s);
+        if (name) cbi_json_number(j, name, step_ms[s]);
+    }
+    cbi_json_end_object(j);
+}
+
+static void json_run(cbi_json *j, const cbi_run_result *run)
+{
+    cbi_json_begin_object(j, NULL);
+    cbi_json_number(j, "threshold_scale", run->threshold_scale);
+    if (run->has_dense) {
+        cbi_json_begin_object(j, "dense");
+        json_latency(j, "latency_ms", &run->dense_ms);
+        cbi_json_number(j, "fps", run->dense_fps);
+        cbi_json_end_object(j);
+    } else {
+        cbi_json_null(j, "dense");
+    }
+    if (run->has_cbinfer) {
+        cbi_json_begin_object(j, "cbinfer");
+        json_latency(j, "latency_ms", &run->cbinfer_ms);
+        cbi_json_number(j, "fps", run->cbinfer_fps);
+        cbi_json_number(j, "changed_share", run->changed_share);
+        cbi_json_end_object(j);
+    } else {
+        cbi_json_null(j, "cbinfer");
+    }
+    if (run->has_dense && run->has_cbinfer)
+        cbi_json_number(j, "speedup", run->speedup);
+    else
+        cbi_json_null(j, "speedup");
+    if (run->has_quality) {
+        cbi_json_begin_object(j, "quality");
+        cbi_json_number(j, "mse", run->mse);
+        cbi_json_number(j, "psnr_db", run->psnr_db);
+        cbi_json_number(j, "min_psnr_db", run->min_psnr_db);
+        cbi_json_number(j, "max_abs", run->max_abs);
+        cbi_json_end_object(j);
+    } else {
+        cbi_json_null(j, "quality");
+    }
+    cbi_json_begin_array(j, "layers");
+    for (int i = 0; i < run->layer_count; ++i) {
+        const cbi_layer_rec *l = &run->layers[i];
+        cbi_json_begin_object(j, NULL);
+        cbi_json_string(j, "name", l->name);
+        cbi_json_string(j, "op", l->op);
+        cbi_json_number(j, "changed_share", l->changed_share);
+        cbi_json_number(j, "macs", l->macs);
+        cbi_json_number(j, "dense_macs", l->dense_macs);
+        cbi_json_int(j, "dense_frames", l->dense_frames);
+        cbi_json_end_object(j);
+    }
+    cbi_json_end_array(j);
+    cbi_json_begin_array(j, "frames");
+    for (long long k = 0; k < run->frame_count; ++k) {
+        const cbi_frame_rec *fr = &run->frames[k];
+        cbi_json_begin_object(j, NULL);
+        cbi_json_int(j, "index", fr->index);
+        cbi_json_number(j, "dense_ms", fr->dense_ms);
+        cbi_json_number(j, "cbinfer_ms", fr->cbinfer_ms);
+        cbi_json_number(j, "changed_share", fr->changed_share);
+        cbi_json_number(j, "mse", fr->mse);
+        cbi_json_number(j, "psnr_db", fr->psnr_db);
+        cbi_json_number(j, "max_abs", fr->max_abs);
+        cbi_json_end_object(j);
+    }
+    cbi_json_end_array(j);
+    cbi_json_end_object(j);
+}
+
+int cbi_report_write_json(FILE *f, const cbi_bench_report *r)
+{
+    cbi_json j;
+    cbi_json_init(&j, f);
+    cbi_json_begin_object(&j, NULL);
+    cbi_json_string(&j, "schema", CBI_BENCH_SCHEMA);
+
+    cbi_json_begin_object(&j, "tool");
+    cbi_json_string(&j, "version", r->version);
+    cbi_json_string(&j, "commit", r->commit);
+    cbi_json_string(&j, "date", r->date);
+    cbi_json_end_object(&j);
+
+    cbi_json_begin_object(&j, "device");
+    cbi_json_string(&j, "backend", r->backend);
+    cbi_json_string(&j, "name", r->device_name);
+    if (r->cores > 0)
+        cbi_json_int(&j, "cores", r->cores);
+    else
+        cbi_json_null(&j, "cores");
+    cbi_json_end_object(&j);
+
+    cbi_json_begin_object(&j, "config");
+    cbi_json_string(&j, "model", r->model);
+    cbi_json_string(&j, "workload", r->workload);
+    cbi_json_string(&j, "input", r->input);
+    cbi_json_int(&j, "width", r->width);
+    cbi_json_int(&j, "height", r->height);
+    cbi_json_int(&j, "skip", r->skip);
+    cbi_json_int(&j, "frames", r->frames);
+    cbi_json_int(&j, "warmup", r->warmup);
+    cbi_json_string(&j, "mode", r->mode);
+    cbi_json_string(&j, "precision", r->precision);
+    cbi_json_number(&j, "threshold", r->threshold);
+    cbi_json_string(&j, "thresholds_file", r->thresholds_file);
+    cbi_json_string(&j, "break_even_file", r->break_even_file);
+    cbi_json_end_object(&j);
+
+    cbi_json_begin_array(&j, "runs");
+    for (int i = 0; i < r->run_count; ++i) json_run(&j, &r->runs[i]);
+    cbi_json_end_array(&j);
+
+    if (r->profile) {
+        cbi_json_begin_object(&j, "profile");
+        cbi_json_int(&j, "count", r->profile_count);
+        cbi_json_begin_array(&j, "layers");
+        for (int i = 0; i < r->profile_layer_count; ++i) {
+            const cbi_profile_layer *p = &r->profile[i];
+            cbi_json_begin_object(&j, NULL);
+            cbi_json_string(&j, "name", p->name);
+            cbi_json_string(&j, "op", p->op);
+            cbi_json_number(&j, "time_ms_mean", p->time_ms_mean);
+            cbi_json_number(&j, "time_ms_median", p->time_ms_median);
+            cbi_json_number(&j, "percentage", p->percentage);
+            cbi_json_number(&j, "changed_share", p->changed_share);
+            cbi_json_number(&j, "macs_share", p->macs_share);
+            json_steps(&j, "steps", p->step_ms);
+            cbi_json_end_object(&j);
+        }
+        cbi_json_end_array(&j);
+        cbi_json_end_object(&j);
+    } else {
+        cbi_json_null(&j, "profile");
+    }
+    cbi_json_end_object(&j);
+    return j.error || ferror(f) ? -1 : 0;
+}
+
+int cbi_report_write_profile(FILE *f, const cbi_bench_report *r)
+{
+    if (!r->profile) return -1;
+    cbi_json j;
+    cbi_json_init(&j, f);
+    cbi_json_begin_array(&j, NULL);
+    cbi_json_begin_object(&j, NULL);
+    cbi_json_int(&j, "count", r->profile_count);
+    cbi_json_end_object(&j);
+    for (int i = 0; i < r->profile_layer_count; ++i) {
+        const cbi_profile_layer *p = &r->profile[i];
+        cbi_json_begin_object(&j, NULL);
+        cbi_json_string(&j, "name", p->name);
+        cbi_json_number(&j, "timeMs", p->time_ms_total);
+        cbi_json_number(&j, "averageMs", p->time_ms_mean);
+        cbi_json_number(&j, "medianMs", p->time_ms_median);
+        cbi_json_number(&j, "percentage", p->percentage);
+        cbi_json_begin_object(&j, "cbinfer");
+        cbi_json_string(&j, "op", p->op);
+        cbi_json_number(&j, "changedShare", p->changed_share);
+        cbi_json_number(&j, "macsShare", p->macs_share);
+        json_steps(&j, "steps", p->step_ms);
+        cbi_json_end_object(&j);
+        cbi_json_end_object(&j);
+    }
+    cbi_json_end_array(&j);
+    return j.error || ferror(f) ? -1 : 0;
+}
+
+static void csv_value(FILE *f, double v)
+{
+    fputc(',', f);
+    if (isinf(v))
+        fputs(v > 0 ? "inf" : "-inf", f);
+    else if (!isnan(v))
+        fprintf(f, "%.10g", v);
+}
+
+int cbi_report_write_csv(FILE *f, const cbi_bench_report *r)
+{
+    fputs("threshold_scale,index,dense_ms,cbinfer_ms,changed_share,mse,psnr_db,max_abs\n", f);
+    for (int i = 0; i < r->run_count; ++i) {
+        const cbi_run_result *run = &r->runs[i];
+        for (long long k = 0; k < run->frame_count; ++k) {
+            const cbi_frame_rec *fr = &run->frames[k];
+            fprintf(f, "%.10g,%lld", run->threshold_scale, fr->index);
+            csv_value(f, fr->dense_ms);
+            csv_value(f, fr->cbinfer_ms);
+            csv_value(f, fr->changed_share);
+            csv_value(f, fr->mse);
+            csv_value(f, fr->psnr_db);
+            csv_value(f, fr->max_abs);
+            fputc('\n', f);
+        }
+    }
+    return ferror(f) ? -1 : 0;
+}
+
+static void print_latency(FILE *f, const char *what, const cbi_latency *l, double fps)
+{
+    fprintf(f,
+            "  %-8s latency ms: min %.3f  mean %.3f  median %.3f  p90 %.3f  p95 %.3f  p99 %.3f"
+            "  | %.2f fps\n",
+            what, l->min, l->mean, l->median, l->p90, l->p95, l->p99, fps);
+}
+
+void cbi_report_print_run(FILE *f, const cbi_run_result *run)
+{
+    fprintf(f, "summary (threshold scale %g, %lld timed frames):\n", run->threshold_scale,
+            run->frame_count);
+    if (run->has_dense) print_latency(f, "dense", &run->dense_ms, run->dense_fps);
+    if (run->has_cbinfer) {
+        print_latency(f, "cbinfer", &run->cbinfer_ms, run->cbinfer_fps);
+        fprintf(f, "  mean changed share %.3f%% (frame 0 of the stream, which runs dense, left out)\n",
+                100.0 * run->changed_share);
+    }
+    if (run->has_dense && run->has_cbinfer)
+        fprintf(f, "  speedup (dense mean / cbinfer mean, same run): %.3fx\n", run->speedup);
+    if (run->has_quality) {
+        if (isinf(run->psnr_db))
+            fprintf(f, "  quality vs dense: identical (MSE 0, max abs 0)\n");
+        else
+            fprintf(f, "  quality vs dense: MSE %.4g  PSNR %.2f dB (min frame %.2f dB)  max abs %.4g\n",
+                    run->mse, run->psnr_db, run->min_psnr_db, run->max_abs);
+    }
+}
+
+void cbi_report_print_profile(FILE *f, const cbi_bench_report *r)
+{
+    if (!r->profile) return;
+    int name_w = 5;
+    for (int i = 0; i < r->profile_layer_count; ++i) {
+        int l = r->profile[i].name ? (int)strlen(r->profile[i].name) : 0;
+        if (l > name_w) name_w = l;
+    }
+    if (name_w > 40) name_w = 40;
+    fprintf(f, "per-layer profile (separate pass with statistics on, %lld frames):\n",
+            r->profile_count);
+    fprintf(f, "  %10s %10s %10s %7s  %-*s %-12s %8s %7s", "time ms", "avg ms", "median ms",
+            "%", name_w, "layer", "op", "changed%", "MACs%");
+    for (int s = 0; s < CBINFER_STEP_COUNT; ++s) fprintf(f, " %13s", cbinfer_step_name((cbinfer_step)s));
+    fputc('\n', f);
+    for (int i = 0; i < r->profile_layer_count; ++i) {
+        const cbi_profile_layer *p = &r->profile[i];
+        fprintf(f, "  %10.3f %10.4f %10.4f %7.2f  %-*.*s %-12s ", p->time_ms_total, p->time_ms_mean,
+                p->time_ms_median, p->percentage, name_w, name_w, p->name ? p->name : "?",
+                p->op ? p->op : "?");
+        if (isnan(p->changed_share))
+            fprintf(f, "%8s", "-");
+        else
+            fprintf(f, "%8.3f", 100.0 * p->changed_share);
+        if (isnan(p->macs_share))
+            fprintf(f, " %7s", "-");
+        else
+            fprintf(f, " %7.2f", 100.0 * p->macs_share);
+        for (int s = 0; s < CBINFER_STEP_COUNT; ++s) fprintf(f, " %13.4f", p->step_ms[s]);
+        fputc('\n', f);
+    }
+    fprintf(f, "  (step columns: mean ms per frame)\n");
+}
