@@ -15,6 +15,10 @@
  *      (gemm.cu, cuBLAS), fused bias + activation + scatter (update.cu);
  *      the change map is cleared where it was set.
  *
+ * Dense fallback (a->dense_fallback, a->break_even): when the changed share
+ * of the output passes the break-even share, the state is set to the input
+ * and the dense path (conv_dense.cu) runs.
+ *
  * Shortcuts without any sync: an input list with no pixel (nothing can have
  * changed) and a reused index list (1x1, stride 1: Sec. III-E case 2), whose
  * count the host already has.
@@ -151,6 +155,21 @@ cbinfer_status cu_conv_change(void *bctx, cbi_op_args *a, cbi_err *e)
         }
     }
     /* Otherwise the producer rewrote no pixel: nothing can have changed. */
+
+    if (a->dense_fallback && (double)n > (double)a->break_even * (double)npx_out) {
+        /* Worst case (camera motion, scene cut): past the break-even share
+         * the dense path is cheaper. The count is already on the host and the
+         * map already cleared; the state takes the input everywhere, so the
+         * dense output is the convolution of the state (closed loop). */
+        CBINFER_CUDA_TRY(cudaMemcpyAsync(L->d_state, a->in[0]->data,
+                                         (size_t)npx_in * g.cin * ctx->elem_bytes,
+                                         cudaMemcpyDeviceToDevice, ctx->stream),
+                         e, where);
+        a->out_chg->all = 1;
+        a->stats->changed_in_px = n_in;
+        a->stats->ran_dense = 1;
+        return cu_conv_dense(bctx, a, e);
+    }
 
     CU_TRY(cu_conv_rows(ctx, a, L->d_state, idx, n, e));
     a->out_chg->all = 0;

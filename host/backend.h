@@ -60,7 +60,13 @@ typedef struct cbi_op_args {
     int feed_forward;      /* CBINFER_MODE_CBINFER_FF */
     int reuse_indices;     /* conv: reuse in_chg[0] instead of detecting (1x1, stride 1) */
     int collect_stats;     /* time every step into stats->step_ms */
-    cbinfer_layer_stats *stats; /* op fills changed_px, changed_in_px, macs, step_ms */
+    int dense_fallback;    /* change-based conv: 1 applies break_even; 0 (what a
+                            * zero-initialised cbi_op_args gives) never falls back */
+    float break_even;      /* when changed output px / total px exceeds it, compute the
+                            * whole output dense, set the state to the input everywhere
+                            * and out_chg->all = 1 (a share in [0, 1]) */
+    cbinfer_layer_stats *stats; /* op fills changed_px, changed_in_px, macs, step_ms; the
+                                 * host presets ran_dense, a conv that falls back sets it */
 } cbi_op_args;
 
 /* Op families; every backend implements all of them. */

@@ -11,6 +11,7 @@ const char *cbinfer_status_string(cbinfer_status status)
     case CBINFER_STATUS_UNKNOWN_NODE: return "no convolution node of that name";
     case CBINFER_STATUS_NOT_READY: return "no frame has been processed yet";
     case CBINFER_STATUS_BUFFER_TOO_SMALL: return "the caller's buffer is too small";
+    case CBINFER_STATUS_FILE_IO: return "a file could not be opened, read or written";
     case CBINFER_STATUS_MODEL_IO: return "the model file could not be read";
     case CBINFER_STATUS_MODEL_MALFORMED: return "the model is not a valid ONNX file";
     case CBINFER_STATUS_MODEL_UNSUPPORTED_OP: return "the model uses an unsupported op";

@@ -3,11 +3,13 @@
  * loop; for each node it picks the backend kernel (dense or change-based),
  * passes the producer's change list along (cbi_changes), and records stats.
  */
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "backend.h"
+#include "layer_values.h"
 
 struct cbinfer_stream {
     const cbi_net *net;
@@ -22,6 +24,7 @@ struct cbinfer_stream {
     cbi_changes *chg;        /* per value, this frame */
     void **layers;           /* per node, backend state */
     float *thresholds;       /* per node (used by Conv nodes) */
+    float *break_even;       /* per node: dense fallback share (Conv nodes, default 1) */
     cbinfer_layer_stats *stats; /* per node */
     cbinfer_frame_stats frame;
     double threshold_scale;
@@ -58,6 +61,7 @@ void cbinfer_stream_destroy(cbinfer_stream_t *s)
     free(s->chg);
     free(s->layers);
     free(s->thresholds);
+    free(s->break_even);
     free(s->stats);
     free(s->h_in);
     free(s->h_out);
@@ -85,10 +89,12 @@ static cbinfer_status stream_init(cbinfer_stream_t *s, const cbinfer_network_t *
     s->chg = cbi_calloc((size_t)net->n_values, sizeof *s->chg);
     s->layers = cbi_calloc((size_t)net->n_nodes, sizeof *s->layers);
     s->thresholds = cbi_calloc((size_t)net->n_nodes, sizeof *s->thresholds);
+    s->break_even = cbi_malloc_array((size_t)net->n_nodes, sizeof *s->break_even);
     s->stats = cbi_calloc((size_t)net->n_nodes, sizeof *s->stats);
     if (!s->shapes || !s->plans || !s->values || !s->chg || !s->layers || !s->thresholds ||
-        !s->stats)
+        !s->break_even || !s->stats)
         return STREAM_FAIL(s, CBINFER_STATUS_OUT_OF_MEMORY, "stream tables");
+    for (int i = 0; i < net->n_nodes; ++i) s->break_even[i] = 1.f;
 
     st = cbi_net_plan(net, s->height, s->width, s->shapes, s->plans, s->err.msg, sizeof s->err.msg);
     if (st != CBINFER_STATUS_SUCCESS) return st;
@@ -287,6 +293,84 @@ cbinfer_status cbinfer_stream_get_threshold(const cbinfer_stream_t *s, const cha
     return CBINFER_STATUS_SUCCESS;
 }
 
+static cbinfer_status check_break_even(cbinfer_stream_t *s, float b)
+{
+    if (!(b >= 0.f && b <= 1.f))
+        return STREAM_FAIL(s, CBINFER_STATUS_BAD_PARAM, "break-even share %g outside [0, 1]",
+                           (double)b);
+    return CBINFER_STATUS_SUCCESS;
+}
+
+cbinfer_status cbinfer_stream_set_break_even(cbinfer_stream_t *s, const char *node_name,
+                                             float share)
+{
+    if (!s) return CBINFER_STATUS_NULL_ARGUMENT;
+    if (!node_name) return STREAM_FAIL(s, CBINFER_STATUS_NULL_ARGUMENT, "node name is NULL");
+    cbinfer_status st = check_break_even(s, share);
+    if (st != CBINFER_STATUS_SUCCESS) return st;
+    int id = find_conv(s->net, node_name);
+    if (id < 0)
+        return STREAM_FAIL(s, CBINFER_STATUS_UNKNOWN_NODE, "no Conv node named '%s'", node_name);
+    s->break_even[id] = share;
+    return CBINFER_STATUS_SUCCESS;
+}
+
+cbinfer_status cbinfer_stream_set_break_even_all(cbinfer_stream_t *s, float share)
+{
+    if (!s) return CBINFER_STATUS_NULL_ARGUMENT;
+    cbinfer_status st = check_break_even(s, share);
+    if (st != CBINFER_STATUS_SUCCESS) return st;
+    for (int i = 0; i < s->net->n_conv; ++i) s->break_even[s->net->conv_nodes[i]] = share;
+    return CBINFER_STATUS_SUCCESS;
+}
+
+cbinfer_status cbinfer_stream_get_break_even(const cbinfer_stream_t *s, const char *node_name,
+                                             float *share)
+{
+    if (!s || !node_name || !share) return CBINFER_STATUS_NULL_ARGUMENT;
+    int id = find_conv(s->net, node_name);
+    if (id < 0) return CBINFER_STATUS_UNKNOWN_NODE;
+    *share = s->break_even[id];
+    return CBINFER_STATUS_SUCCESS;
+}
+
+/* Reads a layer file into a scratch copy of table and commits it only when
+ * the whole file is valid (all or nothing). */
+static cbinfer_status load_layer_values(cbinfer_stream_t *s, const char *path, double max_value,
+                                        float *table)
+{
+    if (!s) return CBINFER_STATUS_NULL_ARGUMENT;
+    if (!path) return STREAM_FAIL(s, CBINFER_STATUS_NULL_ARGUMENT, "path is NULL");
+    const size_t bytes = (size_t)s->net->n_nodes * sizeof *table;
+    float *tmp = cbi_malloc_array((size_t)s->net->n_nodes, sizeof *tmp);
+    if (!tmp) return STREAM_FAIL(s, CBINFER_STATUS_OUT_OF_MEMORY, "layer values");
+    memcpy(tmp, table, bytes);
+    cbinfer_status st = cbi_layer_values_read(s->net, path, max_value, tmp, &s->err);
+    if (st == CBINFER_STATUS_SUCCESS) memcpy(table, tmp, bytes);
+    free(tmp);
+    return st;
+}
+
+cbinfer_status cbinfer_stream_load_thresholds(cbinfer_stream_t *s, const char *path)
+{
+    return load_layer_values(s, path, FLT_MAX, s ? s->thresholds : NULL);
+}
+
+cbinfer_status cbinfer_stream_load_break_even(cbinfer_stream_t *s, const char *path)
+{
+    return load_layer_values(s, path, 1.0, s ? s->break_even : NULL);
+}
+
+cbinfer_status cbinfer_stream_save_thresholds(const cbinfer_stream_t *s, const char *path,
+                                              const char *header_comment)
+{
+    if (!s || !path) return CBINFER_STATUS_NULL_ARGUMENT;
+    /* The stream is const: the message goes to a local and is dropped, like
+     * the other const queries, which report by status only. */
+    cbi_err e;
+    return cbi_layer_values_write(s->net, path, header_comment, s->thresholds, &e);
+}
+
 /* ------------------------------------------------------------ the loop ---- */
 
 static cbi_kernel node_kernel(const cbinfer_stream_t *s, const cbi_node *n)
@@ -357,13 +441,17 @@ static cbinfer_status run_network(cbinfer_stream_t *s)
             .out = &s->values[n->output], .out_chg = out_chg, .first = s->first,
             .threshold = (float)(s->thresholds[i] * s->threshold_scale),
             .feed_forward = s->mode == CBINFER_MODE_CBINFER_FF,
-            .reuse_indices = s->reuse_1x1, .collect_stats = s->collect_stats, .stats = ls,
+            .reuse_indices = s->reuse_1x1, .collect_stats = s->collect_stats,
+            .dense_fallback = s->break_even[i] < 1.f, .break_even = s->break_even[i],
+            .stats = ls,
         };
         for (int j = 0; j < n->n_inputs; ++j) {
             a.in[j] = &s->values[n->inputs[j]];
             a.in_chg[j] = &s->chg[n->inputs[j]];
         }
         *out_chg = (cbi_changes){.all = 1};
+        /* ls->ran_dense is preset above; a change-based conv that falls back
+         * to its dense path (break-even) sets it. */
         const double t0 = cbi_now_ms();
         st = s->be->kernel[k](s->bctx, &a, &s->err);
         if (st != CBINFER_STATUS_SUCCESS) return st;

@@ -56,6 +56,7 @@ typedef enum cbinfer_status {
     CBINFER_STATUS_UNKNOWN_NODE = 103,     /* no change-detecting layer of that name */
     CBINFER_STATUS_NOT_READY = 104,        /* e.g. output read before any frame */
     CBINFER_STATUS_BUFFER_TOO_SMALL = 105, /* caller's buffer smaller than needed */
+    CBINFER_STATUS_FILE_IO = 106,          /* a caller's file cannot be opened, read, written */
 
     /* Model errors (2xx). */
     CBINFER_STATUS_MODEL_IO = 200,              /* file missing or unreadable */
@@ -213,6 +214,62 @@ CBINFER_API cbinfer_status cbinfer_stream_set_threshold_all(cbinfer_stream_t *st
 CBINFER_API cbinfer_status cbinfer_stream_get_threshold(const cbinfer_stream_t *stream,
                                                         const char *node_name, float *threshold);
 
+/* Adaptive dense fallback (worst case: camera motion, scene cuts). Each
+ * convolution has a break-even share b in [0, 1], default 1. In the
+ * change-based modes, when the share of output pixels a layer has to
+ * recompute this frame (after change detection and Eq. 4 dilation) exceeds b,
+ * the layer computes its whole output dense instead, and its input state
+ * takes the input everywhere, so the stored output stays the convolution of
+ * the state. Outputs are the same either way (up to float rounding); only the
+ * cost differs. cbinfer_layer_stats.ran_dense reports the fallback.
+ * b = 1 never falls back; b = 0 falls back whenever anything changed. Ignored
+ * in CBINFER_MODE_DENSE. Not thread safe on one stream; no device sync.
+ * Statuses: NULL_ARGUMENT, UNKNOWN_NODE, BAD_PARAM (outside [0, 1] or NaN). */
+CBINFER_API cbinfer_status cbinfer_stream_set_break_even(cbinfer_stream_t *stream,
+                                                         const char *node_name, float share);
+CBINFER_API cbinfer_status cbinfer_stream_set_break_even_all(cbinfer_stream_t *stream,
+                                                             float share);
+CBINFER_API cbinfer_status cbinfer_stream_get_break_even(const cbinfer_stream_t *stream,
+                                                         const char *node_name, float *share);
+
+/* Per-layer value files: plain text, one "<conv node name> <value>" per line
+ * (whitespace-separated; the name has no spaces). Blank lines and lines whose
+ * first non-blank character is '#' are comments. Values are decimals
+ * ("0.005", "5e-3"), parsed independently of the C locale. Example:
+ *
+ *     # cbinfer layer values v1
+ *     # tools/tune.py --psnr 40 vtest.avi
+ *     conv1 0.005
+ *     conv2 0.01
+ *
+ * Loading is all or nothing: on any error no value of the stream changes.
+ * Convolutions the file does not name keep their value; a name given twice
+ * takes its last value. Errors name the place as "path:line: ...".
+ * Not thread safe on one stream; no device sync; the file is not retained.
+ *
+ * load_thresholds: absolute τ per layer (finite, >= 0), as set_threshold;
+ * CBINFER_PARAM_THRESHOLD_SCALE still multiplies them.
+ * load_break_even: break-even shares in [0, 1], as set_break_even.
+ * Statuses: NULL_ARGUMENT, FILE_IO (cannot open or read), UNKNOWN_NODE (no
+ * Conv node of a name), BAD_PARAM (malformed line, bad number, value out of
+ * range, trailing text), OUT_OF_MEMORY. */
+CBINFER_API cbinfer_status cbinfer_stream_load_thresholds(cbinfer_stream_t *stream,
+                                                          const char *path);
+CBINFER_API cbinfer_status cbinfer_stream_load_break_even(cbinfer_stream_t *stream,
+                                                          const char *path);
+
+/* Writes the stream's thresholds τ (unscaled) in the format above: the line
+ * "# cbinfer layer values v1", then each line of header_comment (may be NULL;
+ * '\n' separates lines) prefixed with "# ", then every convolution in
+ * execution order with its value printed as "%.9g" (which reads back to the
+ * same float). Creates or truncates the file. The stream is only read (so
+ * its last-error message is left as it was).
+ * Statuses: NULL_ARGUMENT, FILE_IO, BAD_PARAM (a node name that the format
+ * cannot hold: empty, with whitespace, or starting with '#'). */
+CBINFER_API cbinfer_status cbinfer_stream_save_thresholds(const cbinfer_stream_t *stream,
+                                                          const char *path,
+                                                          const char *header_comment);
+
 /* Pushes one interleaved RGB8 frame (row stride in bytes, >= 3 * width) and
  * runs the network on it. Pixels map to the input by the network's scaling.
  * Synchronises the device before returning.
@@ -245,7 +302,8 @@ typedef struct cbinfer_layer_stats {
     int64_t changed_in_px; /* input pixels detected as changed (Eq. 3) */
     int64_t macs;        /* multiply-accumulates performed */
     int64_t dense_macs;  /* multiply-accumulates of the dense layer */
-    int ran_dense;       /* 1 if the layer ran its dense path this frame */
+    int ran_dense;       /* 1 if the layer ran its dense path this frame (first frame,
+                          * dense op, or break-even fallback) */
     double step_ms[16];  /* indexed by cbinfer_step; room to grow */
     double total_ms;     /* all steps of the layer */
 } cbinfer_layer_stats;

@@ -7,6 +7,8 @@
  * im2col row per output pixel holds kh*kw contiguous runs of Cin values, so
  * the GEMM is  Y[n][Cout] = X[n][K] * W[Cout][K]^T  with K = kh*kw*Cin, and
  * a row of Y is one output pixel's channels, contiguous in the output.
+ * Past the layer's break-even share of changed output pixels the
+ * change-based path falls back to the dense one (worst case: camera motion).
  * Rows are processed in chunks of ctx->chunk_px pixels so scratch stays small.
  */
 #include <assert.h>
@@ -248,6 +250,17 @@ cbinfer_status cpu_conv_change(void *bctx, cbi_op_args *a, cbi_err *e)
         cpu_step_time(a, CBINFER_STEP_EXTRACT, t2, t3);
         idx = L->idx;
         a->stats->changed_in_px = n_in;
+    }
+
+    /* Worst case (camera motion, scene cut): past the break-even share the
+     * dense path is cheaper. The state takes the input everywhere, so the
+     * output computed from the input is the convolution of the state and the
+     * closed loop continues from there. The map was cleared by extraction. */
+    if (a->dense_fallback && (double)n > (double)a->break_even * (double)npx_out) {
+        memcpy(L->in_state, x, (size_t)npx_in * g.cin * sizeof *x);
+        a->out_chg->all = 1;
+        a->stats->ran_dense = 1;
+        return cpu_conv_dense(bctx, a, e);
     }
 
     /* Partial im2col over the changed output pixels, from the state: in the
