@@ -1,0 +1,54 @@
+#!/usr/bin/python3
+"""Markdown table rows from cbinfer-bench --json files (compare mode).
+
+    /usr/bin/python3 tools/results_table.py bench/results/*.json
+
+One row per file and threshold scale: workload, video, size, frames, device,
+threshold, dense and change-based mean ms/frame, speedup, PSNR against dense,
+and the changed share, all as measured in that one run.
+"""
+import json
+import os
+import sys
+
+
+def fmt_psnr(v):
+    return "exact" if v is None else f"{v:.1f}"
+
+
+def rows(path):
+    with open(path) as f:
+        d = json.load(f)
+    if d.get("schema") != "cbinfer-bench/1":
+        sys.exit(f"results_table.py: {path}: not a cbinfer-bench/1 file")
+    c = d["config"]
+    name = c.get("workload") or os.path.splitext(os.path.basename(c["model"]))[0]
+    video = os.path.basename(c["input"])
+    for r in d["runs"]:
+        dense, cb, q = r.get("dense"), r.get("cbinfer"), r.get("quality")
+        if not (dense and cb and q):
+            continue
+        tau = c["threshold"] * r["threshold_scale"]
+        src = c.get("thresholds_file")
+        tau_s = os.path.basename(src) + (f" x{r['threshold_scale']:g}" if r["threshold_scale"] != 1 else "") \
+            if src else f"{tau:g}"
+        yield (f"| {name} | {video} | {c['width']}x{c['height']} | {len(r['frames'])} | "
+               f"{d['device']['backend']} | {tau_s} | {dense['latency_ms']['mean']:.1f} | "
+               f"{cb['latency_ms']['mean']:.1f} | {r['speedup']:.2f}x | "
+               f"{fmt_psnr(q['psnr_db'])} (min {fmt_psnr(q['min_psnr_db'])}) | "
+               f"{100 * cb['changed_share']:.1f}% |")
+
+
+def main():
+    if len(sys.argv) < 2:
+        sys.exit(__doc__.strip())
+    print("| workload | video | size | frames | backend | threshold | dense ms | cbinfer ms | "
+          "speedup | PSNR dB (min frame) | changed |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for p in sys.argv[1:]:
+        for row in rows(p):
+            print(row)
+
+
+if __name__ == "__main__":
+    main()
