@@ -32,6 +32,7 @@ struct cbinfer_stream {
     int reuse_1x1;
     float *h_in;             /* NHWC staging of the network input */
     float *h_out;            /* NHWC staging of the network output */
+    float *h_conv_in;        /* host copy of one conv input (cbinfer_stream_conv_input_stats) */
     int first;               /* next frame initialises all state */
     int have_output;
     cbi_err err;
@@ -65,6 +66,7 @@ void cbinfer_stream_destroy(cbinfer_stream_t *s)
     free(s->stats);
     free(s->h_in);
     free(s->h_out);
+    free(s->h_conv_in);
     free(s);
 }
 
@@ -139,7 +141,14 @@ static cbinfer_status stream_init(cbinfer_stream_t *s, const cbinfer_network_t *
     }
     s->h_in = cbi_malloc_array(shape_elems(s->shapes[net->input]), sizeof(float));
     s->h_out = cbi_malloc_array(shape_elems(s->shapes[net->output]), sizeof(float));
-    if (!s->h_in || !s->h_out) return STREAM_FAIL(s, CBINFER_STATUS_OUT_OF_MEMORY, "staging buffers");
+    size_t conv_in_max = 1;
+    for (int c = 0; c < net->n_conv; ++c) {
+        const size_t e = shape_elems(s->shapes[net->nodes[net->conv_nodes[c]].inputs[0]]);
+        if (e > conv_in_max) conv_in_max = e;
+    }
+    s->h_conv_in = cbi_malloc_array(conv_in_max, sizeof(float));
+    if (!s->h_in || !s->h_out || !s->h_conv_in)
+        return STREAM_FAIL(s, CBINFER_STATUS_OUT_OF_MEMORY, "staging buffers");
     return CBINFER_STATUS_SUCCESS;
 }
 
@@ -591,5 +600,35 @@ cbinfer_status cbinfer_stream_frame_stats(const cbinfer_stream_t *s, cbinfer_fra
     if (!s || !out) return CBINFER_STATUS_NULL_ARGUMENT;
     if (!s->have_output) return CBINFER_STATUS_NOT_READY;
     *out = s->frame;
+    return CBINFER_STATUS_SUCCESS;
+}
+
+cbinfer_status cbinfer_stream_conv_input_stats(cbinfer_stream_t *s, int conv_index, double *mean,
+                                               double *stddev)
+{
+    if (!s) return CBINFER_STATUS_NULL_ARGUMENT;
+    if (!mean || !stddev)
+        return STREAM_FAIL(s, CBINFER_STATUS_NULL_ARGUMENT, "mean or stddev pointer is NULL");
+    if (conv_index < 0 || conv_index >= s->net->n_conv)
+        return STREAM_FAIL(s, CBINFER_STATUS_BAD_PARAM, "conv index %d outside [0, %d)",
+                           conv_index, s->net->n_conv);
+    if (!s->have_output)
+        return STREAM_FAIL(s, CBINFER_STATUS_NOT_READY, "no frame processed since creation or reset");
+    const cbi_tensor *in = &s->values[s->net->nodes[s->net->conv_nodes[conv_index]].inputs[0]];
+    cbinfer_status st = s->be->download(s->bctx, s->h_conv_in, in, &s->err);
+    if (st != CBINFER_STATUS_SUCCESS) return st;
+    /* Two passes in double: the tensors are small enough, and a one-pass sum of
+     * squares loses the spread of inputs with a large mean. */
+    const size_t n = shape_elems(in->shape);
+    double sum = 0;
+    for (size_t i = 0; i < n; ++i) sum += s->h_conv_in[i];
+    const double m = n ? sum / (double)n : 0.0;
+    double sq = 0;
+    for (size_t i = 0; i < n; ++i) {
+        const double d = s->h_conv_in[i] - m;
+        sq += d * d;
+    }
+    *mean = m;
+    *stddev = n ? sqrt(sq / (double)n) : 0.0;
     return CBINFER_STATUS_SUCCESS;
 }

@@ -324,6 +324,20 @@ typedef struct cbinfer_frame_stats {
 CBINFER_API cbinfer_status cbinfer_stream_frame_stats(const cbinfer_stream_t *stream,
                                                       cbinfer_frame_stats *out);
 
+/* Mean and (population) standard deviation of the input tensor of the
+ * conv_index-th convolution (execution order, as cbinfer_network_conv_name),
+ * as it stands after the last frame (what the producing op holds; in the
+ * change-based modes not the layer's closed-loop input state). Used to
+ * scale initial thresholds by each layer's activation spread (cbinfer-tune
+ * --stats-init). The tensor is downloaded into a host buffer allocated at
+ * stream creation, so this synchronises the device and allocates nothing.
+ * Not thread safe on one stream.
+ * Statuses: NULL_ARGUMENT, BAD_PARAM (index out of range), NOT_READY (no
+ * frame since creation or reset), BACKEND_ERROR. */
+CBINFER_API cbinfer_status cbinfer_stream_conv_input_stats(cbinfer_stream_t *stream,
+                                                           int conv_index, double *mean,
+                                                           double *stddev);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,491 @@
+/*
+ * cbinfer-tune: per-layer threshold selection (paper Sec. III-F) on top of the
+ * public API. All thresholds start at 0; the convolutions are tuned one after
+ * the other in execution order, each raised geometrically until the loss of
+ * the change-based output against the dense output grows by more than that
+ * layer's budget (tune_search.c). Evaluation follows Sec. IV-A: sequences of
+ * warm-up frames followed by one evaluated frame, never the first frame.
+ */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime */
+
+#include <errno.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "bench_args.h"
+#include "bench_stats.h"
+#include "cbinfer.h"
+#include "tune_search.h"
+#include "video.h"
+
+#define MAX_VIDEOS 16
+#define MAX_CONVS 256
+#define MSG 512
+
+static const char usage_text[] =
+    "usage: cbinfer-tune (--model PATH | --workload NAME [--model-dir DIR]) [options]\n"
+    "\n"
+    "Selects one change-detection threshold per convolution (CBinfer paper\n"
+    "Sec. III-F): all thresholds start at 0; the convolutions are tuned in\n"
+    "execution order, later ones held at 0, each threshold raised by --growth\n"
+    "from its initial value until the loss against the dense output grows by\n"
+    "more than the layer's budget; the last threshold within it is kept.\n"
+    "Parallel branches of a DAG are not detected: they are tuned in execution\n"
+    "order like a chain (the shipped models are chains).\n"
+    "\n"
+    "data:\n"
+    "  --video PATH[@A:B]    frames A..B inclusive (default all); repeatable;\n"
+    "                        default with --workload: its video\n"
+    "  --resize WxH          frame size (default with --workload: its size)\n"
+    "  --backend cpu|cuda    default cpu\n"
+    "  --warmup N            warm-up frames before each evaluated frame (default 5)\n"
+    "  --sequences K         sequences of N+1 frames, spread evenly (default 8)\n"
+    "search:\n"
+    "  --metric mse|psnr|maxabs  loss: mean MSE over the evaluated frames (default);\n"
+    "                        psnr: -PSNR(mean MSE) in dB, capped at 99 dB, so the\n"
+    "                        budget is the dB drop a layer may add; maxabs: mean\n"
+    "                        of the per-frame largest absolute error\n"
+    "  --budget B            loss each layer may add (required)\n"
+    "  --budget-weights W1,W2,...  one per convolution, multiplies B (e.g. 4,1,1,...)\n"
+    "  --init T              initial threshold (default 1e-3)\n"
+    "  --stats-init          scale each layer's initial threshold by its input's\n"
+    "                        standard deviation relative to the first layer's\n"
+    "  --growth F            threshold factor per step, > 1 (default 1.1)\n"
+    "  --max-steps N         evaluations per layer at most (default 200)\n"
+    "output:\n"
+    "  --out FILE            thresholds file (cbinfer_stream_load_thresholds format)\n"
+    "\n"
+    "Progress goes to stderr, the scaling curve of the result to stdout.\n";
+
+typedef struct video_range {
+    const char *path;
+    char path_buf[CBI_BENCH_PATH_MAX];
+    long a, b; /* b = -1: to the end */
+    long count; /* frames in the range */
+} video_range;
+
+typedef struct tune {
+    cbinfer_stream_t *cb;
+    int w, h, frames_per_seq, n_seq;
+    uint8_t **seq;         /* n_seq sequences of frames_per_seq packed RGB8 frames */
+    float **dense;         /* n_seq cached dense outputs */
+    float *out;
+    size_t out_elems;
+    cbi_tune_metric metric;
+    const char *layer;     /* conv under tuning (eval_layer) */
+    double last_share;     /* mean changed share of the evaluated frames */
+    double last_mse;
+    int failed;
+    char err[MSG];
+} tune;
+
+static void die(const char *fmt, const char *a, const char *b)
+{
+    fprintf(stderr, "cbinfer-tune: ");
+    fprintf(stderr, fmt, a, b);
+    fputc('\n', stderr);
+    exit(1);
+}
+
+static void usage_error(const char *msg, const char *arg)
+{
+    fprintf(stderr, "cbinfer-tune: %s%s%s (see --help)\n", msg, arg ? " " : "", arg ? arg : "");
+    exit(2);
+}
+
+static double parse_num(const char *flag, const char *s)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || *end || errno || !isfinite(v)) usage_error("bad number for", flag);
+    return v;
+}
+
+static long parse_int(const char *flag, const char *s, long min)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (end == s || *end || errno || v < min) usage_error("bad integer for", flag);
+    return v;
+}
+
+/* PATH[@A:B] */
+static void parse_video(const char *s, video_range *v)
+{
+    const char *at = strrchr(s, '@');
+    size_t len = at ? (size_t)(at - s) : strlen(s);
+    if (len == 0 || len >= sizeof v->path_buf) usage_error("bad --video", s);
+    memcpy(v->path_buf, s, len);
+    v->path_buf[len] = '\0';
+    v->path = v->path_buf;
+    v->a = 0;
+    v->b = -1;
+    if (at) {
+        char *end;
+        v->a = strtol(at + 1, &end, 10);
+        if (end == at + 1 || *end != ':' || v->a < 0) usage_error("bad frame range in --video", s);
+        const char *bs = end + 1;
+        v->b = strtol(bs, &end, 10);
+        if (end == bs || *end || v->b < v->a) usage_error("bad frame range in --video", s);
+    }
+}
+
+static void check(cbinfer_status st, cbinfer_stream_t *s, const char *what)
+{
+    if (st != CBINFER_STATUS_SUCCESS)
+        die("%s: %s", what, s ? cbinfer_stream_last_error(s) : cbinfer_status_string(st));
+}
+
+/* One evaluation of the current thresholds: per sequence, reset, push the
+ * warm-up frames and the evaluated one, compare with the cached dense output.
+ * Returns the loss in the metric's unit; NaN on a library error. */
+static double evaluate(tune *t)
+{
+    double mse_sum = 0, maxabs_sum = 0, share_sum = 0;
+    for (int k = 0; k < t->n_seq; ++k) {
+        cbinfer_status st = cbinfer_stream_reset(t->cb);
+        for (int f = 0; f < t->frames_per_seq && st == CBINFER_STATUS_SUCCESS; ++f)
+            st = cbinfer_stream_push_rgb8(t->cb, t->seq[k] + (size_t)f * t->w * t->h * 3, t->w,
+                                          t->h, (size_t)t->w * 3);
+        if (st == CBINFER_STATUS_SUCCESS) st = cbinfer_stream_read_output(t->cb, t->out, t->out_elems);
+        cbinfer_frame_stats fs;
+        if (st == CBINFER_STATUS_SUCCESS) st = cbinfer_stream_frame_stats(t->cb, &fs);
+        if (st != CBINFER_STATUS_SUCCESS) {
+            snprintf(t->err, sizeof t->err, "%s", cbinfer_stream_last_error(t->cb));
+            t->failed = 1;
+            return NAN;
+        }
+        double mse, psnr, maxabs;
+        cbi_quality(t->dense[k], t->out, t->out_elems, &mse, &psnr, &maxabs);
+        mse_sum += mse;
+        maxabs_sum += maxabs;
+        share_sum += fs.changed_share;
+    }
+    t->last_mse = mse_sum / t->n_seq;
+    t->last_share = share_sum / t->n_seq;
+    switch (t->metric) {
+    case CBI_TUNE_PSNR: return -fmin(cbi_psnr_of_mse(t->last_mse), 99.0);
+    case CBI_TUNE_MAXABS: return maxabs_sum / t->n_seq;
+    case CBI_TUNE_MSE: break;
+    }
+    return t->last_mse;
+}
+
+static double eval_layer(void *ctx, double tau)
+{
+    tune *t = ctx;
+    if (cbinfer_stream_set_threshold(t->cb, t->layer, (float)tau) != CBINFER_STATUS_SUCCESS) {
+        snprintf(t->err, sizeof t->err, "%s", cbinfer_stream_last_error(t->cb));
+        t->failed = 1;
+        return NAN;
+    }
+    const double loss = evaluate(t);
+    if (!t->failed)
+        fprintf(stderr, "%-16s tau %-12.6g loss %-12.6g share %.4f\n", t->layer, tau, loss,
+                t->last_share);
+    return loss;
+}
+
+/* Frames in [a, b] (b = -1: to the end) of a video, by decoding it. */
+static long count_frames(const video_range *v, int w, int h)
+{
+    char err[MSG];
+    cbi_video *vid;
+    if (cbi_video_open(v->path, w, h, (int)v->a, &vid, err, sizeof err) != 0)
+        die("%s: %s", v->path, err);
+    uint8_t *buf = malloc((size_t)w * h * 3);
+    if (!buf) die("%s%s", "out of memory", "");
+    long n = 0;
+    int r = 1;
+    while ((v->b < 0 || v->a + n <= v->b) && (r = cbi_video_read(vid, buf, err, sizeof err)) == 1)
+        ++n;
+    if (r < 0) die("%s: %s", v->path, err);
+    free(buf);
+    cbi_video_close(vid);
+    return n;
+}
+
+int main(int argc, char **argv)
+{
+    cbi_bench_args ba;
+    memset(&ba, 0, sizeof ba);
+    video_range videos[MAX_VIDEOS];
+    int n_videos = 0, backend = CBINFER_BACKEND_CPU, warmup = 5, n_seq = 8, max_steps = 200;
+    int stats_init = 0, have_budget = 0, n_weights = 0;
+    double init = 1e-3, growth = 1.1, budget = 0, weights[MAX_CONVS];
+    const char *out_path = NULL, *weights_arg = NULL;
+    cbi_tune_metric metric = CBI_TUNE_MSE;
+
+    for (int i = 1; i < argc; ++i) {
+        const char *f = argv[i];
+        if (!strcmp(f, "--help") || !strcmp(f, "-h")) {
+            fputs(usage_text, stdout);
+            return 0;
+        }
+        if (!strcmp(f, "--stats-init")) {
+            stats_init = 1;
+            continue;
+        }
+        if (i + 1 >= argc) usage_error("missing value for", f);
+        const char *v = argv[++i];
+        if (!strcmp(f, "--model")) ba.model = v;
+        else if (!strcmp(f, "--workload")) ba.workload = v;
+        else if (!strcmp(f, "--model-dir")) ba.model_dir = v;
+        else if (!strcmp(f, "--video")) {
+            if (n_videos == MAX_VIDEOS) usage_error("too many --video", NULL);
+            parse_video(v, &videos[n_videos++]);
+        } else if (!strcmp(f, "--resize")) {
+            if (sscanf(v, "%dx%d", &ba.resize_w, &ba.resize_h) != 2 || ba.resize_w <= 0 ||
+                ba.resize_h <= 0)
+                usage_error("bad --resize", v);
+            ba.resize_given = 1;
+        } else if (!strcmp(f, "--backend")) {
+            if (!strcmp(v, "cpu")) backend = CBINFER_BACKEND_CPU;
+            else if (!strcmp(v, "cuda")) backend = CBINFER_BACKEND_CUDA;
+            else usage_error("bad --backend", v);
+        } else if (!strcmp(f, "--metric")) {
+            if (!strcmp(v, "mse")) metric = CBI_TUNE_MSE;
+            else if (!strcmp(v, "psnr")) metric = CBI_TUNE_PSNR;
+            else if (!strcmp(v, "maxabs")) metric = CBI_TUNE_MAXABS;
+            else usage_error("bad --metric", v);
+        } else if (!strcmp(f, "--init")) init = parse_num(f, v);
+        else if (!strcmp(f, "--growth")) growth = parse_num(f, v);
+        else if (!strcmp(f, "--budget")) {
+            budget = parse_num(f, v);
+            have_budget = 1;
+        } else if (!strcmp(f, "--budget-weights")) {
+            weights_arg = v;
+            n_weights = cbi_tune_parse_weights(v, weights, MAX_CONVS);
+            if (n_weights < 0) usage_error("bad --budget-weights", v);
+        } else if (!strcmp(f, "--max-steps")) max_steps = (int)parse_int(f, v, 1);
+        else if (!strcmp(f, "--warmup")) warmup = (int)parse_int(f, v, 0);
+        else if (!strcmp(f, "--sequences")) n_seq = (int)parse_int(f, v, 1);
+        else if (!strcmp(f, "--out")) out_path = v;
+        else usage_error("unknown flag", f);
+    }
+    if (!ba.model && !ba.workload) usage_error("--model or --workload is required", NULL);
+    if (!have_budget || budget < 0) usage_error("--budget B >= 0 is required", NULL);
+    if (!(init > 0)) usage_error("--init must be > 0", NULL);
+    if (!(growth > 1)) usage_error("--growth must be > 1", NULL);
+    if (n_videos) ba.input = CBI_BENCH_INPUT_VIDEO;
+    char msg[MSG];
+    if (cbi_bench_resolve(&ba, argv[0], getenv("CBINFER_DATA_DIR"), msg, sizeof msg) != 0)
+        usage_error(msg, NULL);
+    if (!n_videos) {
+        if (!ba.input_path) usage_error("--video is required without --workload", NULL);
+        parse_video(ba.input_path, &videos[n_videos++]);
+        videos[0].a = 0;
+        videos[0].b = -1;
+    }
+
+    struct timespec ts0, ts1;
+    clock_gettime(CLOCK_MONOTONIC, &ts0);
+
+    cbinfer_network_t *net;
+    if (cbinfer_network_load(ba.model, &net, msg, sizeof msg) != CBINFER_STATUS_SUCCESS)
+        die("%s: %s", ba.model, msg);
+    const int n_conv = cbinfer_network_conv_count(net);
+    if (n_conv < 1 || n_conv > MAX_CONVS) die("%s: %s", ba.model, "no (or too many) convolutions");
+    if (weights_arg && n_weights != n_conv) {
+        snprintf(msg, sizeof msg, "--budget-weights has %d values, the network has %d convolutions",
+                 n_weights, n_conv);
+        usage_error(msg, NULL);
+    }
+
+    /* Frame size: --resize, else the first video's own size. */
+    int w = ba.resize_w, h = ba.resize_h;
+    if (!w) {
+        cbi_video *vid;
+        if (cbi_video_open(videos[0].path, 0, 0, 0, &vid, msg, sizeof msg) != 0)
+            die("%s: %s", videos[0].path, msg);
+        cbi_video_size(vid, &w, &h);
+        cbi_video_close(vid);
+    }
+
+    /* Sequence starts: candidate starts are all positions in a range with
+     * room for warmup + 1 frames; K of them are taken evenly spaced. */
+    const int L = warmup + 1;
+    long cand = 0;
+    for (int v = 0; v < n_videos; ++v) {
+        videos[v].count = count_frames(&videos[v], w, h);
+        if (videos[v].b >= 0 && videos[v].count < videos[v].b - videos[v].a + 1)
+            fprintf(stderr, "cbinfer-tune: warning: %s has only %ld frames from %ld\n",
+                    videos[v].path, videos[v].count, videos[v].a);
+        if (videos[v].count >= L) cand += videos[v].count - L + 1;
+    }
+    if (cand < 1) die("%s%s", "no video range holds warmup + 1 frames", "");
+    if (n_seq > cand) n_seq = (int)cand;
+
+    tune t;
+    memset(&t, 0, sizeof t);
+    t.w = w;
+    t.h = h;
+    t.frames_per_seq = L;
+    t.n_seq = n_seq;
+    t.metric = metric;
+    const size_t frame_bytes = (size_t)w * h * 3;
+    t.seq = calloc((size_t)n_seq, sizeof *t.seq);
+    t.dense = calloc((size_t)n_seq, sizeof *t.dense);
+    long *seq_video = calloc((size_t)n_seq, sizeof *seq_video);
+    long *seq_start = calloc((size_t)n_seq, sizeof *seq_start);
+    if (!t.seq || !t.dense || !seq_video || !seq_start) die("%s%s", "out of memory", "");
+    for (int k = 0; k < n_seq; ++k) {
+        long c = (long)(((double)k + 0.5) * (double)cand / n_seq);
+        int v = 0;
+        while (videos[v].count < L || c > videos[v].count - L) {
+            if (videos[v].count >= L) c -= videos[v].count - L + 1;
+            ++v;
+        }
+        seq_video[k] = v;
+        seq_start[k] = c;
+        t.seq[k] = malloc(frame_bytes * (size_t)L);
+        if (!t.seq[k]) die("%s%s", "out of memory", "");
+    }
+    /* Decode each range once, copying the frames the sequences need. */
+    uint8_t *buf = malloc(frame_bytes);
+    if (!buf) die("%s%s", "out of memory", "");
+    for (int v = 0; v < n_videos; ++v) {
+        int needed = 0;
+        for (int k = 0; k < n_seq; ++k) needed |= seq_video[k] == v;
+        if (!needed) continue;
+        cbi_video *vid;
+        if (cbi_video_open(videos[v].path, w, h, (int)videos[v].a, &vid, msg, sizeof msg) != 0)
+            die("%s: %s", videos[v].path, msg);
+        for (long f = 0; f < videos[v].count; ++f) {
+            if (cbi_video_read(vid, buf, msg, sizeof msg) != 1) die("%s: %s", videos[v].path, msg);
+            for (int k = 0; k < n_seq; ++k)
+                if (seq_video[k] == v && f >= seq_start[k] && f < seq_start[k] + L)
+                    memcpy(t.seq[k] + (size_t)(f - seq_start[k]) * frame_bytes, buf, frame_bytes);
+        }
+        cbi_video_close(vid);
+    }
+    free(buf);
+
+    /* Dense reference of every evaluated frame, computed once; with
+     * --stats-init also each conv input's spread on those frames. */
+    cbinfer_stream_t *dense;
+    if (cbinfer_stream_create(net, w, h, backend, CBINFER_MODE_DENSE, CBINFER_PRECISION_FP32,
+                              &dense, msg, sizeof msg) != CBINFER_STATUS_SUCCESS)
+        die("dense stream: %s%s", msg, "");
+    if (cbinfer_stream_create(net, w, h, backend, CBINFER_MODE_CBINFER, CBINFER_PRECISION_FP32,
+                              &t.cb, msg, sizeof msg) != CBINFER_STATUS_SUCCESS)
+        die("change-based stream: %s%s", msg, "");
+    int oc, oh, ow;
+    check(cbinfer_stream_output_dims(dense, &oc, &oh, &ow), dense, "output dims");
+    t.out_elems = (size_t)oc * oh * ow;
+    t.out = malloc(t.out_elems * sizeof *t.out);
+    double *spread = calloc((size_t)n_conv, sizeof *spread);
+    if (!t.out || !spread) die("%s%s", "out of memory", "");
+    for (int k = 0; k < n_seq; ++k) {
+        t.dense[k] = malloc(t.out_elems * sizeof **t.dense);
+        if (!t.dense[k]) die("%s%s", "out of memory", "");
+        check(cbinfer_stream_reset(dense), dense, "reset");
+        check(cbinfer_stream_push_rgb8(dense, t.seq[k] + (size_t)(L - 1) * frame_bytes, w, h,
+                                       (size_t)w * 3), dense, "dense frame");
+        check(cbinfer_stream_read_output(dense, t.dense[k], t.out_elems), dense, "dense output");
+        for (int c = 0; stats_init && c < n_conv; ++c) {
+            double mean, sd;
+            check(cbinfer_stream_conv_input_stats(dense, c, &mean, &sd), dense, "input stats");
+            spread[c] += sd / n_seq;
+        }
+    }
+    cbinfer_stream_destroy(dense);
+
+    fprintf(stderr, "cbinfer-tune: %s, %d convolutions, %dx%d, %d sequences of %d frames\n",
+            ba.model, n_conv, w, h, n_seq, L);
+    check(cbinfer_stream_set_threshold_all(t.cb, 0.f), t.cb, "thresholds");
+    double base = evaluate(&t);
+    if (t.failed) die("evaluation: %s%s", t.err, "");
+    fprintf(stderr, "%-16s tau %-12d loss %-12.6g share %.4f\n", "(all 0)", 0, base, t.last_share);
+
+    /* Sec. III-F: layer by layer; a chain's base is the previous step's loss. */
+    for (int c = 0; c < n_conv; ++c) {
+        t.layer = cbinfer_network_conv_name(net, c);
+        double layer_init = init;
+        if (stats_init && spread[0] > 0 && spread[c] > 0) layer_init = init * spread[c] / spread[0];
+        const double b = budget * (weights_arg ? weights[c] : 1.0);
+        int evals;
+        double loss;
+        double tau = cbi_tune_layer(eval_layer, &t, layer_init, growth, base, b, max_steps,
+                                    &evals, &loss);
+        if (t.failed || isnan(tau)) die("%s: %s", t.layer, t.failed ? t.err : "search failed");
+        check(cbinfer_stream_set_threshold(t.cb, t.layer, (float)tau), t.cb, "threshold");
+        fprintf(stderr, "%-16s -> tau %.6g (%d evaluations, loss %.6g, budget %.6g)\n", t.layer,
+                tau, evals, loss, b);
+        base = loss;
+    }
+
+    /* Joint scaling curve of the result. */
+    static const double scales[] = {0.25, 0.5, 0.75, 1, 1.25, 1.5, 2};
+    double final_loss = base, final_mse = 0, final_share = 0;
+    printf("%-6s %-12s %-10s %s\n", "scale", "loss", "psnr_db", "changed_share");
+    for (size_t i = 0; i < sizeof scales / sizeof scales[0]; ++i) {
+        check(cbinfer_stream_set_param(t.cb, CBINFER_PARAM_THRESHOLD_SCALE, scales[i]), t.cb,
+              "scale");
+        const double loss = evaluate(&t);
+        if (t.failed) die("evaluation: %s%s", t.err, "");
+        printf("%-6.2f %-12.6g %-10.3f %.4f\n", scales[i], loss, cbi_psnr_of_mse(t.last_mse),
+               t.last_share);
+        if (scales[i] == 1) {
+            final_loss = loss;
+            final_mse = t.last_mse;
+            final_share = t.last_share;
+        }
+    }
+    check(cbinfer_stream_set_param(t.cb, CBINFER_PARAM_THRESHOLD_SCALE, 1), t.cb, "scale");
+
+    clock_gettime(CLOCK_MONOTONIC, &ts1);
+    const double secs = (double)(ts1.tv_sec - ts0.tv_sec) + 1e-9 * (double)(ts1.tv_nsec - ts0.tv_nsec);
+    fprintf(stderr, "cbinfer-tune: final loss %.6g (PSNR %.3f dB, changed share %.4f) in %.1f s\n",
+            final_loss, cbi_psnr_of_mse(final_mse), final_share, secs);
+
+    if (out_path) {
+        /* The header records how the thresholds were made. */
+        size_t cap = 4096;
+        for (int i = 0; i < argc; ++i) cap += strlen(argv[i]) + 1;
+        for (int v = 0; v < n_videos; ++v) cap += strlen(videos[v].path) + 64;
+        char *hdr = malloc(cap);
+        if (!hdr) die("%s%s", "out of memory", "");
+        size_t n = (size_t)snprintf(hdr, cap, "cbinfer-tune:");
+        for (int i = 0; i < argc; ++i) n += (size_t)snprintf(hdr + n, cap - n, " %s", argv[i]);
+        n += (size_t)snprintf(hdr + n, cap - n, "\nmodel: %s\ndata (%dx%d):", ba.model, w, h);
+        for (int v = 0; v < n_videos; ++v)
+            n += (size_t)snprintf(hdr + n, cap - n, " %s@%ld:%ld", videos[v].path, videos[v].a,
+                                  videos[v].a + videos[v].count - 1);
+        static const char *const metric_names[] = {"mse", "psnr", "maxabs"};
+        n += (size_t)snprintf(hdr + n, cap - n,
+                              "\nmetric %s, budget %g per layer, weights %s, init %g%s, growth %g, "
+                              "max-steps %d\nwarmup %d, sequences %d\nfinal loss %.6g (PSNR %.3f "
+                              "dB, changed share %.4f)",
+                              metric_names[metric], budget, weights_arg ? weights_arg : "(even)",
+                              init, stats_init ? " (stats-scaled)" : "", growth, max_steps,
+                              warmup, n_seq, final_loss, cbi_psnr_of_mse(final_mse), final_share);
+        time_t now = time(NULL);
+        char date[64];
+        strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+        snprintf(hdr + n, cap - n, "\ndate %s", date);
+        check(cbinfer_stream_save_thresholds(t.cb, out_path, hdr), NULL, out_path);
+        free(hdr);
+        fprintf(stderr, "cbinfer-tune: wrote %s\n", out_path);
+    }
+
+    for (int k = 0; k < n_seq; ++k) {
+        free(t.seq[k]);
+        free(t.dense[k]);
+    }
+    free(t.seq);
+    free(t.dense);
+    free(t.out);
+    free(spread);
+    free(seq_video);
+    free(seq_start);
+    cbinfer_stream_destroy(t.cb);
+    cbinfer_network_free(net);
+    return 0;
+}
