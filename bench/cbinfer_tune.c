@@ -31,11 +31,12 @@ static const char usage_text[] =
     "\n"
     "Selects one change-detection threshold per convolution (CBinfer paper\n"
     "Sec. III-F): all thresholds start at 0; the convolutions are tuned in\n"
-    "execution order, later ones held at 0, each threshold raised by --growth\n"
-    "from its initial value until the loss against the dense output grows by\n"
-    "more than the layer's budget; the last threshold within it is kept.\n"
-    "Parallel branches of a DAG are not detected: they are tuned in execution\n"
-    "order like a chain (the shipped models are chains).\n"
+    "execution order, each threshold raised by --growth from its initial value\n"
+    "until the loss against the dense output grows by more than the layer's\n"
+    "budget; the last threshold within it is kept.\n"
+    "Re-converging branches (Add, Concat) are tuned independently: while a\n"
+    "conv is tuned, only the convs whose changes reach it hold their tuned\n"
+    "thresholds; the other paths are held at 0.\n"
     "\n"
     "data:\n"
     "  --video PATH[@A:B]    frames A..B inclusive (default all); repeatable;\n"
@@ -46,11 +47,13 @@ static const char usage_text[] =
     "  --sequences K         sequences of N+1 frames, spread evenly (default 8)\n"
     "search:\n"
     "  --metric mse|psnr|maxabs  loss: mean MSE over the evaluated frames (default);\n"
-    "                        psnr: -PSNR(mean MSE) in dB, capped at 99 dB, so the\n"
-    "                        budget is the dB drop a layer may add; maxabs: mean\n"
-    "                        of the per-frame largest absolute error\n"
-    "  --budget B            loss each layer may add (required)\n"
-    "  --budget-weights W1,W2,...  one per convolution, multiplies B (e.g. 4,1,1,...)\n"
+    "                        maxabs: mean of the per-frame largest absolute error;\n"
+    "                        psnr: a target, see --budget\n"
+    "  --budget B            loss each layer may add (required); with --metric psnr\n"
+    "                        the PSNR in dB (peak 1) to keep: its MSE, 10^(-B/10),\n"
+    "                        is split over the convolutions and searched on MSE\n"
+    "  --budget-weights W1,W2,...  one per convolution, multiplies B (e.g. 4,1,1,...);\n"
+    "                        with psnr the shares of the split\n"
     "  --init T              initial threshold (default 1e-3)\n"
     "  --stats-init          scale each layer's initial threshold by its input's\n"
     "                        standard deviation relative to the first layer's\n"
@@ -76,7 +79,10 @@ typedef struct tune {
     float *out;
     size_t out_elems;
     cbi_tune_metric metric;
-    const char *layer;     /* conv under tuning (eval_layer) */
+    const cbinfer_network_t *net;
+    int n_conv;
+    double *applied;       /* thresholds set on cb, per conv */
+    double *budget;        /* per conv */
     double last_share;     /* mean changed share of the evaluated frames */
     double last_mse;
     int failed;
@@ -144,7 +150,8 @@ static void check(cbinfer_status st, cbinfer_stream_t *s, const char *what)
 
 /* One evaluation of the current thresholds: per sequence, reset, push the
  * warm-up frames and the evaluated one, compare with the cached dense output.
- * Returns the loss in the metric's unit; NaN on a library error. */
+ * Returns the loss the search compares (maxabs, else the MSE); NaN on a
+ * library error. */
 static double evaluate(tune *t)
 {
     double mse_sum = 0, maxabs_sum = 0, share_sum = 0;
@@ -169,27 +176,44 @@ static double evaluate(tune *t)
     }
     t->last_mse = mse_sum / t->n_seq;
     t->last_share = share_sum / t->n_seq;
-    switch (t->metric) {
-    case CBI_TUNE_PSNR: return -fmin(cbi_psnr_of_mse(t->last_mse), 99.0);
-    case CBI_TUNE_MAXABS: return maxabs_sum / t->n_seq;
-    case CBI_TUNE_MSE: break;
-    }
-    return t->last_mse;
+    return t->metric == CBI_TUNE_MAXABS ? maxabs_sum / t->n_seq : t->last_mse;
 }
 
-static double eval_layer(void *ctx, double tau)
+/* cbi_tune_config_fn: applies the thresholds that differ from the stream's
+ * and evaluates. */
+static double eval_config(void *ctx, int layer, const double *tau)
 {
     tune *t = ctx;
-    if (cbinfer_stream_set_threshold(t->cb, t->layer, (float)tau) != CBINFER_STATUS_SUCCESS) {
-        snprintf(t->err, sizeof t->err, "%s", cbinfer_stream_last_error(t->cb));
-        t->failed = 1;
-        return NAN;
+    for (int i = 0; i < t->n_conv; ++i) {
+        if (tau[i] == t->applied[i]) continue;
+        if (cbinfer_stream_set_threshold(t->cb, cbinfer_network_conv_name(t->net, i),
+                                         (float)tau[i]) != CBINFER_STATUS_SUCCESS) {
+            snprintf(t->err, sizeof t->err, "%s", cbinfer_stream_last_error(t->cb));
+            t->failed = 1;
+            return NAN;
+        }
+        t->applied[i] = tau[i];
     }
     const double loss = evaluate(t);
-    if (!t->failed)
-        fprintf(stderr, "%-16s tau %-12.6g loss %-12.6g share %.4f\n", t->layer, tau, loss,
+    if (t->failed) return loss;
+    if (layer < 0) {
+        int held = 0;
+        for (int i = 0; i < t->n_conv; ++i) held += tau[i] > 0;
+        fprintf(stderr, "%-16s %3d convs > 0    loss %-12.6g share %.4f\n", "(base)", held, loss,
                 t->last_share);
+    } else {
+        fprintf(stderr, "%-16s tau %-12.6g loss %-12.6g share %.4f\n",
+                cbinfer_network_conv_name(t->net, layer), tau[layer], loss, t->last_share);
+    }
     return loss;
+}
+
+static void layer_done(void *ctx, int layer, const cbi_tune_result *r)
+{
+    tune *t = ctx;
+    fprintf(stderr, "%-16s -> tau %.6g (%d evaluations, loss %.6g over base %.6g, budget %.6g)\n",
+            cbinfer_network_conv_name(t->net, layer), r->tau, r->evals, r->loss, r->base,
+            t->budget[layer]);
 }
 
 /* Frames in [a, b] (b = -1: to the end) of a video, by decoding it. */
@@ -399,31 +423,44 @@ int main(int argc, char **argv)
 
     fprintf(stderr, "cbinfer-tune: %s, %d convolutions, %dx%d, %d sequences of %d frames\n",
             ba.model, n_conv, w, h, n_seq, L);
+    /* Sec. III-F, branches independently: tune_search.c holds every conv
+     * that does not reach the one under tuning at 0. */
     check(cbinfer_stream_set_threshold_all(t.cb, 0.f), t.cb, "thresholds");
-    double base = evaluate(&t);
-    if (t.failed) die("evaluation: %s%s", t.err, "");
-    fprintf(stderr, "%-16s tau %-12d loss %-12.6g share %.4f\n", "(all 0)", 0, base, t.last_share);
-
-    /* Sec. III-F: layer by layer; a chain's base is the previous step's loss. */
-    for (int c = 0; c < n_conv; ++c) {
-        t.layer = cbinfer_network_conv_name(net, c);
-        double layer_init = init;
-        if (stats_init && spread[0] > 0 && spread[c] > 0) layer_init = init * spread[c] / spread[0];
-        const double b = budget * (weights_arg ? weights[c] : 1.0);
-        int evals;
-        double loss;
-        double tau = cbi_tune_layer(eval_layer, &t, layer_init, growth, base, b, max_steps,
-                                    &evals, &loss);
-        if (t.failed || isnan(tau)) die("%s: %s", t.layer, t.failed ? t.err : "search failed");
-        check(cbinfer_stream_set_threshold(t.cb, t.layer, (float)tau), t.cb, "threshold");
-        fprintf(stderr, "%-16s -> tau %.6g (%d evaluations, loss %.6g, budget %.6g)\n", t.layer,
-                tau, evals, loss, b);
-        base = loss;
+    t.net = net;
+    t.n_conv = n_conv;
+    unsigned char *reaches = malloc((size_t)n_conv * n_conv);
+    double *layer_init = malloc((size_t)n_conv * sizeof *layer_init);
+    t.budget = malloc((size_t)n_conv * sizeof *t.budget);
+    t.applied = calloc((size_t)n_conv, sizeof *t.applied);
+    cbi_tune_result *res = calloc((size_t)n_conv, sizeof *res);
+    if (!reaches || !layer_init || !t.budget || !t.applied || !res)
+        die("%s%s", "out of memory", "");
+    if (cbi_tune_budgets(metric, budget, weights_arg ? weights : NULL, n_conv, t.budget) != 0)
+        usage_error("--budget-weights must not all be 0 with --metric psnr", NULL);
+    int branches = 0;
+    for (int i = 0; i < n_conv; ++i) {
+        for (int j = 0; j < n_conv; ++j) {
+            unsigned char *r = &reaches[(size_t)i * n_conv + j];
+            *r = (unsigned char)cbinfer_network_conv_reaches(net, i, j);
+            branches |= j < i && !*r;
+        }
+        layer_init[i] = init;
+        if (stats_init && spread[0] > 0 && spread[i] > 0)
+            layer_init[i] = init * spread[i] / spread[0];
     }
+    if (branches)
+        fprintf(stderr, "cbinfer-tune: parallel branches: each conv is tuned with the convs "
+                        "that do not reach it held at 0\n");
+    if (cbi_tune_network(eval_config, &t, n_conv, reaches, layer_init, t.budget, growth,
+                         max_steps, res, layer_done) != 0)
+        die("search failed: %s%s", t.failed ? t.err : "bad search parameters", "");
+    for (int i = 0; i < n_conv; ++i)
+        check(cbinfer_stream_set_threshold(t.cb, cbinfer_network_conv_name(net, i),
+                                           (float)res[i].tau), t.cb, "threshold");
 
     /* Joint scaling curve of the result. */
     static const double scales[] = {0.25, 0.5, 0.75, 1, 1.25, 1.5, 2};
-    double final_loss = base, final_mse = 0, final_share = 0;
+    double final_loss = NAN, final_mse = 0, final_share = 0;
     printf("%-6s %-12s %-10s %s\n", "scale", "loss", "psnr_db", "changed_share");
     for (size_t i = 0; i < sizeof scales / sizeof scales[0]; ++i) {
         check(cbinfer_stream_set_param(t.cb, CBINFER_PARAM_THRESHOLD_SCALE, scales[i]), t.cb,
@@ -460,10 +497,12 @@ int main(int argc, char **argv)
                                   videos[v].a + videos[v].count - 1);
         static const char *const metric_names[] = {"mse", "psnr", "maxabs"};
         n += (size_t)snprintf(hdr + n, cap - n,
-                              "\nmetric %s, budget %g per layer, weights %s, init %g%s, growth %g, "
+                              "\nmetric %s, budget %g%s, weights %s, init %g%s, growth %g, "
                               "max-steps %d\nwarmup %d, sequences %d\nfinal loss %.6g (PSNR %.3f "
                               "dB, changed share %.4f)",
-                              metric_names[metric], budget, weights_arg ? weights_arg : "(even)",
+                              metric_names[metric], budget,
+                              metric == CBI_TUNE_PSNR ? " dB to keep" : " per layer",
+                              weights_arg ? weights_arg : "(even)",
                               init, stats_init ? " (stats-scaled)" : "", growth, max_steps,
                               warmup, n_seq, final_loss, cbi_psnr_of_mse(final_mse), final_share);
         time_t now = time(NULL);
@@ -483,6 +522,11 @@ int main(int argc, char **argv)
     free(t.dense);
     free(t.out);
     free(spread);
+    free(reaches);
+    free(layer_init);
+    free(t.budget);
+    free(t.applied);
+    free(res);
     free(seq_video);
     free(seq_start);
     cbinfer_stream_destroy(t.cb);

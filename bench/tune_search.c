@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 double cbi_tune_layer(cbi_tune_eval_fn eval, void *ctx, double init, double growth, double base,
                       double budget, int max_steps, int *evals, double *loss_out)
@@ -29,6 +30,74 @@ double cbi_tune_layer(cbi_tune_eval_fn eval, void *ctx, double init, double grow
     if (evals) *evals = n;
     if (loss_out) *loss_out = prev_loss;
     return prev;
+}
+
+typedef struct layer_eval {
+    cbi_tune_config_fn config;
+    void *ctx;
+    int layer;
+    double *tau; /* the configuration; tau[layer] is varied */
+} layer_eval;
+
+static double eval_one(void *p, double tau)
+{
+    layer_eval *le = p;
+    le->tau[le->layer] = tau;
+    return le->config(le->ctx, le->layer, le->tau);
+}
+
+int cbi_tune_network(cbi_tune_config_fn config, void *ctx, int n, const unsigned char *reaches,
+                     const double *init, const double *budget, double growth, int max_steps,
+                     cbi_tune_result *out,
+                     void (*done)(void *ctx, int layer, const cbi_tune_result *r))
+{
+    if (!config || n < 1 || !reaches || !init || !budget || !out) return -1;
+    /* tau: the configuration under evaluation; known/known_loss: the last
+     * configuration whose loss is known. */
+    double *tau = calloc((size_t)n, sizeof *tau), *known = calloc((size_t)n, sizeof *known);
+    int rc = -1;
+    if (!tau || !known) goto end;
+    double known_loss = config(ctx, -1, known);
+    if (isnan(known_loss)) goto end;
+    for (int i = 0; i < n; ++i) {
+        for (int j = 0; j < n; ++j) tau[j] = reaches[(size_t)i * n + j] ? out[j].tau : 0;
+        cbi_tune_result *r = &out[i];
+        if (memcmp(tau, known, (size_t)n * sizeof *tau) == 0) {
+            r->base = known_loss;
+        } else {
+            r->base = config(ctx, -1, tau);
+            if (isnan(r->base)) goto end;
+        }
+        layer_eval le = {config, ctx, i, tau};
+        r->tau = cbi_tune_layer(eval_one, &le, init[i], growth, r->base, budget[i], max_steps,
+                                &r->evals, &r->loss);
+        if (isnan(r->tau)) goto end;
+        tau[i] = r->tau;
+        memcpy(known, tau, (size_t)n * sizeof *tau);
+        known_loss = r->loss;
+        if (done) done(ctx, i, r);
+    }
+    rc = 0;
+end:
+    free(tau);
+    free(known);
+    return rc;
+}
+
+int cbi_tune_budgets(cbi_tune_metric metric, double budget, const double *w, int n, double *out)
+{
+    if (n < 1 || !out || !(budget >= 0) || !isfinite(budget)) return -1;
+    double scale = budget, sum = n;
+    if (metric == CBI_TUNE_PSNR) {
+        if (w) {
+            sum = 0;
+            for (int i = 0; i < n; ++i) sum += w[i];
+        }
+        if (!(sum > 0)) return -1;
+        scale = pow(10.0, -budget / 10.0) / sum;
+    }
+    for (int i = 0; i < n; ++i) out[i] = scale * (w ? w[i] : 1.0);
+    return 0;
 }
 
 int cbi_tune_parse_weights(const char *s, double *w, int max)

@@ -24,13 +24,48 @@ typedef double (*cbi_tune_eval_fn)(void *ctx, double tau);
 double cbi_tune_layer(cbi_tune_eval_fn eval, void *ctx, double init, double growth, double base,
                       double budget, int max_steps, int *evals, double *loss_out);
 
-/* Loss of a configuration from the mean MSE over the evaluated frames, in the
- * unit the budgets are given in. */
+/* Loss of the network with threshold tau[i] at layer i (all n layers); layer
+ * is the one under tuning, or -1 for the base of a layer's search. A NaN
+ * return aborts the search. */
+typedef double (*cbi_tune_config_fn)(void *ctx, int layer, const double *tau);
+
+/* Per layer, what cbi_tune_network found: the threshold, the loss with it,
+ * the base it was measured against and the evaluations its search took. */
+typedef struct cbi_tune_result {
+    double tau, loss, base;
+    int evals;
+} cbi_tune_result;
+
+/* Sec. III-F over n layers in execution order. reaches[i * n + j] != 0 when a
+ * change in layer j's output reaches layer i (cbinfer_network_conv_reaches).
+ * Layer i is tuned with cbi_tune_layer while the layers that reach it hold
+ * their tuned thresholds and all others, later layers and parallel branches
+ * alike, are held at 0; its base is the loss of that configuration, taken
+ * from the previous layer's search when the configuration is the same (a
+ * chain) and evaluated otherwise. So re-converging branches are tuned
+ * independently. init[i] and budget[i] are layer i's initial threshold and
+ * budget. out[i] receives the results; done (may be NULL) is called after
+ * each layer. Returns 0, or -1 when config returned NaN or the parameters
+ * are invalid (as cbi_tune_layer's). */
+int cbi_tune_network(cbi_tune_config_fn config, void *ctx, int n, const unsigned char *reaches,
+                     const double *init, const double *budget, double growth, int max_steps,
+                     cbi_tune_result *out,
+                     void (*done)(void *ctx, int layer, const cbi_tune_result *r));
+
+/* What the search minimises against the dense output. */
 typedef enum cbi_tune_metric {
-    CBI_TUNE_MSE = 0,    /* mean MSE */
-    CBI_TUNE_PSNR = 1,   /* -PSNR(mean MSE) in dB, capped at -99 (exact) */
+    CBI_TUNE_MSE = 0,    /* mean MSE over the evaluated frames */
+    CBI_TUNE_PSNR = 1,   /* a PSNR target: searched on MSE (cbi_tune_budgets) */
     CBI_TUNE_MAXABS = 2  /* mean over frames of the largest absolute error */
 } cbi_tune_metric;
+
+/* Per-layer budgets of n layers into out[]. MSE and MAXABS: budget * w[i]
+ * (w NULL: all 1). PSNR: budget is the PSNR in dB (peak 1) the tuned network
+ * is to keep; its MSE, 10^(-budget/10), is split over the layers in
+ * proportion to w (evenly for NULL), since a dB drop per layer means nothing
+ * from the lossless start (an infinite PSNR). Returns 0, or -1 for n < 1, a
+ * negative, NaN or infinite budget, or weights that sum to 0 (PSNR). */
+int cbi_tune_budgets(cbi_tune_metric metric, double budget, const double *w, int n, double *out);
 
 /* Parses "4,1,1" into w[0..max-1]; returns the count, or -1 when malformed,
  * a weight is negative or not finite, or there are more than max. */

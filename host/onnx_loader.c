@@ -1586,7 +1586,7 @@ static cbinfer_status compact(loader *L)
     net->input = vmap[net->input];
     net->output = vmap[net->output];
 
-    int nn = 0, nconv = 0;
+    int nn = 0;
     for (int i = 0; i < net->n_nodes; ++i) {
         cbi_node *nd = &net->nodes[i];
         if (L->extra[i].dead) {
@@ -1598,18 +1598,13 @@ static cbinfer_status compact(loader *L)
         }
         nd->output = vmap[nd->output];
         for (int k = 0; k < nd->n_inputs; ++k) nd->inputs[k] = vmap[nd->inputs[k]];
-        if (nd->op == CBI_OP_CONV) nconv++;
         net->nodes[nn++] = *nd;
     }
     memset(net->nodes + nn, 0, (size_t)(net->n_nodes - nn) * sizeof *net->nodes);
     net->n_nodes = nn;
     free(vmap);
 
-    net->conv_nodes = cbi_malloc_array((size_t)nconv, sizeof *net->conv_nodes);
-    if (!net->conv_nodes) return oom(L);
-    for (int i = 0; i < nn; ++i)
-        if (net->nodes[i].op == CBI_OP_CONV) net->conv_nodes[net->n_conv++] = i;
-    return CBINFER_STATUS_SUCCESS;
+    return cbi_net_index_convs(net) ? oom(L) : CBINFER_STATUS_SUCCESS;
 }
 
 /* A decimal number, parsed by hand because strtod follows the embedding

@@ -154,6 +154,16 @@ CBINFER_API cbinfer_status cbinfer_network_input_scaling(const cbinfer_network_t
 CBINFER_API int cbinfer_network_conv_count(const cbinfer_network_t *net);
 CBINFER_API const char *cbinfer_network_conv_name(const cbinfer_network_t *net, int index);
 
+/* Whether a change in the output of convolution `ancestor` can reach the
+ * input of convolution `conv` (indices as cbinfer_network_conv_name): 1 when a
+ * path of the graph leads from one to the other, 0 when none does (the two
+ * lie on parallel branches, conv runs first, or conv == ancestor), -1 for a
+ * NULL network or an index out of range. In a chain, conv i is reached by
+ * every conv j < i. cbinfer-tune uses it to tune re-converging branches
+ * independently (paper Sec. III-F). */
+CBINFER_API int cbinfer_network_conv_reaches(const cbinfer_network_t *net, int conv,
+                                             int ancestor);
+
 /* ---------------------------------------------------------------------------
  * Stream context: one per camera.
  * ------------------------------------------------------------------------- */

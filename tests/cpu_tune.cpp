@@ -82,6 +82,30 @@ TEST(Tune, RejectsBadSearchParameters)
     EXPECT_TRUE(std::isnan(cbi_tune_layer(nan_loss, nullptr, 1e-3, 1.1, 0, 1, 10, nullptr, nullptr)));
 }
 
+TEST(Tune, BudgetsPerMetric)
+{
+    double b[3];
+    const double w[3] = {4, 1, 1};
+    ASSERT_EQ(cbi_tune_budgets(CBI_TUNE_MSE, 1e-6, nullptr, 3, b), 0);
+    EXPECT_EQ(b[0], 1e-6);
+    EXPECT_EQ(b[2], 1e-6);
+    ASSERT_EQ(cbi_tune_budgets(CBI_TUNE_MAXABS, 0.01, w, 3, b), 0);
+    EXPECT_DOUBLE_EQ(b[0], 0.04);
+    EXPECT_DOUBLE_EQ(b[1], 0.01);
+    // PSNR 40 dB: a total MSE of 1e-4, split 4:1:1; the budgets add up to it.
+    ASSERT_EQ(cbi_tune_budgets(CBI_TUNE_PSNR, 40.0, w, 3, b), 0);
+    EXPECT_DOUBLE_EQ(b[0], 1e-4 * 4 / 6);
+    EXPECT_DOUBLE_EQ(b[1], 1e-4 / 6);
+    EXPECT_DOUBLE_EQ(b[0] + b[1] + b[2], 1e-4);
+    ASSERT_EQ(cbi_tune_budgets(CBI_TUNE_PSNR, 30.0, nullptr, 3, b), 0);
+    EXPECT_DOUBLE_EQ(b[2], 1e-3 / 3);
+    const double zero[3] = {0, 0, 0};
+    EXPECT_EQ(cbi_tune_budgets(CBI_TUNE_PSNR, 40.0, zero, 3, b), -1);
+    EXPECT_EQ(cbi_tune_budgets(CBI_TUNE_MSE, -1.0, nullptr, 3, b), -1);
+    EXPECT_EQ(cbi_tune_budgets(CBI_TUNE_MSE, std::nan(""), nullptr, 3, b), -1);
+    EXPECT_EQ(cbi_tune_budgets(CBI_TUNE_MSE, 1.0, nullptr, 0, b), -1);
+}
+
 TEST(Tune, ParsesBudgetWeights)
 {
     double w[4];
@@ -93,6 +117,188 @@ TEST(Tune, ParsesBudgetWeights)
     EXPECT_EQ(cbi_tune_parse_weights("1,2,3,4,5", w, 4), -1);
     EXPECT_EQ(cbi_tune_parse_weights("", w, 4), -1);
     EXPECT_EQ(cbi_tune_parse_weights("1,2x", w, 4), -1);
+}
+
+// A 4-layer DAG: 0 is a trunk, 1 and 2 parallel branches on it, 3 their
+// merge (reached by all three). The loss couples the layers through one
+// squared sum, so the loss a layer adds depends on which others are above 0.
+struct Dag {
+    static constexpr int n = 4;
+    std::vector<unsigned char> reaches;
+    std::vector<double> weight; // per layer, in the coupled loss
+    std::vector<int> layers;    // one per evaluation; -1 for a base
+    std::vector<std::vector<double>> configs;
+};
+
+double coupled_loss(void *ctx, int layer, const double *tau)
+{
+    auto *d = static_cast<Dag *>(ctx);
+    const int n = static_cast<int>(d->weight.size());
+    d->layers.push_back(layer);
+    d->configs.emplace_back(tau, tau + n);
+    double s = 0;
+    for (int i = 0; i < n; ++i) s += d->weight[i] * tau[i];
+    return s * s;
+}
+
+Dag make_dag()
+{
+    Dag d;
+    // reaches[i * n + j]: j's changes reach i.
+    d.reaches = {0, 0, 0, 0,  //
+                 1, 0, 0, 0,  //
+                 1, 0, 0, 0,  //
+                 1, 1, 1, 0};
+    d.weight = {1.0, 2.0, 0.5, 1.5};
+    return d;
+}
+
+TEST(Tune, BranchesAreTunedWithTheOtherPathsAtZero)
+{
+    Dag d = make_dag();
+    const double init[4] = {1e-3, 1e-3, 1e-3, 1e-3}, budget[4] = {1e-4, 1e-4, 1e-4, 1e-4};
+    cbi_tune_result r[4];
+    ASSERT_EQ(cbi_tune_network(coupled_loss, &d, 4, d.reaches.data(), init, budget, 1.1, 1000, r,
+                               nullptr),
+              0);
+    for (int i = 0; i < 4; ++i) EXPECT_GT(r[i].tau, 0) << "layer " << i;
+    // Every evaluation while layer i was tuned (or its base measured) held
+    // exactly the layers that reach i at their tuned values and the rest at 0.
+    int bases = 0, current = 0;
+    for (size_t e = 0; e < d.layers.size(); ++e) {
+        const std::vector<double> &c = d.configs[e];
+        if (d.layers[e] < 0) {
+            ++bases;
+            // A base is measured for the layer about to be tuned: the first
+            // layer whose evaluations are still to come.
+            current = e + 1 < d.layers.size() ? d.layers[e + 1] : current;
+        } else {
+            current = d.layers[e];
+        }
+        for (int j = 0; j < 4; ++j) {
+            if (j == current && d.layers[e] >= 0) continue;
+            const double held = d.reaches[current * 4 + j] ? r[j].tau : 0.0;
+            EXPECT_EQ(c[j], held) << "evaluation " << e << " of layer " << current << ", layer " << j;
+        }
+    }
+    // Bases: all 0 at the start; layer 1's base is the end of layer 0's
+    // search and reused; layer 2 drops branch 1 and layer 3 adds it back, so
+    // both are measured.
+    EXPECT_EQ(bases, 3);
+    EXPECT_DOUBLE_EQ(r[2].base, (1.0 * r[0].tau) * (1.0 * r[0].tau));
+    // Branch 2 gets what a chain of the trunk and branch 2 alone gives it.
+    Dag chain;
+    chain.reaches = {0, 0, 1, 0};
+    chain.weight = {1.0, 0.5};
+    cbi_tune_result rc[2];
+    ASSERT_EQ(cbi_tune_network(coupled_loss, &chain, 2, chain.reaches.data(), init, budget, 1.1,
+                               1000, rc, nullptr),
+              0);
+    EXPECT_EQ(rc[0].tau, r[0].tau);
+    EXPECT_EQ(rc[1].tau, r[2].tau);
+    // Tuned with branch 1 above 0, branch 2 would have got less: the coupled
+    // loss grows faster from a larger sum.
+    Dag chain3;
+    chain3.reaches = {0, 0, 0, 1, 0, 0, 1, 1, 0};
+    chain3.weight = {1.0, 2.0, 0.5};
+    cbi_tune_result r3[3];
+    ASSERT_EQ(cbi_tune_network(coupled_loss, &chain3, 3, chain3.reaches.data(), init, budget, 1.1,
+                               1000, r3, nullptr),
+              0);
+    EXPECT_LT(r3[2].tau, r[2].tau);
+}
+
+TEST(Tune, ChainMeasuresOneBase)
+{
+    Dag d;
+    d.weight = {1.0, 2.0, 0.5};
+    d.reaches = {0, 0, 0, 1, 0, 0, 1, 1, 0};
+    const double init[3] = {1e-3, 1e-3, 1e-3}, budget[3] = {1e-4, 0, 1e-4};
+    cbi_tune_result r[3];
+    auto on_done = [](void *ctx, int layer, const cbi_tune_result *) {
+        static_cast<Dag *>(ctx)->layers.push_back(100 + layer);
+    };
+    ASSERT_EQ(cbi_tune_network(coupled_loss, &d, 3, d.reaches.data(), init, budget, 1.1, 1000, r,
+                               on_done),
+              0);
+    int bases = 0;
+    for (int l : d.layers) bases += l == -1;
+    EXPECT_EQ(bases, 1);
+    EXPECT_EQ(r[1].tau, 0.0); // zero budget
+    EXPECT_EQ(r[1].loss, r[1].base);
+    EXPECT_EQ(r[2].base, r[1].loss); // the previous layer's end, not re-measured
+    // done() follows each layer's last evaluation, in order.
+    std::vector<int> order;
+    for (int l : d.layers)
+        if (l >= 100) order.push_back(l - 100);
+    EXPECT_EQ(order, (std::vector<int>{0, 1, 2}));
+    EXPECT_EQ(d.layers.back(), 102);
+}
+
+TEST(Tune, NetworkRejectsBadSearch)
+{
+    Dag d = make_dag();
+    const double init[4] = {1e-3, 1e-3, 1e-3, 1e-3}, budget[4] = {1, 1, 1, 1};
+    cbi_tune_result r[4];
+    EXPECT_EQ(cbi_tune_network(coupled_loss, &d, 4, d.reaches.data(), init, budget, 1.0, 10, r,
+                               nullptr),
+              -1);
+    EXPECT_EQ(cbi_tune_network(coupled_loss, &d, 0, d.reaches.data(), init, budget, 1.1, 10, r,
+                               nullptr),
+              -1);
+    auto nan_loss = [](void *, int, const double *) { return std::nan(""); };
+    EXPECT_EQ(cbi_tune_network(nan_loss, nullptr, 4, d.reaches.data(), init, budget, 1.1, 10, r,
+                               nullptr),
+              -1);
+}
+
+int conv_index(const cbinfer_network_t *net, const std::string &name)
+{
+    for (int i = 0; i < cbinfer_network_conv_count(net); ++i)
+        if (name == cbinfer_network_conv_name(net, i)) return i;
+    ADD_FAILURE() << "no conv " << name;
+    return -1;
+}
+
+TEST(Tune, ConvReachesInAChain)
+{
+    NetPtr net = load("vgg7-noise1");
+    ASSERT_TRUE(net);
+    const int n = cbinfer_network_conv_count(net.get());
+    ASSERT_EQ(n, 7);
+    for (int i = 0; i < n; ++i)
+        for (int j = 0; j < n; ++j)
+            EXPECT_EQ(cbinfer_network_conv_reaches(net.get(), i, j), j < i ? 1 : 0) << i << "," << j;
+    EXPECT_EQ(cbinfer_network_conv_reaches(net.get(), n, 0), -1);
+    EXPECT_EQ(cbinfer_network_conv_reaches(net.get(), 0, -1), -1);
+    EXPECT_EQ(cbinfer_network_conv_reaches(nullptr, 1, 0), -1);
+}
+
+TEST(Tune, ConvReachesAcrossOpenPoseBranches)
+{
+    NetPtr net = load("openpose-synthetic");
+    ASSERT_TRUE(net);
+    const cbinfer_network_t *g = net.get();
+    auto reaches = [&](const char *conv, const char *from) {
+        return cbinfer_network_conv_reaches(g, conv_index(g, conv), conv_index(g, from));
+    };
+    // Through the pools, and the trunk into both stage-1 branches.
+    EXPECT_EQ(reaches("conv4_4_CPM", "conv1_1"), 1);
+    EXPECT_EQ(reaches("conv5_1_CPM_L1", "conv4_4_CPM"), 1);
+    EXPECT_EQ(reaches("conv5_1_CPM_L2", "conv4_4_CPM"), 1);
+    // The parallel branches do not reach each other.
+    EXPECT_EQ(reaches("conv5_1_CPM_L2", "conv5_5_CPM_L1"), 0);
+    EXPECT_EQ(reaches("conv5_5_CPM_L1", "conv5_1_CPM_L2"), 0);
+    EXPECT_EQ(reaches("Mconv1_stage2_L2", "Mconv7_stage2_L1"), 0);
+    // concat_stage2 re-converges them (and the trunk's features skip to it).
+    EXPECT_EQ(reaches("Mconv1_stage2_L1", "conv5_5_CPM_L1"), 1);
+    EXPECT_EQ(reaches("Mconv1_stage2_L1", "conv5_5_CPM_L2"), 1);
+    EXPECT_EQ(reaches("Mconv1_stage2_L2", "conv5_5_CPM_L1"), 1);
+    EXPECT_EQ(reaches("Mconv7_stage2_L2", "conv1_1"), 1);
+    // Nothing reaches itself or an earlier conv.
+    const int n = cbinfer_network_conv_count(g);
+    for (int i = 0; i < n; ++i)
+        for (int j = i; j < n; ++j) EXPECT_EQ(cbinfer_network_conv_reaches(g, i, j), 0);
 }
 
 TEST(Tune, ThresholdsFileRoundTrip)
