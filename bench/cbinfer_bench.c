@@ -34,13 +34,10 @@
 #include "bench_args.h"
 #include "bench_stats.h"
 #include "cbinfer.h"
+#include "cbinfer_git_commit.h" /* CBINFER_GIT_COMMIT, written at every build */
 #include "npy.h"
 #include "report.h"
 #include "video.h"
-
-#ifndef CBINFER_GIT_COMMIT
-#define CBINFER_GIT_COMMIT "unknown"
-#endif
 
 /* Per-layer sums over the frames that count (see layer_acc_add). */
 int bench_error(const char *fmt, ...)
