@@ -4,7 +4,8 @@
  * the other in execution order, each raised geometrically until the loss of
  * the change-based output against the dense output grows by more than that
  * layer's budget (tune_search.c). Evaluation follows Sec. IV-A: sequences of
- * warm-up frames followed by one evaluated frame, never the first frame.
+ * warm-up frames followed by one (--evaluate: more) evaluated frames, never
+ * the first frame.
  */
 #define _POSIX_C_SOURCE 200809L /* clock_gettime */
 
@@ -43,8 +44,10 @@ static const char usage_text[] =
     "                        default with --workload: its video\n"
     "  --resize WxH          frame size (default with --workload: its size)\n"
     "  --backend cpu|cuda    default cpu\n"
-    "  --warmup N            warm-up frames before each evaluated frame (default 5)\n"
-    "  --sequences K         sequences of N+1 frames, spread evenly (default 8)\n"
+    "  --warmup N            warm-up frames at the start of each sequence (default 5)\n"
+    "  --evaluate E          frames evaluated after the warm-up (default 1, as the\n"
+    "                        paper); more frames see how the error builds up\n"
+    "  --sequences K         sequences of N+E frames, spread evenly (default 8)\n"
     "search:\n"
     "  --metric mse|psnr|maxabs  loss: mean MSE over the evaluated frames (default);\n"
     "                        maxabs: mean of the per-frame largest absolute error;\n"
@@ -73,9 +76,9 @@ typedef struct video_range {
 
 typedef struct tune {
     cbinfer_stream_t *cb;
-    int w, h, frames_per_seq, n_seq;
-    uint8_t **seq;         /* n_seq sequences of frames_per_seq packed RGB8 frames */
-    float **dense;         /* n_seq cached dense outputs */
+    int w, h, warmup, n_eval, n_seq; /* a sequence: warmup frames, then n_eval evaluated */
+    uint8_t **seq;         /* n_seq sequences of warmup + n_eval packed RGB8 frames */
+    float **dense;         /* per sequence, the n_eval cached dense outputs */
     float *out;
     size_t out_elems;
     cbi_tune_metric metric;
@@ -149,34 +152,40 @@ static void check(cbinfer_status st, cbinfer_stream_t *s, const char *what)
 }
 
 /* One evaluation of the current thresholds: per sequence, reset, push the
- * warm-up frames and the evaluated one, compare with the cached dense output.
- * Returns the loss the search compares (maxabs, else the MSE); NaN on a
- * library error. */
+ * warm-up frames and the evaluated ones, compare each of these with its cached
+ * dense output. Returns the loss the search compares (maxabs, else the MSE),
+ * averaged over the evaluated frames; NaN on a library error. */
 static double evaluate(tune *t)
 {
     double mse_sum = 0, maxabs_sum = 0, share_sum = 0;
+    const size_t frame_bytes = (size_t)t->w * t->h * 3;
     for (int k = 0; k < t->n_seq; ++k) {
         cbinfer_status st = cbinfer_stream_reset(t->cb);
-        for (int f = 0; f < t->frames_per_seq && st == CBINFER_STATUS_SUCCESS; ++f)
-            st = cbinfer_stream_push_rgb8(t->cb, t->seq[k] + (size_t)f * t->w * t->h * 3, t->w,
-                                          t->h, (size_t)t->w * 3);
-        if (st == CBINFER_STATUS_SUCCESS) st = cbinfer_stream_read_output(t->cb, t->out, t->out_elems);
-        cbinfer_frame_stats fs;
-        if (st == CBINFER_STATUS_SUCCESS) st = cbinfer_stream_frame_stats(t->cb, &fs);
+        for (int f = 0; f < t->warmup + t->n_eval && st == CBINFER_STATUS_SUCCESS; ++f) {
+            st = cbinfer_stream_push_rgb8(t->cb, t->seq[k] + (size_t)f * frame_bytes, t->w, t->h,
+                                          (size_t)t->w * 3);
+            if (f < t->warmup || st != CBINFER_STATUS_SUCCESS) continue;
+            cbinfer_frame_stats fs;
+            st = cbinfer_stream_read_output(t->cb, t->out, t->out_elems);
+            if (st == CBINFER_STATUS_SUCCESS) st = cbinfer_stream_frame_stats(t->cb, &fs);
+            if (st != CBINFER_STATUS_SUCCESS) break;
+            double mse, psnr, maxabs;
+            cbi_quality(t->dense[k] + (size_t)(f - t->warmup) * t->out_elems, t->out,
+                        t->out_elems, &mse, &psnr, &maxabs);
+            mse_sum += mse;
+            maxabs_sum += maxabs;
+            share_sum += fs.changed_share;
+        }
         if (st != CBINFER_STATUS_SUCCESS) {
             snprintf(t->err, sizeof t->err, "%s", cbinfer_stream_last_error(t->cb));
             t->failed = 1;
             return NAN;
         }
-        double mse, psnr, maxabs;
-        cbi_quality(t->dense[k], t->out, t->out_elems, &mse, &psnr, &maxabs);
-        mse_sum += mse;
-        maxabs_sum += maxabs;
-        share_sum += fs.changed_share;
     }
-    t->last_mse = mse_sum / t->n_seq;
-    t->last_share = share_sum / t->n_seq;
-    return t->metric == CBI_TUNE_MAXABS ? maxabs_sum / t->n_seq : t->last_mse;
+    const double n = (double)t->n_seq * t->n_eval;
+    t->last_mse = mse_sum / n;
+    t->last_share = share_sum / n;
+    return t->metric == CBI_TUNE_MAXABS ? maxabs_sum / n : t->last_mse;
 }
 
 /* cbi_tune_config_fn: applies the thresholds that differ from the stream's
@@ -240,7 +249,8 @@ int main(int argc, char **argv)
     cbi_bench_args ba;
     memset(&ba, 0, sizeof ba);
     video_range videos[MAX_VIDEOS];
-    int n_videos = 0, backend = CBINFER_BACKEND_CPU, warmup = 5, n_seq = 8, max_steps = 200;
+    int n_videos = 0, backend = CBINFER_BACKEND_CPU, warmup = 5, n_eval = 1, n_seq = 8;
+    int max_steps = 200;
     int stats_init = 0, have_budget = 0, n_weights = 0;
     double init = 1e-3, growth = 1.1, budget = 0, weights[MAX_CONVS];
     const char *out_path = NULL, *weights_arg = NULL;
@@ -289,6 +299,7 @@ int main(int argc, char **argv)
             if (n_weights < 0) usage_error("bad --budget-weights", v);
         } else if (!strcmp(f, "--max-steps")) max_steps = (int)parse_int(f, v, 1);
         else if (!strcmp(f, "--warmup")) warmup = (int)parse_int(f, v, 0);
+        else if (!strcmp(f, "--evaluate")) n_eval = (int)parse_int(f, v, 1);
         else if (!strcmp(f, "--sequences")) n_seq = (int)parse_int(f, v, 1);
         else if (!strcmp(f, "--out")) out_path = v;
         else usage_error("unknown flag", f);
@@ -321,6 +332,10 @@ int main(int argc, char **argv)
                  n_weights, n_conv);
         usage_error(msg, NULL);
     }
+    double *layer_budget = malloc((size_t)n_conv * sizeof *layer_budget);
+    if (!layer_budget) die("%s%s", "out of memory", "");
+    if (cbi_tune_budgets(metric, budget, weights_arg ? weights : NULL, n_conv, layer_budget) != 0)
+        usage_error("--budget-weights must not all be 0 with --metric psnr", NULL);
 
     /* Frame size: --resize, else the first video's own size. */
     int w = ba.resize_w, h = ba.resize_h;
@@ -333,8 +348,9 @@ int main(int argc, char **argv)
     }
 
     /* Sequence starts: candidate starts are all positions in a range with
-     * room for warmup + 1 frames; K of them are taken evenly spaced. */
-    const int L = warmup + 1;
+     * room for warmup + n_eval frames; K of them are taken evenly spaced. */
+    if (warmup > 100000 || n_eval > 100000) usage_error("--warmup/--evaluate too large", NULL);
+    const int L = warmup + n_eval;
     long cand = 0;
     for (int v = 0; v < n_videos; ++v) {
         videos[v].count = count_frames(&videos[v], w, h);
@@ -343,14 +359,16 @@ int main(int argc, char **argv)
                     videos[v].path, videos[v].count, videos[v].a);
         if (videos[v].count >= L) cand += videos[v].count - L + 1;
     }
-    if (cand < 1) die("%s%s", "no video range holds warmup + 1 frames", "");
+    if (cand < 1) die("%s%s", "no video range holds warmup + evaluate frames", "");
     if (n_seq > cand) n_seq = (int)cand;
 
     tune t;
     memset(&t, 0, sizeof t);
+    t.budget = layer_budget;
     t.w = w;
     t.h = h;
-    t.frames_per_seq = L;
+    t.warmup = warmup;
+    t.n_eval = n_eval;
     t.n_seq = n_seq;
     t.metric = metric;
     const size_t frame_bytes = (size_t)w * h * 3;
@@ -407,22 +425,25 @@ int main(int argc, char **argv)
     double *spread = calloc((size_t)n_conv, sizeof *spread);
     if (!t.out || !spread) die("%s%s", "out of memory", "");
     for (int k = 0; k < n_seq; ++k) {
-        t.dense[k] = malloc(t.out_elems * sizeof **t.dense);
+        t.dense[k] = malloc((size_t)n_eval * t.out_elems * sizeof **t.dense);
         if (!t.dense[k]) die("%s%s", "out of memory", "");
-        check(cbinfer_stream_reset(dense), dense, "reset");
-        check(cbinfer_stream_push_rgb8(dense, t.seq[k] + (size_t)(L - 1) * frame_bytes, w, h,
-                                       (size_t)w * 3), dense, "dense frame");
-        check(cbinfer_stream_read_output(dense, t.dense[k], t.out_elems), dense, "dense output");
-        for (int c = 0; stats_init && c < n_conv; ++c) {
-            double mean, sd;
-            check(cbinfer_stream_conv_input_stats(dense, c, &mean, &sd), dense, "input stats");
-            spread[c] += sd / n_seq;
+        /* A dense output depends on its frame alone. */
+        for (int e = 0; e < n_eval; ++e) {
+            check(cbinfer_stream_push_rgb8(dense, t.seq[k] + (size_t)(warmup + e) * frame_bytes,
+                                           w, h, (size_t)w * 3), dense, "dense frame");
+            check(cbinfer_stream_read_output(dense, t.dense[k] + (size_t)e * t.out_elems,
+                                             t.out_elems), dense, "dense output");
+            for (int c = 0; stats_init && c < n_conv; ++c) {
+                double mean, sd;
+                check(cbinfer_stream_conv_input_stats(dense, c, &mean, &sd), dense, "input stats");
+                spread[c] += sd / ((double)n_seq * n_eval);
+            }
         }
     }
     cbinfer_stream_destroy(dense);
 
-    fprintf(stderr, "cbinfer-tune: %s, %d convolutions, %dx%d, %d sequences of %d frames\n",
-            ba.model, n_conv, w, h, n_seq, L);
+    fprintf(stderr, "cbinfer-tune: %s, %d convolutions, %dx%d, %d sequences of %d frames (%d "
+                    "evaluated)\n", ba.model, n_conv, w, h, n_seq, L, n_eval);
     /* Sec. III-F, branches independently: tune_search.c holds every conv
      * that does not reach the one under tuning at 0. */
     check(cbinfer_stream_set_threshold_all(t.cb, 0.f), t.cb, "thresholds");
@@ -430,13 +451,9 @@ int main(int argc, char **argv)
     t.n_conv = n_conv;
     unsigned char *reaches = malloc((size_t)n_conv * n_conv);
     double *layer_init = malloc((size_t)n_conv * sizeof *layer_init);
-    t.budget = malloc((size_t)n_conv * sizeof *t.budget);
     t.applied = calloc((size_t)n_conv, sizeof *t.applied);
     cbi_tune_result *res = calloc((size_t)n_conv, sizeof *res);
-    if (!reaches || !layer_init || !t.budget || !t.applied || !res)
-        die("%s%s", "out of memory", "");
-    if (cbi_tune_budgets(metric, budget, weights_arg ? weights : NULL, n_conv, t.budget) != 0)
-        usage_error("--budget-weights must not all be 0 with --metric psnr", NULL);
+    if (!reaches || !layer_init || !t.applied || !res) die("%s%s", "out of memory", "");
     int branches = 0;
     for (int i = 0; i < n_conv; ++i) {
         for (int j = 0; j < n_conv; ++j) {
@@ -498,13 +515,13 @@ int main(int argc, char **argv)
         static const char *const metric_names[] = {"mse", "psnr", "maxabs"};
         n += (size_t)snprintf(hdr + n, cap - n,
                               "\nmetric %s, budget %g%s, weights %s, init %g%s, growth %g, "
-                              "max-steps %d\nwarmup %d, sequences %d\nfinal loss %.6g (PSNR %.3f "
+                              "max-steps %d\nwarmup %d, evaluate %d, sequences %d\nfinal loss %.6g (PSNR %.3f "
                               "dB, changed share %.4f)",
                               metric_names[metric], budget,
                               metric == CBI_TUNE_PSNR ? " dB to keep" : " per layer",
                               weights_arg ? weights_arg : "(even)",
                               init, stats_init ? " (stats-scaled)" : "", growth, max_steps,
-                              warmup, n_seq, final_loss, cbi_psnr_of_mse(final_mse), final_share);
+                              warmup, n_eval, n_seq, final_loss, cbi_psnr_of_mse(final_mse), final_share);
         time_t now = time(NULL);
         char date[64];
         strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));

@@ -2,8 +2,13 @@
 // it writes, and the conv input statistics behind --stats-init.
 #include <gtest/gtest.h>
 
+#include <sys/wait.h>
+
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -378,4 +383,84 @@ TEST(Tune, ConvInputStatsContract)
     EXPECT_EQ(cbinfer_stream_conv_input_stats(s.get(), cbinfer_network_conv_count(net.get()), &m,
                                               &sd),
               CBINFER_STATUS_BAD_PARAM);
+}
+
+namespace {
+
+// Runs cbinfer-tune with args (stdout to out_path, stderr discarded) and
+// returns its exit status, -1 when it did not exit normally.
+int run_tune(const std::string &args, const std::string &out_path)
+{
+    const std::string cmd =
+        std::string("'") + CBINFER_TEST_TUNE_EXE + "' " + args + " > '" + out_path + "' 2>/dev/null";
+    const int st = std::system(cmd.c_str());
+    return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+std::string slurp(const std::string &path)
+{
+    std::ifstream f(path);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    return ss.str();
+}
+
+} // namespace
+
+// The tool end to end on a small crop: the thresholds file it writes loads
+// into a stream, stays inside what --max-steps allows, and records the run.
+TEST(Tune, ToolWritesThresholdsTheLibraryLoads)
+{
+    const std::string dir = ::testing::TempDir(), thr = dir + "cbinfer_tune_tool.thr",
+                      curve = dir + "cbinfer_tune_tool.txt";
+    const std::string model = cbi_test_model("scene-labeling-synthetic");
+    const std::string args = "--model '" + model + "' --video '" +
+                             cbi_test_video("vtest.avi") +
+                             "@0:11' --resize 64x48 --sequences 2 --warmup 2 --evaluate 2 "
+                             "--budget 1e-6 --init 1e-3 --growth 2 --max-steps 4 --out '" +
+                             thr + "'";
+    ASSERT_EQ(run_tune(args, curve), 0);
+
+    NetPtr net = load("scene-labeling-synthetic");
+    ASSERT_TRUE(net);
+    StreamPtr s = make_stream(net.get(), 64, 48, CBINFER_BACKEND_CPU, CBINFER_MODE_CBINFER);
+    ASSERT_TRUE(s);
+    ASSERT_EQ(cbinfer_stream_set_threshold_all(s.get(), 1.f), CBINFER_STATUS_SUCCESS);
+    ASSERT_EQ(cbinfer_stream_load_thresholds(s.get(), thr.c_str()), CBINFER_STATUS_SUCCESS)
+        << cbinfer_stream_last_error(s.get());
+    for (int i = 0; i < cbinfer_network_conv_count(net.get()); ++i) {
+        float t = -1;
+        const char *name = cbinfer_network_conv_name(net.get(), i);
+        ASSERT_EQ(cbinfer_stream_get_threshold(s.get(), name, &t), CBINFER_STATUS_SUCCESS);
+        // At most init * growth^(max_steps - 1), so none was left at 1: every
+        // conv is in the file.
+        EXPECT_GE(t, 0.f) << name;
+        EXPECT_LE(t, 1e-3f * 8 * 1.0001f) << name;
+    }
+    const std::string text = slurp(thr);
+    EXPECT_NE(text.find("--budget 1e-6"), std::string::npos);
+    EXPECT_NE(text.find("warmup 2, evaluate 2, sequences 2"), std::string::npos);
+    EXPECT_NE(text.find("@0:11"), std::string::npos);
+    // stdout: the joint scaling curve, a header and seven scales.
+    std::istringstream lines(slurp(curve));
+    std::string line;
+    int n = 0;
+    while (std::getline(lines, line)) ++n;
+    EXPECT_EQ(n, 8);
+    std::remove(thr.c_str());
+    std::remove(curve.c_str());
+}
+
+TEST(Tune, ToolRejectsBadArguments)
+{
+    const std::string out = ::testing::TempDir() + "cbinfer_tune_bad.txt";
+    const std::string base = "--model '" + cbi_test_model("scene-labeling-synthetic") +
+                             "' --video '" + cbi_test_video("vtest.avi") + "@0:11' --resize 64x48 ";
+    EXPECT_EQ(run_tune(base, out), 2);                          // no --budget
+    EXPECT_EQ(run_tune(base + "--budget 1e-6 --evaluate 0", out), 2);
+    EXPECT_EQ(run_tune(base + "--budget 1e-6 --growth 1", out), 2);
+    EXPECT_EQ(run_tune(base + "--budget 1e-6 --metric psnr --budget-weights 0,0,0,0,0", out), 2);
+    // A frame range shorter than warmup + evaluate is a runtime error (1).
+    EXPECT_EQ(run_tune(base + "--budget 1e-6 --warmup 8 --evaluate 8", out), 1);
+    std::remove(out.c_str());
 }
