@@ -335,6 +335,41 @@ TEST(Tune, ThresholdsFileRoundTrip)
     std::remove(path.c_str());
 }
 
+// Loads a thresholds file into a fresh w x h stream of net whose thresholds
+// are all 1e9 first, and expects every conv to end in [0, max]: the file set
+// each of them.
+void expect_file_sets_every_conv(const cbinfer_network_t *net, int w, int h,
+                                 const std::string &path, float max)
+{
+    StreamPtr s = make_stream(net, w, h, CBINFER_BACKEND_CPU, CBINFER_MODE_CBINFER);
+    ASSERT_TRUE(s);
+    ASSERT_EQ(cbinfer_stream_set_threshold_all(s.get(), 1e9f), CBINFER_STATUS_SUCCESS);
+    ASSERT_EQ(cbinfer_stream_load_thresholds(s.get(), path.c_str()), CBINFER_STATUS_SUCCESS)
+        << cbinfer_stream_last_error(s.get());
+    for (int i = 0; i < cbinfer_network_conv_count(net); ++i) {
+        float t = -1;
+        const char *name = cbinfer_network_conv_name(net, i);
+        ASSERT_EQ(cbinfer_stream_get_threshold(s.get(), name, &t), CBINFER_STATUS_SUCCESS);
+        EXPECT_GE(t, 0.f) << name;
+        EXPECT_LE(t, max) << name;
+    }
+}
+
+// Every shipped thresholds file (bench/thresholds/<model>_<data>.thr) loads
+// into its model and names each of its convolutions.
+TEST(Tune, ShippedThresholdsLoad)
+{
+    const std::string dir = std::string(CBINFER_TEST_SOURCE_DIR) + "/bench/thresholds/";
+    const char *const models[] = {"vgg7-noise1", "realesr-x2", "scene-labeling-synthetic",
+                                  "openpose-synthetic"};
+    for (const char *m : models) {
+        SCOPED_TRACE(m);
+        NetPtr net = load(m);
+        ASSERT_TRUE(net);
+        expect_file_sets_every_conv(net.get(), 96, 72, dir + m + "_vtest-96x72.thr", 1e8f);
+    }
+}
+
 TEST(Tune, ConvInputStatsOfFirstLayerAreThoseOfTheFrame)
 {
     // scene-labeling-synthetic starts with a Conv: its input is the scaled frame.
@@ -423,20 +458,8 @@ TEST(Tune, ToolWritesThresholdsTheLibraryLoads)
 
     NetPtr net = load("scene-labeling-synthetic");
     ASSERT_TRUE(net);
-    StreamPtr s = make_stream(net.get(), 64, 48, CBINFER_BACKEND_CPU, CBINFER_MODE_CBINFER);
-    ASSERT_TRUE(s);
-    ASSERT_EQ(cbinfer_stream_set_threshold_all(s.get(), 1.f), CBINFER_STATUS_SUCCESS);
-    ASSERT_EQ(cbinfer_stream_load_thresholds(s.get(), thr.c_str()), CBINFER_STATUS_SUCCESS)
-        << cbinfer_stream_last_error(s.get());
-    for (int i = 0; i < cbinfer_network_conv_count(net.get()); ++i) {
-        float t = -1;
-        const char *name = cbinfer_network_conv_name(net.get(), i);
-        ASSERT_EQ(cbinfer_stream_get_threshold(s.get(), name, &t), CBINFER_STATUS_SUCCESS);
-        // At most init * growth^(max_steps - 1), so none was left at 1: every
-        // conv is in the file.
-        EXPECT_GE(t, 0.f) << name;
-        EXPECT_LE(t, 1e-3f * 8 * 1.0001f) << name;
-    }
+    // At most init * growth^(max_steps - 1).
+    expect_file_sets_every_conv(net.get(), 64, 48, thr, 1e-3f * 8 * 1.0001f);
     const std::string text = slurp(thr);
     EXPECT_NE(text.find("--budget 1e-6"), std::string::npos);
     EXPECT_NE(text.find("warmup 2, evaluate 2, sequences 2"), std::string::npos);

@@ -147,6 +147,9 @@ class Doc:
             self.mode = need(cfg, "mode", "config", STR)
             self.precision = need(cfg, "precision", "config", STR)
             self.threshold = need(cfg, "threshold", "config", NUM, nullable=True)
+            # Per-layer thresholds (--thresholds); absent in older files.
+            self.thresholds_file = (need(cfg, "thresholds_file", "config", STR, nullable=True)
+                                    if "thresholds_file" in cfg else None)
             self.runs = need(doc, "runs", "", LIST)
             for i, run in enumerate(self.runs):
                 need(run, "threshold_scale", f"runs[{i}]", NUM)
@@ -171,7 +174,7 @@ class Doc:
         name = os.path.basename(self.model)
         if name.endswith(".onnx"):
             name = name[:-5]
-        return f"{name} / {self.workload}" if self.workload else name
+        return f"{name} / {self.workload}" if self.workload and self.workload != name else name
 
     def input_label(self):
         return os.path.basename(self.input.rstrip("/")) or self.input
@@ -182,6 +185,8 @@ class Doc:
         return f"{self.backend.upper()} {name}{cores}"
 
     def threshold_label(self):
+        if self.thresholds_file:
+            return os.path.basename(self.thresholds_file)
         return "-" if self.threshold is None else f"{self.threshold:g}"
 
 
