@@ -27,7 +27,7 @@
  *   Alignment: element alignment only.
  */
 template <typename T>
-__global__ void convt_gather_kernel(cbi_cuda_convt_geom g, const float *__restrict__ ycol,
+__global__ void convt_gather_kernel(cbi_cuda_conv_geom g, const float *__restrict__ ycol,
                                     int iy_lo, int oy0, int oy1, const float *__restrict__ bias,
                                     cbi_cuda_act act, T *__restrict__ out)
 {
@@ -55,7 +55,7 @@ __global__ void convt_gather_kernel(cbi_cuda_convt_geom g, const float *__restri
     }
 }
 
-extern "C" cudaError_t launch_convt_gather(cbi_cuda_dtype dt, const cbi_cuda_convt_geom *g,
+extern "C" cudaError_t launch_convt_gather(cbi_cuda_dtype dt, const cbi_cuda_conv_geom *g,
                                            const float *ycol, int iy_lo, int oy0, int oy1,
                                            const float *bias, const cbi_cuda_act *act, void *out,
                                            cudaStream_t stream)
@@ -73,7 +73,7 @@ extern "C" cudaError_t launch_convt_gather(cbi_cuda_dtype dt, const cbi_cuda_con
 
 /* Input rows [*lo, *hi] that output rows [oy0, oy1) read (empty: *lo > *hi):
  * iy = (oy + pad_t - ky*dh) / sh for ky in [0, kh). */
-static void convt_rows(const cbi_cuda_convt_geom *g, int oy0, int oy1, int *lo, int *hi)
+static void convt_rows(const cbi_cuda_conv_geom *g, int oy0, int oy1, int *lo, int *hi)
 {
     const int a = oy0 + g->pad_t - (g->kh - 1) * g->dh; /* smallest numerator */
     const int b = oy1 - 1 + g->pad_t;                   /* largest numerator */
@@ -94,22 +94,7 @@ cbinfer_status cu_conv_transpose(void *bctx, cbi_op_args *a, cbi_err *e)
         n->win.kh < 1 || n->win.kw < 1)
         return cbi_fail(e, CBINFER_STATUS_INTERNAL,
                         "node %s (ConvTranspose): no device weights or shape mismatch", where);
-    cbi_cuda_convt_geom g;
-    g.cin = p->in.c;
-    g.h = p->in.h;
-    g.w = p->in.w;
-    g.cout = p->out.c;
-    g.ho = p->out.h;
-    g.wo = p->out.w;
-    g.kh = n->win.kh;
-    g.kw = n->win.kw;
-    g.sh = n->win.sh > 0 ? n->win.sh : 1;
-    g.sw = n->win.sw > 0 ? n->win.sw : 1;
-    g.dh = n->win.dh > 0 ? n->win.dh : 1;
-    g.dw = n->win.dw > 0 ? n->win.dw : 1;
-    g.pad_t = p->pad_t;
-    g.pad_l = p->pad_l;
-    g.ncol = g.kh * g.kw * g.cout;
+    const cbi_cuda_conv_geom g = cu_conv_geom(a);
     cbi_cuda_act act;
     CU_TRY(cu_act_of(a, &act, e));
 

@@ -163,6 +163,7 @@ cbi_cuda_conv_geom cu_conv_geom(const cbi_op_args *a)
     g.pad_t = p->pad_t;
     g.pad_l = p->pad_l;
     g.k = g.kh * g.kw * g.cin;
+    g.ncol = g.kh * g.kw * g.cout;
     return g;
 }
 

@@ -228,7 +228,7 @@ cbinfer_status cu_extract_indices(cu_ctx *ctx, const uint8_t *map, int64_t n_px,
 cbinfer_status cu_extract_scratch_bytes(int64_t n_px, size_t *bytes, const char *where,
                                         cbi_err *e);
 
-/* Geometry of a Conv / ConvTranspose / pool call. */
+/* Geometry of a Conv or ConvTranspose call (cbi_cuda_conv_geom). */
 cbi_cuda_conv_geom cu_conv_geom(const cbi_op_args *a);
 
 #endif /* CBI_CUDA_BACKEND_CUH */

@@ -38,29 +38,15 @@ typedef struct cbi_cuda_act {
     int n_slope;
 } cbi_cuda_act;
 
-/* Convolution geometry (Conv: input cin x h x w -> output cout x ho x wo). */
+/* Conv and ConvTranspose geometry (input cin x h x w -> output cout x ho x
+ * wo; strides and dilations >= 1). */
 typedef struct cbi_cuda_conv_geom {
     int cin, h, w;
     int cout, ho, wo;
     int kh, kw, sh, sw, dh, dw, pad_t, pad_l;
-    int k; /* kh * kw * cin, one im2col row */
+    int k;    /* kh * kw * cin, one im2col row (Conv) */
+    int ncol; /* kh * kw * cout, one GEMM row (ConvTranspose) */
 } cbi_cuda_conv_geom;
-
-/* ConvTranspose geometry (input cin x h x w -> output cout x ho x wo). */
-typedef struct cbi_cuda_convt_geom {
-    int cin, h, w;
-    int cout, ho, wo;
-    int kh, kw, sh, sw, dh, dw, pad_t, pad_l;
-    int ncol; /* kh * kw * cout, one GEMM row */
-} cbi_cuda_convt_geom;
-
-/* Pool geometry (defaults applied: strides and dilations >= 1). */
-typedef struct cbi_cuda_pool_geom {
-    int c, h, w, ho, wo;
-    int kh, kw, sh, sw, dh, dw;
-    int pad_t, pad_l, pad_b, pad_r;
-    int is_max, include_pad;
-} cbi_cuda_pool_geom;
 
 /* ---- change_detect.cu ---------------------------------------------------- */
 
@@ -132,16 +118,16 @@ cudaError_t launch_f16_to_f32(const void *src, float *dst, int64_t n, cudaStream
 /* ---- pool.cu ------------------------------------------------------------- */
 
 /* Every output pixel of a MaxPool / AveragePool. */
-cudaError_t launch_pool_dense(cbi_cuda_dtype dt, const cbi_cuda_pool_geom *g, const void *x,
+cudaError_t launch_pool_dense(cbi_cuda_dtype dt, const cbi_pool_geom *g, const void *x,
                               void *y, cudaStream_t stream);
 
 /* Marks in map (ho x wo bytes) every output pixel whose window holds one of
  * the n input pixels of list (Sec. III-E: the producer's change indices). */
-cudaError_t launch_pool_mark(const cbi_cuda_pool_geom *g, const int32_t *list, int64_t n,
+cudaError_t launch_pool_mark(const cbi_pool_geom *g, const int32_t *list, int64_t n,
                              uint8_t *map, cudaStream_t stream);
 
 /* The n output pixels listed in idx, each computed once. */
-cudaError_t launch_pool_at(cbi_cuda_dtype dt, const cbi_cuda_pool_geom *g, const void *x,
+cudaError_t launch_pool_at(cbi_cuda_dtype dt, const cbi_pool_geom *g, const void *x,
                            void *y, const int32_t *idx, int64_t n, cudaStream_t stream);
 
 /* ---- conv_transpose.cu --------------------------------------------------- */
@@ -149,7 +135,7 @@ cudaError_t launch_pool_at(cbi_cuda_dtype dt, const cbi_cuda_pool_geom *g, const
 /* col2im of one band of output rows [oy0, oy1): every output value of the
  * band is bias + the taps of the GEMM rows ycol (input rows iy_lo.., each
  * g->ncol floats per input pixel), then the activation. */
-cudaError_t launch_convt_gather(cbi_cuda_dtype dt, const cbi_cuda_convt_geom *g, const float *ycol,
+cudaError_t launch_convt_gather(cbi_cuda_dtype dt, const cbi_cuda_conv_geom *g, const float *ycol,
                                 int iy_lo, int oy0, int oy1, const float *bias,
                                 const cbi_cuda_act *act, void *out, cudaStream_t stream);
 

@@ -19,7 +19,7 @@
 
 /* One value (output pixel oy, ox, channel ch) of a pool: ops_pool_pixel(). */
 template <typename T>
-__device__ __forceinline__ float pool_value(const cbi_cuda_pool_geom &g, const T *__restrict__ x,
+__device__ __forceinline__ float pool_value(const cbi_pool_geom &g, const T *__restrict__ x,
                                             int oy, int ox, int ch)
 {
     const int y0 = oy * g.sh - g.pad_t, x0 = ox * g.sw - g.pad_l;
@@ -56,7 +56,7 @@ __device__ __forceinline__ float pool_value(const cbi_cuda_pool_geom &g, const T
  *   Layout: NHWC, channel = index modulo c. Alignment: element only.
  */
 template <typename T>
-__global__ void pool_dense_kernel(cbi_cuda_pool_geom g, const T *__restrict__ x,
+__global__ void pool_dense_kernel(cbi_pool_geom g, const T *__restrict__ x,
                                   T *__restrict__ y)
 {
     CU_GRID_STRIDE(i, (int64_t)g.ho * g.wo * g.c)
@@ -75,7 +75,7 @@ __global__ void pool_dense_kernel(cbi_cuda_pool_geom g, const T *__restrict__ x,
  *   Shared memory: none. Layout: NHWC. Alignment: element only.
  */
 template <typename T>
-__global__ void pool_at_kernel(cbi_cuda_pool_geom g, const T *__restrict__ x, T *__restrict__ y,
+__global__ void pool_at_kernel(cbi_pool_geom g, const T *__restrict__ x, T *__restrict__ y,
                                const int32_t *__restrict__ idx, int64_t n)
 {
     CU_GRID_STRIDE(i, n * g.c)
@@ -97,7 +97,7 @@ __global__ void pool_at_kernel(cbi_cuda_pool_geom g, const T *__restrict__ x, T 
  *   Shared memory: none. Layout: pixel indices y * w + x of the NHWC input;
  *   one map byte per output pixel. Alignment: none required.
  */
-__global__ void pool_mark_kernel(cbi_cuda_pool_geom g, const int32_t *__restrict__ list,
+__global__ void pool_mark_kernel(cbi_pool_geom g, const int32_t *__restrict__ list,
                                  int64_t n, uint8_t *__restrict__ map)
 {
     CU_GRID_STRIDE(i, n)
@@ -119,7 +119,7 @@ __global__ void pool_mark_kernel(cbi_cuda_pool_geom g, const int32_t *__restrict
     }
 }
 
-extern "C" cudaError_t launch_pool_dense(cbi_cuda_dtype dt, const cbi_cuda_pool_geom *g,
+extern "C" cudaError_t launch_pool_dense(cbi_cuda_dtype dt, const cbi_pool_geom *g,
                                          const void *x, void *y, cudaStream_t stream)
 {
     const int64_t total = (int64_t)g->ho * g->wo * g->c;
@@ -133,7 +133,7 @@ extern "C" cudaError_t launch_pool_dense(cbi_cuda_dtype dt, const cbi_cuda_pool_
     return cudaGetLastError();
 }
 
-extern "C" cudaError_t launch_pool_mark(const cbi_cuda_pool_geom *g, const int32_t *list,
+extern "C" cudaError_t launch_pool_mark(const cbi_pool_geom *g, const int32_t *list,
                                         int64_t n, uint8_t *map, cudaStream_t stream)
 {
     if (n <= 0) return cudaSuccess;
@@ -141,7 +141,7 @@ extern "C" cudaError_t launch_pool_mark(const cbi_cuda_pool_geom *g, const int32
     return cudaGetLastError();
 }
 
-extern "C" cudaError_t launch_pool_at(cbi_cuda_dtype dt, const cbi_cuda_pool_geom *g,
+extern "C" cudaError_t launch_pool_at(cbi_cuda_dtype dt, const cbi_pool_geom *g,
                                       const void *x, void *y, const int32_t *idx, int64_t n,
                                       cudaStream_t stream)
 {
@@ -158,43 +158,14 @@ extern "C" cudaError_t launch_pool_at(cbi_cuda_dtype dt, const cbi_cuda_pool_geo
 
 /* ------------------------------------------------------------ entries ---- */
 
-static cbi_cuda_pool_geom pool_geom(const cbi_op_args *a)
-{
-    const cbi_window *w = &a->node->win;
-    cbi_cuda_pool_geom g;
-    g.c = a->plan->in.c;
-    g.h = a->plan->in.h;
-    g.w = a->plan->in.w;
-    g.ho = a->plan->out.h;
-    g.wo = a->plan->out.w;
-    g.kh = w->kh;
-    g.kw = w->kw;
-    g.sh = w->sh > 0 ? w->sh : 1;
-    g.sw = w->sw > 0 ? w->sw : 1;
-    g.dh = w->dh > 0 ? w->dh : 1;
-    g.dw = w->dw > 0 ? w->dw : 1;
-    g.pad_t = a->plan->pad_t;
-    g.pad_l = a->plan->pad_l;
-    g.pad_b = a->plan->pad_b;
-    g.pad_r = a->plan->pad_r;
-    g.is_max = a->node->op == CBI_OP_MAXPOOL;
-    g.include_pad = w->count_include_pad;
-    return g;
-}
-
-static cbinfer_status pool_check(const cbi_op_args *a, cbi_err *e)
+/* The op's checks and its geometry (cbi_pool_geom_of, shared with the CPU). */
+static cbinfer_status pool_geom(const cbi_op_args *a, cbi_pool_geom *g, cbi_err *e)
 {
     CU_TRY(cu_check_args(a, 1, e));
-    if (a->node->op != CBI_OP_MAXPOOL && a->node->op != CBI_OP_AVGPOOL)
-        return cbi_fail(e, CBINFER_STATUS_INTERNAL, "node %s (%s): not a pool", cu_name(a),
-                        a->node->op_type);
-    if (a->node->win.kh < 1 || a->node->win.kw < 1 || a->plan->in.c != a->plan->out.c)
-        return cbi_fail(e, CBINFER_STATUS_INTERNAL, "node %s (%s): bad pool geometry",
-                        cu_name(a), a->node->op_type);
-    return CBINFER_STATUS_SUCCESS;
+    return cbi_pool_geom_of(a->node, a->plan, g, e);
 }
 
-static cbinfer_status pool_all(cu_ctx *ctx, cbi_op_args *a, const cbi_cuda_pool_geom *g,
+static cbinfer_status pool_all(cu_ctx *ctx, cbi_op_args *a, const cbi_pool_geom *g,
                                cbi_err *e)
 {
     cu_step s(ctx, a, CBINFER_STEP_POOL);
@@ -209,22 +180,22 @@ static cbinfer_status pool_all(cu_ctx *ctx, cbi_op_args *a, const cbi_cuda_pool_
 
 cbinfer_status cu_pool_dense(void *bctx, cbi_op_args *a, cbi_err *e)
 {
-    CU_TRY(pool_check(a, e));
-    const cbi_cuda_pool_geom g = pool_geom(a);
+    cbi_pool_geom g;
+    CU_TRY(pool_geom(a, &g, e));
     return pool_all((cu_ctx *)bctx, a, &g, e);
 }
 
 cbinfer_status cu_pool_change(void *bctx, cbi_op_args *a, cbi_err *e)
 {
     cu_ctx *ctx = (cu_ctx *)bctx;
-    CU_TRY(pool_check(a, e));
+    cbi_pool_geom g;
+    CU_TRY(pool_geom(a, &g, e));
     cu_layer *L = (cu_layer *)a->layer;
     const cbi_changes *chg = a->in_chg[0];
     const char *where = cu_name(a);
     if (!L || !L->d_map || !L->d_idx || !a->out_chg)
         return cbi_fail(e, CBINFER_STATUS_INTERNAL, "node %s (%s): no change-based pool state",
                         where, a->node->op_type);
-    const cbi_cuda_pool_geom g = pool_geom(a);
     const int64_t out_px = (int64_t)g.ho * g.wo;
 
     if (a->first || !chg || chg->all) {

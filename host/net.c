@@ -280,6 +280,41 @@ int cbinfer_network_conv_reaches(const cbinfer_network_t *net, int conv, int anc
     return net->net.conv_reach[(size_t)conv * n + ancestor];
 }
 
+static int at_least_1(int v)
+{
+    return v > 0 ? v : 1;
+}
+
+cbinfer_status cbi_pool_geom_of(const cbi_node *node, const cbi_node_plan *plan,
+                                cbi_pool_geom *g, cbi_err *e)
+{
+    const cbi_window *w = &node->win;
+    if (node->op != CBI_OP_MAXPOOL && node->op != CBI_OP_AVGPOOL)
+        return cbi_fail(e, CBINFER_STATUS_INTERNAL, "node %s (%s): not a pool", node->name,
+                        node->op_type);
+    if (w->kh < 1 || w->kw < 1 || plan->in.c != plan->out.c)
+        return cbi_fail(e, CBINFER_STATUS_INTERNAL, "node %s (%s): bad pool geometry",
+                        node->name, node->op_type);
+    g->c = plan->in.c;
+    g->h = plan->in.h;
+    g->w = plan->in.w;
+    g->ho = plan->out.h;
+    g->wo = plan->out.w;
+    g->kh = w->kh;
+    g->kw = w->kw;
+    g->sh = at_least_1(w->sh);
+    g->sw = at_least_1(w->sw);
+    g->dh = at_least_1(w->dh);
+    g->dw = at_least_1(w->dw);
+    g->pad_t = plan->pad_t;
+    g->pad_l = plan->pad_l;
+    g->pad_b = plan->pad_b;
+    g->pad_r = plan->pad_r;
+    g->is_max = node->op == CBI_OP_MAXPOOL;
+    g->include_pad = w->count_include_pad;
+    return CBINFER_STATUS_SUCCESS;
+}
+
 int cbi_resize_src(const cbi_node *n, const cbi_node_plan *p, int axis, int o)
 {
     const int n_in = axis ? p->in.w : p->in.h, n_out = axis ? p->out.w : p->out.h;

@@ -190,6 +190,24 @@ typedef struct cbi_node_plan {
     int pad_t, pad_l, pad_b, pad_r; /* resolved window pads (auto_pad applied) */
 } cbi_node_plan;
 
+/* A MaxPool/AveragePool window resolved for one frame size: input c x h x w
+ * -> output c x ho x wo, strides and dilations >= 1, the plan's pads. Plain
+ * data, passed by value to CUDA kernels too, so that every backend reads the
+ * same geometry. */
+typedef struct cbi_pool_geom {
+    int c, h, w, ho, wo;
+    int kh, kw, sh, sw, dh, dw;
+    int pad_t, pad_l, pad_b, pad_r;
+    int is_max, include_pad;
+} cbi_pool_geom;
+
+struct cbi_err; /* common.h */
+
+/* Fills *g from a pool node and its plan. Returns INTERNAL (e names the node)
+ * when the node is not a pool or its window or channels do not fit. */
+cbinfer_status cbi_pool_geom_of(const cbi_node *node, const cbi_node_plan *plan,
+                                cbi_pool_geom *g, struct cbi_err *e);
+
 /* Infers every value's shape and every node's resolved pads for an input of
  * height x width. shapes has net->n_values entries, plans net->n_nodes.
  * Returns BAD_FRAME_SIZE (with a message naming the node) if any layer would

@@ -168,33 +168,22 @@ cbinfer_status cpu_activation(void *bctx, cbi_op_args *a, cbi_err *e)
 
 /* -------------------------------------------------------------- Pooling --- */
 
-/* Pool geometry with defaults applied. */
-typedef struct ops_pool {
-    int kh, kw, sh, sw, dh, dw;
-    int pad_t, pad_l, pad_b, pad_r;
-    int is_max, include_pad;
-    cbi_shape in, out;
-} ops_pool;
-
-static ops_pool ops_pool_geom(const cbi_op_args *a)
+/* The op's checks and its geometry (cbi_pool_geom_of, shared with CUDA). */
+static cbinfer_status ops_pool_geom(const cbi_op_args *a, cbi_pool_geom *g, cbi_err *e)
 {
-    const cbi_window *w = &a->node->win;
-    ops_pool g;
-    g.kh = w->kh;
-    g.kw = w->kw;
-    g.sh = w->sh > 0 ? w->sh : 1;
-    g.sw = w->sw > 0 ? w->sw : 1;
-    g.dh = w->dh > 0 ? w->dh : 1;
-    g.dw = w->dw > 0 ? w->dw : 1;
-    g.pad_t = a->plan->pad_t;
-    g.pad_l = a->plan->pad_l;
-    g.pad_b = a->plan->pad_b;
-    g.pad_r = a->plan->pad_r;
-    g.is_max = a->node->op == CBI_OP_MAXPOOL;
-    g.include_pad = w->count_include_pad;
-    g.in = a->plan->in;
-    g.out = a->plan->out;
-    return g;
+    cbinfer_status st = ops_check(a, 1, e);
+    if (st != CBINFER_STATUS_SUCCESS) return st;
+    return cbi_pool_geom_of(a->node, a->plan, g, e);
+}
+
+static int64_t ops_pool_in_px(const cbi_pool_geom *g)
+{
+    return (int64_t)g->h * g->w;
+}
+
+static int64_t ops_pool_out_px(const cbi_pool_geom *g)
+{
+    return (int64_t)g->ho * g->wo;
 }
 
 /* One output pixel (oy, ox), all channels. The single place a pooled value is
@@ -202,23 +191,23 @@ static ops_pool ops_pool_geom(const cbi_op_args *a)
  * ignores padding (-inf); AveragePool divides by the taps inside the padded
  * input (count_include_pad; taps past it from ceil_mode never count) or by the
  * taps inside the input. */
-static void ops_pool_pixel(const ops_pool *g, const float *x, float *y, int oy, int ox)
+static void ops_pool_pixel(const cbi_pool_geom *g, const float *x, float *y, int oy, int ox)
 {
-    const int c = g->in.c;
-    float *dst = y + ((size_t)oy * g->out.w + ox) * c;
+    const int c = g->c;
+    float *dst = y + ((size_t)oy * g->wo + ox) * c;
     const int y0 = oy * g->sh - g->pad_t, x0 = ox * g->sw - g->pad_l;
     int n_in = 0, n_pad = 0;
     for (int ch = 0; ch < c; ch++) dst[ch] = g->is_max ? -INFINITY : 0.f;
     for (int ky = 0; ky < g->kh; ky++) {
         const int iy = y0 + ky * g->dh;
-        const int row_in = iy >= 0 && iy < g->in.h;
-        const int row_pad = iy >= -g->pad_t && iy < g->in.h + g->pad_b;
+        const int row_in = iy >= 0 && iy < g->h;
+        const int row_pad = iy >= -g->pad_t && iy < g->h + g->pad_b;
         for (int kx = 0; kx < g->kw; kx++) {
             const int ix = x0 + kx * g->dw;
-            if (row_pad && ix >= -g->pad_l && ix < g->in.w + g->pad_r) n_pad++;
-            if (!row_in || ix < 0 || ix >= g->in.w) continue;
+            if (row_pad && ix >= -g->pad_l && ix < g->w + g->pad_r) n_pad++;
+            if (!row_in || ix < 0 || ix >= g->w) continue;
             n_in++;
-            const float *src = x + ((size_t)iy * g->in.w + ix) * c;
+            const float *src = x + ((size_t)iy * g->w + ix) * c;
             if (g->is_max) {
                 for (int ch = 0; ch < c; ch++) dst[ch] = src[ch] > dst[ch] ? src[ch] : dst[ch];
             } else {
@@ -233,37 +222,23 @@ static void ops_pool_pixel(const ops_pool *g, const float *x, float *y, int oy, 
     }
 }
 
-static cbinfer_status ops_pool_check(const cbi_op_args *a, cbi_err *e)
+static void ops_pool_all(const cbi_pool_geom *g, const float *x, float *y)
 {
-    cbinfer_status st = ops_check(a, 1, e);
-    if (st != CBINFER_STATUS_SUCCESS) return st;
-    const cbi_window *w = &a->node->win;
-    if (a->node->op != CBI_OP_MAXPOOL && a->node->op != CBI_OP_AVGPOOL)
-        return cbi_fail(e, CBINFER_STATUS_INTERNAL, "node %s (%s): not a pool", ops_name(a),
-                        a->node->op_type);
-    if (w->kh < 1 || w->kw < 1 || a->plan->in.c != a->plan->out.c)
-        return cbi_fail(e, CBINFER_STATUS_INTERNAL, "node %s (%s): bad pool geometry",
-                        ops_name(a), a->node->op_type);
-    return CBINFER_STATUS_SUCCESS;
-}
-
-static void ops_pool_all(const ops_pool *g, const float *x, float *y)
-{
-    for (int oy = 0; oy < g->out.h; oy++)
-        for (int ox = 0; ox < g->out.w; ox++) ops_pool_pixel(g, x, y, oy, ox);
+    for (int oy = 0; oy < g->ho; oy++)
+        for (int ox = 0; ox < g->wo; ox++) ops_pool_pixel(g, x, y, oy, ox);
 }
 
 /* MaxPool / AveragePool over the whole frame, NHWC, ONNX semantics (ceil_mode
  * is in plan->out, dilations, count_include_pad). */
 cbinfer_status cpu_pool_dense(void *bctx, cbi_op_args *a, cbi_err *e)
 {
-    cbinfer_status st = ops_pool_check(a, e);
+    cbi_pool_geom g;
+    cbinfer_status st = ops_pool_geom(a, &g, e);
     if (st != CBINFER_STATUS_SUCCESS) return st;
     const double t0 = ops_t0(a);
-    const ops_pool g = ops_pool_geom(a);
     ops_pool_all(&g, a->in[0]->data, a->out->data);
-    if (a->stats) a->stats->changed_in_px = ops_px(g.in);
-    ops_done(a, CBINFER_STEP_POOL, t0, ops_px(g.out));
+    if (a->stats) a->stats->changed_in_px = ops_pool_in_px(&g);
+    ops_done(a, CBINFER_STEP_POOL, t0, ops_pool_out_px(&g));
     return CBINFER_STATUS_SUCCESS;
 }
 
@@ -291,7 +266,8 @@ static int ops_pool_first(int i, int pad, int kern, int s, int d)
  */
 cbinfer_status cpu_pool_change(void *bctx, cbi_op_args *a, cbi_err *e)
 {
-    cbinfer_status st = ops_pool_check(a, e);
+    cbi_pool_geom g;
+    cbinfer_status st = ops_pool_geom(a, &g, e);
     if (st != CBINFER_STATUS_SUCCESS) return st;
     cpu_layer *layer = a->layer;
     const cbi_changes *chg = a->in_chg[0];
@@ -299,18 +275,17 @@ cbinfer_status cpu_pool_change(void *bctx, cbi_op_args *a, cbi_err *e)
         return cbi_fail(e, CBINFER_STATUS_INTERNAL, "node %s (%s): no change-based pool state",
                         ops_name(a), a->node->op_type);
     const double t0 = ops_t0(a);
-    const ops_pool g = ops_pool_geom(a);
     const float *x = a->in[0]->data;
     float *y = a->out->data;
 
     if (a->first || !chg || chg->all) {
-        if (a->first) memset(layer->out_map, 0, (size_t)ops_px(g.out));
+        if (a->first) memset(layer->out_map, 0, (size_t)ops_pool_out_px(&g));
         ops_pool_all(&g, x, y);
         a->out_chg->all = 1;
         a->out_chg->idx = layer->idx;
-        a->out_chg->count = ops_px(g.out);
-        if (a->stats) a->stats->changed_in_px = ops_px(g.in);
-        ops_done(a, CBINFER_STEP_POOL, t0, ops_px(g.out));
+        a->out_chg->count = ops_pool_out_px(&g);
+        if (a->stats) a->stats->changed_in_px = ops_pool_in_px(&g);
+        ops_done(a, CBINFER_STEP_POOL, t0, ops_pool_out_px(&g));
         return CBINFER_STATUS_SUCCESS;
     }
     if (chg->count > 0 && !chg->idx)
@@ -322,22 +297,22 @@ cbinfer_status cpu_pool_change(void *bctx, cbi_op_args *a, cbi_err *e)
     uint8_t *map = layer->out_map;
     int64_t n_out = 0, lo = 0, hi = 0;
     /* The first output row any change can reach. */
-    int oy = n_chg > 0 ? ops_pool_first(cin[0] / g.in.w, g.pad_t, g.kh, g.sh, g.dh) : g.out.h;
-    for (; oy < g.out.h; oy++) {
+    int oy = n_chg > 0 ? ops_pool_first(cin[0] / g.w, g.pad_t, g.kh, g.sh, g.dh) : g.ho;
+    for (; oy < g.ho; oy++) {
         const int y0 = oy * g.sh - g.pad_t;
         const int y_last = y0 + (g.kh - 1) * g.dh;
-        const int64_t first_px = (int64_t)(y0 > 0 ? y0 : 0) * g.in.w;
-        const int64_t end_px = (int64_t)(y_last + 1 < g.in.h ? y_last + 1 : g.in.h) * g.in.w;
+        const int64_t first_px = (int64_t)(y0 > 0 ? y0 : 0) * g.w;
+        const int64_t end_px = (int64_t)(y_last + 1 < g.h ? y_last + 1 : g.h) * g.w;
         while (lo < n_chg && cin[lo] < first_px) lo++;
         if (lo >= n_chg) break; /* windows only move down: nothing left to reach */
         if (hi < lo) hi = lo;
         while (hi < n_chg && cin[hi] < end_px) hi++;
-        int span_lo = g.out.w, span_hi = -1;
-        uint8_t *row = map + (size_t)oy * g.out.w;
+        int span_lo = g.wo, span_hi = -1;
+        uint8_t *row = map + (size_t)oy * g.wo;
         for (int64_t k = lo; k < hi; k++) {
-            const int iy = cin[k] / g.in.w, ix = cin[k] % g.in.w;
+            const int iy = cin[k] / g.w, ix = cin[k] % g.w;
             if ((iy - y0) % g.dh != 0) continue; /* between dilated taps */
-            for (int ox = ops_pool_first(ix, g.pad_l, g.kw, g.sw, g.dw); ox < g.out.w; ox++) {
+            for (int ox = ops_pool_first(ix, g.pad_l, g.kw, g.sw, g.dw); ox < g.wo; ox++) {
                 const int rel = ix - (ox * g.sw - g.pad_l);
                 if (rel < 0) break;
                 if (rel % g.dw != 0) continue;
@@ -350,13 +325,13 @@ cbinfer_status cpu_pool_change(void *bctx, cbi_op_args *a, cbi_err *e)
         for (int ox = span_lo; ox <= span_hi; ox++) {
             if (!row[ox]) continue;
             row[ox] = 0;
-            layer->idx[n_out++] = oy * g.out.w + ox;
+            layer->idx[n_out++] = oy * g.wo + ox;
         }
     }
-    assert(n_out <= ops_px(g.out));
+    assert(n_out <= ops_pool_out_px(&g));
 
     for (int64_t k = 0; k < n_out; k++)
-        ops_pool_pixel(&g, x, y, layer->idx[k] / g.out.w, layer->idx[k] % g.out.w);
+        ops_pool_pixel(&g, x, y, layer->idx[k] / g.wo, layer->idx[k] % g.wo);
 
     a->out_chg->all = 0;
     a->out_chg->idx = layer->idx;
