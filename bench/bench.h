@@ -36,6 +36,8 @@ typedef struct bench {
     cbi_video *video;
     int input_opens; /* how often the input was opened (stdin allows one) */
     uint8_t *rgb;
+    FILE *dump_frames;  /* --dump-frames, open during the first pass */
+    long long dumped_frames;
     float *npy_data;
     int in_c;
     float *out_dense, *out_cb;
@@ -52,6 +54,7 @@ typedef struct bench {
     int progress;       /* stderr is a terminal: draw a progress bar */
     int progress_shown; /* a bar is on screen */
     char device_name[256];
+    char kernels[256]; /* cbinfer_backend_describe() */
     char date[32];
 } bench;
 /* "cbinfer-bench: <message>" on stderr; returns 1. */

@@ -273,6 +273,10 @@ const char *cbi_bench_usage(void)
            "  --stats               per-layer table (changed share, time per step) from\n"
            "                        the timed run itself\n"
            "  --reuse-1x1           1x1 convs reuse the producer's change indices\n"
+           "  --threads N           CPU threads of each stream (default 0: every core)\n"
+           "  --dump-frames FILE    write the rgb24 frames fed to the network (after\n"
+           "                        --resize, warm-up included, first pass) to FILE, as\n"
+           "                        --raw WxH:FILE reads them (tools/ort_bench.mjs too)\n"
            "  --help, --version\n"
            "\n"
            "exit status: 0 success, 1 runtime error, 2 usage error\n";
@@ -328,7 +332,8 @@ int cbi_bench_parse_args(int argc, char **argv, cbi_bench_args *out, char *err, 
             "--model", "--video", "--raw", "--input-npy", "--resize", "--skip", "--frames",
             "--backend", "--mode", "--threshold", "--dump-output", "--warmup", "--precision",
             "--threshold-scale", "--thresholds", "--break-even", "--sweep", "--json",
-            "--export-profile", "--csv", "--workload", "--model-dir", "--calibrate"};
+            "--export-profile", "--csv", "--workload", "--model-dir", "--calibrate",
+            "--threads", "--dump-frames"};
         int known = 0;
         for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; ++k)
             known |= strcmp(flag, with_value[k]) == 0;
@@ -408,6 +413,12 @@ int cbi_bench_parse_args(int argc, char **argv, cbi_bench_args *out, char *err, 
                 rc = fail(err, n, "--threshold must not be negative, got '%s'", val);
             else
                 out->threshold = t == 0.0 ? 0.0f : (float)t; /* "-0" becomes +0 */
+        } else if (strcmp(flag, "--threads") == 0) {
+            rc = parse_int(flag, val, 0, 4096, &num, err, n);
+            out->threads = (int)num;
+        } else if (strcmp(flag, "--dump-frames") == 0) {
+            if (*val == '\0') return fail(err, n, "--dump-frames: empty path");
+            out->dump_frames = val;
         } else if (strcmp(flag, "--dump-output") == 0) {
             if (*val == '\0') return fail(err, n, "--dump-output: empty path");
             out->dump_dir = val;

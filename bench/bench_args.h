@@ -42,6 +42,8 @@ typedef struct cbi_bench_args {
     int mode;               /* --mode, a cbinfer_mode (default CBINFER_MODE_CBINFER) */
     float threshold;        /* --threshold T (default 0) */
     const char *dump_dir;   /* --dump-output DIR, or NULL */
+    const char *dump_frames; /* --dump-frames FILE: the rgb24 frames fed, or NULL */
+    int threads;            /* --threads N: CBINFER_PARAM_THREADS (0: every core) */
     int stats;              /* --stats */
     int reuse_1x1;          /* --reuse-1x1: CBINFER_PARAM_REUSE_1X1_INDICES */
     int warmup;             /* --warmup N: frames pushed before timing (default 0) */

@@ -141,6 +141,19 @@ static int source_open(bench *b)
     char err[512];
     const cbi_bench_args *a = &b->args;
     int first = b->input_opens++ == 0;
+    if (b->dump_frames && b->dumped_frames > 0) {
+        /* Frames are dumped from the first pass only. */
+        if (fclose(b->dump_frames) != 0) {
+            b->dump_frames = NULL;
+            return bench_error("--dump-frames: closing '%s' failed", a->dump_frames);
+        }
+        b->dump_frames = NULL;
+    }
+    if (first && a->dump_frames && a->input != CBI_BENCH_INPUT_NPY) {
+        b->dump_frames = fopen(a->dump_frames, "wb");
+        if (!b->dump_frames)
+            return bench_error("--dump-frames: cannot write '%s'", a->dump_frames);
+    }
     if (a->input == CBI_BENCH_INPUT_NPY) {
         if (!first) return 0;
         int64_t shape[CBI_NPY_MAX_DIMS];
@@ -184,6 +197,14 @@ static int source_next(bench *b, long long k)
     if (r < 0) {
         bench_error("frame %lld: %s", k, err);
         return -1;
+    }
+    const size_t bytes = (size_t)b->width * b->height * 3;
+    if (r > 0 && b->dump_frames) {
+        if (fwrite(b->rgb, 1, bytes, b->dump_frames) != bytes) {
+            bench_error("--dump-frames: write failed at frame %lld", k);
+            return -1;
+        }
+        b->dumped_frames++;
     }
     return r;
 }
@@ -524,6 +545,7 @@ static int create_stream(bench *b, cbinfer_mode mode, cbinfer_stream_t **out)
     if (a->reuse_1x1 && bench_set_param(s, CBINFER_PARAM_REUSE_1X1_INDICES, 1.0, "--reuse-1x1") != 0)
         return 1;
     if (a->stats && bench_set_param(s, CBINFER_PARAM_COLLECT_STATS, 1.0, "--stats") != 0) return 1;
+    if (bench_set_param(s, CBINFER_PARAM_THREADS, a->threads, "--threads") != 0) return 1;
     if (bench_set_param(s, CBINFER_PARAM_THRESHOLD_SCALE, a->threshold_scale, "--threshold-scale") != 0)
         return 1;
     return 0;
@@ -577,6 +599,8 @@ static int run(bench *b)
         cpu_model(b->device_name, sizeof b->device_name);
     else
         snprintf(b->device_name, sizeof b->device_name, "CUDA device");
+    if (cbinfer_backend_describe(a->backend, b->kernels, sizeof b->kernels) != CBINFER_STATUS_SUCCESS)
+        b->kernels[0] = '\0';
     time_t now = time(NULL);
     struct tm tm;
     gmtime_r(&now, &tm);
@@ -631,6 +655,8 @@ static int run(bench *b)
     r.backend = bench_backend_name(a->backend);
     r.device_name = b->device_name;
     r.cores = a->backend == CBINFER_BACKEND_CPU ? (int)sysconf(_SC_NPROCESSORS_ONLN) : 0;
+    r.kernels = b->kernels[0] ? b->kernels : NULL;
+    r.threads = a->threads;
     r.model = a->model;
     r.workload = a->workload;
     r.input = a->input_path;
@@ -666,8 +692,9 @@ static int run(bench *b)
     if (a->warmup == 0 && b->cb)
         printf("note: the first timed frame ran dense (stream initialisation); --warmup 1 "
                "leaves it out of the latency figures\n");
-    printf("device: %s %s; cbinfer %s, commit %s, %s\n", r.backend, r.device_name, r.version,
-           r.commit, r.date);
+    printf("device: %s %s; kernels: %s; threads: %d%s; cbinfer %s, commit %s, %s\n", r.backend,
+           r.device_name, r.kernels ? r.kernels : "?", r.threads, r.threads ? "" : " (every core)",
+           r.version, r.commit, r.date);
 
     if (a->json_path && write_file(a->json_path, "JSON report", cbi_report_write_json, &r) != 0)
         return 1;
@@ -738,6 +765,8 @@ int main(int argc, char **argv)
     /* Line buffered, so a pipe sees each frame as it is done. */
     setvbuf(stdout, NULL, _IOLBF, 0);
     int rc = run(&b);
+    if (b.dump_frames && fclose(b.dump_frames) != 0 && rc == 0)
+        rc = bench_error("--dump-frames: closing '%s' failed", b.args.dump_frames);
     bench_free(&b);
     return rc;
 }

@@ -113,6 +113,11 @@ int cbi_report_write_json(FILE *f, const cbi_bench_report *r)
         cbi_json_int(&j, "cores", r->cores);
     else
         cbi_json_null(&j, "cores");
+    if (r->kernels)
+        cbi_json_string(&j, "kernels", r->kernels);
+    else
+        cbi_json_null(&j, "kernels");
+    cbi_json_int(&j, "threads", r->threads);
     cbi_json_end_object(&j);
 
     cbi_json_begin_object(&j, "config");

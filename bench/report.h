@@ -79,6 +79,8 @@ typedef struct cbi_bench_report {
     const char *backend;                 /* "cpu" or "cuda" */
     const char *device_name;             /* CPU model, or NULL */
     int cores;                           /* <= 0: unknown (null) */
+    const char *kernels;                 /* cbinfer_backend_describe(), or NULL */
+    int threads;                         /* --threads (0: every core) */
     const char *model, *workload, *input; /* workload may be NULL */
     int width, height, skip;
     long long frames; /* timed frames per pass */

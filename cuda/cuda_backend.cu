@@ -623,6 +623,7 @@ static const cbi_backend cu_backend = {
         cu_resize,         /* CBI_K_RESIZE */
         cu_depth_to_space, /* CBI_K_DEPTH_TO_SPACE */
     },
+    NULL, /* set_threads: CBINFER_PARAM_THREADS is a CPU setting */
 };
 
 static_assert(CBI_K_CONV_DENSE == 0 && CBI_K_CONV_CHANGE == 1 && CBI_K_CONV_TRANSPOSE == 2 &&

@@ -109,10 +109,17 @@ typedef struct cbi_backend {
     void (*layer_destroy)(void *bctx, void *layer); /* accepts NULL */
 
     cbi_kernel_fn kernel[CBI_K_COUNT];
+
+    /* Optional (NULL: the backend has no thread setting). The most threads
+     * the context's kernels may use, 0 for every core. Layers created before
+     * the call keep the thread count they were created with: the caller
+     * re-creates them. */
+    cbinfer_status (*set_threads)(void *bctx, int threads, cbi_err *err);
 } cbi_backend;
 
-/* The CPU backend (always present). */
+/* The CPU backend (always present), and a line on its kernels. */
 const cbi_backend *cbi_cpu_backend(void);
+void cbi_cpu_describe(char *buf, size_t len);
 
 #ifdef CBINFER_WITH_CUDA
 /* The CUDA backend (cuda/, only when built with CUDA). Its create() fails with

@@ -5,6 +5,7 @@
  */
 #include <float.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,11 +31,13 @@ struct cbinfer_stream {
     double threshold_scale;
     int collect_stats;
     int reuse_1x1;
+    int threads;             /* CBINFER_PARAM_THREADS */
     float *h_in;             /* NHWC staging of the network input */
     float *h_out;            /* NHWC staging of the network output */
     float *h_conv_in;        /* host copy of one conv input (cbinfer_stream_conv_input_stats) */
     int first;               /* next frame initialises all state */
     int have_output;
+    cbinfer_status broken;   /* not SUCCESS: layers could not be re-created; every push fails */
     cbi_err err;
 };
 
@@ -77,6 +80,23 @@ static int64_t node_dense_macs(const cbi_node *n, const cbi_node_plan *p)
     if (n->op == CBI_OP_CONV_TRANSPOSE)
         return (int64_t)p->in.h * p->in.w * p->in.c * n->win.kh * n->win.kw * p->out.c;
     return 0;
+}
+
+cbinfer_status cbinfer_backend_describe(cbinfer_backend backend, char *buf, size_t len)
+{
+    if (!buf || len == 0) return CBINFER_STATUS_NULL_ARGUMENT;
+    buf[0] = '\0';
+    switch (backend) {
+    case CBINFER_BACKEND_CPU: cbi_cpu_describe(buf, len); return CBINFER_STATUS_SUCCESS;
+    case CBINFER_BACKEND_CUDA:
+#ifdef CBINFER_WITH_CUDA
+        snprintf(buf, len, "cuDNN (dense), cuBLAS + Thrust (change-based)");
+        return CBINFER_STATUS_SUCCESS;
+#else
+        return CBINFER_STATUS_BACKEND_UNAVAILABLE;
+#endif
+    }
+    return CBINFER_STATUS_BAD_PARAM;
 }
 
 static cbinfer_status stream_init(cbinfer_stream_t *s, const cbinfer_network_t *network,
@@ -221,8 +241,33 @@ cbinfer_status cbinfer_param_bounds(cbinfer_param key, double *min, double *max)
     case CBINFER_PARAM_COLLECT_STATS:
     case CBINFER_PARAM_REUSE_1X1_INDICES: *min = 0; *max = 1; return CBINFER_STATUS_SUCCESS;
     case CBINFER_PARAM_THRESHOLD_SCALE: *min = 0; *max = 1e30; return CBINFER_STATUS_SUCCESS;
+    case CBINFER_PARAM_THREADS: *min = 0; *max = 4096; return CBINFER_STATUS_SUCCESS;
     }
     return CBINFER_STATUS_BAD_PARAM;
+}
+
+/* CBINFER_PARAM_THREADS on a backend that has threads: its kernels are
+ * created for a thread count, so every layer is made anew, and the next frame
+ * starts the temporal state again (as after a reset). */
+static cbinfer_status set_threads(cbinfer_stream_t *s, int threads)
+{
+    cbinfer_status st = s->be->set_threads(s->bctx, threads, &s->err);
+    if (st != CBINFER_STATUS_SUCCESS) return st;
+    s->threads = threads;
+    s->first = 1;
+    s->have_output = 0;
+    for (int i = 0; i < s->net->n_nodes; ++i) {
+        s->be->layer_destroy(s->bctx, s->layers[i]);
+        s->layers[i] = NULL;
+    }
+    for (int i = 0; i < s->net->n_nodes; ++i) {
+        st = s->be->layer_create(s->bctx, i, &s->layers[i], &s->err);
+        if (st != CBINFER_STATUS_SUCCESS) {
+            s->broken = st;
+            return st;
+        }
+    }
+    return CBINFER_STATUS_SUCCESS;
 }
 
 cbinfer_status cbinfer_stream_set_param(cbinfer_stream_t *s, cbinfer_param key, double value)
@@ -238,6 +283,13 @@ cbinfer_status cbinfer_stream_set_param(cbinfer_stream_t *s, cbinfer_param key, 
     case CBINFER_PARAM_COLLECT_STATS: s->collect_stats = value != 0; break;
     case CBINFER_PARAM_THRESHOLD_SCALE: s->threshold_scale = value; break;
     case CBINFER_PARAM_REUSE_1X1_INDICES: s->reuse_1x1 = value != 0; break;
+    case CBINFER_PARAM_THREADS:
+        if (value != (double)(int)value)
+            return STREAM_FAIL(s, CBINFER_STATUS_BAD_PARAM, "threads: %g is not a whole number",
+                               value);
+        if ((int)value != s->threads && s->be->set_threads) return set_threads(s, (int)value);
+        s->threads = (int)value;
+        break;
     }
     return CBINFER_STATUS_SUCCESS;
 }
@@ -250,6 +302,7 @@ cbinfer_status cbinfer_stream_get_param(const cbinfer_stream_t *s, cbinfer_param
     case CBINFER_PARAM_COLLECT_STATS: *value = s->collect_stats; return CBINFER_STATUS_SUCCESS;
     case CBINFER_PARAM_THRESHOLD_SCALE: *value = s->threshold_scale; return CBINFER_STATUS_SUCCESS;
     case CBINFER_PARAM_REUSE_1X1_INDICES: *value = s->reuse_1x1; return CBINFER_STATUS_SUCCESS;
+    case CBINFER_PARAM_THREADS: *value = s->threads; return CBINFER_STATUS_SUCCESS;
     }
     return CBINFER_STATUS_BAD_PARAM;
 }
@@ -486,6 +539,9 @@ static cbinfer_status run_network(cbinfer_stream_t *s)
 /* Uploads s->h_in, runs every node, waits for the device. */
 static cbinfer_status process_frame(cbinfer_stream_t *s, double t_start_ms)
 {
+    if (s->broken != CBINFER_STATUS_SUCCESS)
+        return STREAM_FAIL(s, s->broken, "setting CBINFER_PARAM_THREADS failed to re-create the "
+                                         "stream's layers; the stream cannot run frames");
     cbinfer_status st = s->be->upload(s->bctx, &s->values[s->net->input], s->h_in, &s->err);
     if (st == CBINFER_STATUS_SUCCESS) st = run_network(s);
     if (st == CBINFER_STATUS_SUCCESS) st = s->be->synchronize(s->bctx, &s->err);

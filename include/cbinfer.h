@@ -82,9 +82,18 @@ CBINFER_API const char *cbinfer_status_string(cbinfer_status status);
 CBINFER_API unsigned cbinfer_version(void);
 
 typedef enum cbinfer_backend {
-    CBINFER_BACKEND_CPU = 0,  /* OpenBLAS; the reference backend */
+    CBINFER_BACKEND_CPU = 0,  /* oneDNN kernels, OpenMP threads; the reference backend */
     CBINFER_BACKEND_CUDA = 1  /* cuBLAS/cuDNN/Thrust; BACKEND_UNAVAILABLE if not built or no GPU */
 } cbinfer_backend;
+
+/* Writes a one-line description of a backend's kernels into buf (NUL-
+ * terminated, truncated to len), for reports: on the CPU the kernel library,
+ * its version and the instruction set its kernels run with on this machine
+ * (e.g. "oneDNN 2.6.3 (OpenMP), isa avx512_core"). Thread safe; no device
+ * sync. Statuses: NULL_ARGUMENT, BAD_PARAM (unknown backend),
+ * BACKEND_UNAVAILABLE (not compiled in). */
+CBINFER_API cbinfer_status cbinfer_backend_describe(cbinfer_backend backend, char *buf,
+                                                    size_t len);
 
 typedef enum cbinfer_mode {
     CBINFER_MODE_DENSE = 0,      /* full convolution every frame (the baseline) */
@@ -202,7 +211,14 @@ typedef enum cbinfer_param {
     /* 1: a 1x1, stride-1 convolution fed by a change-based layer reuses that
      * layer's change indices instead of detecting changes itself (paper
      * Sec. III-E, case 2). Default 0. */
-    CBINFER_PARAM_REUSE_1X1_INDICES = 2
+    CBINFER_PARAM_REUSE_1X1_INDICES = 2,
+    /* CPU backend: the most threads one push on this stream may use.
+     * 0 (default): every core available to the process. More than that is
+     * run as that. Several streams pushed from several threads at once each
+     * use their own threads, so for N cameras on C cores set C / N on each
+     * stream (at least 1) to keep the cores from being oversubscribed.
+     * Ignored by the CUDA backend. */
+    CBINFER_PARAM_THREADS = 3
 } cbinfer_param;
 
 /* Range of valid values of a key. Statuses: BAD_PARAM, NULL_ARGUMENT. */

@@ -247,6 +247,11 @@ TEST(BenchArgs, DumpOutputAndStats)
     EXPECT_EQ(p.args.stats, 1);
     EXPECT_EQ(p.args.reuse_1x1, 0);
     EXPECT_EQ(parse_with({"--reuse-1x1"}).args.reuse_1x1, 1);
+    EXPECT_EQ(p.args.threads, 0);
+    EXPECT_EQ(parse_with({"--threads", "3"}).args.threads, 3);
+    expect_usage_error(parse_with({"--threads", "-1"}), "--threads");
+    EXPECT_STREQ(parse_with({"--dump-frames", "f.rgb"}).args.dump_frames, "f.rgb");
+    expect_usage_error(parse_with({"--dump-frames", ""}), "empty");
     expect_usage_error(parse_with({"--dump-output", ""}), "empty");
     expect_usage_error(parse_with({"--stats=1"}), "takes no value");
 }

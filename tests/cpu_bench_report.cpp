@@ -414,7 +414,10 @@ TEST(BenchJson, ReportSchema)
     EXPECT_EQ(v["schema"].str, "cbinfer-bench/1");
     EXPECT_EQ(v["tool"].keys(), (std::vector<std::string>{"version", "commit", "date"}));
     EXPECT_EQ(v["tool"]["commit"].str, "abc1234");
-    EXPECT_EQ(v["device"].keys(), (std::vector<std::string>{"backend", "name", "cores"}));
+    EXPECT_EQ(v["device"].keys(),
+              (std::vector<std::string>{"backend", "name", "cores", "kernels", "threads"}));
+    EXPECT_EQ(v["device"]["kernels"].kind, JVal::Null);
+    EXPECT_EQ(v["device"]["threads"].num, 0);
     EXPECT_EQ(v["device"]["cores"].num, 2);
     const JVal &c = v["config"];
     EXPECT_EQ(c.keys(),

@@ -184,6 +184,45 @@ TEST(Stream, ThreadsShareOneNetwork)
     for (auto &r : results) EXPECT_EQ(r, single);
 }
 
+// CBINFER_PARAM_THREADS: one thread, two threads (this machine's detection
+// and chunk loops then run in parallel) and the default give the same
+// outputs; changing it re-creates the layers, so the next frame runs dense.
+TEST(Stream, ThreadCountKeepsResults)
+{
+    NetPtr net = load("vgg7-noise1");
+    ASSERT_TRUE(net);
+    auto frames = cbi_test_read_frames("vtest.avi", 0, 6, kCropX, kCropY, kCropW, kCropH);
+    std::vector<std::vector<float>> outs;
+    for (int threads : {1, 2, 0}) {
+        StreamPtr s = make_stream(net.get(), kCropW, kCropH, CBINFER_BACKEND_CPU, CBINFER_MODE_CBINFER);
+        ASSERT_EQ(cbinfer_stream_set_threshold_all(s.get(), 0.01f), CBINFER_STATUS_SUCCESS);
+        ASSERT_EQ(cbinfer_stream_set_param(s.get(), CBINFER_PARAM_THREADS, threads),
+                  CBINFER_STATUS_SUCCESS);
+        double v = -1;
+        ASSERT_EQ(cbinfer_stream_get_param(s.get(), CBINFER_PARAM_THREADS, &v), CBINFER_STATUS_SUCCESS);
+        EXPECT_EQ(v, threads);
+        for (auto &f : frames) push(s.get(), f, kCropW, kCropH);
+        cbinfer_frame_stats fs;
+        ASSERT_EQ(cbinfer_stream_frame_stats(s.get(), &fs), CBINFER_STATUS_SUCCESS);
+        EXPECT_LT(fs.changed_share, 1.0);
+        outs.push_back(output_of(s.get()));
+    }
+    EXPECT_LE(cbi_test_max_abs_diff(outs[0], outs[1]), 1e-5f);
+    EXPECT_LE(cbi_test_max_abs_diff(outs[0], outs[2]), 1e-5f);
+
+    StreamPtr s = make_stream(net.get(), kCropW, kCropH, CBINFER_BACKEND_CPU, CBINFER_MODE_CBINFER);
+    push(s.get(), frames[0], kCropW, kCropH);
+    push(s.get(), frames[1], kCropW, kCropH);
+    ASSERT_EQ(cbinfer_stream_set_param(s.get(), CBINFER_PARAM_THREADS, 1), CBINFER_STATUS_SUCCESS);
+    std::vector<float> tmp((size_t)3 * kCropW * kCropH);
+    EXPECT_EQ(cbinfer_stream_read_output(s.get(), tmp.data(), tmp.size()), CBINFER_STATUS_NOT_READY);
+    push(s.get(), frames[2], kCropW, kCropH);
+    cbinfer_frame_stats fs;
+    ASSERT_EQ(cbinfer_stream_frame_stats(s.get(), &fs), CBINFER_STATUS_SUCCESS);
+    EXPECT_EQ(fs.frame_index, 0);
+    EXPECT_DOUBLE_EQ(fs.changed_share, 1.0);
+}
+
 TEST(Stream, StatsCoverEveryLayer)
 {
     NetPtr net = load("scene-labeling-synthetic");
@@ -296,10 +335,35 @@ TEST(Api, MisuseReturnsDocumentedStatus)
     EXPECT_EQ(cbinfer_stream_set_param(st.get(), CBINFER_PARAM_THRESHOLD_SCALE, 2), CBINFER_STATUS_SUCCESS);
     EXPECT_EQ(cbinfer_stream_get_param(st.get(), CBINFER_PARAM_THRESHOLD_SCALE, &v), CBINFER_STATUS_SUCCESS);
     EXPECT_EQ(v, 2.0);
+    EXPECT_EQ(cbinfer_stream_set_param(st.get(), CBINFER_PARAM_THREADS, -1), CBINFER_STATUS_BAD_PARAM);
+    EXPECT_EQ(cbinfer_stream_set_param(st.get(), CBINFER_PARAM_THREADS, 1.5), CBINFER_STATUS_BAD_PARAM);
+    EXPECT_NE(std::string(cbinfer_stream_last_error(st.get())).find("whole number"), std::string::npos);
+    EXPECT_EQ(cbinfer_stream_set_param(st.get(), CBINFER_PARAM_THREADS, 5000), CBINFER_STATUS_BAD_PARAM);
+    EXPECT_EQ(cbinfer_stream_set_param(st.get(), CBINFER_PARAM_THREADS, 64), CBINFER_STATUS_SUCCESS);
+    EXPECT_EQ(cbinfer_stream_get_param(st.get(), CBINFER_PARAM_THREADS, &v), CBINFER_STATUS_SUCCESS);
+    EXPECT_EQ(v, 64.0);
     EXPECT_EQ(cbinfer_stream_reset(nullptr), CBINFER_STATUS_NULL_ARGUMENT);
     EXPECT_EQ(cbinfer_stream_frame_stats(st.get(), nullptr), CBINFER_STATUS_NULL_ARGUMENT);
     cbinfer_stream_destroy(nullptr);
     cbinfer_network_free(nullptr);
+}
+
+TEST(Api, BackendDescribe)
+{
+    char buf[256];
+    ASSERT_EQ(cbinfer_backend_describe(CBINFER_BACKEND_CPU, buf, sizeof buf), CBINFER_STATUS_SUCCESS);
+    EXPECT_EQ(std::string(buf).rfind("oneDNN ", 0), 0u) << buf;
+    EXPECT_NE(std::string(buf).find("isa "), std::string::npos) << buf;
+    char tiny[8];
+    ASSERT_EQ(cbinfer_backend_describe(CBINFER_BACKEND_CPU, tiny, sizeof tiny), CBINFER_STATUS_SUCCESS);
+    EXPECT_EQ(std::strlen(tiny), sizeof tiny - 1);
+    EXPECT_EQ(cbinfer_backend_describe(CBINFER_BACKEND_CPU, nullptr, 8), CBINFER_STATUS_NULL_ARGUMENT);
+    EXPECT_EQ(cbinfer_backend_describe(CBINFER_BACKEND_CPU, buf, 0), CBINFER_STATUS_NULL_ARGUMENT);
+    EXPECT_EQ(cbinfer_backend_describe((cbinfer_backend)7, buf, sizeof buf), CBINFER_STATUS_BAD_PARAM);
+#ifndef CBINFER_WITH_CUDA
+    EXPECT_EQ(cbinfer_backend_describe(CBINFER_BACKEND_CUDA, buf, sizeof buf),
+              CBINFER_STATUS_BACKEND_UNAVAILABLE);
+#endif
 }
 
 TEST(Api, FrameTooSmallForTheNetwork)

@@ -8,6 +8,10 @@ bash tools/setup_debian.sh
 source tools/data_dir.sh
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DCBINFER_DATA_DIR="$CBINFER_DATA_DIR" >&2
 cmake --build build -j "$(nproc)" --target cbinfer-bench >&2
+# --mode compare: a dense stream (oneDNN on the CPU, cuDNN on the GPU) and the
+# change-based stream with the shipped thresholds run on the same frames, so
+# one run shows the speed-up and the quality against dense. Frames 400-499 are
+# held out from the frames the thresholds were tuned on (0-199).
 exec build/bench/cbinfer-bench --model build/models/vgg7-noise1.onnx \
-  --video "$CBINFER_DATA_DIR/data/video/vtest.avi" --resize 384x288 --frames 100 \
-  --mode cbinfer --threshold 0.005 "$@"
+  --video "$CBINFER_DATA_DIR/data/video/vtest.avi" --resize 384x288 --skip 400 --frames 100 \
+  --warmup 1 --mode compare --thresholds bench/thresholds/vgg7-noise1_vtest-96x72.thr "$@"

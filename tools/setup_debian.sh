@@ -9,7 +9,7 @@ PKGS=(
   build-essential cmake ninja-build pkg-config
   libprotobuf-c-dev protobuf-c-compiler libonnx-dev        # ONNX parsing (system onnx.proto)
   libavformat-dev libavcodec-dev libswscale-dev libavutil-dev  # video input
-  libopenblas-dev                                          # CPU GEMM
+  libdnnl-dev                                              # CPU kernels (oneDNN)
   googletest libgtest-dev valgrind                         # tests
   python3-numpy python3-onnx python3-matplotlib            # tools/ (run by /usr/bin/python3)
 )

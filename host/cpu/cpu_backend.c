@@ -1,17 +1,37 @@
 /*
- * The CPU backend table: host memory, float32 NHWC tensors, OpenBLAS GEMMs.
- * Kernels live in cpu_conv.c and cpu_ops.c.
+ * The CPU backend table: host memory, float32 NHWC tensors, oneDNN kernels,
+ * one scratch slot per core. Kernels live in cpu_conv.c and cpu_ops.c, the
+ * oneDNN glue in cpu_dnnl.c.
  */
+#include <omp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cpu_backend.h"
 
-/* Scratch budget for one im2col chunk; rows beyond it are processed in more
- * chunks. 32 MiB keeps a chunk in the last-level cache's neighbourhood while
- * giving sgemm enough rows to run at full speed. */
+/* Scratch budget of ConvTranspose: input rows per chunk of its GEMM. */
 #define CPU_SCRATCH_BYTES ((size_t)32 << 20)
 #define CPU_MIN_CHUNK_PX 64
+
+static void cpu_destroy(void *bctx)
+{
+    cpu_ctx *ctx = bctx;
+    if (!ctx) return;
+    for (int i = 0; ctx->slots && i < ctx->n_slots; ++i) {
+        cpu_slot *sl = &ctx->slots[i];
+        free(sl->col);
+        free(sl->gemm);
+        dnnl_memory_destroy(sl->scratchpad_mem);
+        free(sl->scratchpad);
+        dnnl_stream_destroy(sl->stream);
+    }
+    free(ctx->slots);
+    free(ctx->counts);
+    dnnl_engine_destroy(ctx->engine);
+    free(ctx->gemm);
+    free(ctx);
+}
 
 static cbinfer_status cpu_create(const cbi_backend_config *cfg, void **out, cbi_err *e)
 {
@@ -22,54 +42,59 @@ static cbinfer_status cpu_create(const cbi_backend_config *cfg, void **out, cbi_
     if (!ctx) return cbi_fail(e, CBINFER_STATUS_OUT_OF_MEMORY, "cpu backend context");
     ctx->cfg = *cfg;
 
-    /* Size the shared scratch for the largest layer. */
-    size_t max_px = 1, max_k = 1, max_cols = 1;
+    /* Size the scratch for the largest layer. */
+    size_t max_px = 1, max_k = 1, max_cout = 1, max_ct_cols = 1;
     const cbi_net *net = cfg->net;
     for (int i = 0; i < net->n_nodes; ++i) {
         const cbi_node *n = &net->nodes[i];
         const cbi_node_plan *p = &cfg->plans[i];
-        size_t k, cols, px;
         if (n->op == CBI_OP_CONV) {
-            k = (size_t)n->win.kh * n->win.kw * p->in.c;
-            cols = (size_t)p->out.c;
-            px = (size_t)p->out.h * p->out.w;
+            const size_t k = (size_t)n->win.kh * n->win.kw * p->in.c;
+            if (k > max_k) max_k = k;
+            if ((size_t)p->out.c > max_cout) max_cout = (size_t)p->out.c;
         } else if (n->op == CBI_OP_CONV_TRANSPOSE) {
-            k = (size_t)p->in.c;
-            cols = (size_t)n->win.kh * n->win.kw * p->out.c;
-            px = (size_t)p->in.h * p->in.w;
-        } else {
-            continue;
+            const size_t cols = (size_t)n->win.kh * n->win.kw * p->out.c;
+            const size_t px = (size_t)p->in.h * p->in.w;
+            if (cols > max_ct_cols) max_ct_cols = cols;
+            if (px > max_px) max_px = px;
         }
-        if (k > max_k) max_k = k;
-        if (cols > max_cols) max_cols = cols;
-        if (px > max_px) max_px = px;
     }
-    size_t chunk = CPU_SCRATCH_BYTES / (sizeof(float) * (max_k > max_cols ? max_k : max_cols));
+    size_t chunk = CPU_SCRATCH_BYTES / (sizeof(float) * max_ct_cols);
     if (chunk < CPU_MIN_CHUNK_PX) chunk = CPU_MIN_CHUNK_PX;
     if (chunk > max_px) chunk = max_px;
     ctx->chunk_px = chunk;
     ctx->max_k = max_k;
-    ctx->max_cout = max_cols;
-    ctx->col = cbi_malloc_array(chunk * max_k, sizeof(float));
-    ctx->gemm = cbi_malloc_array(chunk * max_cols, sizeof(float));
-    if (!ctx->col || !ctx->gemm) {
-        free(ctx->col);
-        free(ctx->gemm);
-        free(ctx);
-        return cbi_fail(e, CBINFER_STATUS_OUT_OF_MEMORY, "cpu scratch of %zu + %zu floats",
-                        chunk * max_k, chunk * max_cols);
+    ctx->max_cout = max_cout;
+    ctx->gemm = cbi_malloc_array(chunk * max_ct_cols, sizeof(float));
+
+    /* One slot per core this process may run on. */
+    ctx->n_slots = omp_get_num_procs() > 0 ? omp_get_num_procs() : 1;
+    ctx->slots = cbi_calloc((size_t)ctx->n_slots, sizeof *ctx->slots);
+    ctx->counts = cbi_calloc((size_t)ctx->n_slots, sizeof *ctx->counts);
+    if (!ctx->gemm || !ctx->slots || !ctx->counts) {
+        cpu_destroy(ctx);
+        return cbi_fail(e, CBINFER_STATUS_OUT_OF_MEMORY, "cpu scratch");
+    }
+    dnnl_status_t s = dnnl_engine_create(&ctx->engine, dnnl_cpu, 0);
+    for (int i = 0; i < ctx->n_slots && s == dnnl_success; ++i) {
+        cpu_slot *sl = &ctx->slots[i];
+        /* Calloc: the rows past a partial chunk are read by nothing, but stay
+         * defined. */
+        sl->col = cbi_calloc((size_t)CPU_CHUNK_ROWS * max_k, sizeof(float));
+        sl->gemm = cbi_calloc((size_t)CPU_CHUNK_ROWS * max_cout, sizeof(float));
+        if (!sl->col || !sl->gemm) {
+            cpu_destroy(ctx);
+            return cbi_fail(e, CBINFER_STATUS_OUT_OF_MEMORY, "cpu scratch of %d threads of %zu floats",
+                            ctx->n_slots, (size_t)CPU_CHUNK_ROWS * (max_k + max_cout));
+        }
+        s = dnnl_stream_create(&sl->stream, ctx->engine, dnnl_stream_default_flags);
+    }
+    if (s != dnnl_success) {
+        cpu_destroy(ctx);
+        return cpu_dnnl_status(s, e, "(backend)", "engine or stream creation");
     }
     *out = ctx;
     return CBINFER_STATUS_SUCCESS;
-}
-
-static void cpu_destroy(void *bctx)
-{
-    cpu_ctx *ctx = bctx;
-    if (!ctx) return;
-    free(ctx->col);
-    free(ctx->gemm);
-    free(ctx);
 }
 
 static cbinfer_status cpu_alloc(void *bctx, size_t bytes, void **ptr, cbi_err *e)
@@ -106,6 +131,14 @@ static cbinfer_status cpu_synchronize(void *bctx, cbi_err *e)
     return CBINFER_STATUS_SUCCESS;
 }
 
+static cbinfer_status cpu_set_threads(void *bctx, int threads, cbi_err *e)
+{
+    cpu_ctx *ctx = bctx;
+    if (threads < 0) return cbi_fail(e, CBINFER_STATUS_BAD_PARAM, "threads %d < 0", threads);
+    ctx->threads = threads;
+    return CBINFER_STATUS_SUCCESS;
+}
+
 static void cpu_layer_destroy(void *bctx, void *layer)
 {
     cpu_layer *L = layer;
@@ -114,6 +147,8 @@ static void cpu_layer_destroy(void *bctx, void *layer)
     free(L->in_idx);
     free(L->out_map);
     free(L->idx);
+    free(L->thin_w);
+    cpu_conv_prims_destroy(&L->conv);
     free(L);
 }
 
@@ -124,25 +159,38 @@ static cbinfer_status cpu_layer_create(void *bctx, int node_id, void **out, cbi_
     const cbi_node_plan *p = &ctx->cfg.plans[node_id];
     const int change_based = ctx->cfg.mode != CBINFER_MODE_DENSE;
     *out = NULL;
-    if (!change_based || (n->op != CBI_OP_CONV && n->op != CBI_OP_MAXPOOL && n->op != CBI_OP_AVGPOOL))
-        return CBINFER_STATUS_SUCCESS;
+    const int is_pool = n->op == CBI_OP_MAXPOOL || n->op == CBI_OP_AVGPOOL;
+    if (n->op != CBI_OP_CONV && !(change_based && is_pool)) return CBINFER_STATUS_SUCCESS;
 
     cpu_layer *L = calloc(1, sizeof *L);
     const size_t in_px = (size_t)p->in.h * p->in.w, out_px = (size_t)p->out.h * p->out.w;
     int ok = L != NULL;
-    if (ok) {
+    if (ok && change_based) {
         L->out_map = cbi_calloc(out_px, 1);
         L->idx = cbi_malloc_array(out_px, sizeof(int32_t));
         ok = L->out_map && L->idx;
     }
-    if (ok && n->op == CBI_OP_CONV) {
+    if (ok && change_based && n->op == CBI_OP_CONV) {
         L->in_state = cbi_calloc(in_px * p->in.c, sizeof(float));
         L->in_idx = cbi_malloc_array(in_px, sizeof(int32_t));
         ok = L->in_state && L->in_idx;
+        if (ok && n->cout <= CPU_THIN_COUT) {
+            const size_t k = (size_t)n->win.kh * n->win.kw * p->in.c;
+            L->thin_w = cbi_calloc(CPU_THIN_COUT * k, sizeof(float));
+            ok = L->thin_w != NULL;
+            if (ok) memcpy(L->thin_w, n->weight, (size_t)n->cout * k * sizeof(float));
+        }
     }
     if (!ok) {
         cpu_layer_destroy(bctx, L);
         return cbi_fail(e, CBINFER_STATUS_OUT_OF_MEMORY, "state of node %s", n->name);
+    }
+    if (n->op == CBI_OP_CONV) {
+        cbinfer_status st = cpu_conv_prims_create(ctx, n, p, change_based, &L->conv, e);
+        if (st != CBINFER_STATUS_SUCCESS) {
+            cpu_layer_destroy(bctx, L);
+            return st;
+        }
     }
     *out = L;
     return CBINFER_STATUS_SUCCESS;
@@ -157,6 +205,7 @@ static const cbi_backend cpu_backend = {
     .upload = cpu_upload,
     .download = cpu_download,
     .synchronize = cpu_synchronize,
+    .set_threads = cpu_set_threads,
     .layer_create = cpu_layer_create,
     .layer_destroy = cpu_layer_destroy,
     .kernel = {
@@ -173,6 +222,27 @@ static const cbi_backend cpu_backend = {
         [CBI_K_DEPTH_TO_SPACE] = cpu_depth_to_space,
     },
 };
+
+void cbi_cpu_describe(char *buf, size_t len)
+{
+    const dnnl_version_t *v = dnnl_version();
+    const char *isa;
+    switch (dnnl_get_effective_cpu_isa()) {
+    case dnnl_cpu_isa_sse41: isa = "sse41"; break;
+    case dnnl_cpu_isa_avx: isa = "avx"; break;
+    case dnnl_cpu_isa_avx2: isa = "avx2"; break;
+    case dnnl_cpu_isa_avx512_mic: isa = "avx512_mic"; break;
+    case dnnl_cpu_isa_avx512_mic_4ops: isa = "avx512_mic_4ops"; break;
+    case dnnl_cpu_isa_avx512_core: isa = "avx512_core"; break;
+    case dnnl_cpu_isa_avx512_core_vnni: isa = "avx512_core_vnni"; break;
+    case dnnl_cpu_isa_avx512_core_bf16: isa = "avx512_core_bf16"; break;
+    case dnnl_cpu_isa_avx512_core_amx: isa = "avx512_core_amx"; break;
+    case dnnl_cpu_isa_avx2_vnni: isa = "avx2_vnni"; break;
+    default: isa = "other"; break;
+    }
+    snprintf(buf, len, "oneDNN %d.%d.%d (%s), isa %s", v->major, v->minor, v->patch,
+             v->cpu_runtime == DNNL_RUNTIME_OMP ? "OpenMP" : "threads", isa);
+}
 
 const cbi_backend *cbi_cpu_backend(void)
 {

@@ -1,6 +1,10 @@
 /*
- * The CPU backend: the plain, deterministic reference for every op, dense and
- * change-based. Tensors are float32 NHWC in host memory; GEMMs go to OpenBLAS.
+ * The CPU backend: every op, dense and change-based, on float32 NHWC tensors
+ * in host memory. Convolutions and GEMMs run on oneDNN (JIT kernels picked at
+ * run time for the CPU at hand: AVX2, AVX-512, ...): the dense convolution is
+ * a oneDNN convolution primitive, the change-based GEMM over the gathered
+ * rows a oneDNN matmul primitive, both created once per layer. Threads come
+ * from OpenMP, the runtime oneDNN is built on here (Debian's libdnnl).
  * Private to host/cpu/.
  */
 #ifndef CBI_CPU_BACKEND_H
@@ -8,18 +12,56 @@
 
 #include <stdint.h>
 
+#include <oneapi/dnnl/dnnl.h>
+
 #include "backend.h"
 
-/* The backend context: the config plus shared scratch memory. */
+/* Rows (changed output pixels) of one gather + GEMM + scatter chunk of the
+ * change-based convolution: one chunk is one thread's unit of work, and its
+ * im2col rows stay in that core's cache until the GEMM reads them. */
+#define CPU_CHUNK_ROWS 128
+
+/* Change-based convolutions with at most this many output channels take
+ * their dot products straight from the state (host/cpu/cpu_conv.c). */
+#define CPU_THIN_COUT 4
+
+/* One thread's scratch: its chunk of im2col rows and GEMM results, its oneDNN
+ * stream and the scratchpad of the primitives it runs. */
+typedef struct cpu_slot {
+    float *col;            /* CPU_CHUNK_ROWS x max_k */
+    float *gemm;           /* CPU_CHUNK_ROWS x max_cout */
+    dnnl_stream_t stream;
+    void *scratchpad;      /* scratchpad_bytes */
+    dnnl_memory_t scratchpad_mem; /* NULL until a primitive needs one */
+} cpu_slot;
+
+/* The backend context: the config, the oneDNN engine and one slot per thread. */
 typedef struct cpu_ctx {
     cbi_backend_config cfg;
-    float *col;          /* im2col rows, chunk_px x max_k */
-    float *gemm;         /* GEMM result rows, chunk_px x max_cout (Conv); ConvTranspose uses
-                            chunk_px x (kh * kw * cout) input rows at a time */
-    size_t chunk_px;     /* output pixels per im2col/GEMM chunk */
+    dnnl_engine_t engine;
+    int n_slots;           /* threads this context can run: the cores available */
+    int threads;           /* CBINFER_PARAM_THREADS: 0 or the most threads to use */
+    cpu_slot *slots;
+    size_t scratchpad_bytes; /* per slot: the largest any layer's primitive asked for */
+    int64_t *counts;       /* n_slots: per-thread counts of a parallel detection */
+    /* Scratch of ConvTranspose: input rows of chunk_px x (kh * kw * cout). */
+    float *gemm;
+    size_t chunk_px;
     size_t max_k;
     size_t max_cout;
 } cpu_ctx;
+
+/* oneDNN state of one convolution (any mode). */
+typedef struct cpu_conv_prims {
+    dnnl_primitive_t dense;     /* convolution, NHWC in and out, bias and eltwise fused */
+    dnnl_memory_t dense_src, dense_dst, dense_w, dense_b; /* handles set at each call */
+    int dense_act_fused;        /* 0: the activation runs as a pass after the primitive */
+    dnnl_primitive_t mm;        /* change-based: CPU_CHUNK_ROWS x K by K x Cout */
+    dnnl_memory_t mm_w;         /* the weights in mm's own layout */
+    dnnl_memory_desc_t mm_x_md, mm_y_md; /* CPU_CHUNK_ROWS x K, CPU_CHUNK_ROWS x Cout */
+    dnnl_primitive_t mm_tail;   /* change-based: row count given at execution */
+    dnnl_memory_t tail_w;       /* the network's weights, read in place */
+} cpu_conv_prims;
 
 /* Per-node state (allocated by layer_create for Conv and pools; NULL for
  * other ops). */
@@ -29,7 +71,18 @@ typedef struct cpu_layer {
     uint8_t *out_map;  /* Conv and pools: output pixels to recompute, Eq. 4 [out.h * out.w];
                           all zero between calls (cleared where it was set) */
     int32_t *idx;      /* Conv and pools: extracted indices of out_map [out.h * out.w] */
+    cpu_conv_prims conv; /* Conv only */
+    float *thin_w;     /* Conv with Cout <= CPU_THIN_COUT, change-based: the weights
+                          [CPU_THIN_COUT][kh][kw][Cin], rows past Cout zero */
 } cpu_layer;
+
+/* Threads the context's kernels use: ctx->threads, or every slot when it is
+ * 0, never more than the context has slots. */
+static inline int cpu_threads(const cpu_ctx *ctx)
+{
+    const int n = ctx && ctx->n_slots > 0 ? ctx->n_slots : 1;
+    return ctx && ctx->threads > 0 && ctx->threads < n ? ctx->threads : n;
+}
 
 /* Elapsed time of one step into stats (only when args->collect_stats). */
 static inline void cpu_step_time(const cbi_op_args *a, cbinfer_step step, double t0_ms,
@@ -49,6 +102,23 @@ static inline float cpu_activate(const cbi_activation *act, int ch, float v)
     case CBI_ACT_NONE: default: return v;
     }
 }
+
+/* oneDNN glue, host/cpu/cpu_dnnl.c. Every failure becomes a status and a
+ * message naming the node. */
+cbinfer_status cpu_dnnl_status(dnnl_status_t s, cbi_err *e, const char *node, const char *what);
+cbinfer_status cpu_conv_prims_create(cpu_ctx *ctx, const cbi_node *n, const cbi_node_plan *p,
+                                     int change_based, cpu_conv_prims *c, cbi_err *e);
+void cpu_conv_prims_destroy(cpu_conv_prims *c);
+/* Runs prim with args on a slot's stream and scratchpad, and waits for it.
+ * args must have room for one more entry (the scratchpad). Called outside a
+ * parallel region, the primitive uses the OpenMP threads the caller allows
+ * (omp_set_num_threads); inside one, it runs on the calling thread. */
+cbinfer_status cpu_dnnl_execute(cpu_ctx *ctx, int slot, dnnl_primitive_t prim, int n_args,
+                                dnnl_exec_arg_t *args, cbi_err *e, const char *node);
+/* Row-major C[m][n] = A[m][k] * B (k x n, or n x k when trans_b), via oneDNN's
+ * sgemm on `threads` OpenMP threads. */
+cbinfer_status cpu_sgemm(int threads, int m, int n, int k, const float *a, int lda, const float *b,
+                         int ldb, int trans_b, float *c, int ldc, cbi_err *e, const char *node);
 
 /* Kernels, host/cpu/cpu_conv.c. */
 cbinfer_status cpu_conv_dense(void *bctx, cbi_op_args *a, cbi_err *e);

@@ -1,21 +1,44 @@
 /*
- * CPU convolution: the dense baseline (im2col + OpenBLAS sgemm) and the
- * change-based convolution of CBinfer (paper Sec. III-A to III-C), each step a
- * separate, timed function.
+ * CPU convolution: the dense baseline (a oneDNN convolution primitive) and
+ * the change-based convolution of CBinfer (paper Sec. III-A to III-C), each
+ * step a separate, timed function.
  *
  * Layout: activations NHWC, weights [Cout][kh][kw][Cin] (host/net.h). One
- * im2col row per output pixel holds kh*kw contiguous runs of Cin values, so
- * the GEMM is  Y[n][Cout] = X[n][K] * W[Cout][K]^T  with K = kh*kw*Cin, and
- * a row of Y is one output pixel's channels, contiguous in the output.
+ * im2col row per changed output pixel holds kh*kw runs of Cin values, so the
+ * GEMM is  Y[n][Cout] = X[n][K] * W[Cout][K]^T  with K = kh*kw*Cin, and a row
+ * of Y is one output pixel's channels, contiguous in the output.
+ *
+ * Threads: detection splits the pixels it tests into one block per thread;
+ * gather, GEMM and scatter run as one unit per chunk of CPU_CHUNK_ROWS changed
+ * pixels, so a chunk's im2col rows stay in the core that gathered them.
  * Past the layer's break-even share of changed output pixels the
  * change-based path falls back to the dense one (worst case: camera motion).
- * Rows are processed in chunks of ctx->chunk_px pixels so scratch stays small.
  */
 #include <assert.h>
-#include <cblas.h>
+#include <omp.h>
 #include <string.h>
 
 #include "cpu_backend.h"
+
+/* The elementwise loops below get AVX2 and AVX-512 builds next to the
+ * baseline one, picked when the library loads (the CPU need not be known at
+ * build time). */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
+#define CPU_SIMD_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define CPU_SIMD_CLONES
+#endif
+
+/* Sixteen floats as one value (GCC/Clang vector extension): one AVX-512
+ * register in the x86-64-v4 clones, two or four narrower ones otherwise.
+ * Macros rather than functions: a function taking or returning one would
+ * have a different ABI in each clone. */
+typedef float cpu_v16 __attribute__((vector_size(64)));
+#define CPU_LOAD_V16(dst, p) memcpy(&(dst), (p), sizeof(cpu_v16))
+
+/* Below this many pixels a step runs on one thread: a parallel region costs
+ * more than it saves. */
+#define CPU_PARALLEL_MIN_PX 4096
 
 typedef struct conv_geom {
     int cin, h, w;      /* input */
@@ -38,109 +61,143 @@ static conv_geom conv_geom_of(const cbi_op_args *a)
     return g;
 }
 
-/* A 1x1, stride-1, unpadded convolution: its NHWC input already is the im2col
- * matrix. */
+/* A 1x1, stride-1, unpadded convolution spreads no change (Sec. III-E). */
 static int conv_is_pointwise(const conv_geom *g)
 {
     return g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && g->pad_t == 0 &&
            g->pad_l == 0 && g->ho == g->h && g->wo == g->w;
 }
 
-/* im2col of one output pixel into one row of K floats; taps in the padding
- * are zero. */
-static void im2col_row(const conv_geom *g, const float *in, int32_t px, float *row)
+/* Bias and activation of rows of Cout values, from y into rows of out (the
+ * scatter: row r goes to out pixel idx[r]; idx NULL: in place, y == out).
+ * One loop per activation kind, so each vectorises. */
+CPU_SIMD_CLONES
+static void bias_act_rows(const cbi_node *node, const float *restrict y, const int32_t *idx,
+                          int64_t rows, float *restrict out)
 {
-    const int oy = px / g->wo, ox = px % g->wo;
-    const size_t run = (size_t)g->cin;
-    for (int ky = 0; ky < g->kh; ++ky) {
-        const int iy = oy * g->sh - g->pad_t + ky * g->dh;
-        for (int kx = 0; kx < g->kw; ++kx, row += run) {
-            const int ix = ox * g->sw - g->pad_l + kx * g->dw;
-            if (iy < 0 || iy >= g->h || ix < 0 || ix >= g->w)
-                memset(row, 0, run * sizeof *row);
-            else
-                memcpy(row, in + ((size_t)iy * g->w + ix) * run, run * sizeof *row);
+    const int cout = node->cout;
+    const float *restrict b = node->bias;
+    const cbi_activation *act = &node->act;
+    const float alpha = act->alpha;
+    for (int64_t r = 0; r < rows; ++r, y += cout) {
+        float *restrict o = idx ? out + (size_t)idx[r] * cout : out + (size_t)r * cout;
+        switch (act->kind) {
+        case CBI_ACT_NONE:
+            for (int c = 0; c < cout; ++c) o[c] = y[c] + b[c];
+            break;
+        case CBI_ACT_RELU:
+            for (int c = 0; c < cout; ++c) {
+                const float v = y[c] + b[c];
+                o[c] = v > 0.f ? v : 0.f;
+            }
+            break;
+        case CBI_ACT_LEAKY_RELU:
+            for (int c = 0; c < cout; ++c) {
+                const float v = y[c] + b[c];
+                o[c] = v > 0.f ? v : v * alpha;
+            }
+            break;
+        default:
+            for (int c = 0; c < cout; ++c) o[c] = cpu_activate(act, c, y[c] + b[c]);
         }
     }
 }
 
-/* Y[n][Cout] = X[n][K] * W[Cout][K]^T */
-static void conv_gemm(const conv_geom *g, const float *x, int n, const float *weight, float *y)
+/* PReLU after a dense primitive that could not fuse it: in place, no bias. */
+static void activate_rows(const cbi_node *node, float *y, int64_t rows, int threads)
 {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, g->cout, g->k, 1.f, x, g->k, weight,
-                g->k, 0.f, y, g->cout);
-}
-
-static void bias_act_rows(const cbi_node *node, float *y, size_t rows)
-{
-    const int cout = node->cout;
-    for (size_t r = 0; r < rows; ++r, y += cout)
-        for (int o = 0; o < cout; ++o) y[o] = cpu_activate(&node->act, o, y[o] + node->bias[o]);
+#pragma omp parallel for num_threads(threads) schedule(static) if (rows >= CPU_PARALLEL_MIN_PX)
+    for (int64_t r = 0; r < rows; ++r) {
+        float *o = y + (size_t)r * node->cout;
+        for (int c = 0; c < node->cout; ++c) o[c] = cpu_activate(&node->act, c, o[c]);
+    }
 }
 
 cbinfer_status cpu_conv_dense(void *bctx, cbi_op_args *a, cbi_err *e)
 {
     cpu_ctx *ctx = bctx;
+    cpu_layer *L = a->layer;
     const conv_geom g = conv_geom_of(a);
-    const float *in = a->in[0]->data;
-    float *out = a->out->data;
     const size_t npx = (size_t)g.ho * g.wo;
-    const int pointwise = conv_is_pointwise(&g);
-    double t_col = 0, t_gemm = 0, t_upd = 0;
+    if (!ctx || !L || !L->conv.dense)
+        return cbi_fail(e, CBINFER_STATUS_INTERNAL, "node %s (Conv): no convolution primitive",
+                        a->node->name);
+    const int threads = cpu_threads(ctx);
+    const double t0 = cbi_now_ms();
 
-    for (size_t p0 = 0; p0 < npx; p0 += ctx->chunk_px) {
-        const int n = (int)(npx - p0 < ctx->chunk_px ? npx - p0 : ctx->chunk_px);
-        double t0 = cbi_now_ms();
-        const float *x = in + p0 * (size_t)g.cin;
-        if (!pointwise) {
-            for (int r = 0; r < n; ++r)
-                im2col_row(&g, in, (int32_t)(p0 + r), ctx->col + (size_t)r * g.k);
-            x = ctx->col;
-        }
-        double t1 = cbi_now_ms();
-        /* Output rows of consecutive pixels are contiguous: GEMM straight into them. */
-        conv_gemm(&g, x, n, a->node->weight, out + p0 * (size_t)g.cout);
-        double t2 = cbi_now_ms();
-        bias_act_rows(a->node, out + p0 * (size_t)g.cout, (size_t)n);
-        double t3 = cbi_now_ms();
-        t_col += t1 - t0;
-        t_gemm += t2 - t1;
-        t_upd += t3 - t2;
-    }
-    if (a->collect_stats && a->stats) {
-        a->stats->step_ms[CBINFER_STEP_IM2COL] += t_col;
-        a->stats->step_ms[CBINFER_STEP_GEMM] += t_gemm;
-        a->stats->step_ms[CBINFER_STEP_UPDATE] += t_upd;
-    }
+    cpu_conv_prims *c = &L->conv;
+    dnnl_memory_set_data_handle(c->dense_src, a->in[0]->data);
+    dnnl_memory_set_data_handle(c->dense_dst, a->out->data);
+    dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, c->dense_src}, {DNNL_ARG_WEIGHTS, c->dense_w},
+                               {DNNL_ARG_BIAS, c->dense_b}, {DNNL_ARG_DST, c->dense_dst}};
+    /* The primitive takes its thread count from the caller's OpenMP setting;
+     * it is set for this call and given back. */
+    const int caller_threads = omp_get_max_threads();
+    omp_set_num_threads(threads);
+    cbinfer_status st = cpu_dnnl_execute(ctx, 0, c->dense, 4, args, e, a->node->name);
+    omp_set_num_threads(caller_threads);
+    if (st != CBINFER_STATUS_SUCCESS) return st;
+    if (!c->dense_act_fused) activate_rows(a->node, a->out->data, (int64_t)npx, threads);
+
+    cpu_step_time(a, CBINFER_STEP_DENSE, t0, cbi_now_ms());
     a->stats->changed_px = (int64_t)npx;
     a->stats->macs = (int64_t)npx * g.k * g.cout;
-    (void)e;
     return CBINFER_STATUS_SUCCESS;
 }
 
-/* Eq. 3: a pixel changed if any channel differs from the state by more than
- * τ. Only pixels the producer rewrote this frame can differ (cbi_changes), so
- * only those are tested. Closed loop (Sec. III-C): the state takes the new
- * value only where a change was detected, so the stored output stays the
- * convolution of the state. Feed-forward: the state follows the input. */
-static int64_t detect_changes(const conv_geom *g, const float *x, float *state,
-                              const cbi_changes *chg, float tau, int feed_forward,
-                              int32_t *changed)
+/* Eq. 3 over entries [begin, end) of the pixels to test (list, or all pixels
+ * when list is NULL): a pixel changed if any channel differs from the state by
+ * more than τ. Closed loop (Sec. III-C): the state takes the new value only
+ * where a change was detected, so the stored output stays the convolution of
+ * the state. Feed-forward: the state follows the input. Writes the changed
+ * pixels to changed[] in ascending order and returns their count. */
+CPU_SIMD_CLONES
+static int64_t detect_block(const float *x, float *state, size_t c, const int32_t *list,
+                            int64_t begin, int64_t end, float tau, int feed_forward,
+                            int32_t *changed)
 {
-    const int64_t npx = chg->all ? (int64_t)g->h * g->w : chg->count;
-    const size_t c = (size_t)g->cin;
     int64_t n = 0;
-    for (int64_t i = 0; i < npx; ++i) {
-        const int32_t px = chg->all ? (int32_t)i : chg->idx[i];
+    for (int64_t i = begin; i < end; ++i) {
+        const int32_t px = list ? list[i] : (int32_t)i;
         const float *xp = x + (size_t)px * c;
         float *sp = state + (size_t)px * c;
         int hit = 0;
         for (size_t ch = 0; ch < c; ++ch) {
-            float d = xp[ch] - sp[ch];
+            const float d = xp[ch] - sp[ch];
             hit |= (d > tau) | (-d > tau);
         }
         if (hit) changed[n++] = px;
         if (hit || feed_forward) memcpy(sp, xp, c * sizeof *sp);
+    }
+    return n;
+}
+
+/* Eq. 3 for the pixels the producer rewrote this frame (cbi_changes): only
+ * those can differ from the state. One block of them per thread; the blocks'
+ * results are then joined in order. */
+static int64_t detect_changes(cpu_ctx *ctx, int threads, const conv_geom *g, const float *x,
+                              float *state, const cbi_changes *chg, float tau, int feed_forward,
+                              int32_t *changed)
+{
+    const int64_t npx = chg->all ? (int64_t)g->h * g->w : chg->count;
+    const int32_t *list = chg->all ? NULL : chg->idx;
+    const size_t c = (size_t)g->cin;
+    if (threads < 2 || npx < CPU_PARALLEL_MIN_PX)
+        return detect_block(x, state, c, list, 0, npx, tau, feed_forward, changed);
+
+    const int64_t block = (npx + threads - 1) / threads;
+#pragma omp parallel num_threads(threads)
+    {
+        const int t = omp_get_thread_num();
+        const int64_t b = t * block, end = b + block < npx ? b + block : npx;
+        ctx->counts[t] = b < end ? detect_block(x, state, c, list, b, end, tau, feed_forward,
+                                                changed + b)
+                                 : 0;
+    }
+    int64_t n = ctx->counts[0];
+    for (int t = 1; t < threads; ++t) {
+        memmove(changed + n, changed + t * block, (size_t)ctx->counts[t] * sizeof *changed);
+        n += ctx->counts[t];
     }
     return n;
 }
@@ -150,6 +207,20 @@ static int64_t detect_changes(const conv_geom *g, const float *x, float *state,
  * iy reaches output rows (iy + pad_t - ky*dh) / sh where that divides. */
 static void dilate_changes(const conv_geom *g, const int32_t *changed, int64_t n, uint8_t *map)
 {
+    if (g->sh == 1 && g->sw == 1 && g->dh == 1 && g->dw == 1) {
+        /* Stride and dilation 1: the support is a kh x kw box, one run per
+         * output row. */
+        for (int64_t i = 0; i < n; ++i) {
+            const int iy = changed[i] / g->w, ix = changed[i] % g->w;
+            const int y0 = iy + g->pad_t - g->kh + 1, y1 = iy + g->pad_t;
+            const int x0 = ix + g->pad_l - g->kw + 1, x1 = ix + g->pad_l;
+            const int ylo = y0 > 0 ? y0 : 0, yhi = y1 < g->ho ? y1 : g->ho - 1;
+            const int xlo = x0 > 0 ? x0 : 0, xhi = x1 < g->wo ? x1 : g->wo - 1;
+            for (int oy = ylo; oy <= yhi && xlo <= xhi; ++oy)
+                memset(map + (size_t)oy * g->wo + xlo, 1, (size_t)(xhi - xlo + 1));
+        }
+        return;
+    }
     for (int64_t i = 0; i < n; ++i) {
         const int iy = changed[i] / g->w, ix = changed[i] % g->w;
         for (int ky = 0; ky < g->kh; ++ky) {
@@ -191,17 +262,128 @@ static int64_t extract_indices(uint8_t *map, int64_t npx, int32_t *idx)
     return n;
 }
 
-/* Output update: bias and activation fused into the scatter of the new rows
- * into the stored output. */
-static void update_output(const cbi_node *node, const float *y, const int32_t *idx, int n,
-                          float *out)
+/* Partial im2col: one row of K floats per changed output pixel, from the
+ * state; taps in the padding are zero. A filter row that lies inside the
+ * input with dilation 1 is one contiguous run of kw * Cin floats (NHWC). */
+static void gather_rows(const conv_geom *g, const float *in, const int32_t *idx, int m, float *col)
 {
-    const int cout = node->cout;
-    for (int r = 0; r < n; ++r, y += cout) {
-        float *o = out + (size_t)idx[r] * cout;
-        for (int ch = 0; ch < cout; ++ch)
-            o[ch] = cpu_activate(&node->act, ch, y[ch] + node->bias[ch]);
+    const size_t cin = (size_t)g->cin, run = (size_t)g->kw * cin;
+    for (int r = 0; r < m; ++r) {
+        float *row = col + (size_t)r * g->k;
+        const int oy = idx[r] / g->wo, ox = idx[r] % g->wo;
+        const int ix0 = ox * g->sw - g->pad_l;
+        const int row_inside = g->dw == 1 && ix0 >= 0 && ix0 + g->kw <= g->w;
+        for (int ky = 0; ky < g->kh; ++ky, row += run) {
+            const int iy = oy * g->sh - g->pad_t + ky * g->dh;
+            if (iy < 0 || iy >= g->h) {
+                memset(row, 0, run * sizeof *row);
+                continue;
+            }
+            const float *src = in + (size_t)iy * g->w * cin;
+            if (row_inside) {
+                memcpy(row, src + (size_t)ix0 * cin, run * sizeof *row);
+                continue;
+            }
+            for (int kx = 0; kx < g->kw; ++kx) {
+                const int ix = ix0 + kx * g->dw;
+                if (ix < 0 || ix >= g->w)
+                    memset(row + kx * cin, 0, cin * sizeof *row);
+                else
+                    memcpy(row + kx * cin, src + (size_t)ix * cin, cin * sizeof *row);
+            }
+        }
     }
+}
+
+/* Thin layers (Cout <= CPU_THIN_COUT, e.g. a network's RGB output): the GEMM
+ * would be K x Cout with Cout far below one vector, and writing the im2col
+ * row would cost more than the arithmetic. Each changed pixel's Cout dot
+ * products are taken straight from the state instead, over the weights
+ * padded to CPU_THIN_COUT rows (cpu_layer.thin_w) so the loop over outputs has
+ * a fixed length and its partial sums stay in vector registers. A filter row
+ * inside the input (dilation 1) is one run of kw * Cin floats in the input
+ * and in every output's weights. */
+CPU_SIMD_CLONES
+static void thin_rows(const conv_geom *g, const float *restrict in, const float *restrict thin_w,
+                      const int32_t *idx, int m, float *restrict y)
+{
+    _Static_assert(CPU_THIN_COUT == 4, "thin_rows keeps four accumulators");
+    const size_t cin = (size_t)g->cin, k = (size_t)g->k;
+    for (int r = 0; r < m; ++r) {
+        cpu_v16 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+        float acc[CPU_THIN_COUT] = {0};
+        const int oy = idx[r] / g->wo, ox = idx[r] % g->wo;
+        const int ix0 = ox * g->sw - g->pad_l;
+        const int row_inside = g->dw == 1 && ix0 >= 0 && ix0 + g->kw <= g->w;
+        for (int ky = 0; ky < g->kh; ++ky) {
+            const int iy = oy * g->sh - g->pad_t + ky * g->dh;
+            if (iy < 0 || iy >= g->h) continue;
+            for (int kx = 0; kx < g->kw; kx += row_inside ? g->kw : 1) {
+                const int ix = ix0 + kx * g->dw;
+                if (ix < 0 || ix >= g->w) continue;
+                const size_t len = row_inside ? (size_t)g->kw * cin : cin;
+                const float *xp = in + ((size_t)iy * g->w + ix) * cin;
+                const float *w0 = thin_w + ((size_t)ky * g->kw + kx) * cin;
+                const float *w1 = w0 + k, *w2 = w1 + k, *w3 = w2 + k;
+                size_t c = 0;
+                for (; c + 16 <= len; c += 16) {
+                    cpu_v16 v, q0, q1, q2, q3;
+                    CPU_LOAD_V16(v, xp + c);
+                    CPU_LOAD_V16(q0, w0 + c);
+                    CPU_LOAD_V16(q1, w1 + c);
+                    CPU_LOAD_V16(q2, w2 + c);
+                    CPU_LOAD_V16(q3, w3 + c);
+                    a0 += v * q0;
+                    a1 += v * q1;
+                    a2 += v * q2;
+                    a3 += v * q3;
+                }
+                for (; c < len; ++c) {
+                    acc[0] += xp[c] * w0[c];
+                    acc[1] += xp[c] * w1[c];
+                    acc[2] += xp[c] * w2[c];
+                    acc[3] += xp[c] * w3[c];
+                }
+            }
+        }
+        for (int l = 0; l < 16; ++l) {
+            acc[0] += a0[l];
+            acc[1] += a1[l];
+            acc[2] += a2[l];
+            acc[3] += a3[l];
+        }
+        for (int o = 0; o < g->cout; ++o) y[(size_t)r * g->cout + o] = acc[o];
+    }
+}
+
+/* Y[m][Cout] = X[m][K] * W^T on one slot: the fixed-size primitive for a full
+ * chunk, the run-time-size one for the last. */
+static cbinfer_status chunk_gemm(cpu_ctx *ctx, int slot, const cpu_conv_prims *c,
+                                 const conv_geom *g, int m, float *x, float *y, cbi_err *e,
+                                 const char *node)
+{
+    dnnl_memory_desc_t x_md = c->mm_x_md, y_md = c->mm_y_md;
+    dnnl_primitive_t prim = c->mm;
+    dnnl_memory_t w = c->mm_w;
+    dnnl_status_t s = dnnl_success;
+    if (m != CPU_CHUNK_ROWS) {
+        const dnnl_dims_t xd = {m, g->k}, xs = {g->k, 1}, yd = {m, g->cout}, ys = {g->cout, 1};
+        s = dnnl_memory_desc_init_by_strides(&x_md, 2, xd, dnnl_f32, xs);
+        if (s == dnnl_success) s = dnnl_memory_desc_init_by_strides(&y_md, 2, yd, dnnl_f32, ys);
+        prim = c->mm_tail;
+        w = c->tail_w;
+    }
+    dnnl_memory_t xm = NULL, ym = NULL;
+    if (s == dnnl_success) s = dnnl_memory_create(&xm, &x_md, ctx->engine, x);
+    if (s == dnnl_success) s = dnnl_memory_create(&ym, &y_md, ctx->engine, y);
+    cbinfer_status st = cpu_dnnl_status(s, e, node, "matmul memory");
+    if (st == CBINFER_STATUS_SUCCESS) {
+        dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, xm}, {DNNL_ARG_WEIGHTS, w}, {DNNL_ARG_DST, ym}};
+        st = cpu_dnnl_execute(ctx, slot, prim, 3, args, e, node);
+    }
+    dnnl_memory_destroy(xm);
+    dnnl_memory_destroy(ym);
+    return st;
 }
 
 cbinfer_status cpu_conv_change(void *bctx, cbi_op_args *a, cbi_err *e)
@@ -212,7 +394,10 @@ cbinfer_status cpu_conv_change(void *bctx, cbi_op_args *a, cbi_err *e)
     const float *x = a->in[0]->data;
     const cbi_changes *in_chg = a->in_chg[0];
     const int64_t npx_in = (int64_t)g.h * g.w, npx_out = (int64_t)g.ho * g.wo;
-    assert(L && L->in_state);
+    if (!ctx || !L || !L->in_state || !L->conv.mm)
+        return cbi_fail(e, CBINFER_STATUS_INTERNAL, "node %s (Conv): no change-based state",
+                        a->node->name);
+    const int threads = cpu_threads(ctx);
 
     if (a->first) {
         /* First frame: dense, and the state starts as the input. */
@@ -238,8 +423,8 @@ cbinfer_status cpu_conv_change(void *bctx, cbi_op_args *a, cbi_err *e)
         a->stats->changed_in_px = n;
         cpu_step_time(a, CBINFER_STEP_EXTRACT, t0, cbi_now_ms());
     } else {
-        int64_t n_in = detect_changes(&g, x, L->in_state, in_chg, a->threshold, a->feed_forward,
-                                      L->in_idx);
+        int64_t n_in = detect_changes(ctx, threads, &g, x, L->in_state, in_chg, a->threshold,
+                                      a->feed_forward, L->in_idx);
         double t1 = cbi_now_ms();
         dilate_changes(&g, L->in_idx, n_in, L->out_map);
         double t2 = cbi_now_ms();
@@ -263,29 +448,56 @@ cbinfer_status cpu_conv_change(void *bctx, cbi_op_args *a, cbi_err *e)
         return cpu_conv_dense(bctx, a, e);
     }
 
-    /* Partial im2col over the changed output pixels, from the state: in the
-     * closed loop it is what the stored output must be the convolution of;
-     * feed-forward, the state equals the input after detection. */
+    /* Gather (partial im2col from the state: in the closed loop the stored
+     * output must be the convolution of the state; feed-forward, the state
+     * equals the input after detection), GEMM, and the fused bias +
+     * activation + scatter, one chunk of rows per iteration (thin layers:
+     * direct dot products instead of gather + GEMM). Step times are the mean
+     * over the threads. */
     const float *src = L->in_state;
     float *out = a->out->data;
+    const int64_t n_chunks = (n + CPU_CHUNK_ROWS - 1) / CPU_CHUNK_ROWS;
+    const int team = n_chunks < threads ? (int)(n_chunks > 0 ? n_chunks : 1) : threads;
+    const int timed = a->collect_stats;
+    const int thin = g.cout <= CPU_THIN_COUT;
     double t_col = 0, t_gemm = 0, t_upd = 0;
-    for (int64_t r0 = 0; r0 < n; r0 += (int64_t)ctx->chunk_px) {
-        const int m = (int)(n - r0 < (int64_t)ctx->chunk_px ? n - r0 : (int64_t)ctx->chunk_px);
-        double s0 = cbi_now_ms();
-        for (int r = 0; r < m; ++r) im2col_row(&g, src, idx[r0 + r], ctx->col + (size_t)r * g.k);
-        double s1 = cbi_now_ms();
-        conv_gemm(&g, ctx->col, m, a->node->weight, ctx->gemm);
-        double s2 = cbi_now_ms();
-        update_output(a->node, ctx->gemm, idx + r0, m, out);
-        double s3 = cbi_now_ms();
+    cbinfer_status st = CBINFER_STATUS_SUCCESS;
+#pragma omp parallel for num_threads(team) schedule(dynamic, 1) reduction(+ : t_col, t_gemm, t_upd)
+    for (int64_t ch = 0; ch < n_chunks; ++ch) {
+        const int slot = omp_get_thread_num();
+        cpu_slot *sl = &ctx->slots[slot];
+        const int64_t r0 = ch * CPU_CHUNK_ROWS;
+        const int m = (int)(n - r0 < CPU_CHUNK_ROWS ? n - r0 : CPU_CHUNK_ROWS);
+        cbi_err chunk_err;
+        const double s0 = timed ? cbi_now_ms() : 0;
+        if (!thin) gather_rows(&g, src, idx + r0, m, sl->col);
+        const double s1 = timed ? cbi_now_ms() : 0;
+        cbinfer_status cs = CBINFER_STATUS_SUCCESS;
+        if (thin)
+            thin_rows(&g, src, L->thin_w, idx + r0, m, sl->gemm);
+        else
+            cs = chunk_gemm(ctx, slot, &L->conv, &g, m, sl->col, sl->gemm, &chunk_err,
+                            a->node->name);
+        const double s2 = timed ? cbi_now_ms() : 0;
+        if (cs == CBINFER_STATUS_SUCCESS) {
+            bias_act_rows(a->node, sl->gemm, idx + r0, m, out);
+        } else {
+#pragma omp critical(cpu_conv_error)
+            if (st == CBINFER_STATUS_SUCCESS) {
+                st = cs;
+                *e = chunk_err;
+            }
+        }
+        const double s3 = timed ? cbi_now_ms() : 0;
         t_col += s1 - s0;
         t_gemm += s2 - s1;
         t_upd += s3 - s2;
     }
-    if (a->collect_stats) {
-        a->stats->step_ms[CBINFER_STEP_IM2COL] += t_col;
-        a->stats->step_ms[CBINFER_STEP_GEMM] += t_gemm;
-        a->stats->step_ms[CBINFER_STEP_UPDATE] += t_upd;
+    if (st != CBINFER_STATUS_SUCCESS) return st;
+    if (timed) {
+        a->stats->step_ms[CBINFER_STEP_IM2COL] += t_col / team;
+        a->stats->step_ms[CBINFER_STEP_GEMM] += t_gemm / team;
+        a->stats->step_ms[CBINFER_STEP_UPDATE] += t_upd / team;
     }
     a->out_chg->all = 0;
     a->out_chg->idx = (int32_t *)idx;

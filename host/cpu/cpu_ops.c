@@ -12,7 +12,6 @@
 #include <stdint.h>
 #include <string.h>
 
-#include <cblas.h>
 
 #include "cpu_backend.h"
 
@@ -71,7 +70,7 @@ static int ops_same_shape(cbi_shape x, cbi_shape y)
  * ConvTranspose, NHWC, weights [cin][kh][kw][cout] (dense op, no paper
  * section: the upsampling layers of the super-resolution models).
  *
- * Y[rows][kh*kw*cout] = X[rows][cin] . W[cin][kh*kw*cout] with OpenBLAS, then
+ * Y[rows][kh*kw*cout] = X[rows][cin] . W[cin][kh*kw*cout] with oneDNN sgemm, then
  * col2im: row (iy, ix), tap (ky, kx) adds its cout values to output pixel
  * (iy*sh + ky*dh - pad_t, ix*sw + kx*dw - pad_l) when inside the output
  * (top/left pads crop; bottom/right pads and output_padding are already in
@@ -80,7 +79,7 @@ static int ops_same_shape(cbi_shape x, cbi_shape y)
  * Scratch: ctx->gemm holds chunk_px input rows of the GEMM result, so the
  * context must size it to at least
  *     chunk_px * max over ConvTranspose nodes of (kh * kw * cout)  floats
- * (alongside chunk_px * max_cout for Conv).
+ * (host/cpu/cpu_backend.c).
  */
 cbinfer_status cpu_conv_transpose(void *bctx, cbi_op_args *a, cbi_err *e)
 {
@@ -115,8 +114,9 @@ cbinfer_status cpu_conv_transpose(void *bctx, cbi_op_args *a, cbi_err *e)
     const int64_t chunk = (int64_t)ctx->chunk_px;
     for (int64_t r0 = 0; r0 < in_px; r0 += chunk) {
         const int rows = (int)(in_px - r0 < chunk ? in_px - r0 : chunk);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, ncol, cin, 1.0f,
-                    x + r0 * cin, cin, n->weight, ncol, 0.0f, ctx->gemm, ncol);
+        st = cpu_sgemm(cpu_threads(ctx), rows, ncol, cin, x + r0 * cin, cin, n->weight, ncol, 0,
+                                      ctx->gemm, ncol, e, ops_name(a));
+        if (st != CBINFER_STATUS_SUCCESS) return st;
         for (int r = 0; r < rows; r++) {
             const int iy = (int)((r0 + r) / in_w), ix = (int)((r0 + r) % in_w);
             const float *yr = ctx->gemm + (size_t)r * ncol;
