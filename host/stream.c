@@ -253,7 +253,6 @@ static cbinfer_status set_threads(cbinfer_stream_t *s, int threads)
 {
     cbinfer_status st = s->be->set_threads(s->bctx, threads, &s->err);
     if (st != CBINFER_STATUS_SUCCESS) return st;
-    s->threads = threads;
     s->first = 1;
     s->have_output = 0;
     for (int i = 0; i < s->net->n_nodes; ++i) {
@@ -263,10 +262,12 @@ static cbinfer_status set_threads(cbinfer_stream_t *s, int threads)
     for (int i = 0; i < s->net->n_nodes; ++i) {
         st = s->be->layer_create(s->bctx, i, &s->layers[i], &s->err);
         if (st != CBINFER_STATUS_SUCCESS) {
-            s->broken = st;
+            s->broken = st; /* until a later call re-creates every layer */
             return st;
         }
     }
+    s->threads = threads;
+    s->broken = CBINFER_STATUS_SUCCESS;
     return CBINFER_STATUS_SUCCESS;
 }
 
@@ -287,7 +288,8 @@ cbinfer_status cbinfer_stream_set_param(cbinfer_stream_t *s, cbinfer_param key, 
         if (value != (double)(int)value)
             return STREAM_FAIL(s, CBINFER_STATUS_BAD_PARAM, "threads: %g is not a whole number",
                                value);
-        if ((int)value != s->threads && s->be->set_threads) return set_threads(s, (int)value);
+        if (s->be->set_threads && ((int)value != s->threads || s->broken != CBINFER_STATUS_SUCCESS))
+            return set_threads(s, (int)value);
         s->threads = (int)value;
         break;
     }

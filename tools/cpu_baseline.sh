@@ -26,7 +26,7 @@ for cfg in "${configs[@]}"; do
   "$B" --workload "$model" --video "$V" --skip "$skip" --resize "$size" --frames "$frames" \
     --warmup 1 --mode dense --threads "$threads" --dump-frames "$rgb" >/dev/null
   for r in $(seq 1 "$rounds"); do
-    "$B" --workload "$model" --raw "$size:$rgb" --frames "$frames" --warmup 1 --mode dense \
+    "$B" --workload "$model" --raw "$size:$rgb" --resize "$size" --frames "$frames" --warmup 1 --mode dense \
       --threads "$threads" --json "$out/${tag}_cbinfer_r$r.json" >/dev/null
     bash tools/ort_bench.sh "build/models/$model.onnx" "$rgb" "$size" --threads "$threads" \
       --warmup 1 --json "$out/${tag}_ort_r$r.json" >/dev/null

@@ -3,9 +3,11 @@
 
     /usr/bin/python3 tools/results_table.py bench/results/*.json
 
-One row per file and threshold scale: workload, video, size, frames, device,
-threshold, dense and change-based mean ms/frame, speedup, PSNR against dense,
-and the changed share, all as measured in that one run.
+One row per file and threshold scale: workload, video, size, frames, backend
+with its dense kernels, threshold, dense and change-based mean ms/frame,
+speedup, PSNR against dense, and the changed share, all as measured in that one
+run. Files written before the bench recorded its kernels (device.kernels) are
+from the im2col + OpenBLAS CPU backend.
 """
 import json
 import os
@@ -14,6 +16,14 @@ import sys
 
 def fmt_psnr(v):
     return "exact" if v is None else f"{v:.1f}"
+
+
+def backend(device):
+    """The backend and its dense kernel library, e.g. "cpu (oneDNN 2.6.3)"."""
+    kernels = device.get("kernels")
+    if kernels is None and device["backend"] == "cpu" and "kernels" not in device:
+        kernels = "OpenBLAS"
+    return f"{device['backend']} ({kernels.split(' (')[0]})" if kernels else device["backend"]
 
 
 def rows(path):
@@ -33,7 +43,7 @@ def rows(path):
         tau_s = os.path.basename(src) + (f" x{r['threshold_scale']:g}" if r["threshold_scale"] != 1 else "") \
             if src else f"{tau:g}"
         yield (f"| {name} | {video} | {c['width']}x{c['height']} | {len(r['frames'])} | "
-               f"{d['device']['backend']} | {tau_s} | {dense['latency_ms']['mean']:.1f} | "
+               f"{backend(d['device'])} | {tau_s} | {dense['latency_ms']['mean']:.1f} | "
                f"{cb['latency_ms']['mean']:.1f} | {r['speedup']:.2f}x | "
                f"{fmt_psnr(q['psnr_db'])} (min {fmt_psnr(q['min_psnr_db'])}) | "
                f"{100 * cb['changed_share']:.1f}% |")
@@ -42,7 +52,7 @@ def rows(path):
 def main():
     if len(sys.argv) < 2:
         sys.exit(__doc__.strip())
-    print("| workload | video | size | frames | backend | threshold | dense ms | cbinfer ms | "
+    print("| workload | video | size | frames | backend (dense kernels) | threshold | dense ms | cbinfer ms | "
           "speedup | PSNR dB (min frame) | changed |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for p in sys.argv[1:]:

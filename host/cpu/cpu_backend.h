@@ -32,6 +32,7 @@ typedef struct cpu_slot {
     float *gemm;           /* CPU_CHUNK_ROWS x max_cout */
     dnnl_stream_t stream;
     void *scratchpad;      /* scratchpad_bytes */
+    size_t scratchpad_bytes; /* the most any primitive this slot runs asked for */
     dnnl_memory_t scratchpad_mem; /* NULL until a primitive needs one */
 } cpu_slot;
 
@@ -42,7 +43,6 @@ typedef struct cpu_ctx {
     int n_slots;           /* threads this context can run: the cores available */
     int threads;           /* CBINFER_PARAM_THREADS: 0 or the most threads to use */
     cpu_slot *slots;
-    size_t scratchpad_bytes; /* per slot: the largest any layer's primitive asked for */
     int64_t *counts;       /* n_slots: per-thread counts of a parallel detection */
     /* Scratch of ConvTranspose: input rows of chunk_px x (kh * kw * cout). */
     float *gemm;
@@ -56,7 +56,8 @@ typedef struct cpu_conv_prims {
     dnnl_primitive_t dense;     /* convolution, NHWC in and out, bias and eltwise fused */
     dnnl_memory_t dense_src, dense_dst, dense_w, dense_b; /* handles set at each call */
     int dense_act_fused;        /* 0: the activation runs as a pass after the primitive */
-    dnnl_primitive_t mm;        /* change-based: CPU_CHUNK_ROWS x K by K x Cout */
+    dnnl_primitive_t mm;        /* change-based, Cout > CPU_THIN_COUT: CPU_CHUNK_ROWS x K
+                                   by K x Cout, on one thread */
     dnnl_memory_t mm_w;         /* the weights in mm's own layout */
     dnnl_memory_desc_t mm_x_md, mm_y_md; /* CPU_CHUNK_ROWS x K, CPU_CHUNK_ROWS x Cout */
     dnnl_primitive_t mm_tail;   /* change-based: row count given at execution */

@@ -69,8 +69,8 @@ static int conv_is_pointwise(const conv_geom *g)
 }
 
 /* Bias and activation of rows of Cout values, from y into rows of out (the
- * scatter: row r goes to out pixel idx[r]; idx NULL: in place, y == out).
- * One loop per activation kind, so each vectorises. */
+ * scatter: row r goes to out pixel idx[r]). One loop per activation kind, so
+ * each vectorises. */
 CPU_SIMD_CLONES
 static void bias_act_rows(const cbi_node *node, const float *restrict y, const int32_t *idx,
                           int64_t rows, float *restrict out)
@@ -80,7 +80,7 @@ static void bias_act_rows(const cbi_node *node, const float *restrict y, const i
     const cbi_activation *act = &node->act;
     const float alpha = act->alpha;
     for (int64_t r = 0; r < rows; ++r, y += cout) {
-        float *restrict o = idx ? out + (size_t)idx[r] * cout : out + (size_t)r * cout;
+        float *restrict o = out + (size_t)idx[r] * cout;
         switch (act->kind) {
         case CBI_ACT_NONE:
             for (int c = 0; c < cout; ++c) o[c] = y[c] + b[c];
@@ -185,9 +185,17 @@ static int64_t detect_changes(cpu_ctx *ctx, int threads, const conv_geom *g, con
     if (threads < 2 || npx < CPU_PARALLEL_MIN_PX)
         return detect_block(x, state, c, list, 0, npx, tau, feed_forward, changed);
 
-    const int64_t block = (npx + threads - 1) / threads;
+    /* The team may be smaller than asked (a caller's own parallel region,
+     * OMP_THREAD_LIMIT): the blocks follow the team that runs. */
+    int team = 1;
+    int64_t block = npx;
 #pragma omp parallel num_threads(threads)
     {
+#pragma omp single
+        {
+            team = omp_get_num_threads();
+            block = (npx + team - 1) / team;
+        }
         const int t = omp_get_thread_num();
         const int64_t b = t * block, end = b + block < npx ? b + block : npx;
         ctx->counts[t] = b < end ? detect_block(x, state, c, list, b, end, tau, feed_forward,
@@ -195,7 +203,7 @@ static int64_t detect_changes(cpu_ctx *ctx, int threads, const conv_geom *g, con
                                  : 0;
     }
     int64_t n = ctx->counts[0];
-    for (int t = 1; t < threads; ++t) {
+    for (int t = 1; t < team; ++t) {
         memmove(changed + n, changed + t * block, (size_t)ctx->counts[t] * sizeof *changed);
         n += ctx->counts[t];
     }
@@ -394,7 +402,7 @@ cbinfer_status cpu_conv_change(void *bctx, cbi_op_args *a, cbi_err *e)
     const float *x = a->in[0]->data;
     const cbi_changes *in_chg = a->in_chg[0];
     const int64_t npx_in = (int64_t)g.h * g.w, npx_out = (int64_t)g.ho * g.wo;
-    if (!ctx || !L || !L->in_state || !L->conv.mm)
+    if (!ctx || !L || !L->in_state || (!L->conv.mm && !L->thin_w))
         return cbi_fail(e, CBINFER_STATUS_INTERNAL, "node %s (Conv): no change-based state",
                         a->node->name);
     const int threads = cpu_threads(ctx);

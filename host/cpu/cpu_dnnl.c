@@ -44,16 +44,18 @@ cbinfer_status cpu_dnnl_status(dnnl_status_t s, cbi_err *e, const char *node, co
         }                                                                      \
     } while (0)
 
-/* Grows every slot's scratchpad to at least `bytes` (at layer creation only). */
-static cbinfer_status grow_scratchpad(cpu_ctx *ctx, size_t bytes, cbi_err *e, const char *node)
+/* Grows the scratchpads of slots [0, n_slots) to at least `bytes` (at layer
+ * creation only). */
+static cbinfer_status grow_scratchpad(cpu_ctx *ctx, int n_slots, size_t bytes, cbi_err *e,
+                                      const char *node)
 {
-    if (bytes <= ctx->scratchpad_bytes) return CBINFER_STATUS_SUCCESS;
     const dnnl_dims_t dims = {(dnnl_dim_t)bytes};
     dnnl_memory_desc_t md;
     dnnl_status_t s = dnnl_memory_desc_init_by_tag(&md, 1, dims, dnnl_u8, dnnl_a);
     if (s != dnnl_success) return cpu_dnnl_status(s, e, node, "scratchpad descriptor");
-    for (int i = 0; i < ctx->n_slots; ++i) {
+    for (int i = 0; i < n_slots; ++i) {
         cpu_slot *sl = &ctx->slots[i];
+        if (bytes <= sl->scratchpad_bytes) continue;
         void *buf = aligned_alloc(64, (bytes + 63) / 64 * 64);
         if (!buf)
             return cbi_fail(e, CBINFER_STATUS_OUT_OF_MEMORY, "node %s: scratchpad of %zu bytes",
@@ -68,18 +70,22 @@ static cbinfer_status grow_scratchpad(cpu_ctx *ctx, size_t bytes, cbi_err *e, co
         free(sl->scratchpad);
         sl->scratchpad = buf;
         sl->scratchpad_mem = mem;
+        sl->scratchpad_bytes = bytes;
     }
-    ctx->scratchpad_bytes = bytes;
     return CBINFER_STATUS_SUCCESS;
 }
 
-/* Creates the primitive of pd and grows the slots' scratchpads for it. */
-static cbinfer_status make_primitive(cpu_ctx *ctx, dnnl_primitive_desc_t pd,
+/* Creates the primitive of pd and grows the scratchpads of the slots that
+ * will run it: slot 0 alone for a primitive that runs outside a parallel
+ * region with all threads, every slot for one that each thread runs on its
+ * own. */
+static cbinfer_status make_primitive(cpu_ctx *ctx, dnnl_primitive_desc_t pd, int every_slot,
                                      dnnl_primitive_t *prim, cbi_err *e, const char *node,
                                      const char *what)
 {
     const dnnl_memory_desc_t *spm = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
-    cbinfer_status st = grow_scratchpad(ctx, spm ? dnnl_memory_desc_get_size(spm) : 0, e, node);
+    cbinfer_status st = grow_scratchpad(ctx, every_slot ? ctx->n_slots : 1,
+                                        spm ? dnnl_memory_desc_get_size(spm) : 0, e, node);
     if (st != CBINFER_STATUS_SUCCESS) return st;
     return cpu_dnnl_status(dnnl_primitive_create(prim, pd), e, node, what);
 }
@@ -132,8 +138,10 @@ cbinfer_status cpu_conv_prims_create(cpu_ctx *ctx, const cbi_node *n, const cbi_
     const int kh = n->win.kh, kw = n->win.kw, cin = p->in.c, cout = p->out.c;
     const dnnl_dim_t k = (dnnl_dim_t)kh * kw * cin;
     memset(c, 0, sizeof *c);
-    /* oneDNN fixes a primitive's thread count when it is created: create it
-     * under the context's, and give the caller's setting back at the end. */
+    /* oneDNN fixes a primitive's thread partition when its descriptor and the
+     * primitive are created, from the OpenMP thread count then in force: the
+     * dense convolution gets the context's, the matmuls (one per thread) 1.
+     * The caller's setting is given back at the end. */
     const int caller_threads = omp_get_max_threads();
     omp_set_num_threads(cpu_threads(ctx));
 
@@ -171,7 +179,7 @@ cbinfer_status cpu_conv_prims_create(cpu_ctx *ctx, const cbi_node *n, const cbi_
     c->dense_act_fused = append_activation(po, &n->act);
     if (c->dense_act_fused) DNNL_TRY(dnnl_primitive_attr_set_post_ops(attr, po), "post-ops");
     DNNL_TRY(dnnl_primitive_desc_create(&pd, &cd, attr, ctx->engine, NULL), "convolution");
-    st = make_primitive(ctx, pd, &c->dense, e, n->name, "convolution");
+    st = make_primitive(ctx, pd, 0, &c->dense, e, n->name, "convolution");
     if (st != CBINFER_STATUS_SUCCESS) goto done;
     st = reorder_weights(ctx, &w_user, n->weight,
                          dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0), &c->dense_w, e,
@@ -180,14 +188,15 @@ cbinfer_status cpu_conv_prims_create(cpu_ctx *ctx, const cbi_node *n, const cbi_
     DNNL_TRY(dnnl_memory_create(&c->dense_b, &b_md, ctx->engine, (void *)n->bias), "bias memory");
     DNNL_TRY(dnnl_memory_create(&c->dense_src, &src_md, ctx->engine, DNNL_MEMORY_NONE), "memory");
     DNNL_TRY(dnnl_memory_create(&c->dense_dst, &dst_md, ctx->engine, DNNL_MEMORY_NONE), "memory");
-    if (!change_based) goto done;
+    if (!change_based || cout <= CPU_THIN_COUT) goto done; /* thin: no GEMM (cpu_conv.c) */
 
     /* Change-based: Y[rows][Cout] = X[rows][K] * W^T, W = the [Cout][K]
      * weights read as K x Cout with strides {1, K}. Full chunks run a
      * primitive with a fixed row count (oneDNN's fastest matmul kernels need
      * it) and its own weight layout; the last partial chunk runs one whose
-     * row count is given at execution. Bias and activation are fused into the
-     * scatter. */
+     * row count is given at execution. Each thread runs them on its own chunk,
+     * so they are created for one thread. Bias and activation are fused into
+     * the scatter. */
     dnnl_memory_desc_t x_md, w_mm_any, w_plain, y_md, x_rt, y_rt;
     const dnnl_dims_t x_dims = {CPU_CHUNK_ROWS, k}, x_str = {k, 1};
     const dnnl_dims_t wm_dims = {k, cout}, wm_str = {1, k};
@@ -199,12 +208,13 @@ cbinfer_status cpu_conv_prims_create(cpu_ctx *ctx, const cbi_node *n, const cbi_
     DNNL_TRY(dnnl_memory_desc_init_by_strides(&y_md, 2, y_dims, dnnl_f32, y_str), "descriptor");
     DNNL_TRY(dnnl_memory_desc_init_by_strides(&x_rt, 2, x_rt_dims, dnnl_f32, x_str), "descriptor");
     DNNL_TRY(dnnl_memory_desc_init_by_strides(&y_rt, 2, y_rt_dims, dnnl_f32, y_str), "descriptor");
+    omp_set_num_threads(1);
     DNNL_TRY(dnnl_primitive_attr_create(&mm_attr), "attributes");
     DNNL_TRY(dnnl_primitive_attr_set_scratchpad_mode(mm_attr, dnnl_scratchpad_mode_user), "attributes");
     dnnl_matmul_desc_t md;
     DNNL_TRY(dnnl_matmul_desc_init(&md, &x_md, &w_mm_any, NULL, &y_md), "matmul descriptor");
     DNNL_TRY(dnnl_primitive_desc_create(&mm_pd, &md, mm_attr, ctx->engine, NULL), "matmul");
-    st = make_primitive(ctx, mm_pd, &c->mm, e, n->name, "matmul");
+    st = make_primitive(ctx, mm_pd, 1, &c->mm, e, n->name, "matmul");
     if (st != CBINFER_STATUS_SUCCESS) goto done;
     st = reorder_weights(ctx, &w_plain, n->weight,
                          dnnl_primitive_desc_query_md(mm_pd, dnnl_query_weights_md, 0), &c->mm_w, e,
@@ -214,7 +224,7 @@ cbinfer_status cpu_conv_prims_create(cpu_ctx *ctx, const cbi_node *n, const cbi_
     c->mm_y_md = y_md;
     DNNL_TRY(dnnl_matmul_desc_init(&md, &x_rt, &w_plain, NULL, &y_rt), "matmul descriptor");
     DNNL_TRY(dnnl_primitive_desc_create(&tail_pd, &md, mm_attr, ctx->engine, NULL), "matmul");
-    st = make_primitive(ctx, tail_pd, &c->mm_tail, e, n->name, "matmul");
+    st = make_primitive(ctx, tail_pd, 1, &c->mm_tail, e, n->name, "matmul");
     if (st != CBINFER_STATUS_SUCCESS) goto done;
     DNNL_TRY(dnnl_memory_create(&c->tail_w, &w_plain, ctx->engine, (void *)n->weight), "memory");
 
