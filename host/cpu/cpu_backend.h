@@ -59,7 +59,9 @@ typedef struct cpu_conv_prims {
     dnnl_primitive_t mm;        /* change-based, Cout > CPU_THIN_COUT: CPU_CHUNK_ROWS x K
                                    by K x Cout, on one thread */
     dnnl_memory_t mm_w;         /* the weights in mm's own layout */
-    dnnl_memory_desc_t mm_x_md, mm_y_md; /* CPU_CHUNK_ROWS x K, CPU_CHUNK_ROWS x Cout */
+    dnnl_memory_t *mm_x, *mm_y; /* per slot: its col and gemm scratch as mm's
+                                   CPU_CHUNK_ROWS x K and CPU_CHUNK_ROWS x Cout */
+    int n_mm;                   /* entries of mm_x and mm_y */
     dnnl_primitive_t mm_tail;   /* change-based: row count given at execution */
     dnnl_memory_t tail_w;       /* the network's weights, read in place */
 } cpu_conv_prims;

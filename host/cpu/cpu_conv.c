@@ -204,6 +204,7 @@ static int64_t detect_changes(cpu_ctx *ctx, int threads, const conv_geom *g, con
     }
     int64_t n = ctx->counts[0];
     for (int t = 1; t < team; ++t) {
+        if (ctx->counts[t] == 0) continue; /* also every block past the last pixel */
         memmove(changed + n, changed + t * block, (size_t)ctx->counts[t] * sizeof *changed);
         n += ctx->counts[t];
     }
@@ -211,9 +212,11 @@ static int64_t detect_changes(cpu_ctx *ctx, int threads, const conv_geom *g, con
 }
 
 /* Eq. 4: mark every output pixel whose receptive field holds a changed input
- * pixel. Output (oy, ox) reads input row oy*sh - pad_t + ky*dh, so input row
- * iy reaches output rows (iy + pad_t - ky*dh) / sh where that divides. */
-static void dilate_changes(const conv_geom *g, const int32_t *changed, int64_t n, uint8_t *map)
+ * pixel, in output rows [oy_lo, oy_hi) only. Output (oy, ox) reads input row
+ * oy*sh - pad_t + ky*dh, so input row iy reaches output rows
+ * (iy + pad_t - ky*dh) / sh where that divides. */
+static void dilate_changes(const conv_geom *g, const int32_t *changed, int64_t n, int oy_lo,
+                           int oy_hi, uint8_t *map)
 {
     if (g->sh == 1 && g->sw == 1 && g->dh == 1 && g->dw == 1) {
         /* Stride and dilation 1: the support is a kh x kw box, one run per
@@ -222,7 +225,7 @@ static void dilate_changes(const conv_geom *g, const int32_t *changed, int64_t n
             const int iy = changed[i] / g->w, ix = changed[i] % g->w;
             const int y0 = iy + g->pad_t - g->kh + 1, y1 = iy + g->pad_t;
             const int x0 = ix + g->pad_l - g->kw + 1, x1 = ix + g->pad_l;
-            const int ylo = y0 > 0 ? y0 : 0, yhi = y1 < g->ho ? y1 : g->ho - 1;
+            const int ylo = y0 > oy_lo ? y0 : oy_lo, yhi = y1 < oy_hi ? y1 : oy_hi - 1;
             const int xlo = x0 > 0 ? x0 : 0, xhi = x1 < g->wo ? x1 : g->wo - 1;
             for (int oy = ylo; oy <= yhi && xlo <= xhi; ++oy)
                 memset(map + (size_t)oy * g->wo + xlo, 1, (size_t)(xhi - xlo + 1));
@@ -235,7 +238,7 @@ static void dilate_changes(const conv_geom *g, const int32_t *changed, int64_t n
             const int ty = iy + g->pad_t - ky * g->dh;
             if (ty < 0 || ty % g->sh) continue;
             const int oy = ty / g->sh;
-            if (oy >= g->ho) continue;
+            if (oy < oy_lo || oy >= oy_hi) continue;
             for (int kx = 0; kx < g->kw; ++kx) {
                 const int tx = ix + g->pad_l - kx * g->dw;
                 if (tx < 0 || tx % g->sw) continue;
@@ -246,13 +249,13 @@ static void dilate_changes(const conv_geom *g, const int32_t *changed, int64_t n
     }
 }
 
-/* Change-index extraction: the marked pixels in ascending order. The map is
- * cleared where it was set, so it is all zero again for the next frame; the
- * scan skips eight unmarked pixels at a time. */
-static int64_t extract_indices(uint8_t *map, int64_t npx, int32_t *idx)
+/* Change-index extraction: the marked pixels of [p0, p1) in ascending order.
+ * The map is cleared where it was set, so it is all zero again for the next
+ * frame; the scan skips eight unmarked pixels at a time. */
+static int64_t extract_indices(uint8_t *map, int64_t p0, int64_t p1, int32_t *idx)
 {
-    int64_t n = 0, p = 0;
-    for (; p + 8 <= npx; p += 8) {
+    int64_t n = 0, p = p0;
+    for (; p + 8 <= p1; p += 8) {
         uint64_t word;
         memcpy(&word, map + p, sizeof word);
         if (!word) continue;
@@ -262,11 +265,85 @@ static int64_t extract_indices(uint8_t *map, int64_t npx, int32_t *idx)
                 map[p + j] = 0;
             }
     }
-    for (; p < npx; ++p)
+    for (; p < p1; ++p)
         if (map[p]) {
             idx[n++] = (int32_t)p;
             map[p] = 0;
         }
+    return n;
+}
+
+/* First entry of the ascending list at or after pixel px. */
+static int64_t lower_bound_px(const int32_t *list, int64_t n, int64_t px)
+{
+    int64_t lo = 0, hi = n;
+    while (lo < hi) {
+        const int64_t mid = lo + (hi - lo) / 2;
+        if (list[mid] < px)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Eq. 4 and the extraction, one band of output rows per thread: a band is
+ * marked only from the changed input rows that reach it, then extracted, and
+ * the bands' index lists are joined in order. Returns the number of output
+ * pixels to recompute; idx gets them in ascending order. */
+static int64_t mark_and_extract(cpu_ctx *ctx, int threads, const conv_geom *g,
+                                const int32_t *changed, int64_t n_in, uint8_t *map, int32_t *idx,
+                                const cbi_op_args *a)
+{
+    if (threads < 2 || n_in * g->kh * g->kw < CPU_PARALLEL_MIN_PX) {
+        const double t0 = cbi_now_ms();
+        dilate_changes(g, changed, n_in, 0, g->ho, map);
+        const double t1 = cbi_now_ms();
+        const int64_t n = extract_indices(map, 0, (int64_t)g->ho * g->wo, idx);
+        cpu_step_time(a, CBINFER_STEP_DILATE, t0, t1);
+        cpu_step_time(a, CBINFER_STEP_EXTRACT, t1, cbi_now_ms());
+        return n;
+    }
+    int team = 1, band = g->ho;
+    double t_dil = 0, t_ext = 0;
+#pragma omp parallel num_threads(threads) reduction(+ : t_dil, t_ext)
+    {
+#pragma omp single
+        {
+            team = omp_get_num_threads();
+            band = (g->ho + team - 1) / team;
+        }
+        const int t = omp_get_thread_num();
+        const int oy_lo = t * band < g->ho ? t * band : g->ho;
+        const int oy_hi = oy_lo + band < g->ho ? oy_lo + band : g->ho;
+        /* Input rows that reach output rows [oy_lo, oy_hi). */
+        const int64_t iy_lo = (int64_t)oy_lo * g->sh - g->pad_t;
+        const int64_t iy_hi = (int64_t)(oy_hi - 1) * g->sh - g->pad_t + (int64_t)(g->kh - 1) * g->dh;
+        const double t0 = cbi_now_ms();
+        int64_t cnt = 0;
+        if (oy_lo < oy_hi) {
+            const int64_t i0 = lower_bound_px(changed, n_in, (iy_lo > 0 ? iy_lo : 0) * g->w);
+            const int64_t i1 = lower_bound_px(changed, n_in, (iy_hi + 1 < g->h ? iy_hi + 1 : g->h) * g->w);
+            if (i0 < i1) dilate_changes(g, changed + i0, i1 - i0, oy_lo, oy_hi, map);
+        }
+        const double t1 = cbi_now_ms();
+        if (oy_lo < oy_hi)
+            cnt = extract_indices(map, (int64_t)oy_lo * g->wo, (int64_t)oy_hi * g->wo,
+                                  idx + (int64_t)oy_lo * g->wo);
+        ctx->counts[t] = cnt;
+        t_dil += t1 - t0;
+        t_ext += cbi_now_ms() - t1;
+    }
+    int64_t n = ctx->counts[0];
+    for (int t = 1; t < team; ++t) {
+        if (ctx->counts[t] == 0) continue; /* also every band past the last row */
+        memmove(idx + n, idx + (int64_t)t * band * g->wo, (size_t)ctx->counts[t] * sizeof *idx);
+        n += ctx->counts[t];
+    }
+    if (a->collect_stats && a->stats) {
+        a->stats->step_ms[CBINFER_STEP_DILATE] += t_dil / team;
+        a->stats->step_ms[CBINFER_STEP_EXTRACT] += t_ext / team;
+    }
     return n;
 }
 
@@ -364,30 +441,29 @@ static void thin_rows(const conv_geom *g, const float *restrict in, const float 
     }
 }
 
-/* Y[m][Cout] = X[m][K] * W^T on one slot: the fixed-size primitive for a full
- * chunk, the run-time-size one for the last. */
+/* Y[m][Cout] = X[m][K] * W^T on one slot, from its col scratch into its
+ * gemm scratch: the fixed-size primitive for a full chunk, the run-time-size
+ * one for the last. */
 static cbinfer_status chunk_gemm(cpu_ctx *ctx, int slot, const cpu_conv_prims *c,
-                                 const conv_geom *g, int m, float *x, float *y, cbi_err *e,
-                                 const char *node)
+                                 const conv_geom *g, int m, cbi_err *e, const char *node)
 {
-    dnnl_memory_desc_t x_md = c->mm_x_md, y_md = c->mm_y_md;
-    dnnl_primitive_t prim = c->mm;
-    dnnl_memory_t w = c->mm_w;
-    dnnl_status_t s = dnnl_success;
-    if (m != CPU_CHUNK_ROWS) {
-        const dnnl_dims_t xd = {m, g->k}, xs = {g->k, 1}, yd = {m, g->cout}, ys = {g->cout, 1};
-        s = dnnl_memory_desc_init_by_strides(&x_md, 2, xd, dnnl_f32, xs);
-        if (s == dnnl_success) s = dnnl_memory_desc_init_by_strides(&y_md, 2, yd, dnnl_f32, ys);
-        prim = c->mm_tail;
-        w = c->tail_w;
+    if (m == CPU_CHUNK_ROWS) {
+        dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, c->mm_x[slot]}, {DNNL_ARG_WEIGHTS, c->mm_w},
+                                   {DNNL_ARG_DST, c->mm_y[slot]}};
+        return cpu_dnnl_execute(ctx, slot, c->mm, 3, args, e, node);
     }
+    const dnnl_dims_t xd = {m, g->k}, xs = {g->k, 1}, yd = {m, g->cout}, ys = {g->cout, 1};
+    dnnl_memory_desc_t x_md, y_md;
     dnnl_memory_t xm = NULL, ym = NULL;
-    if (s == dnnl_success) s = dnnl_memory_create(&xm, &x_md, ctx->engine, x);
-    if (s == dnnl_success) s = dnnl_memory_create(&ym, &y_md, ctx->engine, y);
+    dnnl_status_t s = dnnl_memory_desc_init_by_strides(&x_md, 2, xd, dnnl_f32, xs);
+    if (s == dnnl_success) s = dnnl_memory_desc_init_by_strides(&y_md, 2, yd, dnnl_f32, ys);
+    if (s == dnnl_success) s = dnnl_memory_create(&xm, &x_md, ctx->engine, ctx->slots[slot].col);
+    if (s == dnnl_success) s = dnnl_memory_create(&ym, &y_md, ctx->engine, ctx->slots[slot].gemm);
     cbinfer_status st = cpu_dnnl_status(s, e, node, "matmul memory");
     if (st == CBINFER_STATUS_SUCCESS) {
-        dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, xm}, {DNNL_ARG_WEIGHTS, w}, {DNNL_ARG_DST, ym}};
-        st = cpu_dnnl_execute(ctx, slot, prim, 3, args, e, node);
+        dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, xm}, {DNNL_ARG_WEIGHTS, c->tail_w},
+                                   {DNNL_ARG_DST, ym}};
+        st = cpu_dnnl_execute(ctx, slot, c->mm_tail, 3, args, e, node);
     }
     dnnl_memory_destroy(xm);
     dnnl_memory_destroy(ym);
@@ -433,14 +509,8 @@ cbinfer_status cpu_conv_change(void *bctx, cbi_op_args *a, cbi_err *e)
     } else {
         int64_t n_in = detect_changes(ctx, threads, &g, x, L->in_state, in_chg, a->threshold,
                                       a->feed_forward, L->in_idx);
-        double t1 = cbi_now_ms();
-        dilate_changes(&g, L->in_idx, n_in, L->out_map);
-        double t2 = cbi_now_ms();
-        n = extract_indices(L->out_map, npx_out, L->idx);
-        double t3 = cbi_now_ms();
-        cpu_step_time(a, CBINFER_STEP_CHANGE_DETECT, t0, t1);
-        cpu_step_time(a, CBINFER_STEP_DILATE, t1, t2);
-        cpu_step_time(a, CBINFER_STEP_EXTRACT, t2, t3);
+        cpu_step_time(a, CBINFER_STEP_CHANGE_DETECT, t0, cbi_now_ms());
+        n = mark_and_extract(ctx, threads, &g, L->in_idx, n_in, L->out_map, L->idx, a);
         idx = L->idx;
         a->stats->changed_in_px = n_in;
     }
@@ -484,8 +554,7 @@ cbinfer_status cpu_conv_change(void *bctx, cbi_op_args *a, cbi_err *e)
         if (thin)
             thin_rows(&g, src, L->thin_w, idx + r0, m, sl->gemm);
         else
-            cs = chunk_gemm(ctx, slot, &L->conv, &g, m, sl->col, sl->gemm, &chunk_err,
-                            a->node->name);
+            cs = chunk_gemm(ctx, slot, &L->conv, &g, m, &chunk_err, a->node->name);
         const double s2 = timed ? cbi_now_ms() : 0;
         if (cs == CBINFER_STATUS_SUCCESS) {
             bias_act_rows(a->node, sl->gemm, idx + r0, m, out);

@@ -220,8 +220,17 @@ cbinfer_status cpu_conv_prims_create(cpu_ctx *ctx, const cbi_node *n, const cbi_
                          dnnl_primitive_desc_query_md(mm_pd, dnnl_query_weights_md, 0), &c->mm_w, e,
                          n->name);
     if (st != CBINFER_STATUS_SUCCESS) goto done;
-    c->mm_x_md = x_md;
-    c->mm_y_md = y_md;
+    c->mm_x = calloc((size_t)ctx->n_slots, sizeof *c->mm_x);
+    c->mm_y = calloc((size_t)ctx->n_slots, sizeof *c->mm_y);
+    if (!c->mm_x || !c->mm_y) {
+        st = cbi_fail(e, CBINFER_STATUS_OUT_OF_MEMORY, "node %s: matmul memory", n->name);
+        goto done;
+    }
+    c->n_mm = ctx->n_slots;
+    for (int i = 0; i < ctx->n_slots; ++i) {
+        DNNL_TRY(dnnl_memory_create(&c->mm_x[i], &x_md, ctx->engine, ctx->slots[i].col), "memory");
+        DNNL_TRY(dnnl_memory_create(&c->mm_y[i], &y_md, ctx->engine, ctx->slots[i].gemm), "memory");
+    }
     DNNL_TRY(dnnl_matmul_desc_init(&md, &x_rt, &w_plain, NULL, &y_rt), "matmul descriptor");
     DNNL_TRY(dnnl_primitive_desc_create(&tail_pd, &md, mm_attr, ctx->engine, NULL), "matmul");
     st = make_primitive(ctx, tail_pd, 1, &c->mm_tail, e, n->name, "matmul");
@@ -251,6 +260,12 @@ void cpu_conv_prims_destroy(cpu_conv_prims *c)
     dnnl_memory_destroy(c->mm_w);
     dnnl_primitive_destroy(c->mm_tail);
     dnnl_memory_destroy(c->tail_w);
+    for (int i = 0; i < c->n_mm; ++i) {
+        dnnl_memory_destroy(c->mm_x[i]);
+        dnnl_memory_destroy(c->mm_y[i]);
+    }
+    free(c->mm_x);
+    free(c->mm_y);
     memset(c, 0, sizeof *c);
 }
 
