@@ -97,4 +97,4 @@ $PY tools/plot_bench.py timeline "${R}_vgg7-noise1_vtest-384x288.json" \
   "${R}_vgg7-noise1_tree-384x288.json" "${R}_vgg7-noise1_megamind-384x288.json" \
   -o "$P/vgg7-noise1_videos_timeline.png"
 
-$PY tools/results_table.py "${R}"_*.json
+$PY tools/results_table.py $(ls "${R}"_*.json | grep -v trtexec)

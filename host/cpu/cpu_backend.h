@@ -20,6 +20,11 @@
  * change-based convolution: one chunk is one thread's unit of work, and its
  * im2col rows stay in that core's cache until the GEMM reads them. */
 #define CPU_CHUNK_ROWS 128
+/* The last, partial chunk of a layer runs in pieces of this many rows (a
+ * second matmul primitive), so that it wastes at most this many rows of
+ * arithmetic rather than a whole chunk: on a small feature map one chunk can
+ * exceed the layer's dense work. */
+#define CPU_PIECE_ROWS 16
 
 /* Change-based convolutions with at most this many output channels take
  * their dot products straight from the state (host/cpu/cpu_conv.c). */
@@ -56,14 +61,12 @@ typedef struct cpu_conv_prims {
     dnnl_primitive_t dense;     /* convolution, NHWC in and out, bias and eltwise fused */
     dnnl_memory_t dense_src, dense_dst, dense_w, dense_b; /* handles set at each call */
     int dense_act_fused;        /* 0: the activation runs as a pass after the primitive */
-    dnnl_primitive_t mm;        /* change-based, Cout > CPU_THIN_COUT: CPU_CHUNK_ROWS x K
-                                   by K x Cout, on one thread */
-    dnnl_memory_t mm_w;         /* the weights in mm's own layout */
-    dnnl_memory_t *mm_x, *mm_y; /* per slot: its col and gemm scratch as mm's
-                                   CPU_CHUNK_ROWS x K and CPU_CHUNK_ROWS x Cout */
-    int n_mm;                   /* entries of mm_x and mm_y */
-    dnnl_primitive_t mm_tail;   /* change-based: row count given at execution */
-    dnnl_memory_t tail_w;       /* the network's weights, read in place */
+    /* Change-based, Cout > CPU_THIN_COUT: matmuls of [0] CPU_CHUNK_ROWS and
+     * [1] CPU_PIECE_ROWS rows x K by K x Cout, on one thread. */
+    dnnl_primitive_t mm[2];
+    dnnl_memory_t mm_w[2];      /* the weights in each one's own layout */
+    dnnl_memory_t *mm_x[2], *mm_y[2]; /* per slot: rows of its col and gemm scratch */
+    int n_mm;                   /* slots in mm_x and mm_y */
 } cpu_conv_prims;
 
 /* Per-node state (allocated by layer_create for Conv and pools; NULL for

@@ -10,7 +10,8 @@
  *
  * Threads: detection splits the pixels it tests into one block per thread;
  * gather, GEMM and scatter run as one unit per chunk of CPU_CHUNK_ROWS changed
- * pixels, so a chunk's im2col rows stay in the core that gathered them.
+ * pixels (fewer when there are not enough for every thread), so a chunk's
+ * im2col rows stay in the core that gathered them.
  * Past the layer's break-even share of changed output pixels the
  * change-based path falls back to the dense one (worst case: camera motion).
  */
@@ -441,33 +442,31 @@ static void thin_rows(const conv_geom *g, const float *restrict in, const float 
     }
 }
 
-/* Y[m][Cout] = X[m][K] * W^T on one slot, from its col scratch into its
- * gemm scratch: the fixed-size primitive for a full chunk, the run-time-size
- * one for the last. */
+/* Y[m][Cout] = X[m][K] * W^T on one slot, from its col scratch into its gemm
+ * scratch, with the fixed-size matmuls of the layer (cpu_conv_prims): a chunk
+ * of at least CPU_CHUNK_ROWS - CPU_PIECE_ROWS rows runs as one full chunk,
+ * a smaller one as pieces of CPU_PIECE_ROWS. Rows past m hold older rows (or
+ * the zeros the slot started with); their results are never scattered. */
 static cbinfer_status chunk_gemm(cpu_ctx *ctx, int slot, const cpu_conv_prims *c,
                                  const conv_geom *g, int m, cbi_err *e, const char *node)
 {
-    if (m == CPU_CHUNK_ROWS) {
-        dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, c->mm_x[slot]}, {DNNL_ARG_WEIGHTS, c->mm_w},
-                                   {DNNL_ARG_DST, c->mm_y[slot]}};
-        return cpu_dnnl_execute(ctx, slot, c->mm, 3, args, e, node);
+    if (m > CPU_CHUNK_ROWS - CPU_PIECE_ROWS) {
+        dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, c->mm_x[0][slot]},
+                                   {DNNL_ARG_WEIGHTS, c->mm_w[0]},
+                                   {DNNL_ARG_DST, c->mm_y[0][slot]}};
+        return cpu_dnnl_execute(ctx, slot, c->mm[0], 3, args, e, node);
     }
-    const dnnl_dims_t xd = {m, g->k}, xs = {g->k, 1}, yd = {m, g->cout}, ys = {g->cout, 1};
-    dnnl_memory_desc_t x_md, y_md;
-    dnnl_memory_t xm = NULL, ym = NULL;
-    dnnl_status_t s = dnnl_memory_desc_init_by_strides(&x_md, 2, xd, dnnl_f32, xs);
-    if (s == dnnl_success) s = dnnl_memory_desc_init_by_strides(&y_md, 2, yd, dnnl_f32, ys);
-    if (s == dnnl_success) s = dnnl_memory_create(&xm, &x_md, ctx->engine, ctx->slots[slot].col);
-    if (s == dnnl_success) s = dnnl_memory_create(&ym, &y_md, ctx->engine, ctx->slots[slot].gemm);
-    cbinfer_status st = cpu_dnnl_status(s, e, node, "matmul memory");
-    if (st == CBINFER_STATUS_SUCCESS) {
-        dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, xm}, {DNNL_ARG_WEIGHTS, c->tail_w},
-                                   {DNNL_ARG_DST, ym}};
-        st = cpu_dnnl_execute(ctx, slot, c->mm_tail, 3, args, e, node);
+    const cpu_slot *sl = &ctx->slots[slot];
+    for (int r = 0; r < m; r += CPU_PIECE_ROWS) {
+        dnnl_memory_set_data_handle(c->mm_x[1][slot], sl->col + (size_t)r * g->k);
+        dnnl_memory_set_data_handle(c->mm_y[1][slot], sl->gemm + (size_t)r * g->cout);
+        dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, c->mm_x[1][slot]},
+                                   {DNNL_ARG_WEIGHTS, c->mm_w[1]},
+                                   {DNNL_ARG_DST, c->mm_y[1][slot]}};
+        cbinfer_status st = cpu_dnnl_execute(ctx, slot, c->mm[1], 3, args, e, node);
+        if (st != CBINFER_STATUS_SUCCESS) return st;
     }
-    dnnl_memory_destroy(xm);
-    dnnl_memory_destroy(ym);
-    return st;
+    return CBINFER_STATUS_SUCCESS;
 }
 
 cbinfer_status cpu_conv_change(void *bctx, cbi_op_args *a, cbi_err *e)
@@ -478,7 +477,7 @@ cbinfer_status cpu_conv_change(void *bctx, cbi_op_args *a, cbi_err *e)
     const float *x = a->in[0]->data;
     const cbi_changes *in_chg = a->in_chg[0];
     const int64_t npx_in = (int64_t)g.h * g.w, npx_out = (int64_t)g.ho * g.wo;
-    if (!ctx || !L || !L->in_state || (!L->conv.mm && !L->thin_w))
+    if (!ctx || !L || !L->in_state || (!L->conv.mm[0] && !L->thin_w))
         return cbi_fail(e, CBINFER_STATUS_INTERNAL, "node %s (Conv): no change-based state",
                         a->node->name);
     const int threads = cpu_threads(ctx);
@@ -534,7 +533,15 @@ cbinfer_status cpu_conv_change(void *bctx, cbi_op_args *a, cbi_err *e)
      * over the threads. */
     const float *src = L->in_state;
     float *out = a->out->data;
-    const int64_t n_chunks = (n + CPU_CHUNK_ROWS - 1) / CPU_CHUNK_ROWS;
+    /* Fewer rows than one chunk per thread: smaller chunks (whole pieces),
+     * so every thread still gets work. */
+    int64_t chunk = CPU_CHUNK_ROWS;
+    if (n < (int64_t)threads * CPU_CHUNK_ROWS) {
+        chunk = (n + threads - 1) / threads;
+        chunk = (chunk + CPU_PIECE_ROWS - 1) / CPU_PIECE_ROWS * CPU_PIECE_ROWS;
+        if (chunk < CPU_PIECE_ROWS) chunk = CPU_PIECE_ROWS;
+    }
+    const int64_t n_chunks = (n + chunk - 1) / chunk;
     const int team = n_chunks < threads ? (int)(n_chunks > 0 ? n_chunks : 1) : threads;
     const int timed = a->collect_stats;
     const int thin = g.cout <= CPU_THIN_COUT;
@@ -544,8 +551,8 @@ cbinfer_status cpu_conv_change(void *bctx, cbi_op_args *a, cbi_err *e)
     for (int64_t ch = 0; ch < n_chunks; ++ch) {
         const int slot = omp_get_thread_num();
         cpu_slot *sl = &ctx->slots[slot];
-        const int64_t r0 = ch * CPU_CHUNK_ROWS;
-        const int m = (int)(n - r0 < CPU_CHUNK_ROWS ? n - r0 : CPU_CHUNK_ROWS);
+        const int64_t r0 = ch * chunk;
+        const int m = (int)(n - r0 < chunk ? n - r0 : chunk);
         cbi_err chunk_err;
         const double s0 = timed ? cbi_now_ms() : 0;
         if (!thin) gather_rows(&g, src, idx + r0, m, sl->col);

@@ -132,7 +132,7 @@ cbinfer_status cpu_conv_prims_create(cpu_ctx *ctx, const cbi_node *n, const cbi_
                                      int change_based, cpu_conv_prims *c, cbi_err *e)
 {
     cbinfer_status st = CBINFER_STATUS_SUCCESS;
-    dnnl_primitive_desc_t pd = NULL, mm_pd = NULL, tail_pd = NULL;
+    dnnl_primitive_desc_t pd = NULL, mm_pd = NULL;
     dnnl_primitive_attr_t attr = NULL, mm_attr = NULL;
     dnnl_post_ops_t po = NULL;
     const int kh = n->win.kh, kw = n->win.kw, cin = p->in.c, cout = p->out.c;
@@ -191,56 +191,56 @@ cbinfer_status cpu_conv_prims_create(cpu_ctx *ctx, const cbi_node *n, const cbi_
     if (!change_based || cout <= CPU_THIN_COUT) goto done; /* thin: no GEMM (cpu_conv.c) */
 
     /* Change-based: Y[rows][Cout] = X[rows][K] * W^T, W = the [Cout][K]
-     * weights read as K x Cout with strides {1, K}. Full chunks run a
-     * primitive with a fixed row count (oneDNN's fastest matmul kernels need
-     * it) and its own weight layout; the last partial chunk runs one whose
-     * row count is given at execution. Each thread runs them on its own chunk,
-     * so they are created for one thread. Bias and activation are fused into
-     * the scatter. */
-    dnnl_memory_desc_t x_md, w_mm_any, w_plain, y_md, x_rt, y_rt;
-    const dnnl_dims_t x_dims = {CPU_CHUNK_ROWS, k}, x_str = {k, 1};
-    const dnnl_dims_t wm_dims = {k, cout}, wm_str = {1, k};
-    const dnnl_dims_t y_dims = {CPU_CHUNK_ROWS, cout}, y_str = {cout, 1};
-    const dnnl_dims_t x_rt_dims = {DNNL_RUNTIME_DIM_VAL, k}, y_rt_dims = {DNNL_RUNTIME_DIM_VAL, cout};
-    DNNL_TRY(dnnl_memory_desc_init_by_strides(&x_md, 2, x_dims, dnnl_f32, x_str), "descriptor");
-    DNNL_TRY(dnnl_memory_desc_init_by_tag(&w_mm_any, 2, wm_dims, dnnl_f32, dnnl_format_tag_any), "descriptor");
-    DNNL_TRY(dnnl_memory_desc_init_by_strides(&w_plain, 2, wm_dims, dnnl_f32, wm_str), "descriptor");
-    DNNL_TRY(dnnl_memory_desc_init_by_strides(&y_md, 2, y_dims, dnnl_f32, y_str), "descriptor");
-    DNNL_TRY(dnnl_memory_desc_init_by_strides(&x_rt, 2, x_rt_dims, dnnl_f32, x_str), "descriptor");
-    DNNL_TRY(dnnl_memory_desc_init_by_strides(&y_rt, 2, y_rt_dims, dnnl_f32, y_str), "descriptor");
-    omp_set_num_threads(1);
+     * weights read as K x Cout with strides {1, K}, reordered once into each
+     * primitive's own layout. Row counts are fixed: oneDNN's fastest matmul
+     * kernels need it, and its matmul with a row count given at execution
+     * costs about a millisecond per call here. Full chunks run the
+     * CPU_CHUNK_ROWS one, the last chunk pieces of CPU_PIECE_ROWS. Each
+     * thread runs them on its own chunk, so they are created for one thread.
+     * Bias and activation are fused into the scatter. */
     DNNL_TRY(dnnl_primitive_attr_create(&mm_attr), "attributes");
     DNNL_TRY(dnnl_primitive_attr_set_scratchpad_mode(mm_attr, dnnl_scratchpad_mode_user), "attributes");
-    dnnl_matmul_desc_t md;
-    DNNL_TRY(dnnl_matmul_desc_init(&md, &x_md, &w_mm_any, NULL, &y_md), "matmul descriptor");
-    DNNL_TRY(dnnl_primitive_desc_create(&mm_pd, &md, mm_attr, ctx->engine, NULL), "matmul");
-    st = make_primitive(ctx, mm_pd, 1, &c->mm, e, n->name, "matmul");
-    if (st != CBINFER_STATUS_SUCCESS) goto done;
-    st = reorder_weights(ctx, &w_plain, n->weight,
-                         dnnl_primitive_desc_query_md(mm_pd, dnnl_query_weights_md, 0), &c->mm_w, e,
-                         n->name);
-    if (st != CBINFER_STATUS_SUCCESS) goto done;
-    c->mm_x = calloc((size_t)ctx->n_slots, sizeof *c->mm_x);
-    c->mm_y = calloc((size_t)ctx->n_slots, sizeof *c->mm_y);
-    if (!c->mm_x || !c->mm_y) {
-        st = cbi_fail(e, CBINFER_STATUS_OUT_OF_MEMORY, "node %s: matmul memory", n->name);
-        goto done;
-    }
+    omp_set_num_threads(1);
     c->n_mm = ctx->n_slots;
-    for (int i = 0; i < ctx->n_slots; ++i) {
-        DNNL_TRY(dnnl_memory_create(&c->mm_x[i], &x_md, ctx->engine, ctx->slots[i].col), "memory");
-        DNNL_TRY(dnnl_memory_create(&c->mm_y[i], &y_md, ctx->engine, ctx->slots[i].gemm), "memory");
+    for (int v = 0; v < 2; ++v) {
+        const dnnl_dim_t rows = v == 0 ? CPU_CHUNK_ROWS : CPU_PIECE_ROWS;
+        dnnl_memory_desc_t x_md, w_any, w_plain, y_md;
+        const dnnl_dims_t x_dims = {rows, k}, x_str = {k, 1};
+        const dnnl_dims_t wm_dims = {k, cout}, wm_str = {1, k};
+        const dnnl_dims_t y_dims = {rows, cout}, y_str = {cout, 1};
+        DNNL_TRY(dnnl_memory_desc_init_by_strides(&x_md, 2, x_dims, dnnl_f32, x_str), "descriptor");
+        DNNL_TRY(dnnl_memory_desc_init_by_tag(&w_any, 2, wm_dims, dnnl_f32, dnnl_format_tag_any),
+                 "descriptor");
+        DNNL_TRY(dnnl_memory_desc_init_by_strides(&w_plain, 2, wm_dims, dnnl_f32, wm_str), "descriptor");
+        DNNL_TRY(dnnl_memory_desc_init_by_strides(&y_md, 2, y_dims, dnnl_f32, y_str), "descriptor");
+        dnnl_matmul_desc_t md;
+        DNNL_TRY(dnnl_matmul_desc_init(&md, &x_md, &w_any, NULL, &y_md), "matmul descriptor");
+        DNNL_TRY(dnnl_primitive_desc_create(&mm_pd, &md, mm_attr, ctx->engine, NULL), "matmul");
+        st = make_primitive(ctx, mm_pd, 1, &c->mm[v], e, n->name, "matmul");
+        if (st == CBINFER_STATUS_SUCCESS)
+            st = reorder_weights(ctx, &w_plain, n->weight,
+                                 dnnl_primitive_desc_query_md(mm_pd, dnnl_query_weights_md, 0),
+                                 &c->mm_w[v], e, n->name);
+        dnnl_primitive_desc_destroy(mm_pd);
+        mm_pd = NULL;
+        if (st != CBINFER_STATUS_SUCCESS) goto done;
+        c->mm_x[v] = calloc((size_t)ctx->n_slots, sizeof *c->mm_x[v]);
+        c->mm_y[v] = calloc((size_t)ctx->n_slots, sizeof *c->mm_y[v]);
+        if (!c->mm_x[v] || !c->mm_y[v]) {
+            st = cbi_fail(e, CBINFER_STATUS_OUT_OF_MEMORY, "node %s: matmul memory", n->name);
+            goto done;
+        }
+        for (int i = 0; i < ctx->n_slots; ++i) {
+            DNNL_TRY(dnnl_memory_create(&c->mm_x[v][i], &x_md, ctx->engine, ctx->slots[i].col),
+                     "memory");
+            DNNL_TRY(dnnl_memory_create(&c->mm_y[v][i], &y_md, ctx->engine, ctx->slots[i].gemm),
+                     "memory");
+        }
     }
-    DNNL_TRY(dnnl_matmul_desc_init(&md, &x_rt, &w_plain, NULL, &y_rt), "matmul descriptor");
-    DNNL_TRY(dnnl_primitive_desc_create(&tail_pd, &md, mm_attr, ctx->engine, NULL), "matmul");
-    st = make_primitive(ctx, tail_pd, 1, &c->mm_tail, e, n->name, "matmul");
-    if (st != CBINFER_STATUS_SUCCESS) goto done;
-    DNNL_TRY(dnnl_memory_create(&c->tail_w, &w_plain, ctx->engine, (void *)n->weight), "memory");
 
 done:
     dnnl_primitive_desc_destroy(pd);
     dnnl_primitive_desc_destroy(mm_pd);
-    dnnl_primitive_desc_destroy(tail_pd);
     dnnl_primitive_attr_destroy(attr);
     dnnl_primitive_attr_destroy(mm_attr);
     dnnl_post_ops_destroy(po);
@@ -256,16 +256,14 @@ void cpu_conv_prims_destroy(cpu_conv_prims *c)
     dnnl_memory_destroy(c->dense_dst);
     dnnl_memory_destroy(c->dense_w);
     dnnl_memory_destroy(c->dense_b);
-    dnnl_primitive_destroy(c->mm);
-    dnnl_memory_destroy(c->mm_w);
-    dnnl_primitive_destroy(c->mm_tail);
-    dnnl_memory_destroy(c->tail_w);
-    for (int i = 0; i < c->n_mm; ++i) {
-        dnnl_memory_destroy(c->mm_x[i]);
-        dnnl_memory_destroy(c->mm_y[i]);
+    for (int v = 0; v < 2; ++v) {
+        dnnl_primitive_destroy(c->mm[v]);
+        dnnl_memory_destroy(c->mm_w[v]);
+        for (int i = 0; c->mm_x[v] && i < c->n_mm; ++i) dnnl_memory_destroy(c->mm_x[v][i]);
+        for (int i = 0; c->mm_y[v] && i < c->n_mm; ++i) dnnl_memory_destroy(c->mm_y[v][i]);
+        free(c->mm_x[v]);
+        free(c->mm_y[v]);
     }
-    free(c->mm_x);
-    free(c->mm_y);
     memset(c, 0, sizeof *c);
 }
 
