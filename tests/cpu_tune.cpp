@@ -422,22 +422,9 @@ TEST(Tune, ConvInputStatsContract)
 
 namespace {
 
-// Runs cbinfer-tune with args (stdout to out_path, stderr discarded) and
-// returns its exit status, -1 when it did not exit normally.
 int run_tune(const std::string &args, const std::string &out_path)
 {
-    const std::string cmd =
-        std::string("'") + CBINFER_TEST_TUNE_EXE + "' " + args + " > '" + out_path + "' 2>/dev/null";
-    const int st = std::system(cmd.c_str());
-    return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-std::string slurp(const std::string &path)
-{
-    std::ifstream f(path);
-    std::stringstream ss;
-    ss << f.rdbuf();
-    return ss.str();
+    return cbi_test_run_tool(CBINFER_TEST_TUNE_EXE, args, out_path);
 }
 
 } // namespace
@@ -460,12 +447,12 @@ TEST(Tune, ToolWritesThresholdsTheLibraryLoads)
     ASSERT_TRUE(net);
     // At most init * growth^(max_steps - 1).
     expect_file_sets_every_conv(net.get(), 64, 48, thr, 1e-3f * 8 * 1.0001f);
-    const std::string text = slurp(thr);
+    const std::string text = cbi_test_slurp(thr);
     EXPECT_NE(text.find("--budget 1e-6"), std::string::npos);
     EXPECT_NE(text.find("warmup 2, evaluate 2, sequences 2"), std::string::npos);
     EXPECT_NE(text.find("@0:11"), std::string::npos);
     // stdout: the joint scaling curve, a header and seven scales.
-    std::istringstream lines(slurp(curve));
+    std::istringstream lines(cbi_test_slurp(curve));
     std::string line;
     int n = 0;
     while (std::getline(lines, line)) ++n;

@@ -1,8 +1,12 @@
 #include "test_util.h"
 
+#include <sys/wait.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <fstream>
+#include <sstream>
 #include <stdexcept>
 
 #include "cbinfer.h"
@@ -165,4 +169,19 @@ std::vector<PoolCfg> pool_cfgs()
     v.push_back({false, 3, 2, 1, 2, 0, 1, 2, true, true});
     v.push_back({false, 3, 3, 1, 1, 1, 0, 0, true, false});
     return v;
+}
+
+int cbi_test_run_tool(const std::string &exe, const std::string &args, const std::string &out_path)
+{
+    const std::string cmd = "'" + exe + "' " + args + " > '" + out_path + "' 2>/dev/null";
+    const int st = std::system(cmd.c_str());
+    return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+std::string cbi_test_slurp(const std::string &path)
+{
+    std::ifstream f(path);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    return ss.str();
 }

@@ -30,6 +30,12 @@ float cbi_test_max_abs_diff(const std::vector<float> &a, const std::vector<float
 // Mean absolute difference of two equally long, non-empty arrays (infinity
 // otherwise).
 float cbi_test_mean_abs_diff(const std::vector<float> &a, const std::vector<float> &b);
+// Runs the program exe with args through the shell, its stdout to out_path
+// and its stderr discarded; returns its exit status (-1 when it did not exit
+// normally).
+int cbi_test_run_tool(const std::string &exe, const std::string &args, const std::string &out_path);
+// The whole content of a text file ("" if it cannot be read).
+std::string cbi_test_slurp(const std::string &path);
 // Whether a CUDA device can be used (false when built without CUDA).
 bool cbi_test_has_cuda_device();
 
