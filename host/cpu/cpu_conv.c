@@ -8,7 +8,8 @@
  * GEMM is  Y[n][Cout] = X[n][K] * W[Cout][K]^T  with K = kh*kw*Cin, and a row
  * of Y is one output pixel's channels, contiguous in the output.
  *
- * Threads: detection splits the pixels it tests into one block per thread;
+ * Threads: detection splits the pixels it tests into one block per thread,
+ * Eq. 4 marking and extraction the output rows into one band per thread;
  * gather, GEMM and scatter run as one unit per chunk of CPU_CHUNK_ROWS changed
  * pixels (fewer when there are not enough for every thread), so a chunk's
  * im2col rows stay in the core that gathered them.
@@ -23,7 +24,8 @@
 
 /* The elementwise loops below get AVX2 and AVX-512 builds next to the
  * baseline one, picked when the library loads (the CPU need not be known at
- * build time). */
+ * build time). Sanitizer builds keep the baseline one only, so that they
+ * check a single code path. */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
 #define CPU_SIMD_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
