@@ -14,7 +14,7 @@
  *   Shared memory: none.
  *   Layout: NHWC, so a thread reads its pixel's cin channels as one
  *   contiguous run of x and of the state, compares in float (Eq. 3: any
- *   channel with |x - state| > tau) and, if changed (closed loop) or always
+ *   channel with |x - state| > tau, or not finite) and, if changed (closed loop) or always
  *   (feed-forward), copies the run into the state.
  *   Eq. 4: a changed pixel (iy, ix) marks every output (oy, ox) whose window
  *   reads it: oy*sh - pad_t + ky*dh = iy for some ky < kh (and likewise in x),
@@ -34,7 +34,7 @@ __global__ void change_detect_kernel(cbi_cuda_conv_geom g, const T *__restrict__
         const int64_t off = (int64_t)px * g.cin;
         for (int c = 0; c < g.cin; ++c) {
             const float d = cu_ld(x, off + c) - cu_ld(state, off + c);
-            hit |= (d > tau) | (-d > tau);
+            hit |= !(fabsf(d) <= tau); /* NaN (a NaN or Inf on either side) is a change */
         }
         if (hit || ff)
             for (int c = 0; c < g.cin; ++c) state[off + c] = x[off + c];

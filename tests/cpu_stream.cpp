@@ -1,6 +1,7 @@
 // The public API end to end on the CPU backend: real models, real frames.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <thread>
@@ -150,6 +151,53 @@ TEST(Stream, ResetRunsDenseAgain)
     StreamPtr dense = make_stream(net.get(), 40, 40, CBINFER_BACKEND_CPU, CBINFER_MODE_DENSE);
     push(dense.get(), frames[2], 40, 40);
     EXPECT_LE(cbi_test_max_abs_diff(output_of(dense.get()), output_of(cb.get())), 1e-5f);
+}
+
+// A NaN or an Inf in the input is always a change (issue 11, class 3): at
+// τ = 0 the change-based output keeps matching dense, non-finite pattern
+// included, and recovers with dense on the next finite frame. With NaN
+// treated as "no change", the NaN frame's output would stay finite.
+TEST(Stream, NonFiniteInputIsAChange)
+{
+    NetPtr net = load("vgg7-noise1");
+    ASSERT_TRUE(net);
+    const int w = 40, h = 32;
+    auto frames = cbi_test_read_frames("vtest.avi", 0, 4, kCropX, kCropY, w, h);
+    float scale = 0, offset = 0;
+    ASSERT_EQ(cbinfer_network_input_scaling(net.get(), &scale, &offset), CBINFER_STATUS_SUCCESS);
+    auto nchw_of = [&](const std::vector<uint8_t> &rgb) {
+        std::vector<float> x((size_t)3 * w * h);
+        for (int c = 0; c < 3; ++c)
+            for (int p = 0; p < w * h; ++p) x[(size_t)c * w * h + p] = rgb[(size_t)p * 3 + c] * scale + offset;
+        return x;
+    };
+    for (float bad : {NAN, INFINITY}) {
+        StreamPtr dense = make_stream(net.get(), w, h, CBINFER_BACKEND_CPU, CBINFER_MODE_DENSE);
+        StreamPtr cb = make_stream(net.get(), w, h, CBINFER_BACKEND_CPU, CBINFER_MODE_CBINFER);
+        ASSERT_TRUE(dense && cb);
+        for (int f = 0; f < 4; ++f) {
+            std::vector<float> x = nchw_of(frames[f]);
+            if (f == 2) x[(size_t)1 * w * h + 10 * w + 20] = bad; // channel 1, pixel (20, 10)
+            ASSERT_EQ(cbinfer_stream_push_nchw(dense.get(), x.data(), 3, h, w), CBINFER_STATUS_SUCCESS);
+            ASSERT_EQ(cbinfer_stream_push_nchw(cb.get(), x.data(), 3, h, w), CBINFER_STATUS_SUCCESS);
+            const std::vector<float> a = output_of(dense.get()), b = output_of(cb.get());
+            size_t non_finite = 0;
+            float worst = 0.f;
+            for (size_t i = 0; i < a.size(); ++i) {
+                ASSERT_EQ(std::isfinite(a[i]), std::isfinite(b[i])) << "frame " << f << " element " << i;
+                if (!std::isfinite(a[i])) {
+                    ++non_finite;
+                    continue;
+                }
+                worst = std::max(worst, std::fabs(a[i] - b[i]));
+            }
+            EXPECT_LE(worst, 1e-4f) << "frame " << f;
+            if (f == 2)
+                EXPECT_GT(non_finite, 0u) << "the bad value reaches the output";
+            else
+                EXPECT_EQ(non_finite, 0u) << "frame " << f;
+        }
+    }
 }
 
 TEST(Stream, Rgb8AndNchwInputsAgree)

@@ -17,6 +17,7 @@
  * change-based path falls back to the dense one (worst case: camera motion).
  */
 #include <assert.h>
+#include <math.h>
 #include <omp.h>
 #include <string.h>
 
@@ -150,10 +151,13 @@ cbinfer_status cpu_conv_dense(void *bctx, cbi_op_args *a, cbi_err *e)
 
 /* Eq. 3 over entries [begin, end) of the pixels to test (list, or all pixels
  * when list is NULL): a pixel changed if any channel differs from the state by
- * more than τ. Closed loop (Sec. III-C): the state takes the new value only
- * where a change was detected, so the stored output stays the convolution of
- * the state. Feed-forward: the state follows the input. Writes the changed
- * pixels to changed[] in ascending order and returns their count. */
+ * more than τ. A difference that is not finite (a NaN or an Inf on either
+ * side) is a change too, so that a non-finite value never freezes in the
+ * state: the state follows the input, and the output matches dense. Closed
+ * loop (Sec. III-C): the state takes the new value only where a change was
+ * detected, so the stored output stays the convolution of the state.
+ * Feed-forward: the state follows the input. Writes the changed pixels to
+ * changed[] in ascending order and returns their count. */
 CPU_SIMD_CLONES
 static int64_t detect_block(const float *x, float *state, size_t c, const int32_t *list,
                             int64_t begin, int64_t end, float tau, int feed_forward,
@@ -167,7 +171,7 @@ static int64_t detect_block(const float *x, float *state, size_t c, const int32_
         int hit = 0;
         for (size_t ch = 0; ch < c; ++ch) {
             const float d = xp[ch] - sp[ch];
-            hit |= (d > tau) | (-d > tau);
+            hit |= !(fabsf(d) <= tau);
         }
         if (hit) changed[n++] = px;
         if (hit || feed_forward) memcpy(sp, xp, c * sizeof *sp);
