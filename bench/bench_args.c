@@ -497,6 +497,8 @@ int cbi_bench_parse_args(int argc, char **argv, cbi_bench_args *out, char *err, 
         if (skip_given) return fail(err, n, "--skip does not apply to --input-npy");
         if (frames_given) return fail(err, n, "--frames does not apply to --input-npy");
         if (warmup_given) return fail(err, n, "--warmup does not apply to --input-npy");
+        if (out->dump_frames)
+            return fail(err, n, "--dump-frames writes rgb24 frames; --input-npy has none");
     }
     return 0;
 }

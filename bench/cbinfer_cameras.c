@@ -7,11 +7,14 @@
  *   cbinfer-cameras --model M.onnx --raw WxH:FILE [--cameras N] [--threads T]
  *                   [--mode dense|cbinfer] [--threshold τ]
  *
- * FILE holds rgb24 frames of WxH (cbinfer-bench --dump-frames writes them);
- * every camera pushes all of them once. Exit status 0, 1 on a runtime error,
- * 2 on a usage error.
+ * FILE holds rgb24 frames of WxH (cbinfer-bench --dump-frames writes them).
+ * Every camera creates its stream and pushes the first frame (which runs
+ * dense) before the clock starts; then all cameras push the other frames at
+ * once, and the clock stops when the last one is done. Exit status 0, 1 on a
+ * runtime error, 2 on a usage error.
  */
 #define _POSIX_C_SOURCE 200809L
+#include <math.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -27,6 +30,7 @@ typedef struct camera {
     int n_frames, width, height, threads;
     cbinfer_mode mode;
     float threshold;
+    pthread_barrier_t *ready; /* every camera warmed up, and the clock started */
     cbinfer_status status;
     char err[512];
 } camera;
@@ -49,7 +53,10 @@ static void *run_camera(void *arg)
     if (c->status == CBINFER_STATUS_SUCCESS)
         c->status = cbinfer_stream_set_threshold_all(s, c->threshold);
     const size_t bytes = (size_t)c->width * c->height * 3;
-    for (int i = 0; i < c->n_frames && c->status == CBINFER_STATUS_SUCCESS; ++i)
+    if (c->status == CBINFER_STATUS_SUCCESS) /* warm-up: the first frame runs dense */
+        c->status = cbinfer_stream_push_rgb8(s, c->frames, c->width, c->height, (size_t)c->width * 3);
+    pthread_barrier_wait(c->ready); /* reached on failure too, so nobody waits forever */
+    for (int i = 1; i < c->n_frames && c->status == CBINFER_STATUS_SUCCESS; ++i)
         c->status = cbinfer_stream_push_rgb8(s, c->frames + (size_t)i * bytes, c->width, c->height,
                                              (size_t)c->width * 3);
     if (c->status != CBINFER_STATUS_SUCCESS && s)
@@ -81,15 +88,17 @@ int main(int argc, char **argv)
             model = v;
         } else if (strcmp(f, "--raw") == 0) {
             if (sscanf(v, "%dx%d:", &width, &height) != 2 || width <= 0 || height <= 0 ||
-                !strchr(v, ':'))
+                width > 1 << 16 || height > 1 << 16 || !strchr(v, ':') || !strchr(v, ':')[1])
                 return usage("--raw takes WxH:FILE");
             raw = strchr(v, ':') + 1;
         } else if (strcmp(f, "--cameras") == 0) {
             n_cams = (int)strtol(v, &end, 10);
-            if (*end || n_cams < 1 || n_cams > 256) return usage("--cameras takes 1 to 256");
+            if (end == v || *end || n_cams < 1 || n_cams > 256)
+                return usage("--cameras takes 1 to 256");
         } else if (strcmp(f, "--threads") == 0) {
             threads = (int)strtol(v, &end, 10);
-            if (*end || threads < 0 || threads > 4096) return usage("--threads takes 0 to 4096");
+            if (end == v || *end || threads < 0 || threads > 4096)
+                return usage("--threads takes 0 to 4096");
         } else if (strcmp(f, "--mode") == 0) {
             if (strcmp(v, "dense") == 0)
                 mode = CBINFER_MODE_DENSE;
@@ -99,7 +108,8 @@ int main(int argc, char **argv)
                 return usage("--mode takes dense or cbinfer");
         } else if (strcmp(f, "--threshold") == 0) {
             threshold = strtof(v, &end);
-            if (*end || !(threshold >= 0.f)) return usage("--threshold takes a number >= 0");
+            if (end == v || *end || !(threshold >= 0.f) || !isfinite(threshold))
+                return usage("--threshold takes a finite number >= 0");
         } else {
             return usage("unknown flag");
         }
@@ -117,6 +127,12 @@ int main(int argc, char **argv)
     for (;;) {
         if (n_frames == cap) {
             cap = cap ? cap * 2 : 16;
+            if (cap > SIZE_MAX / bytes) {
+                fprintf(stderr, "cbinfer-cameras: '%s' is too large\n", raw);
+                free(frames);
+                fclose(fp);
+                return 1;
+            }
             uint8_t *t = realloc(frames, cap * bytes);
             if (!t) {
                 fprintf(stderr, "cbinfer-cameras: out of memory\n");
@@ -130,8 +146,10 @@ int main(int argc, char **argv)
         ++n_frames;
     }
     fclose(fp);
-    if (n_frames == 0) {
-        fprintf(stderr, "cbinfer-cameras: '%s' holds no whole %dx%d frame\n", raw, width, height);
+    if (n_frames < 2) {
+        fprintf(stderr, "cbinfer-cameras: '%s' holds %zu whole %dx%d frames; it needs 2 or more "
+                        "(the first is a warm-up)\n",
+                raw, n_frames, width, height);
         free(frames);
         return 1;
     }
@@ -145,19 +163,34 @@ int main(int argc, char **argv)
     }
     camera *cams = calloc((size_t)n_cams, sizeof *cams);
     pthread_t *th = calloc((size_t)n_cams, sizeof *th);
-    int rc = cams && th ? 0 : 1;
-    const double t0 = now_s();
-    int started = 0;
-    while (rc == 0 && started < n_cams) {
-        cams[started] = (camera){net, frames, (int)n_frames, width, height, threads, mode, threshold,
-                                 CBINFER_STATUS_SUCCESS, ""};
-        if (pthread_create(&th[started], NULL, run_camera, &cams[started]) != 0)
-            rc = 1;
-        else
-            ++started;
+    pthread_barrier_t ready;
+    if (!cams || !th || pthread_barrier_init(&ready, NULL, (unsigned)n_cams + 1) != 0) {
+        fprintf(stderr, "cbinfer-cameras: cannot set up %d cameras\n", n_cams);
+        free(cams);
+        free(th);
+        cbinfer_network_free(net);
+        free(frames);
+        return 1;
     }
+    int rc = 0, started = 0;
+    while (started < n_cams) {
+        cams[started] = (camera){net, frames, (int)n_frames, width, height, threads, mode, threshold,
+                                 &ready, CBINFER_STATUS_SUCCESS, ""};
+        if (pthread_create(&th[started], NULL, run_camera, &cams[started]) != 0)
+            break;
+        ++started;
+    }
+    if (started < n_cams) {
+        /* A thread failed to start: the barrier can never fill, and the
+         * threads that started wait on it, so the process ends here. */
+        fprintf(stderr, "cbinfer-cameras: could not start %d camera threads\n", n_cams);
+        _Exit(1);
+    }
+    pthread_barrier_wait(&ready); /* every stream made and warmed up */
+    const double t0 = now_s();
     for (int i = 0; i < started; ++i) pthread_join(th[i], NULL);
     const double dt = now_s() - t0;
+    pthread_barrier_destroy(&ready);
     for (int i = 0; i < started; ++i)
         if (cams[i].status != CBINFER_STATUS_SUCCESS) {
             fprintf(stderr, "cbinfer-cameras: camera %d: %s: %s\n", i,
@@ -165,15 +198,14 @@ int main(int argc, char **argv)
             rc = 1;
         }
     if (rc == 0) {
+        const double timed = (double)n_cams * (double)(n_frames - 1);
         char kernels[256];
         cbinfer_backend_describe(CBINFER_BACKEND_CPU, kernels, sizeof kernels);
-        printf("cameras %d, threads per stream %d%s, mode %s, threshold %g, %zu frames each: "
-               "%.2f s, %.2f frames/s in total (%s)\n",
+        printf("cameras %d, threads per stream %d%s, mode %s, threshold %g, %zu frames each "
+               "(1 warm-up): %.2f s, %.2f frames/s in total (%s)\n",
                n_cams, threads, threads ? "" : " (every core)",
                mode == CBINFER_MODE_DENSE ? "dense" : "cbinfer", (double)threshold, n_frames, dt,
-               (double)n_cams * (double)n_frames / dt, kernels);
-    } else if (started < n_cams) {
-        fprintf(stderr, "cbinfer-cameras: could not start the camera threads\n");
+               timed / dt, kernels);
     }
     free(cams);
     free(th);

@@ -38,6 +38,7 @@ struct cbinfer_stream {
     int first;               /* next frame initialises all state */
     int have_output;
     cbinfer_status broken;   /* not SUCCESS: layers could not be re-created; every push fails */
+    char broken_msg[512];    /* why */
     cbi_err err;
 };
 
@@ -251,20 +252,21 @@ cbinfer_status cbinfer_param_bounds(cbinfer_param key, double *min, double *max)
  * starts the temporal state again (as after a reset). */
 static cbinfer_status set_threads(cbinfer_stream_t *s, int threads)
 {
-    cbinfer_status st = s->be->set_threads(s->bctx, threads, &s->err);
-    if (st != CBINFER_STATUS_SUCCESS) return st;
     s->first = 1;
     s->have_output = 0;
     for (int i = 0; i < s->net->n_nodes; ++i) {
         s->be->layer_destroy(s->bctx, s->layers[i]);
         s->layers[i] = NULL;
     }
-    for (int i = 0; i < s->net->n_nodes; ++i) {
+    /* Until every layer is back, the stream refuses frames. */
+    s->broken = CBINFER_STATUS_INTERNAL;
+    cbinfer_status st = s->be->set_threads(s->bctx, threads, &s->err);
+    for (int i = 0; i < s->net->n_nodes && st == CBINFER_STATUS_SUCCESS; ++i)
         st = s->be->layer_create(s->bctx, i, &s->layers[i], &s->err);
-        if (st != CBINFER_STATUS_SUCCESS) {
-            s->broken = st; /* until a later call re-creates every layer */
-            return st;
-        }
+    if (st != CBINFER_STATUS_SUCCESS) {
+        s->broken = st;
+        cbi_err_copy(&s->err, s->broken_msg, sizeof s->broken_msg);
+        return st;
     }
     s->threads = threads;
     s->broken = CBINFER_STATUS_SUCCESS;
@@ -542,8 +544,10 @@ static cbinfer_status run_network(cbinfer_stream_t *s)
 static cbinfer_status process_frame(cbinfer_stream_t *s, double t_start_ms)
 {
     if (s->broken != CBINFER_STATUS_SUCCESS)
-        return STREAM_FAIL(s, s->broken, "setting CBINFER_PARAM_THREADS failed to re-create the "
-                                         "stream's layers; the stream cannot run frames");
+        return STREAM_FAIL(s, s->broken,
+                           "the stream cannot run frames until CBINFER_PARAM_THREADS is set "
+                           "again successfully; re-creating its layers failed: %s",
+                           s->broken_msg);
     cbinfer_status st = s->be->upload(s->bctx, &s->values[s->net->input], s->h_in, &s->err);
     if (st == CBINFER_STATUS_SUCCESS) st = run_network(s);
     if (st == CBINFER_STATUS_SUCCESS) st = s->be->synchronize(s->bctx, &s->err);

@@ -212,12 +212,18 @@ typedef enum cbinfer_param {
      * layer's change indices instead of detecting changes itself (paper
      * Sec. III-E, case 2). Default 0. */
     CBINFER_PARAM_REUSE_1X1_INDICES = 2,
-    /* CPU backend: the most threads one push on this stream may use.
-     * 0 (default): every core available to the process. More than that is
-     * run as that. Several streams pushed from several threads at once each
+    /* CPU backend: the threads one push on this stream runs on. 0 (default):
+     * one per core available to the process; more than the cores
+     * oversubscribes them. Streams pushed from several threads at once each
      * use their own threads, so for N cameras on C cores set C / N on each
-     * stream (at least 1) to keep the cores from being oversubscribed.
-     * Ignored by the CUDA backend. */
+     * stream (at least 1). oneDNN fixes thread counts when its kernels are
+     * created, so a new value re-creates the stream's layers and scratch: the
+     * next frame runs dense, as after cbinfer_stream_reset (read_output and
+     * frame_stats return NOT_READY until then). Set it right after
+     * cbinfer_stream_create. Statuses of set_param: BAD_PARAM (negative, not
+     * a whole number, above 4096), OUT_OF_MEMORY or another status of layer
+     * creation; after such a failure every push fails, saying why, until a
+     * later THREADS call succeeds. Ignored by the CUDA backend. */
     CBINFER_PARAM_THREADS = 3
 } cbinfer_param;
 

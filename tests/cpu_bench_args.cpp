@@ -131,6 +131,8 @@ TEST(BenchArgs, InputNpy)
     expect_usage_error(parse({"--model", "m", "--input-npy", "x.npy", "--skip", "1"}), "--skip");
     expect_usage_error(parse({"--model", "m", "--input-npy", "x.npy", "--frames", "2"}),
                        "--frames");
+    expect_usage_error(parse({"--model", "m", "--input-npy", "x.npy", "--dump-frames", "f.rgb"}),
+                       "--dump-frames");
 }
 
 TEST(BenchArgs, ExactlyOneInput)

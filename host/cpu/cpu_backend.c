@@ -14,10 +14,8 @@
 #define CPU_SCRATCH_BYTES ((size_t)32 << 20)
 #define CPU_MIN_CHUNK_PX 64
 
-static void cpu_destroy(void *bctx)
+static void slots_destroy(cpu_ctx *ctx)
 {
-    cpu_ctx *ctx = bctx;
-    if (!ctx) return;
     for (int i = 0; ctx->slots && i < ctx->n_slots; ++i) {
         cpu_slot *sl = &ctx->slots[i];
         free(sl->col);
@@ -28,6 +26,51 @@ static void cpu_destroy(void *bctx)
     }
     free(ctx->slots);
     free(ctx->counts);
+    ctx->slots = NULL;
+    ctx->counts = NULL;
+    ctx->n_slots = 0;
+}
+
+/* One slot per thread the context runs: `threads`, or every core available
+ * to the process when it is 0. Layers hold pointers into the slots, so they
+ * are created after this and destroyed before it runs again. */
+static cbinfer_status slots_create(cpu_ctx *ctx, int threads, cbi_err *e)
+{
+    const int procs = omp_get_num_procs() > 0 ? omp_get_num_procs() : 1;
+    const int n = threads > 0 ? threads : procs;
+    slots_destroy(ctx);
+    ctx->slots = cbi_calloc((size_t)n, sizeof *ctx->slots);
+    ctx->counts = cbi_calloc((size_t)n, sizeof *ctx->counts);
+    if (!ctx->slots || !ctx->counts) {
+        slots_destroy(ctx);
+        return cbi_fail(e, CBINFER_STATUS_OUT_OF_MEMORY, "cpu scratch of %d threads", n);
+    }
+    ctx->n_slots = n;
+    for (int i = 0; i < n; ++i) {
+        cpu_slot *sl = &ctx->slots[i];
+        /* Calloc: rows past a partial chunk are computed and thrown away
+         * (cpu_conv.c), so they must hold numbers from the start. */
+        sl->col = cbi_calloc((size_t)CPU_CHUNK_ROWS * ctx->max_k, sizeof(float));
+        sl->gemm = cbi_calloc((size_t)CPU_CHUNK_ROWS * ctx->max_cout, sizeof(float));
+        if (!sl->col || !sl->gemm) {
+            slots_destroy(ctx);
+            return cbi_fail(e, CBINFER_STATUS_OUT_OF_MEMORY, "cpu scratch of %d threads of %zu floats",
+                            n, (size_t)CPU_CHUNK_ROWS * (ctx->max_k + ctx->max_cout));
+        }
+        const dnnl_status_t s = dnnl_stream_create(&sl->stream, ctx->engine, dnnl_stream_default_flags);
+        if (s != dnnl_success) {
+            slots_destroy(ctx);
+            return cpu_dnnl_status(s, e, "(backend)", "stream creation");
+        }
+    }
+    return CBINFER_STATUS_SUCCESS;
+}
+
+static void cpu_destroy(void *bctx)
+{
+    cpu_ctx *ctx = bctx;
+    if (!ctx) return;
+    slots_destroy(ctx);
     dnnl_engine_destroy(ctx->engine);
     free(ctx->gemm);
     free(ctx);
@@ -66,32 +109,20 @@ static cbinfer_status cpu_create(const cbi_backend_config *cfg, void **out, cbi_
     ctx->max_k = max_k;
     ctx->max_cout = max_cout;
     ctx->gemm = cbi_malloc_array(chunk * max_ct_cols, sizeof(float));
-
-    /* One slot per core this process may run on. */
-    ctx->n_slots = omp_get_num_procs() > 0 ? omp_get_num_procs() : 1;
-    ctx->slots = cbi_calloc((size_t)ctx->n_slots, sizeof *ctx->slots);
-    ctx->counts = cbi_calloc((size_t)ctx->n_slots, sizeof *ctx->counts);
-    if (!ctx->gemm || !ctx->slots || !ctx->counts) {
+    if (!ctx->gemm) {
         cpu_destroy(ctx);
-        return cbi_fail(e, CBINFER_STATUS_OUT_OF_MEMORY, "cpu scratch");
+        return cbi_fail(e, CBINFER_STATUS_OUT_OF_MEMORY, "cpu scratch of %zu floats",
+                        chunk * max_ct_cols);
     }
-    dnnl_status_t s = dnnl_engine_create(&ctx->engine, dnnl_cpu, 0);
-    for (int i = 0; i < ctx->n_slots && s == dnnl_success; ++i) {
-        cpu_slot *sl = &ctx->slots[i];
-        /* Calloc: the rows past a partial chunk are read by nothing, but stay
-         * defined. */
-        sl->col = cbi_calloc((size_t)CPU_CHUNK_ROWS * max_k, sizeof(float));
-        sl->gemm = cbi_calloc((size_t)CPU_CHUNK_ROWS * max_cout, sizeof(float));
-        if (!sl->col || !sl->gemm) {
-            cpu_destroy(ctx);
-            return cbi_fail(e, CBINFER_STATUS_OUT_OF_MEMORY, "cpu scratch of %d threads of %zu floats",
-                            ctx->n_slots, (size_t)CPU_CHUNK_ROWS * (max_k + max_cout));
-        }
-        s = dnnl_stream_create(&sl->stream, ctx->engine, dnnl_stream_default_flags);
-    }
+    const dnnl_status_t s = dnnl_engine_create(&ctx->engine, dnnl_cpu, 0);
     if (s != dnnl_success) {
         cpu_destroy(ctx);
-        return cpu_dnnl_status(s, e, "(backend)", "engine or stream creation");
+        return cpu_dnnl_status(s, e, "(backend)", "engine creation");
+    }
+    const cbinfer_status st = slots_create(ctx, 0, e);
+    if (st != CBINFER_STATUS_SUCCESS) {
+        cpu_destroy(ctx);
+        return st;
     }
     *out = ctx;
     return CBINFER_STATUS_SUCCESS;
@@ -133,10 +164,8 @@ static cbinfer_status cpu_synchronize(void *bctx, cbi_err *e)
 
 static cbinfer_status cpu_set_threads(void *bctx, int threads, cbi_err *e)
 {
-    cpu_ctx *ctx = bctx;
     if (threads < 0) return cbi_fail(e, CBINFER_STATUS_BAD_PARAM, "threads %d < 0", threads);
-    ctx->threads = threads;
-    return CBINFER_STATUS_SUCCESS;
+    return slots_create(bctx, threads, e);
 }
 
 static void cpu_layer_destroy(void *bctx, void *layer)

@@ -45,8 +45,8 @@ typedef struct cpu_slot {
 typedef struct cpu_ctx {
     cbi_backend_config cfg;
     dnnl_engine_t engine;
-    int n_slots;           /* threads this context can run: the cores available */
-    int threads;           /* CBINFER_PARAM_THREADS: 0 or the most threads to use */
+    int n_slots;           /* threads the context runs: CBINFER_PARAM_THREADS, or
+                              the cores available when it is 0 */
     cpu_slot *slots;
     int64_t *counts;       /* n_slots: per-thread counts of a parallel detection */
     /* Scratch of ConvTranspose: input rows of chunk_px x (kh * kw * cout). */
@@ -82,12 +82,10 @@ typedef struct cpu_layer {
                           [CPU_THIN_COUT][kh][kw][Cin], rows past Cout zero */
 } cpu_layer;
 
-/* Threads the context's kernels use: ctx->threads, or every slot when it is
- * 0, never more than the context has slots. */
+/* Threads the context's kernels use: one per slot. */
 static inline int cpu_threads(const cpu_ctx *ctx)
 {
-    const int n = ctx && ctx->n_slots > 0 ? ctx->n_slots : 1;
-    return ctx && ctx->threads > 0 && ctx->threads < n ? ctx->threads : n;
+    return ctx && ctx->n_slots > 0 ? ctx->n_slots : 1;
 }
 
 /* Elapsed time of one step into stats (only when args->collect_stats). */
@@ -116,9 +114,9 @@ cbinfer_status cpu_conv_prims_create(cpu_ctx *ctx, const cbi_node *n, const cbi_
                                      int change_based, cpu_conv_prims *c, cbi_err *e);
 void cpu_conv_prims_destroy(cpu_conv_prims *c);
 /* Runs prim with args on a slot's stream and scratchpad, and waits for it.
- * args must have room for one more entry (the scratchpad). Called outside a
- * parallel region, the primitive uses the OpenMP threads the caller allows
- * (omp_set_num_threads); inside one, it runs on the calling thread. */
+ * args must have room for one more entry (the scratchpad). The primitive runs
+ * with the thread count it was created with (cpu_conv_prims_create); inside a
+ * parallel region, on the calling thread. */
 cbinfer_status cpu_dnnl_execute(cpu_ctx *ctx, int slot, dnnl_primitive_t prim, int n_args,
                                 dnnl_exec_arg_t *args, cbi_err *e, const char *node);
 /* Row-major C[m][n] = A[m][k] * B (k x n, or n x k when trans_b), via oneDNN's

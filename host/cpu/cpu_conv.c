@@ -134,8 +134,9 @@ cbinfer_status cpu_conv_dense(void *bctx, cbi_op_args *a, cbi_err *e)
     dnnl_memory_set_data_handle(c->dense_dst, a->out->data);
     dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, c->dense_src}, {DNNL_ARG_WEIGHTS, c->dense_w},
                                {DNNL_ARG_BIAS, c->dense_b}, {DNNL_ARG_DST, c->dense_dst}};
-    /* The primitive takes its thread count from the caller's OpenMP setting;
-     * it is set for this call and given back. */
+    /* oneDNN fixed the primitive's thread count when it was created; the
+     * caller's OpenMP setting is set to the same for the call (for anything
+     * that asks at execution) and given back. */
     const int caller_threads = omp_get_max_threads();
     omp_set_num_threads(threads);
     cbinfer_status st = cpu_dnnl_execute(ctx, 0, c->dense, 4, args, e, a->node->name);

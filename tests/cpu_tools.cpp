@@ -1,0 +1,91 @@
+// The bench programs end to end: cbinfer-cameras (several cameras in several
+// threads of one process on one network, and its exit statuses) and
+// cbinfer-bench --dump-frames.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+#include <string>
+
+#include "test_util.h"
+
+namespace {
+
+int run_cameras(const std::string &args, const std::string &out_path)
+{
+    return cbi_test_run_tool(CBINFER_TEST_CAMERAS_EXE, args, out_path);
+}
+
+} // namespace
+
+TEST(Cameras, ToolRunsSeveralCameras)
+{
+    const int w = 40, h = 32;
+    auto frames = cbi_test_read_frames("vtest.avi", 0, 3, 300, 250, w, h);
+    const std::string raw = ::testing::TempDir() + "cbinfer_cameras.rgb";
+    const std::string out = ::testing::TempDir() + "cbinfer_cameras.txt";
+    {
+        std::ofstream f(raw, std::ios::binary);
+        for (auto &fr : frames) f.write((const char *)fr.data(), (std::streamsize)fr.size());
+    }
+    const std::string base = "--model '" + cbi_test_model("vgg7-noise1") + "' --raw 40x32:'" + raw + "' ";
+    ASSERT_EQ(run_cameras(base + "--cameras 3 --threads 1 --threshold 0.01", out), 0);
+    const std::string text = cbi_test_slurp(out);
+    EXPECT_NE(text.find("cameras 3, threads per stream 1, mode cbinfer"), std::string::npos) << text;
+    EXPECT_NE(text.find("3 frames each"), std::string::npos) << text;
+    EXPECT_NE(text.find("frames/s in total (oneDNN"), std::string::npos) << text;
+    EXPECT_EQ(run_cameras(base + "--mode dense", out), 0);
+    EXPECT_NE(cbi_test_slurp(out).find("cameras 2, threads per stream 0 (every core), mode dense"),
+              std::string::npos);
+
+    EXPECT_EQ(run_cameras(base + "--cameras 0", out), 2);
+    EXPECT_EQ(run_cameras(base + "--threads -1", out), 2);
+    EXPECT_EQ(run_cameras(base + "--mode fast", out), 2);
+    EXPECT_EQ(run_cameras(base + "--cameras", out), 2);
+    EXPECT_EQ(run_cameras(base + "--threads ''", out), 2);
+    EXPECT_EQ(run_cameras(base + "--threshold inf", out), 2);
+    EXPECT_EQ(run_cameras("--model '" + cbi_test_model("vgg7-noise1") + "' --raw 40x32:", out), 2);
+    EXPECT_EQ(run_cameras("--raw 40x32:'" + raw + "'", out), 2);
+    EXPECT_EQ(run_cameras("--model '" + cbi_test_model("vgg7-noise1") + "' --raw 40x32:/no/such/file", out), 1);
+    // A file shorter than two frames (one is the warm-up), and a model that
+    // does not exist.
+    EXPECT_EQ(run_cameras("--model '" + cbi_test_model("vgg7-noise1") + "' --raw 40x64:'" + raw + "'", out), 1);
+    EXPECT_EQ(run_cameras("--model /no/such/model.onnx --raw 40x32:'" + raw + "'", out), 1);
+    std::remove(raw.c_str());
+    std::remove(out.c_str());
+}
+
+// --dump-frames writes exactly the frames fed to the network, warm-up
+// included, from the first pass only (--per-layer adds a second pass), in
+// the format --raw reads back.
+TEST(Bench, DumpFramesWritesTheFedFrames)
+{
+    const int w = 40, h = 32;
+    auto frames = cbi_test_read_frames("vtest.avi", 0, 5, 300, 250, w, h);
+    const std::string raw = ::testing::TempDir() + "cbinfer_dump_in.rgb";
+    const std::string dump = ::testing::TempDir() + "cbinfer_dump_out.rgb";
+    const std::string out = ::testing::TempDir() + "cbinfer_dump.txt";
+    std::string expected;
+    {
+        std::ofstream f(raw, std::ios::binary);
+        for (auto &fr : frames) {
+            f.write((const char *)fr.data(), (std::streamsize)fr.size());
+            expected.append((const char *)fr.data(), fr.size());
+        }
+    }
+    const std::string args = "--model '" + cbi_test_model("vgg7-noise1") + "' --raw 40x32:'" + raw +
+                             "' --frames 3 --warmup 1 --mode cbinfer --threshold 0.01 --per-layer" +
+                             " --dump-frames '" + dump + "'";
+    ASSERT_EQ(cbi_test_run_tool(CBINFER_TEST_BENCH_EXE, args, out), 0) << cbi_test_slurp(out);
+    const std::string got = cbi_test_slurp(dump);
+    ASSERT_EQ(got.size(), (size_t)4 * w * h * 3); // 1 warm-up + 3 timed frames
+    EXPECT_TRUE(got == expected.substr(0, got.size()));
+    EXPECT_EQ(cbi_test_run_tool(CBINFER_TEST_BENCH_EXE,
+                                "--model '" + cbi_test_model("vgg7-noise1") + "' --raw 40x32:'" + raw +
+                                    "' --dump-frames /no/such/dir/f.rgb",
+                                out),
+              1);
+    std::remove(raw.c_str());
+    std::remove(dump.c_str());
+    std::remove(out.c_str());
+}
