@@ -9,6 +9,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "layer_values.h"
@@ -134,32 +135,97 @@ static cbinfer_status parse_line(const cbi_net *net, const char *path, long line
     return CBINFER_STATUS_SUCCESS;
 }
 
-cbinfer_status cbi_layer_values_read(const cbi_net *net, const char *path, double max_value,
-                                     float *values, cbi_err *e)
+/* Where a line break is at p (p < end): its length, 0 if none. Line breaks
+ * are LF, CRLF and CR. */
+static size_t line_break(const char *p, const char *end)
 {
-    FILE *f = fopen(path, "r");
+    if (*p == '\n') return 1;
+    if (*p == '\r') return p + 1 < end && p[1] == '\n' ? 2 : 1;
+    return 0;
+}
+
+/* The 1-based line number of position at in text. */
+static long line_of(const char *text, const char *at)
+{
+    long line = 1;
+    for (const char *p = text; p < at;) {
+        const size_t br = line_break(p, at);
+        line += br > 0;
+        p += br ? br : 1;
+    }
+    return line;
+}
+
+/* Reads the whole file into a NUL-terminated buffer of at most
+ * CBI_LAYER_VALUES_MAX_BYTES. A NUL byte, or more bytes than that, is not a
+ * layer-value file; both are refused while reading, so that a device such as
+ * /dev/zero ends the read at once. */
+static cbinfer_status read_text(const char *path, char **text, size_t *len, cbi_err *e)
+{
+    FILE *f = fopen(path, "rb");
     if (!f)
         return cbi_fail(e, CBINFER_STATUS_FILE_IO, "%s: cannot open for reading (errno %d)", path,
                         errno);
-    char buf[4096];
-    long line_no = 0;
+    char *buf = malloc(CBI_LAYER_VALUES_MAX_BYTES + 1);
+    if (!buf) {
+        fclose(f);
+        return cbi_fail(e, CBINFER_STATUS_OUT_OF_MEMORY, "%s: read buffer", path);
+    }
+    size_t n = 0;
     cbinfer_status st = CBINFER_STATUS_SUCCESS;
-    while (st == CBINFER_STATUS_SUCCESS && fgets(buf, sizeof buf, f)) {
-        ++line_no;
-        size_t len = strlen(buf);
-        if (len == sizeof buf - 1 && buf[len - 1] != '\n' && !feof(f)) {
-            st = cbi_fail(e, CBINFER_STATUS_BAD_PARAM, "%s:%ld: line longer than %zu bytes", path,
-                          line_no, sizeof buf - 2);
+    for (;;) {
+        const size_t want = CBI_LAYER_VALUES_MAX_BYTES + 1 - n;
+        const size_t got = fread(buf + n, 1, want < 4096 ? want : 4096, f);
+        const char *nul = memchr(buf + n, '\0', got);
+        if (nul) {
+            st = cbi_fail(e, CBINFER_STATUS_BAD_PARAM, "%s:%ld: NUL byte: not a text file", path,
+                          line_of(buf, nul));
             break;
         }
-        const char *p = buf;
-        while (is_blank(*p)) ++p;
-        if (!*p || *p == '#') continue;
-        st = parse_line(net, path, line_no, buf, max_value, values, e);
+        n += got;
+        if (n > CBI_LAYER_VALUES_MAX_BYTES) {
+            st = cbi_fail(e, CBINFER_STATUS_BAD_PARAM,
+                          "%s: larger than %d bytes: not a layer-value file", path,
+                          CBI_LAYER_VALUES_MAX_BYTES);
+            break;
+        }
+        if (got == 0) {
+            if (ferror(f)) st = cbi_fail(e, CBINFER_STATUS_FILE_IO, "%s: read error", path);
+            break;
+        }
     }
-    if (st == CBINFER_STATUS_SUCCESS && ferror(f))
-        st = cbi_fail(e, CBINFER_STATUS_FILE_IO, "%s:%ld: read error", path, line_no + 1);
     fclose(f);
+    if (st != CBINFER_STATUS_SUCCESS) {
+        free(buf);
+        return st;
+    }
+    buf[n] = '\0';
+    *text = buf;
+    *len = n;
+    return CBINFER_STATUS_SUCCESS;
+}
+
+cbinfer_status cbi_layer_values_read(const cbi_net *net, const char *path, double max_value,
+                                     float *values, cbi_err *e)
+{
+    char *text = NULL;
+    size_t len = 0;
+    cbinfer_status st = read_text(path, &text, &len, e);
+    if (st != CBINFER_STATUS_SUCCESS) return st;
+    long line_no = 0;
+    char *const stop = text + len;
+    for (char *p = text; st == CBINFER_STATUS_SUCCESS && p < stop;) {
+        char *end = p;
+        while (end < stop && !line_break(end, stop)) ++end;
+        char *next = end < stop ? end + line_break(end, stop) : stop;
+        *end = '\0';
+        ++line_no;
+        const char *q = p;
+        while (is_blank(*q)) ++q;
+        if (*q && *q != '#') st = parse_line(net, path, line_no, p, max_value, values, e);
+        p = next;
+    }
+    free(text);
     return st;
 }
 

@@ -16,11 +16,15 @@ extern "C" {
 
 /* The format's first line, written by cbi_layer_values_write(). */
 #define CBI_LAYER_VALUES_MAGIC "# cbinfer layer values v1"
+/* Larger files are refused: a layer-value file is a few lines per layer. */
+#define CBI_LAYER_VALUES_MAX_BYTES (1 << 20)
 
 /* Reads path and stores each named Conv node's value into values[node id]
- * (one float per node of net). Values must lie in [0, max_value]. On failure
- * values may be partly written: callers pass a scratch copy. Messages are
- * "path:line: ...". Statuses: FILE_IO, UNKNOWN_NODE, BAD_PARAM. */
+ * (one float per node of net). Values must lie in [0, max_value]. Lines end
+ * with LF, CRLF or CR. A file with a NUL byte or of more than
+ * CBI_LAYER_VALUES_MAX_BYTES is refused. On failure values may be partly
+ * written: callers pass a scratch copy. Messages are "path:line: ...".
+ * Statuses: FILE_IO, UNKNOWN_NODE, BAD_PARAM, OUT_OF_MEMORY. */
 cbinfer_status cbi_layer_values_read(const cbi_net *net, const char *path, double max_value,
                                      float *values, cbi_err *e);
 

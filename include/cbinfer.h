@@ -274,6 +274,8 @@ CBINFER_API cbinfer_status cbinfer_stream_get_break_even(const cbinfer_stream_t 
  *     conv1 0.005
  *     conv2 0.01
  *
+ * Lines end with LF, CRLF or CR. A file holding a NUL byte, or of more than
+ * 1 MiB, is not a layer-value file and is refused (BAD_PARAM).
  * Loading is all or nothing: on any error no value of the stream changes.
  * Convolutions the file does not name keep their value; a name given twice
  * takes its last value. Errors name the place as "path:line: ...".

@@ -217,6 +217,50 @@ TEST(LayerFiles, ErrorsNameFileAndLineAndChangeNothing)
     EXPECT_EQ(break_even_of(f.s.get(), f.names), b_before);
 }
 
+// Issue 11, class 7: every common line end is read (a CR-only file used to
+// load as SUCCESS with nothing applied); a NUL byte, /dev/zero and an
+// oversized file are refused without a hang, and change nothing.
+TEST(LayerFiles, LineEndsNulBytesAndSize)
+{
+    Fixture f = make_fixture();
+    ASSERT_TRUE(f.s);
+    const std::string &c0 = f.names[0], &c1 = f.names[1];
+    const std::string path = temp_path("ends.txt");
+    const char *const ends[] = {"\n", "\r\n", "\r"};
+    for (const char *nl : ends) {
+        ASSERT_EQ(cbinfer_stream_set_threshold_all(f.s.get(), 0.f), CBINFER_STATUS_SUCCESS);
+        write_file(path, std::string("# cbinfer layer values v1") + nl + "# comment" + nl + nl + c0 +
+                             " 0.5" + nl + c1 + " 0.25" + nl + "bogus_layer_name" + nl);
+        // The last line has no value: its number shows how the lines were counted.
+        ASSERT_EQ(cbinfer_stream_load_thresholds(f.s.get(), path.c_str()), CBINFER_STATUS_BAD_PARAM);
+        EXPECT_NE(std::string(cbinfer_stream_last_error(f.s.get())).find(path + ":6: "),
+                  std::string::npos)
+            << cbinfer_stream_last_error(f.s.get());
+        write_file(path, std::string("# cbinfer layer values v1") + nl + "# comment" + nl + nl + c0 +
+                             " 0.5" + nl + c1 + " 0.25");
+        ASSERT_EQ(cbinfer_stream_load_thresholds(f.s.get(), path.c_str()), CBINFER_STATUS_SUCCESS);
+        const auto t = thresholds_of(f.s.get(), f.names);
+        EXPECT_EQ(t[0], 0.5f);
+        EXPECT_EQ(t[1], 0.25f);
+    }
+
+    ASSERT_EQ(cbinfer_stream_set_threshold_all(f.s.get(), 0.125f), CBINFER_STATUS_SUCCESS);
+    const auto before = thresholds_of(f.s.get(), f.names);
+    write_file(path, "# cbinfer layer values v1\n" + c0 + " 0.5" + std::string(1, '\0') + "7\n");
+    EXPECT_EQ(cbinfer_stream_load_thresholds(f.s.get(), path.c_str()), CBINFER_STATUS_BAD_PARAM);
+    EXPECT_NE(std::string(cbinfer_stream_last_error(f.s.get())).find(path + ":2: NUL byte"),
+              std::string::npos)
+        << cbinfer_stream_last_error(f.s.get());
+    EXPECT_EQ(cbinfer_stream_load_thresholds(f.s.get(), "/dev/zero"), CBINFER_STATUS_BAD_PARAM);
+    EXPECT_NE(std::string(cbinfer_stream_last_error(f.s.get())).find("NUL byte"), std::string::npos);
+    write_file(path, "# cbinfer layer values v1\n" + std::string((size_t)1 << 20, '#') + "\n");
+    EXPECT_EQ(cbinfer_stream_load_thresholds(f.s.get(), path.c_str()), CBINFER_STATUS_BAD_PARAM);
+    EXPECT_NE(std::string(cbinfer_stream_last_error(f.s.get())).find("larger than"),
+              std::string::npos);
+    EXPECT_EQ(thresholds_of(f.s.get(), f.names), before);
+    std::remove(path.c_str());
+}
+
 TEST(LayerFiles, NullArguments)
 {
     Fixture f = make_fixture();
