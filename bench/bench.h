@@ -35,6 +35,7 @@ typedef struct bench {
     cbinfer_stream_t *cb;    /* the change-based stream: every mode but dense */
     cbi_video *video;
     int input_opens; /* how often the input was opened (stdin allows one) */
+    long long read_since_open; /* frames read since the input was last opened */
     uint8_t *rgb;
     FILE *dump_frames;  /* --dump-frames, open during the first pass */
     long long dumped_frames;

@@ -491,6 +491,11 @@ int cbi_bench_parse_args(int argc, char **argv, cbi_bench_args *out, char *err, 
                 return fail(err, n, "--calibrate runs no timed benchmark; %s does not apply",
                             timed_only[k]);
     }
+    if (out->input == CBI_BENCH_INPUT_RAW && strcmp(out->input_path, "-") == 0 &&
+        (out->sweep_count > 1 || out->per_layer || out->profile_path || out->calibrate_path))
+        return fail(err, n, "--raw WxH:- reads stdin, which can be read only once; --sweep, "
+                            "--per-layer, --export-profile and --calibrate read the frames again "
+                            "and need a file");
     if (out->input == CBI_BENCH_INPUT_NPY) {
         /* One tensor, fed as is: frame selection and resizing have nothing to act on. */
         if (resize_given) return fail(err, n, "--resize does not apply to --input-npy");

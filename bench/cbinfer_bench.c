@@ -169,6 +169,9 @@ static int source_open(bench *b)
         b->width = (int)shape[3];
         return 0;
     }
+    /* The input is open and no frame has been read since: the pass starts
+     * there. This is what lets stdin (--raw WxH:-) serve the first pass. */
+    if (b->video && b->read_since_open == 0) return 0;
     if (!first && a->input == CBI_BENCH_INPUT_RAW && strcmp(a->input_path, "-") == 0)
         return bench_error("stdin can be read only once; --sweep, --per-layer and --calibrate need "
                      "a file");
@@ -180,6 +183,7 @@ static int source_open(bench *b)
                 : cbi_video_open_raw(a->input_path, a->raw_w, a->raw_h, a->resize_w, a->resize_h,
                                      a->skip, &b->video, err, sizeof err);
     if (r != 0) return bench_error("%s", err);
+    b->read_since_open = 0;
     if (first) {
         cbi_video_size(b->video, &b->width, &b->height);
         b->rgb = malloc((size_t)b->width * (size_t)b->height * 3);
@@ -199,6 +203,7 @@ static int source_next(bench *b, long long k)
         return -1;
     }
     const size_t bytes = (size_t)b->width * b->height * 3;
+    if (r > 0) b->read_since_open++;
     if (r > 0 && b->dump_frames) {
         if (fwrite(b->rgb, 1, bytes, b->dump_frames) != bytes) {
             bench_error("--dump-frames: write failed at frame %lld", k);

@@ -101,6 +101,11 @@ TEST(BenchArgs, Raw)
     p = parse({"--model", "m.onnx", "--raw", "32x16:-"});
     ASSERT_EQ(p.rc, 0) << p.err;
     EXPECT_STREQ(p.args.input_path, "-");
+    // stdin is read once: modes that read the frames again need a file.
+    for (const char *extra : {"--per-layer", "--export-profile=p.json", "--sweep=1,2",
+                              "--calibrate=b.txt"})
+        expect_usage_error(parse({"--model", "m.onnx", "--raw", "32x16:-", extra}), "stdin");
+    EXPECT_EQ(parse({"--model", "m.onnx", "--raw", "32x16:-", "--sweep", "2"}).rc, 0);
 
     // The path may contain ':'; only the first one ends the size.
     p = parse({"--model", "m.onnx", "--raw=8x8:c:/x:y.rgb"});

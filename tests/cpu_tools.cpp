@@ -2,8 +2,10 @@
 // threads of one process on one network, and its exit statuses) and
 // cbinfer-bench --dump-frames.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <string>
 
@@ -87,5 +89,29 @@ TEST(Bench, DumpFramesWritesTheFedFrames)
               1);
     std::remove(raw.c_str());
     std::remove(dump.c_str());
+    std::remove(out.c_str());
+}
+
+// --raw WxH:- reads frames from a pipe fed by another process (issue 11,
+// class 5: it used to be opened twice and refused).
+TEST(Bench, RawFramesFromAPipe)
+{
+    const int w = 40, h = 32;
+    auto frames = cbi_test_read_frames("vtest.avi", 0, 4, 300, 250, w, h);
+    const std::string raw = ::testing::TempDir() + "cbinfer_pipe_in.rgb";
+    const std::string out = ::testing::TempDir() + "cbinfer_pipe.txt";
+    {
+        std::ofstream f(raw, std::ios::binary);
+        for (auto &fr : frames) f.write((const char *)fr.data(), (std::streamsize)fr.size());
+    }
+    const std::string cmd = "cat '" + raw + "' | '" + CBINFER_TEST_BENCH_EXE + "' --model '" +
+                            cbi_test_model("vgg7-noise1") +
+                            "' --raw 40x32:- --warmup 1 --mode compare --threshold 0.01 > '" + out +
+                            "' 2>&1";
+    const int st = std::system(cmd.c_str());
+    ASSERT_TRUE(st != -1 && WIFEXITED(st)) << cmd;
+    EXPECT_EQ(WEXITSTATUS(st), 0) << cbi_test_slurp(out);
+    EXPECT_NE(cbi_test_slurp(out).find("3 timed frames"), std::string::npos) << cbi_test_slurp(out);
+    std::remove(raw.c_str());
     std::remove(out.c_str());
 }
