@@ -1758,9 +1758,82 @@ done:
 /* ------------------------------------------------------------------------
  * Public entry points
  * ---------------------------------------------------------------------- */
+/* Nested messages deeper than this are refused before unpacking: protobuf-c
+ * unpacks nested messages by recursion with no limit of its own, so a small
+ * file of a few thousand nested messages would overflow the stack. Real
+ * models nest under 10 deep (model, graph, value info, type, tensor type,
+ * shape, dimension; or a subgraph of an attribute). */
+#define ONNX_MAX_NESTING 100
+
+/* One base-128 varint at *p (before end); 0 if it runs past end or over 10
+ * bytes. */
+static int wire_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    uint64_t x = 0;
+    for (int shift = 0; shift < 70 && *p < end; shift += 7) {
+        const uint8_t b = *(*p)++;
+        x |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *v = x;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The deepest nesting of message fields in the wire bytes [p, end) of a
+ * message of type desc, counting this one as depth; the scan stops past
+ * ONNX_MAX_NESTING, so its own recursion is bounded. Bytes it cannot read are
+ * left to protobuf-c, which refuses them. */
+static int wire_depth(const ProtobufCMessageDescriptor *desc, const uint8_t *p, const uint8_t *end,
+                      int depth)
+{
+    int deepest = depth;
+    if (depth > ONNX_MAX_NESTING) return depth;
+    while (p < end) {
+        uint64_t tag, v;
+        if (!wire_varint(&p, end, &tag)) return deepest;
+        switch (tag & 7) {
+        case 0: /* varint */
+            if (!wire_varint(&p, end, &v)) return deepest;
+            break;
+        case 1: /* 64 bits */
+            if (end - p < 8) return deepest;
+            p += 8;
+            break;
+        case 5: /* 32 bits */
+            if (end - p < 4) return deepest;
+            p += 4;
+            break;
+        case 2: { /* length-delimited: bytes, string, packed, or a message */
+            if (!wire_varint(&p, end, &v) || v > (uint64_t)(end - p)) return deepest;
+            const ProtobufCFieldDescriptor *f =
+                tag >> 3 <= UINT32_MAX
+                    ? protobuf_c_message_descriptor_get_field(desc, (unsigned)(tag >> 3))
+                    : NULL;
+            if (f && f->type == PROTOBUF_C_TYPE_MESSAGE) {
+                const int d = wire_depth(f->descriptor, p, p + v, depth + 1);
+                if (d > deepest) deepest = d;
+                if (deepest > ONNX_MAX_NESTING) return deepest;
+            }
+            p += v;
+            break;
+        }
+        default: /* groups (3, 4) and reserved types: protobuf-c refuses them */
+            return deepest;
+        }
+    }
+    return deepest;
+}
+
 static cbinfer_status load_buffer(const void *data, size_t size, cbinfer_network_t **out,
                                   cbi_err *e)
 {
+    const uint8_t *bytes = data;
+    if (wire_depth(&onnx__model_proto__descriptor, bytes, bytes + size, 0) > ONNX_MAX_NESTING)
+        return cbi_fail(e, CBINFER_STATUS_MODEL_MALFORMED,
+                        "messages nested more than %d deep: not an ONNX model this loader reads",
+                        ONNX_MAX_NESTING);
     Onnx__ModelProto *m = onnx__model_proto__unpack(NULL, size, data);
     if (!m)
         return cbi_fail(e, CBINFER_STATUS_MODEL_MALFORMED,

@@ -906,6 +906,45 @@ TEST(Loader, GarbageIsMalformed)
     }
 }
 
+// Issue 11, class 2: protobuf-c unpacks nested messages by recursion with no
+// limit, so a small file of deeply nested messages (a graph in an attribute
+// of a node of a graph, ...) overflowed the stack. The loader refuses it
+// before unpacking; a shallow nesting of the same shape still parses.
+TEST(Loader, DeeplyNestedMessagesAreMalformed)
+{
+    // Built back to front (each level is the tag and length before what it
+    // holds), so that making it takes linear time.
+    auto nested_model = [](int levels) {
+        std::vector<uint8_t> rev;
+        auto wrap = [&rev](int field) {
+            std::vector<uint8_t> head;
+            head.push_back(static_cast<uint8_t>(field << 3 | 2));
+            for (uint64_t v = rev.size();; v >>= 7) {
+                head.push_back(static_cast<uint8_t>((v & 0x7f) | (v > 0x7f ? 0x80 : 0)));
+                if (v <= 0x7f) break;
+            }
+            rev.insert(rev.end(), head.rbegin(), head.rend());
+        };
+        // GraphProto.node (1) > NodeProto.attribute (5) > AttributeProto.g
+        // (6), levels times, inside ModelProto.graph (7).
+        for (int i = 0; i < levels; ++i) {
+            wrap(6);
+            wrap(5);
+            wrap(1);
+        }
+        wrap(7);
+        return std::vector<uint8_t>(rev.rbegin(), rev.rend());
+    };
+    Loaded deep = load_bytes(nested_model(20000)); // 60,000 nested messages, about 300 kB
+    EXPECT_EQ(deep.status, CBINFER_STATUS_MODEL_MALFORMED);
+    EXPECT_NE(deep.msg.find("nested more than"), std::string::npos) << deep.msg;
+    // 30 levels (90 messages) are within the limit: protobuf-c parses them and
+    // the loader then finds no opset import, as for any model without one.
+    Loaded shallow = load_bytes(nested_model(30));
+    EXPECT_EQ(shallow.status, CBINFER_STATUS_MODEL_MALFORMED);
+    EXPECT_EQ(shallow.msg.find("nested more than"), std::string::npos) << shallow.msg;
+}
+
 TEST(Loader, MissingFileIsIoError)
 {
     cbinfer_network_t *n = reinterpret_cast<cbinfer_network_t *>(0x1);
