@@ -5,6 +5,7 @@
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "common.h"
@@ -125,13 +126,32 @@ static cbinfer_status empty_output(cbi_err *e, const cbi_node *nd, cbi_shape in,
                     height);
 }
 
+/* Whether a C x H x W tensor stays within CBI_MAX_TENSOR_ELEMS (checked
+ * without overflowing: each factor is at most INT_MAX). */
+static int tensor_fits(int64_t c, int64_t h, int64_t w)
+{
+    if (c <= 0 || h <= 0 || w <= 0) return 0;
+    if (h > CBI_MAX_TENSOR_ELEMS / w) return 0;
+    return c <= CBI_MAX_TENSOR_ELEMS / (h * w);
+}
+
+static cbinfer_status too_large(cbi_err *e, const char *what, int64_t c, int64_t h, int64_t w,
+                                int height, int width)
+{
+    return cbi_fail(e, CBINFER_STATUS_BAD_FRAME_SIZE,
+                    "%s: CxHxW %lldx%lldx%lld is more than %lld elements (the kernels' index "
+                    "range) at frame WxH %dx%d",
+                    what, (long long)c, (long long)h, (long long)w,
+                    (long long)CBI_MAX_TENSOR_ELEMS, width, height);
+}
+
 static cbinfer_status plan_node(const cbi_node *nd, cbi_shape *shapes, cbi_node_plan *pl,
                                 int height, int width, cbi_err *e)
 {
     cbi_shape in = shapes[nd->inputs[0]];
     const cbi_window *w = &nd->win;
     int64_t oh = in.h, ow = in.w;
-    int oc = in.c;
+    int64_t oc = in.c;
     memset(pl, 0, sizeof *pl);
     pl->in = in;
     switch (nd->op) {
@@ -197,7 +217,23 @@ static cbinfer_status plan_node(const cbi_node *nd, cbi_shape *shapes, cbi_node_
     }
     if (oh <= 0 || ow <= 0 || oh > INT_MAX || ow > INT_MAX)
         return empty_output(e, nd, in, oh, ow, height, width);
-    pl->out.c = oc;
+    if (!tensor_fits(oc, oh, ow)) {
+        char what[160];
+        snprintf(what, sizeof what, "node '%s' (%s) output", nd->name, nd->op_type);
+        return too_large(e, what, oc, oh, ow, height, width);
+    }
+    /* The im2col row (Conv) and the GEMM row (ConvTranspose) index with int. */
+    const int64_t row = nd->op == CBI_OP_CONV             ? (int64_t)w->kh * w->kw * in.c
+                        : nd->op == CBI_OP_CONV_TRANSPOSE ? (int64_t)w->kh * w->kw * oc
+                                                          : 0;
+    if (row > CBI_MAX_TENSOR_ELEMS)
+        return cbi_fail(e, CBINFER_STATUS_MODEL_UNSUPPORTED_ATTR,
+                        "node '%s' (%s): a %dx%d kernel over %lld channels makes GEMM rows of "
+                        "%lld values, more than %lld",
+                        nd->name, nd->op_type, w->kh, w->kw,
+                        (long long)(nd->op == CBI_OP_CONV ? in.c : oc), (long long)row,
+                        (long long)CBI_MAX_TENSOR_ELEMS);
+    pl->out.c = (int)oc;
     pl->out.h = (int)oh;
     pl->out.w = (int)ow;
     shapes[nd->output] = pl->out;
@@ -222,6 +258,8 @@ cbinfer_status cbi_net_plan(const cbi_net *net, int height, int width, cbi_shape
                       width, height);
     } else {
         memset(shapes, 0, (size_t)net->n_values * sizeof *shapes);
+        if (!tensor_fits(net->in_c, height, width))
+            st = too_large(&e, "the network input", net->in_c, height, width, height, width);
         shapes[net->input].c = net->in_c;
         shapes[net->input].h = height;
         shapes[net->input].w = width;

@@ -179,6 +179,11 @@ struct cbinfer_network {
     cbi_net net;
 };
 
+/* The most elements one tensor (and one GEMM row) may hold: the backends
+ * index elements and pixels with 32-bit integers, and sizes in bytes stay far
+ * from overflowing. Planning refuses larger ones (BAD_FRAME_SIZE). */
+#define CBI_MAX_TENSOR_ELEMS ((int64_t)INT32_MAX)
+
 /* Resolved per-node geometry for one frame size (computed by a stream). */
 typedef struct cbi_shape {
     int c, h, w;

@@ -1469,6 +1469,43 @@ TEST(Loader, PlanPoolCeilMode)
     EXPECT_EQ(p.shapes[dil.ir().output].h, 2);
 }
 
+// Issue 11, class 1: a graph that grows a tensor (here a 30000x nearest
+// Resize) must not wrap C*H*W into a small allocation. Planning refuses every
+// tensor past the kernels' index range, naming the node, before a stream
+// allocates anything; so does a frame too large for the input itself.
+TEST(Loader, PlanRefusesTensorsPastTheIndexRange)
+{
+    Model m(13);
+    m.input("x", {1, 3, kSym, kSym});
+    m.init_f("scales", {4}, {1, 1, 30000, 30000});
+    Node &rs = m.node("Resize", "grow", {"x", "", "scales"}, {"r"});
+    m.attr_s(rs, "mode", "nearest");
+    add_conv(m, "conv", "r", "y", 3, 3, 1, 1);
+    m.output("y");
+    Loaded l = load(m);
+    ASSERT_EQ(l.status, CBINFER_STATUS_SUCCESS) << l.msg;
+    Planned big = plan(l, 1, 1); // 3 x 30000 x 30000 = 2.7e9 > 2^31 - 1 already
+    EXPECT_EQ(big.status, CBINFER_STATUS_BAD_FRAME_SIZE);
+    EXPECT_NE(big.msg.find("node 'grow' (Resize) output"), std::string::npos) << big.msg;
+    EXPECT_NE(big.msg.find("3x30000x30000"), std::string::npos) << big.msg;
+    cbinfer_stream_t *s = nullptr;
+    char err[512] = "";
+    EXPECT_EQ(cbinfer_stream_create(l.net.get(), 8, 8, CBINFER_BACKEND_CPU, CBINFER_MODE_CBINFER,
+                                    CBINFER_PRECISION_FP32, &s, err, sizeof err),
+              CBINFER_STATUS_BAD_FRAME_SIZE);
+    EXPECT_EQ(s, nullptr);
+    EXPECT_NE(std::string(err).find("grow"), std::string::npos) << err;
+
+    Model c = one_conv(3, kSym, kSym);
+    Loaded lc = load(c);
+    ASSERT_EQ(lc.status, CBINFER_STATUS_SUCCESS) << lc.msg;
+    EXPECT_EQ(plan(lc, 480, 640).status, CBINFER_STATUS_SUCCESS);
+    Planned huge = plan(lc, 30000, 30000);
+    EXPECT_EQ(huge.status, CBINFER_STATUS_BAD_FRAME_SIZE);
+    EXPECT_NE(huge.msg.find("the network input: CxHxW 3x30000x30000"), std::string::npos)
+        << huge.msg;
+}
+
 TEST(Loader, PlanRejectsBadFrameSizes)
 {
     Model m;
