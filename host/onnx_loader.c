@@ -209,15 +209,65 @@ static const Onnx__AttributeProto *attr_get(const Onnx__NodeProto *n, const char
     return NULL;
 }
 
+static const char *attr_type_name(Onnx__AttributeProto__AttributeType t)
+{
+    switch (t) {
+    case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT: return "FLOAT";
+    case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT: return "INT";
+    case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING: return "STRING";
+    case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TENSOR: return "TENSOR";
+    case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__GRAPH: return "GRAPH";
+    case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOATS: return "FLOATS";
+    case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS: return "INTS";
+    case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRINGS: return "STRINGS";
+    case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TENSORS: return "TENSORS";
+    case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__GRAPHS: return "GRAPHS";
+    default: return "another type";
+    }
+}
+
+/* The type an attribute holds: its type field, or, in files that leave it
+ * unset (before IR version 2), the one value field that is filled. */
+static Onnx__AttributeProto__AttributeType attr_type_of(const Onnx__AttributeProto *a)
+{
+    if (a->has_type && a->type != ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__UNDEFINED) return a->type;
+    if (a->has_f) return ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT;
+    if (a->has_i) return ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT;
+    if (a->has_s) return ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING;
+    if (a->t) return ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TENSOR;
+    if (a->g) return ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__GRAPH;
+    if (a->n_floats) return ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOATS;
+    if (a->n_ints) return ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS;
+    if (a->n_strings) return ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRINGS;
+    return ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__UNDEFINED;
+}
+
+/* Every attribute the loader reads goes through here: one of the wrong type
+ * (strides given as FLOATS, say) is refused, never read as absent. An empty
+ * list without a type is taken as an empty list of the expected type. */
+static cbinfer_status attr_typed(loader *L, const Onnx__NodeProto *n, const char *name,
+                                 Onnx__AttributeProto__AttributeType want,
+                                 const Onnx__AttributeProto **out)
+{
+    const Onnx__AttributeProto *a = attr_get(n, name);
+    *out = a;
+    if (!a) return CBINFER_STATUS_SUCCESS;
+    const Onnx__AttributeProto__AttributeType t = attr_type_of(a);
+    if (t == want || t == ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__UNDEFINED) return CBINFER_STATUS_SUCCESS;
+    return nfail(L, n, CBINFER_STATUS_MODEL_UNSUPPORTED_ATTR, "attribute '%s' is %s, %s expected",
+                 name, attr_type_name(t), attr_type_name(want));
+}
+
 static cbinfer_status attr_int(loader *L, const Onnx__NodeProto *n, const char *name,
                                int64_t def, int64_t *v)
 {
-    const Onnx__AttributeProto *a = attr_get(n, name);
+    const Onnx__AttributeProto *a;
+    cbinfer_status st = attr_typed(L, n, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT, &a);
     *v = def;
-    if (!a) return CBINFER_STATUS_SUCCESS;
-    if (!a->has_i && a->type != ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT)
-        return nfail(L, n, CBINFER_STATUS_MODEL_UNSUPPORTED_ATTR,
-                     "attribute '%s' is not an integer", name);
+    if (st || !a) return st;
+    if (!a->has_i)
+        return nfail(L, n, CBINFER_STATUS_MODEL_UNSUPPORTED_ATTR, "attribute '%s' has no value",
+                     name);
     *v = a->i;
     return CBINFER_STATUS_SUCCESS;
 }
@@ -225,12 +275,13 @@ static cbinfer_status attr_int(loader *L, const Onnx__NodeProto *n, const char *
 static cbinfer_status attr_float(loader *L, const Onnx__NodeProto *n, const char *name,
                                  float def, float *v)
 {
-    const Onnx__AttributeProto *a = attr_get(n, name);
+    const Onnx__AttributeProto *a;
+    cbinfer_status st = attr_typed(L, n, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT, &a);
     *v = def;
-    if (!a) return CBINFER_STATUS_SUCCESS;
-    if (!a->has_f && a->type != ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT)
-        return nfail(L, n, CBINFER_STATUS_MODEL_UNSUPPORTED_ATTR,
-                     "attribute '%s' is not a float", name);
+    if (st || !a) return st;
+    if (!a->has_f)
+        return nfail(L, n, CBINFER_STATUS_MODEL_UNSUPPORTED_ATTR, "attribute '%s' has no value",
+                     name);
     *v = a->f;
     return CBINFER_STATUS_SUCCESS;
 }
@@ -240,9 +291,10 @@ static cbinfer_status attr_float(loader *L, const Onnx__NodeProto *n, const char
 static cbinfer_status attr_ints(loader *L, const Onnx__NodeProto *n, const char *name,
                                 size_t len, int64_t *out, int *found)
 {
-    const Onnx__AttributeProto *a = attr_get(n, name);
+    const Onnx__AttributeProto *a;
+    cbinfer_status st = attr_typed(L, n, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS, &a);
     if (found) *found = 0;
-    if (!a || a->n_ints == 0) return CBINFER_STATUS_SUCCESS;
+    if (st || !a || a->n_ints == 0) return st;
     if (a->n_ints != len)
         return nfail(L, n, CBINFER_STATUS_MODEL_UNSUPPORTED_ATTR,
                      "attribute '%s' has %zu values, %zu expected (2-D spatial ops only)", name,
@@ -257,12 +309,10 @@ static cbinfer_status attr_ints(loader *L, const Onnx__NodeProto *n, const char 
 static cbinfer_status attr_enum(loader *L, const Onnx__NodeProto *n, const char *name,
                                 const char *const *choices, int n_choices, int def, int *out)
 {
-    const Onnx__AttributeProto *a = attr_get(n, name);
+    const Onnx__AttributeProto *a;
+    cbinfer_status st = attr_typed(L, n, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING, &a);
     *out = def;
-    if (!a) return CBINFER_STATUS_SUCCESS;
-    if (!a->has_s && a->type != ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING)
-        return nfail(L, n, CBINFER_STATUS_MODEL_UNSUPPORTED_ATTR,
-                     "attribute '%s' is not a string", name);
+    if (st || !a) return st;
     for (int k = 0; k < n_choices; ++k) {
         if (strlen(choices[k]) == a->s.len && memcmp(choices[k], a->s.data, a->s.len) == 0) {
             *out = k;
@@ -637,6 +687,17 @@ static cbinfer_status read_window(loader *L, const Onnx__NodeProto *n, int kind,
         if ((ceil_mode != 0 && ceil_mode != 1) || (include_pad != 0 && include_pad != 1))
             return nfail(L, n, CBINFER_STATUS_MODEL_UNSUPPORTED_ATTR,
                          "ceil_mode and count_include_pad must be 0 or 1");
+        /* ONNX (shape inference): each pad must be smaller than the window
+         * extent, or a window could lie wholly in the padding. */
+        for (int i = 0; i < 4; ++i) {
+            const int64_t extent = (k[i % 2] - 1) * d[i % 2] + 1;
+            if (p[i] >= extent)
+                return nfail(L, n, CBINFER_STATUS_MODEL_UNSUPPORTED_ATTR,
+                             "pads %lld,%lld,%lld,%lld must each be smaller than the window "
+                             "%lldx%lld (ONNX)",
+                             (long long)p[0], (long long)p[1], (long long)p[2], (long long)p[3],
+                             (long long)((k[0] - 1) * d[0] + 1), (long long)((k[1] - 1) * d[1] + 1));
+        }
     }
     memset(w, 0, sizeof *w);
     w->kh = (int)k[0];
@@ -832,6 +893,11 @@ static cbinfer_status lower_act(loader *L, const Onnx__NodeProto *n, const char 
         if ((lo && (st = const_scalar(L, n, lo, "min", &act.lo))) ||
             (hi && (st = const_scalar(L, n, hi, "max", &act.hi))))
             return st;
+        if (isnan(act.lo) || isnan(act.hi))
+            return nfail(L, n, CBINFER_STATUS_MODEL_UNSUPPORTED_ATTR, "min or max is NaN");
+        /* ONNX: with min > max every value becomes max. min = max says the
+         * same to every kernel, which clamps to [min, max]. */
+        if (act.lo > act.hi) act.lo = act.hi;
     }
     cbi_node *nd;
     if ((st = node_new(L, CBI_OP_ACTIVATION, op, c, &nd))) return st;
@@ -1001,7 +1067,10 @@ static cbinfer_status lower_resize(loader *L, const Onnx__NodeProto *n, const ch
     float scales[4] = {1, 1, 1, 1};
     int64_t sizes[4] = {0, 0, 0, 0};
     int has_scales = 0, has_sizes = 0;
-    const Onnx__AttributeProto *sa = upsample ? attr_get(n, "scales") : NULL;
+    const Onnx__AttributeProto *sa = NULL;
+    if (upsample &&
+        (st = attr_typed(L, n, "scales", ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOATS, &sa)))
+        return st;
     if (sa && sa->n_floats) { /* Upsample-7 */
         if (sa->n_floats != 4)
             return nfail(L, n, CBINFER_STATUS_MODEL_UNSUPPORTED_ATTR,

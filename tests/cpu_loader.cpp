@@ -1121,6 +1121,81 @@ TEST(Loader, UnsupportedAttributes)
     EXPECT_NE(lg.msg.find("group"), std::string::npos) << lg.msg;
 }
 
+// Issue 11, class 8: what ONNX forbids is refused, with the reason; where
+// ONNX defines the result (Clip with min > max), that result is given.
+TEST(Loader, SpecViolationsAreRefusedOrFollowTheSpec)
+{
+    struct Case {
+        const char *what, *expect;
+        void (*build)(Model &);
+    };
+    const Case cases[] = {
+        {"strides as FLOATS", "attribute 'strides' is FLOATS, INTS expected",
+         [](Model &m) {
+             m.input("x", {1, 1, 8, 8});
+             m.init_f("w", {1, 1, 3, 3}, ramp(9));
+             m.attr_floats(m.node("Conv", "c", {"x", "w"}, {"y"}), "strides", {2.f, 2.f});
+         }},
+        {"alpha as INT", "attribute 'alpha' is INT, FLOAT expected",
+         [](Model &m) {
+             m.input("x", {1, 1, 8, 8});
+             m.attr_i(m.node("LeakyRelu", "lr", {"x"}, {"y"}), "alpha", 1);
+         }},
+        {"mode as INTS", "attribute 'mode' is INTS, STRING expected",
+         [](Model &m) {
+             m.input("x", {1, 4, 8, 8});
+             m.attr_ints(m.node("DepthToSpace", "d", {"x"}, {"y"}), "mode", {1});
+         }},
+        {"MaxPool pads as large as the window", "must each be smaller than the window 2x2",
+         [](Model &m) {
+             m.input("x", {1, 1, 8, 8});
+             Node &p = m.node("MaxPool", "mp", {"x"}, {"y"});
+             m.attr_ints(p, "kernel_shape", {2, 2});
+             m.attr_ints(p, "pads", {0, 0, 2, 0});
+         }},
+        {"AveragePool pads past the window", "must each be smaller than the window 3x3",
+         [](Model &m) {
+             m.input("x", {1, 1, 8, 8});
+             Node &p = m.node("AveragePool", "ap", {"x"}, {"y"});
+             m.attr_ints(p, "kernel_shape", {3, 3});
+             m.attr_ints(p, "pads", {3, 0, 0, 0});
+         }},
+    };
+    for (const Case &c : cases) {
+        Model m;
+        c.build(m);
+        m.output("y");
+        Loaded l = load(m);
+        EXPECT_EQ(l.status, CBINFER_STATUS_MODEL_UNSUPPORTED_ATTR) << c.what << ": " << l.msg;
+        EXPECT_NE(l.msg.find(c.expect), std::string::npos) << c.what << ": " << l.msg;
+    }
+
+    // The largest pads ONNX allows still load.
+    Model ok;
+    ok.input("x", {1, 1, 8, 8});
+    Node &p = ok.node("MaxPool", "mp", {"x"}, {"y"});
+    ok.attr_ints(p, "kernel_shape", {2, 2});
+    ok.attr_ints(p, "pads", {1, 1, 1, 1});
+    ok.output("y");
+    EXPECT_EQ(load(ok).status, CBINFER_STATUS_SUCCESS) << load(ok).msg;
+
+    // Clip with min > max gives max everywhere.
+    Model clip;
+    clip.input("x", {1, 1, 8, 8});
+    Node &cl = clip.node("Clip", "clip", {"x"}, {"y"});
+    clip.attr_f(cl, "min", 2.f);
+    clip.attr_f(cl, "max", 1.f);
+    clip.output("y");
+    Loaded lc = load(clip);
+    ASSERT_EQ(lc.status, CBINFER_STATUS_SUCCESS) << lc.msg;
+    StreamPtr s = make_stream(lc.net.get(), 8, 8, CBINFER_BACKEND_CPU, CBINFER_MODE_DENSE);
+    ASSERT_TRUE(s);
+    std::vector<float> x(64);
+    for (size_t i = 0; i < x.size(); ++i) x[i] = -3.f + 0.1f * (float)i;
+    ASSERT_EQ(cbinfer_stream_push_nchw(s.get(), x.data(), 1, 8, 8), CBINFER_STATUS_SUCCESS);
+    for (float v : output_of(s.get())) ASSERT_EQ(v, 1.f);
+}
+
 TEST(Loader, WeightSizeMismatches)
 {
     struct Case {
