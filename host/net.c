@@ -25,7 +25,6 @@ void cbi_net_clear(cbi_net *net)
     for (int v = 0; v < net->n_values; ++v) free(net->values[v].name);
     free(net->values);
     free(net->conv_nodes);
-    free(net->conv_reach);
     memset(net, 0, sizeof *net);
 }
 
@@ -34,28 +33,10 @@ int cbi_net_index_convs(cbi_net *net)
     int n = 0;
     for (int i = 0; i < net->n_nodes; ++i) n += net->nodes[i].op == CBI_OP_CONV;
     net->conv_nodes = cbi_malloc_array((size_t)n, sizeof *net->conv_nodes);
-    net->conv_reach = cbi_calloc((size_t)n * (size_t)n, 1);
-    unsigned char *reached = cbi_calloc((size_t)net->n_values, 1);
-    if ((n && (!net->conv_nodes || !net->conv_reach)) || (net->n_values && !reached)) {
-        free(reached);
-        return -1;
-    }
+    if (n && !net->conv_nodes) return -1;
     net->n_conv = 0;
     for (int i = 0; i < net->n_nodes; ++i)
         if (net->nodes[i].op == CBI_OP_CONV) net->conv_nodes[net->n_conv++] = i;
-    /* Per conv j, flood its output forward through the (topologically
-     * ordered) nodes; conv i is reached when its input is. */
-    for (int j = 0; j < n; ++j) {
-        memset(reached, 0, (size_t)net->n_values);
-        reached[net->nodes[net->conv_nodes[j]].output] = 1;
-        for (int k = net->conv_nodes[j] + 1; k < net->n_nodes; ++k) {
-            const cbi_node *nd = &net->nodes[k];
-            for (int q = 0; q < nd->n_inputs; ++q) reached[nd->output] |= reached[nd->inputs[q]];
-        }
-        for (int i = j + 1; i < n; ++i)
-            net->conv_reach[(size_t)i * n + j] = reached[net->nodes[net->conv_nodes[i]].inputs[0]];
-    }
-    free(reached);
     return 0;
 }
 
@@ -313,9 +294,23 @@ const char *cbinfer_network_conv_name(const cbinfer_network_t *net, int index)
 int cbinfer_network_conv_reaches(const cbinfer_network_t *net, int conv, int ancestor)
 {
     if (!net) return -1;
-    const int n = net->net.n_conv;
-    if (conv < 0 || conv >= n || ancestor < 0 || ancestor >= n) return -1;
-    return net->net.conv_reach[(size_t)conv * n + ancestor];
+    const cbi_net *g = &net->net;
+    if (conv < 0 || conv >= g->n_conv || ancestor < 0 || ancestor >= g->n_conv) return -1;
+    const int from = g->conv_nodes[ancestor], to = g->conv_nodes[conv];
+    if (to <= from) return 0;
+    /* Flood the ancestor's output forward through the (topologically
+     * ordered) nodes between the two, on demand: the network keeps no table
+     * of all pairs, which would grow with the square of the conv count. */
+    unsigned char *reached = cbi_calloc((size_t)g->n_values, 1);
+    if (!reached) return -1;
+    reached[g->nodes[from].output] = 1;
+    for (int k = from + 1; k < to; ++k) {
+        const cbi_node *nd = &g->nodes[k];
+        for (int q = 0; q < nd->n_inputs; ++q) reached[nd->output] |= reached[nd->inputs[q]];
+    }
+    const int r = reached[g->nodes[to].inputs[0]];
+    free(reached);
+    return r;
 }
 
 static int at_least_1(int v)

@@ -170,9 +170,6 @@ typedef struct cbi_net {
     float input_offset;
     int *conv_nodes;      /* node ids of the Conv nodes, execution order */
     int n_conv;
-    /* conv_reach[i * n_conv + j] = 1 when the output of conv j reaches the
-     * input of conv i through the graph; 0 on the diagonal. */
-    unsigned char *conv_reach;
 } cbi_net;
 
 struct cbinfer_network {
@@ -226,7 +223,7 @@ cbinfer_status cbi_net_plan(const cbi_net *net, int height, int width, cbi_shape
  * Shared by every backend so that they agree exactly. */
 int cbi_resize_src(const cbi_node *n, const cbi_node_plan *p, int axis, int o);
 
-/* Fills conv_nodes, n_conv and conv_reach from the nodes (topological
+/* Fills conv_nodes and n_conv from the nodes (topological
  * order). Returns 0, or -1 when an allocation fails. */
 int cbi_net_index_convs(cbi_net *net);
 

@@ -167,9 +167,11 @@ CBINFER_API const char *cbinfer_network_conv_name(const cbinfer_network_t *net, 
  * input of convolution `conv` (indices as cbinfer_network_conv_name): 1 when a
  * path of the graph leads from one to the other, 0 when none does (the two
  * lie on parallel branches, conv runs first, or conv == ancestor), -1 for a
- * NULL network or an index out of range. In a chain, conv i is reached by
- * every conv j < i. cbinfer-tune uses it to tune re-converging branches
- * independently (paper Sec. III-F). */
+ * NULL network, an index out of range, or no memory for the search. In a
+ * chain, conv i is reached by every conv j < i. cbinfer-tune uses it to tune
+ * re-converging branches independently (paper Sec. III-F). Each call walks
+ * the nodes between the two (time linear in the graph, no table kept). Thread
+ * safe. */
 CBINFER_API int cbinfer_network_conv_reaches(const cbinfer_network_t *net, int conv,
                                              int ancestor);
 

@@ -1658,3 +1658,27 @@ TEST(Loader, Vgg7HasSevenConvs)
         EXPECT_NE(cbinfer_network_conv_name(n, i), nullptr);
     cbinfer_network_free(n);
 }
+
+// Issue 11, class 6: loading kept a table of every pair of convs (50,000
+// convs took 50 s and 1.6 GB); conv_reaches now walks the graph on demand.
+// Outside the Loader suite, which runs again under valgrind.
+TEST(LoaderScale, ChainOf50000ConvsLoads)
+{
+    const int n = 50000;
+    Model m;
+    m.input("x", {1, 1, kSym, kSym});
+    m.init_f("w", {1, 1, 1, 1}, {0.5f});
+    std::string prev = "x";
+    for (int i = 0; i < n; ++i) {
+        const std::string out = i + 1 == n ? "y" : "v" + std::to_string(i);
+        m.node("Conv", "c" + std::to_string(i), {prev, "w"}, {out});
+        prev = out;
+    }
+    m.output("y");
+    Loaded l = load(m);
+    ASSERT_EQ(l.status, CBINFER_STATUS_SUCCESS) << l.msg;
+    ASSERT_EQ(cbinfer_network_conv_count(l.net.get()), n);
+    EXPECT_EQ(cbinfer_network_conv_reaches(l.net.get(), n - 1, 0), 1);
+    EXPECT_EQ(cbinfer_network_conv_reaches(l.net.get(), 0, n - 1), 0);
+    EXPECT_EQ(cbinfer_network_conv_reaches(l.net.get(), n / 2, n / 2 - 1), 1);
+}
