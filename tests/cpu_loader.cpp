@@ -1266,49 +1266,49 @@ TEST(Loader, WeightSizeMismatches)
 TEST(Loader, InvalidGraphs)
 {
     struct Case {
-        const char *what;
+        const char *what, *expect;
         void (*build)(Model &);
     };
     const Case cases[] = {
-        {"dangling input",
+        {"dangling input", "node 'add' (Add): input 'nowhere' is not produced by any node",
          [](Model &m) {
              m.input("x", {1, 2, 8, 8});
              m.node("Add", "add", {"x", "nowhere"}, {"y"});
              m.output("y");
          }},
-        {"two graph inputs",
+        {"two graph inputs", "more than one input ('x', 'x2')",
          [](Model &m) {
              m.input("x", {1, 2, 8, 8});
              m.input("x2", {1, 2, 8, 8});
              m.node("Add", "add", {"x", "x2"}, {"y"});
              m.output("y");
          }},
-        {"two graph outputs",
+        {"two graph outputs", "the graph has 2 outputs",
          [](Model &m) {
              m.input("x", {1, 2, 8, 8});
              m.node("Relu", "r", {"x"}, {"y"});
              m.output("y");
              m.output("x");
          }},
-        {"batch of 2",
+        {"batch of 2", "has batch size 2",
          [](Model &m) {
              m.input("x", {2, 2, 8, 8});
              m.node("Relu", "r", {"x"}, {"y"});
              m.output("y");
          }},
-        {"symbolic channels",
+        {"symbolic channels", "symbolic channel count",
          [](Model &m) {
              m.input("x", {1, kSym, 8, 8});
              m.node("Relu", "r", {"x"}, {"y"});
              m.output("y");
          }},
-        {"3-D input",
+        {"3-D input", "has 3 dims; NCHW expected",
          [](Model &m) {
              m.input("x", {1, 2, 8});
              m.node("Relu", "r", {"x"}, {"y"});
              m.output("y");
          }},
-        {"cycle",
+        {"cycle", "node 'a1' (Add): the graph has a cycle through this node",
          [](Model &m) {
              m.input("x", {1, 2, 8, 8});
              m.node("Add", "a1", {"x", "b"}, {"a"});
@@ -1316,26 +1316,26 @@ TEST(Loader, InvalidGraphs)
              m.node("Relu", "r2", {"a"}, {"y"});
              m.output("y");
          }},
-        {"output not computed",
+        {"output not computed", "graph output 'y' is not computed by any node",
          [](Model &m) {
              m.input("x", {1, 2, 8, 8});
              m.node("Relu", "r", {"x"}, {"z"});
              m.output("y");
          }},
-        {"output is the input",
+        {"output is the input", "the graph output is the graph input",
          [](Model &m) {
              m.input("x", {1, 2, 8, 8});
              m.node("Identity", "i", {"x"}, {"y"});
              m.output("y");
          }},
-        {"tensor produced twice",
+        {"tensor produced twice", "node 'r2' (Relu): output 'y' is produced by another node too",
          [](Model &m) {
              m.input("x", {1, 2, 8, 8});
              m.node("Relu", "r1", {"x"}, {"y"});
              m.node("Relu", "r2", {"x"}, {"y"});
              m.output("y");
          }},
-        {"add of different channel counts",
+        {"add of different channel counts", "node 'add' (Add): inputs have 2 and 3 channels",
          [](Model &m) {
              m.input("x", {1, 2, 8, 8});
              m.init_f("w", {3, 2, 1, 1}, ramp(6));
@@ -1343,7 +1343,7 @@ TEST(Loader, InvalidGraphs)
              m.node("Add", "add", {"x", "c3"}, {"y"});
              m.output("y");
          }},
-        {"fixed input too small for the network",
+        {"fixed input too small for the network", "cannot run at its own input size: node 'c' (Conv)",
          [](Model &m) {
              m.input("x", {1, 2, 2, 2});
              m.init_f("w", {3, 2, 3, 3}, ramp(54));
@@ -1357,6 +1357,9 @@ TEST(Loader, InvalidGraphs)
         Loaded l = load(m);
         EXPECT_EQ(l.status, CBINFER_STATUS_MODEL_INVALID_GRAPH) << c.what << ": " << l.msg;
         EXPECT_FALSE(l.msg.empty()) << c.what;
+        // The message names the failure, so that a check that is removed
+        // cannot pass through another one (issue 11, class 10).
+        EXPECT_NE(l.msg.find(c.expect), std::string::npos) << c.what << ": " << l.msg;
     }
     Model m;
     m.input("x", {1, 2, 8, 8});
