@@ -51,22 +51,34 @@ double cbi_median(const double *v, size_t n)
 
 double cbi_psnr_of_mse(double mse)
 {
+    if (isnan(mse)) return NAN;
     return mse > 0.0 ? 10.0 * log10(1.0 / mse) : INFINITY;
 }
 
 void cbi_quality(const float *ref, const float *x, size_t n, double *mse, double *psnr_db,
-                 double *max_abs)
+                 double *max_abs, cbi_nonfinite *nf)
 {
     double se = 0.0, mx = 0.0;
+    cbi_nonfinite c = {0, 0, 0};
     for (size_t i = 0; i < n; ++i) {
-        double d = (double)x[i] - (double)ref[i];
-        se += d * d;
-        if (fabs(d) > mx) mx = fabs(d);
+        const int fr = isfinite(ref[i]), fx = isfinite(x[i]);
+        if (fr && fx) {
+            const double d = (double)x[i] - (double)ref[i];
+            se += d * d;
+            if (fabs(d) > mx) mx = fabs(d);
+            continue;
+        }
+        c.ref += !fr;
+        c.x += !fx;
+        /* Equal only as the same non-finite value: NaN and NaN, or equal infinities. */
+        const int same = !fr && !fx && (isnan(ref[i]) ? isnan(x[i]) : ref[i] == x[i]);
+        c.mismatched += !same;
     }
-    double m = n ? se / (double)n : 0.0;
+    const double m = c.mismatched ? INFINITY : (n ? se / (double)n : 0.0);
     *mse = m;
     *psnr_db = cbi_psnr_of_mse(m);
-    *max_abs = mx;
+    *max_abs = c.mismatched ? INFINITY : mx;
+    if (nf) *nf = c;
 }
 
 int cbi_fit_line(const double *x, const double *y, size_t n, double *a, double *b)

@@ -32,11 +32,19 @@ double cbi_median(const double *v, size_t n);
 
 /* Quality of x against the reference ref over n values: mean squared error,
  * PSNR with peak 1.0 (INFINITY when equal) and the largest absolute
- * difference. n = 0 gives 0, INFINITY, 0. */
+ * difference. n = 0 gives 0, INFINITY, 0. Non-finite values count as equal
+ * only where both hold the same one (NaN, +Inf or -Inf); anywhere else the
+ * two outputs differ beyond measure: MSE and max abs are INFINITY and PSNR
+ * -INFINITY, so they are never called identical. The counts of non-finite
+ * values in each, and of the positions where they differ so, go to nf. */
+typedef struct cbi_nonfinite {
+    long long ref, x;     /* non-finite values in ref and in x */
+    long long mismatched; /* positions where they differ in finiteness or in which value */
+} cbi_nonfinite;
 void cbi_quality(const float *ref, const float *x, size_t n, double *mse, double *psnr_db,
-                 double *max_abs);
+                 double *max_abs, cbi_nonfinite *nf);
 
-/* 10 log10(1 / mse); INFINITY for mse <= 0. */
+/* 10 log10(1 / mse); INFINITY for mse <= 0, NAN for NAN. */
 double cbi_psnr_of_mse(double mse);
 
 /* Least squares y = a + b x over n points. Returns 0, or -1 when the line is

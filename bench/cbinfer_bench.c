@@ -373,13 +373,14 @@ static int timed_frame(bench *b, long long k, int timed, void *vctx)
         c->share_n++;
     }
 
-    cbi_frame_rec fr = {k, dense_ms, cb_ms, fs.changed_share, NAN, NAN, NAN};
+    cbi_frame_rec fr = {k, dense_ms, cb_ms, fs.changed_share, NAN, NAN, NAN, {0, 0, 0}};
     if (b->dense && b->cb) {
         st = cbinfer_stream_read_output(b->dense, b->out_dense, b->out_count);
         if (st != CBINFER_STATUS_SUCCESS) return bench_stream_error(b->dense, "reading the output", st);
         st = cbinfer_stream_read_output(b->cb, b->out_cb, b->out_count);
         if (st != CBINFER_STATUS_SUCCESS) return bench_stream_error(b->cb, "reading the output", st);
-        cbi_quality(b->out_dense, b->out_cb, b->out_count, &fr.mse, &fr.psnr_db, &fr.max_abs);
+        cbi_quality(b->out_dense, b->out_cb, b->out_count, &fr.mse, &fr.psnr_db, &fr.max_abs,
+                    &fr.nonfinite);
     }
     if (c->dump) {
         float *out = b->cb ? b->out_cb : b->out_dense;
@@ -451,6 +452,9 @@ static int summarise(bench *b, timed_ctx *c)
             mse += fr->mse;
             if (fr->psnr_db < min_psnr) min_psnr = fr->psnr_db;
             if (fr->max_abs > max_abs) max_abs = fr->max_abs;
+            run->nonfinite.ref += fr->nonfinite.ref;
+            run->nonfinite.x += fr->nonfinite.x;
+            run->nonfinite.mismatched += fr->nonfinite.mismatched;
         }
         run->mse = mse / (double)n;
         run->psnr_db = cbi_psnr_of_mse(run->mse);

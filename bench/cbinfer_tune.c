@@ -170,8 +170,10 @@ static double evaluate(tune *t)
             if (st == CBINFER_STATUS_SUCCESS) st = cbinfer_stream_frame_stats(t->cb, &fs);
             if (st != CBINFER_STATUS_SUCCESS) break;
             double mse, psnr, maxabs;
+            /* A non-finite value where dense has none (or the reverse) makes
+             * the loss infinite, never zero. */
             cbi_quality(t->dense[k] + (size_t)(f - t->warmup) * t->out_elems, t->out,
-                        t->out_elems, &mse, &psnr, &maxabs);
+                        t->out_elems, &mse, &psnr, &maxabs, NULL);
             mse_sum += mse;
             maxabs_sum += maxabs;
             share_sum += fs.changed_share;

@@ -59,6 +59,11 @@ static void json_run(cbi_json *j, const cbi_run_result *run)
         cbi_json_number(j, "psnr_db", run->psnr_db);
         cbi_json_number(j, "min_psnr_db", run->min_psnr_db);
         cbi_json_number(j, "max_abs", run->max_abs);
+        /* Non-finite outputs: with any mismatch, mse, psnr_db and max_abs
+         * are null (not measurable), never 0 / identical. */
+        cbi_json_int(j, "nonfinite_dense", run->nonfinite.ref);
+        cbi_json_int(j, "nonfinite_cbinfer", run->nonfinite.x);
+        cbi_json_int(j, "nonfinite_mismatch", run->nonfinite.mismatched);
         cbi_json_end_object(j);
     } else {
         cbi_json_null(j, "quality");
@@ -245,11 +250,20 @@ void cbi_report_print_run(FILE *f, const cbi_run_result *run)
     if (run->has_dense && run->has_cbinfer)
         fprintf(f, "  speedup (dense mean / cbinfer mean, same run): %.3fx\n", run->speedup);
     if (run->has_quality) {
-        if (isinf(run->psnr_db))
+        const cbi_nonfinite *nf = &run->nonfinite;
+        if (nf->mismatched)
+            fprintf(f, "  quality vs dense: not measurable: the outputs differ in which values are "
+                       "not finite at %lld positions (non-finite values: dense %lld, cbinfer %lld)\n",
+                    nf->mismatched, nf->ref, nf->x);
+        else if (isinf(run->psnr_db) && run->psnr_db > 0)
             fprintf(f, "  quality vs dense: identical (MSE 0, max abs 0)\n");
         else
             fprintf(f, "  quality vs dense: MSE %.4g  PSNR %.2f dB (min frame %.2f dB)  max abs %.4g\n",
                     run->mse, run->psnr_db, run->min_psnr_db, run->max_abs);
+        if (!nf->mismatched && nf->ref)
+            fprintf(f, "  non-finite values: %lld in each output, in the same places (left out of "
+                       "MSE and PSNR)\n",
+                    nf->ref);
     }
 }
 

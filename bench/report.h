@@ -30,6 +30,7 @@ typedef struct cbi_frame_rec {
     double cbinfer_ms;    /* push time of the change-based stream, or NAN */
     double changed_share; /* of the change-based stream (dense mode: of the dense one) */
     double mse, psnr_db, max_abs; /* change-based against dense (compare mode), or NAN */
+    cbi_nonfinite nonfinite;      /* ref = dense, x = change-based (compare mode) */
 } cbi_frame_rec;
 
 /* One layer of the measured stream, means over the timed frames without the
@@ -56,6 +57,7 @@ typedef struct cbi_run_result {
     double psnr_db;       /* PSNR of that mean MSE */
     double min_psnr_db;   /* worst frame */
     double max_abs;       /* largest over all frames */
+    cbi_nonfinite nonfinite; /* summed over the frames */
     cbi_layer_rec *layers;
     int layer_count;
     cbi_frame_rec *frames;

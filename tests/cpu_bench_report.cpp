@@ -318,14 +318,15 @@ TEST(BenchStats, Quality)
     const float ref[] = {0.0f, 0.5f, 1.0f, 0.25f};
     const float same[] = {0.0f, 0.5f, 1.0f, 0.25f};
     double mse, psnr, mx;
-    cbi_quality(ref, same, 4, &mse, &psnr, &mx);
+    cbi_nonfinite nf;
+    cbi_quality(ref, same, 4, &mse, &psnr, &mx, &nf);
     EXPECT_EQ(mse, 0.0);
     EXPECT_TRUE(std::isinf(psnr) && psnr > 0);
     EXPECT_EQ(mx, 0.0);
 
     // Differences 0.1, -0.1, 0, 0: MSE 0.005, PSNR 10 log10(200), max 0.1.
     const float x[] = {0.1f, 0.4f, 1.0f, 0.25f};
-    cbi_quality(ref, x, 4, &mse, &psnr, &mx);
+    cbi_quality(ref, x, 4, &mse, &psnr, &mx, nullptr);
     EXPECT_NEAR(mse, 0.005, 1e-8);
     EXPECT_NEAR(psnr, 10.0 * std::log10(200.0), 1e-5);
     EXPECT_NEAR(mx, 0.1, 1e-7);
@@ -333,6 +334,52 @@ TEST(BenchStats, Quality)
     EXPECT_DOUBLE_EQ(cbi_psnr_of_mse(0.01), 20.0);
     EXPECT_DOUBLE_EQ(cbi_psnr_of_mse(1.0), 0.0);
     EXPECT_TRUE(std::isinf(cbi_psnr_of_mse(0.0)));
+    EXPECT_TRUE(std::isnan(cbi_psnr_of_mse(NAN)));
+}
+
+// Issue 11, class 4: a NaN (or Inf) in one output and not the other is never
+// "identical": MSE and max abs are infinite, PSNR -inf, and the counts say so.
+// The same non-finite value in the same place in both is equal.
+TEST(BenchStats, QualitySeesNonFiniteValues)
+{
+    const float ref[] = {0.0f, 0.5f, NAN, INFINITY};
+    double mse, psnr, mx;
+    cbi_nonfinite nf;
+    const float same[] = {0.0f, 0.5f, NAN, INFINITY};
+    cbi_quality(ref, same, 4, &mse, &psnr, &mx, &nf);
+    EXPECT_EQ(mse, 0.0);
+    EXPECT_TRUE(std::isinf(psnr) && psnr > 0);
+    EXPECT_EQ(nf.ref, 2);
+    EXPECT_EQ(nf.x, 2);
+    EXPECT_EQ(nf.mismatched, 0);
+
+    const float finite[] = {0.0f, 0.5f, 0.25f, 1.0f};
+    for (const float *a : {ref, finite}) {
+        const float *b = a == ref ? finite : ref;
+        cbi_quality(a, b, 4, &mse, &psnr, &mx, &nf);
+        EXPECT_TRUE(std::isinf(mse) && mse > 0);
+        EXPECT_TRUE(std::isinf(psnr) && psnr < 0);
+        EXPECT_TRUE(std::isinf(mx));
+        EXPECT_EQ(nf.mismatched, 2);
+        EXPECT_EQ(nf.ref + nf.x, 2);
+    }
+    const float other[] = {0.0f, 0.5f, INFINITY, -INFINITY}; // NaN vs Inf, +Inf vs -Inf
+    cbi_quality(ref, other, 4, &mse, &psnr, &mx, &nf);
+    EXPECT_EQ(nf.mismatched, 2);
+    EXPECT_TRUE(std::isinf(mse));
+
+    // The summary never calls such a run identical.
+    cbi_run_result run{};
+    run.has_quality = 1;
+    run.mse = INFINITY;
+    run.psnr_db = -INFINITY;
+    run.min_psnr_db = -INFINITY;
+    run.max_abs = INFINITY;
+    run.nonfinite = {3, 0, 3};
+    std::string out = capture([&](FILE *f) { cbi_report_print_run(f, &run); });
+    EXPECT_EQ(out.find("identical"), std::string::npos) << out;
+    EXPECT_NE(out.find("not measurable"), std::string::npos) << out;
+    EXPECT_NE(out.find("non-finite values: dense 3, cbinfer 0"), std::string::npos) << out;
 }
 
 TEST(BenchStats, LeastSquaresBreakEven)
@@ -442,7 +489,10 @@ TEST(BenchJson, ReportSchema)
     EXPECT_DOUBLE_EQ(run["cbinfer"]["changed_share"].num, 0.25);
     EXPECT_NEAR(run["speedup"].num, 10.25 / 6.75, 1e-9);
     EXPECT_EQ(run["quality"].keys(),
-              (std::vector<std::string>{"mse", "psnr_db", "min_psnr_db", "max_abs"}));
+              (std::vector<std::string>{"mse", "psnr_db", "min_psnr_db", "max_abs",
+                                        "nonfinite_dense", "nonfinite_cbinfer",
+                                        "nonfinite_mismatch"}));
+    EXPECT_EQ(run["quality"]["nonfinite_mismatch"].num, 0);
     ASSERT_EQ(run["layers"].arr.size(), 2u);
     const JVal &l0 = run["layers"].arr[0];
     EXPECT_EQ(l0.keys(), (std::vector<std::string>{"name", "op", "changed_share", "macs",

@@ -338,7 +338,9 @@ def cmd_sweep(args):
                 speedup = cfps / dfps
             q = need(run, "quality", w, OBJ, nullable=True)
             psnr = min_psnr = None
-            if q is not None:
+            # Outputs that differ in their non-finite values are not measurable
+            # (no point), never "exact".
+            if q is not None and not q.get("nonfinite_mismatch"):
                 psnr = psnr_value(need(q, "psnr_db", w + ".quality", NUM, nullable=True),
                                   w + ".quality.psnr_db")
                 if "min_psnr_db" in q:

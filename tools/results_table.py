@@ -18,6 +18,13 @@ def fmt_psnr(v):
     return "exact" if v is None else f"{v:.1f}"
 
 
+def fmt_quality(q):
+    """PSNR (min frame); never "exact" when the outputs differ in non-finite values."""
+    if q.get("nonfinite_mismatch"):
+        return f"not measurable ({q['nonfinite_mismatch']} non-finite mismatches)"
+    return f"{fmt_psnr(q['psnr_db'])} (min {fmt_psnr(q['min_psnr_db'])})"
+
+
 def backend(device):
     """The backend and its dense kernel library, e.g. "cpu (oneDNN 2.6.3)"."""
     kernels = device.get("kernels")
@@ -45,7 +52,7 @@ def rows(path):
         yield (f"| {name} | {video} | {c['width']}x{c['height']} | {len(r['frames'])} | "
                f"{backend(d['device'])} | {tau_s} | {dense['latency_ms']['mean']:.1f} | "
                f"{cb['latency_ms']['mean']:.1f} | {r['speedup']:.2f}x | "
-               f"{fmt_psnr(q['psnr_db'])} (min {fmt_psnr(q['min_psnr_db'])}) | "
+               f"{fmt_quality(q)} | "
                f"{100 * cb['changed_share']:.1f}% |")
 
 
