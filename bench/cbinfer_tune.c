@@ -460,7 +460,9 @@ int main(int argc, char **argv)
     for (int i = 0; i < n_conv; ++i) {
         for (int j = 0; j < n_conv; ++j) {
             unsigned char *r = &reaches[(size_t)i * n_conv + j];
-            *r = (unsigned char)cbinfer_network_conv_reaches(net, i, j);
+            const int reach = cbinfer_network_conv_reaches(net, i, j);
+            if (reach < 0) die("%s%s", "out of memory while walking the graph", "");
+            *r = (unsigned char)reach;
             branches |= j < i && !*r;
         }
         layer_init[i] = init;

@@ -22,7 +22,9 @@ double cbi_tune_layer(cbi_tune_eval_fn eval, void *ctx, double init, double grow
             prev = NAN;
             break;
         }
-        if (loss - base > budget) break;
+        /* Not "> budget": an infinite loss over an infinite base gives NaN,
+         * and that must stop the search too. */
+        if (!(loss - base <= budget)) break;
         prev = tau;
         prev_loss = loss;
         tau *= growth;

@@ -276,8 +276,16 @@ cbinfer_status cbi_layer_values_write(const cbi_net *net, const char *path, cons
         format_value(values[id], num, sizeof num);
         fprintf(f, "%s %s\n", net->nodes[id].name, num);
     }
+    const long size = ftell(f);
     const int failed = ferror(f);
     if (fclose(f) != 0 || failed)
         return cbi_fail(e, CBINFER_STATUS_FILE_IO, "%s: write error", path);
+    if (size > CBI_LAYER_VALUES_MAX_BYTES) {
+        remove(path);
+        return cbi_fail(e, CBINFER_STATUS_BAD_PARAM,
+                        "%s: %d layers make a file of %ld bytes, more than the %d bytes a "
+                        "layer-value file may hold",
+                        path, net->n_conv, size, CBI_LAYER_VALUES_MAX_BYTES);
+    }
     return CBINFER_STATUS_SUCCESS;
 }

@@ -30,7 +30,8 @@ cbinfer_status cbi_layer_values_read(const cbi_net *net, const char *path, doubl
 
 /* Writes values[node id] of every Conv node of net, in execution order, after
  * the magic line and the header comment's lines prefixed with "# ".
- * Statuses: FILE_IO, BAD_PARAM (a node name the format cannot hold). */
+ * Statuses: FILE_IO, BAD_PARAM (a node name the format cannot hold, or a
+ * file over CBI_LAYER_VALUES_MAX_BYTES, which is removed again). */
 cbinfer_status cbi_layer_values_write(const cbi_net *net, const char *path, const char *header,
                                       const float *values, cbi_err *e);
 

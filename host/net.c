@@ -198,6 +198,10 @@ static cbinfer_status plan_node(const cbi_node *nd, cbi_shape *shapes, cbi_node_
     }
     if (oh <= 0 || ow <= 0 || oh > INT_MAX || ow > INT_MAX)
         return empty_output(e, nd, in, oh, ow, height, width);
+    if (oc <= 0)
+        return cbi_fail(e, CBINFER_STATUS_MODEL_INVALID_GRAPH,
+                        "node '%s' (%s): the output has no channels (input %d channels)",
+                        nd->name, nd->op_type, in.c);
     if (!tensor_fits(oc, oh, ow)) {
         char what[160];
         snprintf(what, sizeof what, "node '%s' (%s) output", nd->name, nd->op_type);

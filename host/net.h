@@ -176,10 +176,11 @@ struct cbinfer_network {
     cbi_net net;
 };
 
-/* The most elements one tensor (and one GEMM row) may hold: the backends
- * index elements and pixels with 32-bit integers, and sizes in bytes stay far
- * from overflowing. Planning refuses larger ones (BAD_FRAME_SIZE). */
-#define CBI_MAX_TENSOR_ELEMS ((int64_t)INT32_MAX)
+/* The most elements one tensor (and one GEMM row) may hold: 2^30, so that
+ * the backends' 32-bit element and pixel indices keep room to step past an
+ * end, and sizes in bytes stay far from overflowing. Planning refuses larger
+ * tensors (BAD_FRAME_SIZE) and longer GEMM rows (MODEL_UNSUPPORTED_ATTR). */
+#define CBI_MAX_TENSOR_ELEMS ((int64_t)1 << 30)
 
 /* Resolved per-node geometry for one frame size (computed by a stream). */
 typedef struct cbi_shape {

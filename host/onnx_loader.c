@@ -265,10 +265,10 @@ static cbinfer_status attr_int(loader *L, const Onnx__NodeProto *n, const char *
     cbinfer_status st = attr_typed(L, n, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT, &a);
     *v = def;
     if (st || !a) return st;
-    if (!a->has_i)
-        return nfail(L, n, CBINFER_STATUS_MODEL_UNSUPPORTED_ATTR, "attribute '%s' has no value",
-                     name);
-    *v = a->i;
+    /* A typed attribute without its value holds the proto3 default, 0
+     * (writers through onnx.proto3 leave such values out; the ONNX checker
+     * accepts them). */
+    *v = a->has_i ? a->i : 0;
     return CBINFER_STATUS_SUCCESS;
 }
 
@@ -279,10 +279,7 @@ static cbinfer_status attr_float(loader *L, const Onnx__NodeProto *n, const char
     cbinfer_status st = attr_typed(L, n, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT, &a);
     *v = def;
     if (st || !a) return st;
-    if (!a->has_f)
-        return nfail(L, n, CBINFER_STATUS_MODEL_UNSUPPORTED_ATTR, "attribute '%s' has no value",
-                     name);
-    *v = a->f;
+    *v = a->has_f ? a->f : 0.f; /* the proto3 default, as attr_int */
     return CBINFER_STATUS_SUCCESS;
 }
 
@@ -687,14 +684,16 @@ static cbinfer_status read_window(loader *L, const Onnx__NodeProto *n, int kind,
         if ((ceil_mode != 0 && ceil_mode != 1) || (include_pad != 0 && include_pad != 1))
             return nfail(L, n, CBINFER_STATUS_MODEL_UNSUPPORTED_ATTR,
                          "ceil_mode and count_include_pad must be 0 or 1");
-        /* ONNX (shape inference): each pad must be smaller than the window
-         * extent, or a window could lie wholly in the padding. */
-        for (int i = 0; i < 4; ++i) {
+        /* Each explicit pad must be smaller than the window, or a window
+         * could lie wholly in the padding: ONNX Runtime refuses such pools
+         * ("Pad should be smaller than kernel"); this checks the dilated
+         * extent, so it is never stricter. auto_pad ignores the pads. */
+        for (int i = 0; i < 4 && ap == CBI_AUTO_PAD_NOTSET; ++i) {
             const int64_t extent = (k[i % 2] - 1) * d[i % 2] + 1;
             if (p[i] >= extent)
                 return nfail(L, n, CBINFER_STATUS_MODEL_UNSUPPORTED_ATTR,
                              "pads %lld,%lld,%lld,%lld must each be smaller than the window "
-                             "%lldx%lld (ONNX)",
+                             "%lldx%lld",
                              (long long)p[0], (long long)p[1], (long long)p[2], (long long)p[3],
                              (long long)((k[0] - 1) * d[0] + 1), (long long)((k[1] - 1) * d[1] + 1));
         }

@@ -301,7 +301,8 @@ CBINFER_API cbinfer_status cbinfer_stream_load_break_even(cbinfer_stream_t *stre
  * same float). Creates or truncates the file. The stream is only read (so
  * its last-error message is left as it was).
  * Statuses: NULL_ARGUMENT, FILE_IO, BAD_PARAM (a node name that the format
- * cannot hold: empty, with whitespace, or starting with '#'). */
+ * cannot hold: empty, with whitespace, or starting with '#'; or a file over
+ * the 1 MiB the reader accepts, which is removed again). */
 CBINFER_API cbinfer_status cbinfer_stream_save_thresholds(const cbinfer_stream_t *stream,
                                                           const char *path,
                                                           const char *header_comment);

@@ -15,6 +15,10 @@
 #include "cbinfer.h"
 #include "test_util.h"
 
+extern "C" {
+#include "layer_values.h"
+}
+
 namespace {
 
 std::string temp_path(const std::string &name)
@@ -258,6 +262,46 @@ TEST(LayerFiles, LineEndsNulBytesAndSize)
     EXPECT_NE(std::string(cbinfer_stream_last_error(f.s.get())).find("larger than"),
               std::string::npos);
     EXPECT_EQ(thresholds_of(f.s.get(), f.names), before);
+    std::remove(path.c_str());
+}
+
+// The writer refuses (and removes) a file the reader would refuse as too
+// large: 40,000 convs with 30-character names make about 1.3 MB.
+TEST(LayerFiles, WriterKeepsWithinTheReadersCap)
+{
+    const int n = 40000;
+    std::vector<std::string> names(n);
+    std::vector<cbi_node> nodes(n);
+    std::vector<int> conv_ids(n);
+    for (int i = 0; i < n; ++i) {
+        char name[40];
+        snprintf(name, sizeof name, "a_rather_long_layer_name_%05d", i);
+        names[i] = name;
+        nodes[i].name = const_cast<char *>(names[i].c_str());
+        nodes[i].op = CBI_OP_CONV;
+        conv_ids[i] = i;
+    }
+    cbi_net net{};
+    net.nodes = nodes.data();
+    net.n_nodes = n;
+    net.conv_nodes = conv_ids.data();
+    net.n_conv = n;
+    std::vector<float> values(n, 0.125f);
+    const std::string path = temp_path("big.txt");
+    cbi_err e{};
+    EXPECT_EQ(cbi_layer_values_write(&net, path.c_str(), nullptr, values.data(), &e),
+              CBINFER_STATUS_BAD_PARAM);
+    EXPECT_NE(std::string(e.msg).find("more than the 1048576 bytes"), std::string::npos) << e.msg;
+    EXPECT_EQ(std::fopen(path.c_str(), "rb"), nullptr) << "the oversized file is removed";
+    net.n_conv = 1000; // about 34 kB: written, and read back
+    EXPECT_EQ(cbi_layer_values_write(&net, path.c_str(), nullptr, values.data(), &e),
+              CBINFER_STATUS_SUCCESS)
+        << e.msg;
+    std::vector<float> back(n, 0.f);
+    EXPECT_EQ(cbi_layer_values_read(&net, path.c_str(), 1.0, back.data(), &e),
+              CBINFER_STATUS_SUCCESS)
+        << e.msg;
+    EXPECT_EQ(back[999], 0.125f);
     std::remove(path.c_str());
 }
 

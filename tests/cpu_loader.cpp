@@ -134,6 +134,12 @@ public:
         a->s.len = v.size();
         a->s.data = reinterpret_cast<uint8_t *>(a_.str(v));
     }
+    // An attribute with its type set and no value, as writers through
+    // onnx.proto3 store a default (0) value.
+    void attr_typed_empty(Node &n, const std::string &name, Onnx__AttributeProto__AttributeType type)
+    {
+        attr(n, name, type);
+    }
     void attr_t(Node &n, const std::string &name, Onnx__TensorProto *t)
     {
         Onnx__AttributeProto *a = attr(n, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TENSOR);
@@ -1170,12 +1176,33 @@ TEST(Loader, SpecViolationsAreRefusedOrFollowTheSpec)
         EXPECT_NE(l.msg.find(c.expect), std::string::npos) << c.what << ": " << l.msg;
     }
 
-    // The largest pads ONNX allows still load.
+    // A typed attribute without a value is its proto3 default, 0: ceil_mode
+    // 0 and Clip min 0 (ReLU6) load.
+    Model p3;
+    p3.input("x", {1, 1, 8, 8});
+    Node &mp = p3.node("MaxPool", "mp", {"x"}, {"p"});
+    p3.attr_ints(mp, "kernel_shape", {2, 2});
+    p3.attr_typed_empty(mp, "ceil_mode", ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT);
+    Node &c6 = p3.node("Clip", "relu6", {"p"}, {"y"});
+    p3.attr_typed_empty(c6, "min", ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT);
+    p3.attr_f(c6, "max", 6.f);
+    p3.output("y");
+    Loaded l3 = load(p3);
+    ASSERT_EQ(l3.status, CBINFER_STATUS_SUCCESS) << l3.msg;
+    EXPECT_EQ(l3.ir().nodes[0].win.ceil_mode, 0);
+    EXPECT_EQ(l3.ir().nodes[1].act.lo, 0.f);
+    EXPECT_EQ(l3.ir().nodes[1].act.hi, 6.f);
+
+    // The largest pads ONNX Runtime allows still load, and auto_pad ignores pads.
     Model ok;
     ok.input("x", {1, 1, 8, 8});
-    Node &p = ok.node("MaxPool", "mp", {"x"}, {"y"});
+    Node &p = ok.node("MaxPool", "mp", {"x"}, {"q"});
     ok.attr_ints(p, "kernel_shape", {2, 2});
     ok.attr_ints(p, "pads", {1, 1, 1, 1});
+    Node &pa = ok.node("MaxPool", "mp_same", {"q"}, {"y"});
+    ok.attr_ints(pa, "kernel_shape", {2, 2});
+    ok.attr_ints(pa, "pads", {5, 5, 5, 5});
+    ok.attr_s(pa, "auto_pad", "SAME_UPPER");
     ok.output("y");
     EXPECT_EQ(load(ok).status, CBINFER_STATUS_SUCCESS) << load(ok).msg;
 

@@ -69,6 +69,19 @@ TEST(Tune, ZeroBudgetKeepsZero)
     EXPECT_EQ(loss, 0.0);
 }
 
+// An infinite loss (outputs that differ in NaN or Inf are not measurable)
+// over an infinite base gives inf - inf = NaN: the search must stop there,
+// not take every step.
+TEST(Tune, InfiniteLossStopsTheSearch)
+{
+    int evals = 0;
+    auto inf = [](void *, double) { return (double)INFINITY; };
+    EXPECT_EQ(cbi_tune_layer(inf, nullptr, 1e-3, 1.1, INFINITY, 1e-6, 200, &evals, nullptr), 0.0);
+    EXPECT_EQ(evals, 1);
+    EXPECT_EQ(cbi_tune_layer(inf, nullptr, 1e-3, 1.1, 0.0, 1e-6, 200, &evals, nullptr), 0.0);
+    EXPECT_EQ(evals, 1);
+}
+
 TEST(Tune, StopsAtMaxSteps)
 {
     int evals = 0;
