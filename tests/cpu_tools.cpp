@@ -18,18 +18,24 @@ int run_cameras(const std::string &args, const std::string &out_path)
     return cbi_test_run_tool(CBINFER_TEST_CAMERAS_EXE, args, out_path);
 }
 
+// A 40x32 crop of the first n frames of vtest.avi as a raw rgb24 file at
+// path (as --raw reads it); returns the bytes written.
+std::string write_raw_frames(const std::string &path, int n)
+{
+    std::string bytes;
+    for (auto &fr : cbi_test_read_frames("vtest.avi", 0, n, 300, 250, 40, 32))
+        bytes.append((const char *)fr.data(), fr.size());
+    std::ofstream(path, std::ios::binary) << bytes;
+    return bytes;
+}
+
 } // namespace
 
 TEST(Cameras, ToolRunsSeveralCameras)
 {
-    const int w = 40, h = 32;
-    auto frames = cbi_test_read_frames("vtest.avi", 0, 3, 300, 250, w, h);
     const std::string raw = ::testing::TempDir() + "cbinfer_cameras.rgb";
     const std::string out = ::testing::TempDir() + "cbinfer_cameras.txt";
-    {
-        std::ofstream f(raw, std::ios::binary);
-        for (auto &fr : frames) f.write((const char *)fr.data(), (std::streamsize)fr.size());
-    }
+    write_raw_frames(raw, 3);
     const std::string base = "--model '" + cbi_test_model("vgg7-noise1") + "' --raw 40x32:'" + raw + "' ";
     ASSERT_EQ(run_cameras(base + "--cameras 3 --threads 1 --threshold 0.01", out), 0);
     const std::string text = cbi_test_slurp(out);
@@ -63,18 +69,10 @@ TEST(Cameras, ToolRunsSeveralCameras)
 TEST(Bench, DumpFramesWritesTheFedFrames)
 {
     const int w = 40, h = 32;
-    auto frames = cbi_test_read_frames("vtest.avi", 0, 5, 300, 250, w, h);
     const std::string raw = ::testing::TempDir() + "cbinfer_dump_in.rgb";
     const std::string dump = ::testing::TempDir() + "cbinfer_dump_out.rgb";
     const std::string out = ::testing::TempDir() + "cbinfer_dump.txt";
-    std::string expected;
-    {
-        std::ofstream f(raw, std::ios::binary);
-        for (auto &fr : frames) {
-            f.write((const char *)fr.data(), (std::streamsize)fr.size());
-            expected.append((const char *)fr.data(), fr.size());
-        }
-    }
+    const std::string expected = write_raw_frames(raw, 5);
     const std::string args = "--model '" + cbi_test_model("vgg7-noise1") + "' --raw 40x32:'" + raw +
                              "' --frames 3 --warmup 1 --mode cbinfer --threshold 0.01 --per-layer" +
                              " --dump-frames '" + dump + "'";
@@ -96,14 +94,9 @@ TEST(Bench, DumpFramesWritesTheFedFrames)
 // class 5: it used to be opened twice and refused).
 TEST(Bench, RawFramesFromAPipe)
 {
-    const int w = 40, h = 32;
-    auto frames = cbi_test_read_frames("vtest.avi", 0, 4, 300, 250, w, h);
     const std::string raw = ::testing::TempDir() + "cbinfer_pipe_in.rgb";
     const std::string out = ::testing::TempDir() + "cbinfer_pipe.txt";
-    {
-        std::ofstream f(raw, std::ios::binary);
-        for (auto &fr : frames) f.write((const char *)fr.data(), (std::streamsize)fr.size());
-    }
+    write_raw_frames(raw, 4);
     const std::string cmd = "cat '" + raw + "' | '" + CBINFER_TEST_BENCH_EXE + "' --model '" +
                             cbi_test_model("vgg7-noise1") +
                             "' --raw 40x32:- --warmup 1 --mode compare --threshold 0.01 > '" + out +

@@ -1,6 +1,6 @@
 /*
  * The CPU backend table: host memory, float32 NHWC tensors, oneDNN kernels,
- * one scratch slot per core. Kernels live in cpu_conv.c and cpu_ops.c, the
+ * one scratch slot per thread. Kernels live in cpu_conv.c and cpu_ops.c, the
  * oneDNN glue in cpu_dnnl.c.
  */
 #include <omp.h>

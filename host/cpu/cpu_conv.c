@@ -180,6 +180,20 @@ static int64_t detect_block(const float *x, float *state, size_t c, const int32_
     return n;
 }
 
+/* Joins the results of a parallel step: part t wrote counts[t] entries at
+ * list + t * stride; they are moved down to follow each other, in part order
+ * (so an ascending list stays ascending). Returns the total. */
+static int64_t join_parts(int32_t *list, const int64_t *counts, int parts, int64_t stride)
+{
+    int64_t n = counts[0];
+    for (int t = 1; t < parts; ++t) {
+        if (counts[t] == 0) continue; /* also every part past the end of the list */
+        memmove(list + n, list + t * stride, (size_t)counts[t] * sizeof *list);
+        n += counts[t];
+    }
+    return n;
+}
+
 /* Eq. 3 for the pixels the producer rewrote this frame (cbi_changes): only
  * those can differ from the state. One block of them per thread; the blocks'
  * results are then joined in order. */
@@ -210,13 +224,7 @@ static int64_t detect_changes(cpu_ctx *ctx, int threads, const conv_geom *g, con
                                                 changed + b)
                                  : 0;
     }
-    int64_t n = ctx->counts[0];
-    for (int t = 1; t < team; ++t) {
-        if (ctx->counts[t] == 0) continue; /* also every block past the last pixel */
-        memmove(changed + n, changed + t * block, (size_t)ctx->counts[t] * sizeof *changed);
-        n += ctx->counts[t];
-    }
-    return n;
+    return join_parts(changed, ctx->counts, team, block);
 }
 
 /* Eq. 4: mark every output pixel whose receptive field holds a changed input
@@ -342,12 +350,7 @@ static int64_t mark_and_extract(cpu_ctx *ctx, int threads, const conv_geom *g,
         t_dil += t1 - t0;
         t_ext += cbi_now_ms() - t1;
     }
-    int64_t n = ctx->counts[0];
-    for (int t = 1; t < team; ++t) {
-        if (ctx->counts[t] == 0) continue; /* also every band past the last row */
-        memmove(idx + n, idx + (int64_t)t * band * g->wo, (size_t)ctx->counts[t] * sizeof *idx);
-        n += ctx->counts[t];
-    }
+    const int64_t n = join_parts(idx, ctx->counts, team, (int64_t)band * g->wo);
     if (a->collect_stats && a->stats) {
         a->stats->step_ms[CBINFER_STEP_DILATE] += t_dil / team;
         a->stats->step_ms[CBINFER_STEP_EXTRACT] += t_ext / team;
