@@ -5,6 +5,7 @@
  * uint32 LE in 2.0/3.0), a Python dict literal padded with spaces and ended by
  * '\n' so the data starts at a multiple of 64 bytes, then the raw data.
  */
+#define _POSIX_C_SOURCE 200809L /* fstat, fileno */
 #include "npy.h"
 
 #include <errno.h>
@@ -12,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static const char npy_magic[6] = {'\x93', 'N', 'U', 'M', 'P', 'Y'};
 
@@ -302,6 +304,22 @@ int cbi_npy_read_f32(const char *path, float **data, int64_t shape[CBI_NPY_MAX_D
     if (count < 0) {
         fail(err, err_len, "'%s': array too large", path);
         goto done;
+    }
+    /* A regular file must hold the data the header promises before that
+     * much memory is taken for it. */
+    struct stat sb;
+    const long at = ftell(f);
+    if (fstat(fileno(f), &sb) == 0 && S_ISREG(sb.st_mode) && at >= 0) {
+        const uint64_t have = (uint64_t)(sb.st_size - at), need = (uint64_t)count * 4;
+        if (have < need) {
+            fail(err, err_len, "'%s': truncated data (%llu of %lld floats)", path,
+                 (unsigned long long)(have / 4), (long long)count);
+            goto done;
+        }
+        if (have > need) {
+            fail(err, err_len, "'%s': data longer than the shape in the header", path);
+            goto done;
+        }
     }
     buf = malloc(count > 0 ? (size_t)count * 4 : 4);
     if (!buf) {

@@ -250,14 +250,24 @@ static void cu_destroy(void *bctx)
     free(ctx);
 }
 
-/* Sizes of the shared scratch for the largest layer (like cpu_create). */
-static void cu_size_scratch(cu_ctx *ctx)
+/* Sizes of the shared scratch, for the largest layers. */
+typedef struct cu_scratch {
+    size_t chunk_px, max_k, y_floats, stage_floats;
+} cu_scratch;
+
+static size_t cu_elem_bytes(cbinfer_precision precision)
 {
-    const cbi_net *net = ctx->cfg.net;
+    return precision == CBINFER_PRECISION_FP16 ? sizeof(__half) : sizeof(float);
+}
+
+static cu_scratch cu_scratch_plan(const cbi_backend_config *cfg)
+{
+    const cbi_net *net = cfg->net;
+    const size_t elem_bytes = cu_elem_bytes(cfg->precision);
     size_t max_k = 1, max_cout = 1, max_px = 1, convt_floats = 0, stage = 1;
     for (int i = 0; i < net->n_nodes; ++i) {
         const cbi_node *n = &net->nodes[i];
-        const cbi_node_plan *p = &ctx->cfg.plans[i];
+        const cbi_node_plan *p = &cfg->plans[i];
         if (n->op == CBI_OP_CONV) {
             const size_t k = (size_t)n->win.kh * n->win.kw * p->in.c;
             const size_t px = (size_t)p->out.h * p->out.w;
@@ -277,14 +287,25 @@ static void cu_size_scratch(cu_ctx *ctx)
         }
     }
     for (int v = 0; v < net->n_values; ++v)
-        if (shape_elems(ctx->cfg.shapes[v]) > stage) stage = shape_elems(ctx->cfg.shapes[v]);
-    size_t chunk = CU_COL_BYTES / (ctx->elem_bytes * max_k);
+        if (shape_elems(cfg->shapes[v]) > stage) stage = shape_elems(cfg->shapes[v]);
+    size_t chunk = CU_COL_BYTES / (elem_bytes * max_k);
     if (chunk < CU_MIN_CHUNK_PX) chunk = CU_MIN_CHUNK_PX;
     if (chunk > max_px) chunk = max_px;
-    ctx->chunk_px = chunk;
-    ctx->max_k = max_k;
-    ctx->y_floats = chunk * max_cout > convt_floats ? chunk * max_cout : convt_floats;
-    ctx->stage_floats = stage;
+    cu_scratch sc;
+    sc.chunk_px = chunk;
+    sc.max_k = max_k;
+    sc.y_floats = chunk * max_cout > convt_floats ? chunk * max_cout : convt_floats;
+    sc.stage_floats = stage;
+    return sc;
+}
+
+/* What cu_create_in() allocates (device and pinned host memory together). */
+static size_t cu_extra_bytes(const cbi_backend_config *cfg, int threads)
+{
+    const cu_scratch sc = cu_scratch_plan(cfg);
+    const size_t stage = cfg->precision == CBINFER_PRECISION_FP16 ? 2 : 1;
+    return sc.chunk_px * sc.max_k * cu_elem_bytes(cfg->precision) +
+           (sc.y_floats + stage * sc.stage_floats) * sizeof(float);
 }
 
 static cbinfer_status cu_create_in(cu_ctx *ctx, cbi_err *e)
@@ -302,7 +323,11 @@ static cbinfer_status cu_create_in(cu_ctx *ctx, cbi_err *e)
     CBINFER_CUDA_TRY(cudaEventCreate(&ctx->ev_start), e, w);
     CBINFER_CUDA_TRY(cudaEventCreate(&ctx->ev_stop), e, w);
 
-    cu_size_scratch(ctx);
+    const cu_scratch sc = cu_scratch_plan(&ctx->cfg);
+    ctx->chunk_px = sc.chunk_px;
+    ctx->max_k = sc.max_k;
+    ctx->y_floats = sc.y_floats;
+    ctx->stage_floats = sc.stage_floats;
     CBINFER_CUDA_TRY(cudaMalloc(&ctx->d_col, ctx->chunk_px * ctx->max_k * ctx->elem_bytes), e,
                      "im2col scratch");
     CBINFER_CUDA_TRY(cudaMalloc((void **)&ctx->d_y, ctx->y_floats * sizeof(float)), e,
@@ -338,7 +363,7 @@ static cbinfer_status cu_create(const cbi_backend_config *cfg, void **out, cbi_e
     ctx->cfg = *cfg;
     ctx->precision = (int)cfg->precision;
     ctx->dt = cfg->precision == CBINFER_PRECISION_FP16 ? CBI_CUDA_F16 : CBI_CUDA_F32;
-    ctx->elem_bytes = ctx->dt == CBI_CUDA_F16 ? sizeof(__half) : sizeof(float);
+    ctx->elem_bytes = cu_elem_bytes(cfg->precision);
     cbinfer_status st = cu_create_in(ctx, e);
     if (st != CBINFER_STATUS_SUCCESS) {
         cu_destroy(ctx);
@@ -624,6 +649,7 @@ static const cbi_backend cu_backend = {
         cu_depth_to_space, /* CBI_K_DEPTH_TO_SPACE */
     },
     NULL, /* set_threads: CBINFER_PARAM_THREADS is a CPU setting */
+    cu_extra_bytes,
 };
 
 static_assert(CBI_K_CONV_DENSE == 0 && CBI_K_CONV_CHANGE == 1 && CBI_K_CONV_TRANSPOSE == 2 &&

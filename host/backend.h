@@ -115,6 +115,13 @@ typedef struct cbi_backend {
      * the call keep the thread count they were created with: the caller
      * re-creates them. */
     cbinfer_status (*set_threads)(void *bctx, int threads, cbi_err *err);
+
+    /* The share of a stream's memory that only the backend knows: the
+     * scratch create() allocates for cfg when its kernels run `threads`
+     * threads (0: every core), and weight copies beyond the one in the
+     * backend's layout. host/stream.c adds the tensors, that weight copy and
+     * the per-layer state (cbinfer_stream_memory_bytes). */
+    size_t (*extra_bytes)(const cbi_backend_config *cfg, int threads);
 } cbi_backend;
 
 /* The CPU backend (always present), and a line on its kernels. */

@@ -30,9 +30,13 @@ cbinfer_status cbi_fail(cbi_err *e, cbinfer_status status, const char *fmt, ...)
 /* Copies e's message into a caller buffer (NUL-terminated, truncated). */
 void cbi_err_copy(const cbi_err *e, char *dst, size_t dst_len);
 
-/* Overflow-checked allocation helpers; NULL on overflow or failure. */
+/* Overflow-checked allocation helpers; NULL on overflow or failure. The
+ * memory is touched page by page (see touch() in common.c). */
 void *cbi_calloc(size_t count, size_t size);
 void *cbi_malloc_array(size_t count, size_t size);
+/* The memory the kernel can still give without swapping (Linux's
+ * MemAvailable) into *bytes: 1, or 0 where the system does not say. */
+int cbi_mem_available(uint64_t *bytes);
 char *cbi_strdup(const char *s);
 
 /* Monotonic time in milliseconds. */

@@ -10,6 +10,7 @@
  * Every failure returns a status and a message naming the node and op at
  * fault; every path frees what it allocated.
  */
+#define _POSIX_C_SOURCE 200809L /* fstat, fileno */
 #include <assert.h>
 #include <errno.h>
 #include <limits.h>
@@ -18,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "common.h"
 #include "net.h"
@@ -1958,50 +1960,67 @@ static const char *errno_text(int err)
     }
 }
 
-/* Reads a whole file; errno-style reason in *why on failure. */
-static int read_file(const char *path, uint8_t **buf, size_t *len, int *why)
+/* Reads a whole file of at most max_bytes: a larger regular file is refused
+ * before reading, anything else (a pipe, a device) once it passes the cap.
+ * Statuses MODEL_IO and OUT_OF_MEMORY, with the message. */
+static cbinfer_status read_file(const char *path, size_t max_bytes, uint8_t **buf, size_t *len,
+                                cbi_err *e)
 {
-    FILE *f = fopen(path, "rb");
     *buf = NULL;
     *len = 0;
-    if (!f) {
-        *why = errno;
-        return -1;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return cbi_fail(e, CBINFER_STATUS_MODEL_IO, "cannot read model file '%s': %s", path,
+                        errno_text(errno));
+    struct stat sb;
+    if (fstat(fileno(f), &sb) == 0 && S_ISREG(sb.st_mode) && (uint64_t)sb.st_size > max_bytes) {
+        fclose(f);
+        return cbi_fail(e, CBINFER_STATUS_MODEL_IO,
+                        "model file '%s' has %lld bytes, over the cap of %zu", path,
+                        (long long)sb.st_size, max_bytes);
     }
     size_t cap = 0, used = 0;
     uint8_t *b = NULL;
+    cbinfer_status st = CBINFER_STATUS_SUCCESS;
     for (;;) {
         if (used == cap) {
             size_t ncap = cap ? cap * 2 : (size_t)1 << 16;
+            if (ncap > max_bytes + 1) ncap = max_bytes + 1; /* one byte tells "too long" */
             uint8_t *nb = ncap > cap ? realloc(b, ncap) : NULL;
             if (!nb) {
-                free(b);
-                fclose(f);
-                *why = ENOMEM;
-                return -1;
+                st = cbi_fail(e, CBINFER_STATUS_OUT_OF_MEMORY, "out of memory reading '%s'",
+                              path);
+                break;
             }
             b = nb;
             cap = ncap;
         }
-        size_t got = fread(b + used, 1, cap - used, f);
+        const size_t got = fread(b + used, 1, cap - used, f);
         used += got;
-        if (got == 0) break;
+        if (used > max_bytes) {
+            st = cbi_fail(e, CBINFER_STATUS_MODEL_IO,
+                          "model file '%s' has more than the cap of %zu bytes", path, max_bytes);
+            break;
+        }
+        if (got == 0) {
+            if (ferror(f))
+                st = cbi_fail(e, CBINFER_STATUS_MODEL_IO, "cannot read model file '%s': %s",
+                              path, errno_text(errno ? errno : EIO));
+            break;
+        }
     }
-    int failed = ferror(f);
-    int saved = errno;
     fclose(f);
-    if (failed) {
+    if (st != CBINFER_STATUS_SUCCESS) {
         free(b);
-        *why = saved ? saved : EIO;
-        return -1;
+        return st;
     }
     *buf = b;
     *len = used;
-    return 0;
+    return CBINFER_STATUS_SUCCESS;
 }
 
-cbinfer_status cbinfer_network_load(const char *path, cbinfer_network_t **out, char *err,
-                                    size_t err_len)
+cbinfer_status cbinfer_network_load_limited(const char *path, size_t max_bytes,
+                                            cbinfer_network_t **out, char *err, size_t err_len)
 {
     cbi_err e;
     cbinfer_status st;
@@ -2010,21 +2029,25 @@ cbinfer_status cbinfer_network_load(const char *path, cbinfer_network_t **out, c
     if (!path || !out) {
         st = cbi_fail(&e, CBINFER_STATUS_NULL_ARGUMENT,
                       "cbinfer_network_load: path and out must not be NULL");
+    } else if (max_bytes > CBINFER_MODEL_MAX_BYTES) {
+        st = cbi_fail(&e, CBINFER_STATUS_BAD_PARAM,
+                      "cbinfer_network_load_limited: a cap of %zu bytes is over "
+                      "CBINFER_MODEL_MAX_BYTES (%zu)", max_bytes, CBINFER_MODEL_MAX_BYTES);
     } else {
         uint8_t *buf;
         size_t len;
-        int why = 0;
-        if (read_file(path, &buf, &len, &why) != 0) {
-            st = why == ENOMEM ? cbi_fail(&e, CBINFER_STATUS_OUT_OF_MEMORY,
-                                          "out of memory reading '%s'", path)
-                               : cbi_fail(&e, CBINFER_STATUS_MODEL_IO,
-                                          "cannot read model file '%s': %s", path,
-                                          errno_text(why));
-        } else {
+        st = read_file(path, max_bytes, &buf, &len, &e);
+        if (st == CBINFER_STATUS_SUCCESS) {
             st = load_buffer(buf, len, out, &e);
             free(buf);
         }
     }
     finish(&e, st, err, err_len);
     return st;
+}
+
+cbinfer_status cbinfer_network_load(const char *path, cbinfer_network_t **out, char *err,
+                                    size_t err_len)
+{
+    return cbinfer_network_load_limited(path, CBINFER_MODEL_MAX_BYTES, out, err, err_len);
 }

@@ -32,6 +32,7 @@ struct cbinfer_stream {
     int collect_stats;
     int reuse_1x1;
     int threads;             /* CBINFER_PARAM_THREADS */
+    size_t max_bytes;        /* cbinfer_stream_create_limited's cap, 0 for none */
     float *h_in;             /* NHWC staging of the network input */
     float *h_out;            /* NHWC staging of the network output */
     float *h_conv_in;        /* host copy of one conv input (cbinfer_stream_conv_input_stats) */
@@ -100,6 +101,68 @@ cbinfer_status cbinfer_backend_describe(cbinfer_backend backend, char *buf, size
     return CBINFER_STATUS_BAD_PARAM;
 }
 
+/* The bytes a stream of this plan holds (cbinfer_stream_memory_bytes): the
+ * activations (one tensor per value), the per-layer state of the
+ * change-based modes, the weights, the host staging buffers and the
+ * backend's scratch for `threads` threads. */
+static uint64_t memory_estimate(const cbi_backend *be, const cbi_backend_config *cfg, int threads)
+{
+    const cbi_net *net = cfg->net;
+    const uint64_t elem = cfg->precision == CBINFER_PRECISION_FP16 ? 2 : sizeof(float);
+    const int change_based = cfg->mode != CBINFER_MODE_DENSE;
+    uint64_t bytes = 0, conv_in_max = 1;
+    for (int v = 0; v < net->n_values; ++v) bytes += shape_elems(cfg->shapes[v]) * elem;
+    for (int i = 0; i < net->n_nodes; ++i) {
+        const cbi_node *n = &net->nodes[i];
+        const cbi_node_plan *p = &cfg->plans[i];
+        const uint64_t in_px = (uint64_t)p->in.h * p->in.w, out_px = (uint64_t)p->out.h * p->out.w;
+        if (n->op == CBI_OP_CONV) {
+            bytes += ((uint64_t)n->cout * n->win.kh * n->win.kw * p->in.c + n->cout) * elem;
+            if (in_px * p->in.c > conv_in_max) conv_in_max = in_px * p->in.c;
+            /* input state, changed input pixels, Eq. 4 map and its indices */
+            if (change_based) bytes += in_px * p->in.c * elem + in_px * 4 + out_px * 5;
+        } else if (n->op == CBI_OP_CONV_TRANSPOSE) {
+            bytes += ((uint64_t)n->cin * n->win.kh * n->win.kw * p->out.c + p->out.c) * elem;
+        } else if (change_based && (n->op == CBI_OP_MAXPOOL || n->op == CBI_OP_AVGPOOL)) {
+            bytes += out_px * 5;
+        }
+    }
+    bytes += (shape_elems(cfg->shapes[net->input]) + shape_elems(cfg->shapes[net->output]) +
+              conv_in_max) * sizeof(float);
+    return bytes + be->extra_bytes(cfg, threads);
+}
+
+static const cbi_backend *backend_of(cbinfer_backend backend)
+{
+    switch (backend) {
+    case CBINFER_BACKEND_CPU: return cbi_cpu_backend();
+#ifdef CBINFER_WITH_CUDA
+    case CBINFER_BACKEND_CUDA: return cbi_cuda_backend();
+#endif
+    default: return NULL;
+    }
+}
+
+/* Refuses memory a stream may not take: a total above its cap, or (host
+ * memory, the CPU backend) more new bytes than the system has available, so
+ * that an overcommitting kernel does not let creation succeed and then kill
+ * the process at the first frame. */
+static cbinfer_status check_memory(uint64_t total, uint64_t new_bytes, size_t cap,
+                                   int host_memory, cbi_err *e)
+{
+    const double mib = 1024.0 * 1024.0;
+    if (cap && total > cap)
+        return cbi_fail(e, CBINFER_STATUS_OUT_OF_MEMORY,
+                        "the stream needs %.1f MiB, over its cap of %.1f MiB", total / mib,
+                        cap / mib);
+    uint64_t avail;
+    if (host_memory && cbi_mem_available(&avail) && new_bytes > avail)
+        return cbi_fail(e, CBINFER_STATUS_OUT_OF_MEMORY,
+                        "the stream needs %.1f MiB more, and the system has %.1f MiB available",
+                        new_bytes / mib, avail / mib);
+    return CBINFER_STATUS_SUCCESS;
+}
+
 static cbinfer_status stream_init(cbinfer_stream_t *s, const cbinfer_network_t *network,
                                   cbinfer_backend backend)
 {
@@ -122,23 +185,17 @@ static cbinfer_status stream_init(cbinfer_stream_t *s, const cbinfer_network_t *
     st = cbi_net_plan(net, s->height, s->width, s->shapes, s->plans, s->err.msg, sizeof s->err.msg);
     if (st != CBINFER_STATUS_SUCCESS) return st;
 
-    switch (backend) {
-    case CBINFER_BACKEND_CPU: s->be = cbi_cpu_backend(); break;
-    case CBINFER_BACKEND_CUDA:
-#ifdef CBINFER_WITH_CUDA
-        s->be = cbi_cuda_backend();
-        break;
-#else
-        return STREAM_FAIL(s, CBINFER_STATUS_BACKEND_UNAVAILABLE,
-                           "cbinfer was built without CUDA (CBINFER_CUDA=OFF or no nvcc)");
-#endif
-    default: return STREAM_FAIL(s, CBINFER_STATUS_BAD_PARAM, "unknown backend %d", (int)backend);
-    }
+    s->be = backend_of(backend);
+    if (!s->be) return STREAM_FAIL(s, CBINFER_STATUS_BACKEND_UNAVAILABLE,
+                                   "cbinfer was built without CUDA (CBINFER_CUDA=OFF or no nvcc)");
 
     const cbi_backend_config cfg = {
         .net = net, .shapes = s->shapes, .plans = s->plans, .mode = s->mode,
         .precision = s->precision,
     };
+    const uint64_t need = memory_estimate(s->be, &cfg, 0);
+    st = check_memory(need, need, s->max_bytes, backend == CBINFER_BACKEND_CPU, &s->err);
+    if (st != CBINFER_STATUS_SUCCESS) return st;
     st = s->be->create(&cfg, &s->bctx, &s->err);
     if (st != CBINFER_STATUS_SUCCESS) {
         s->bctx = NULL;
@@ -173,26 +230,71 @@ static cbinfer_status stream_init(cbinfer_stream_t *s, const cbinfer_network_t *
     return CBINFER_STATUS_SUCCESS;
 }
 
-cbinfer_status cbinfer_stream_create(const cbinfer_network_t *network, int width, int height,
-                                     cbinfer_backend backend, cbinfer_mode mode,
-                                     cbinfer_precision precision, cbinfer_stream_t **out,
-                                     char *err, size_t err_len)
+/* The checks of every argument of stream creation but `out`. */
+static cbinfer_status check_stream_args(const cbinfer_network_t *network, int width, int height,
+                                        cbinfer_backend backend, cbinfer_mode mode,
+                                        cbinfer_precision precision, cbi_err *e)
+{
+    if (!network) return cbi_fail(e, CBINFER_STATUS_NULL_ARGUMENT, "network is NULL");
+    if (width <= 0 || height <= 0)
+        return cbi_fail(e, CBINFER_STATUS_BAD_FRAME_SIZE, "frame size %dx%d", width, height);
+    if ((unsigned)backend > CBINFER_BACKEND_CUDA)
+        return cbi_fail(e, CBINFER_STATUS_BAD_PARAM, "unknown backend %d", (int)backend);
+    if ((unsigned)mode > CBINFER_MODE_CBINFER_FF)
+        return cbi_fail(e, CBINFER_STATUS_BAD_PARAM, "unknown mode %d", (int)mode);
+    if ((unsigned)precision > CBINFER_PRECISION_FP16)
+        return cbi_fail(e, CBINFER_STATUS_BAD_PARAM, "unknown precision %d", (int)precision);
+    return CBINFER_STATUS_SUCCESS;
+}
+
+cbinfer_status cbinfer_stream_memory_bytes(const cbinfer_network_t *network, int width,
+                                           int height, cbinfer_backend backend, cbinfer_mode mode,
+                                           cbinfer_precision precision, uint64_t *bytes,
+                                           char *err, size_t err_len)
+{
+    cbi_err e = {""};
+    cbinfer_status st = bytes ? check_stream_args(network, width, height, backend, mode,
+                                                  precision, &e)
+                              : cbi_fail(&e, CBINFER_STATUS_NULL_ARGUMENT, "bytes is NULL");
+    const cbi_backend *be = st ? NULL : backend_of(backend);
+    if (!st && !be)
+        st = cbi_fail(&e, CBINFER_STATUS_BACKEND_UNAVAILABLE,
+                      "cbinfer was built without CUDA (CBINFER_CUDA=OFF or no nvcc)");
+    if (!st && backend == CBINFER_BACKEND_CPU && precision != CBINFER_PRECISION_FP32)
+        st = cbi_fail(&e, CBINFER_STATUS_BAD_PARAM, "the cpu backend runs fp32 only");
+    const cbi_net *net = st ? NULL : &network->net;
+    cbi_shape *shapes = net ? cbi_calloc((size_t)net->n_values, sizeof *shapes) : NULL;
+    cbi_node_plan *plans = net ? cbi_calloc((size_t)net->n_nodes, sizeof *plans) : NULL;
+    if (!st && (!shapes || !plans))
+        st = cbi_fail(&e, CBINFER_STATUS_OUT_OF_MEMORY, "plan tables");
+    if (!st) st = cbi_net_plan(net, height, width, shapes, plans, e.msg, sizeof e.msg);
+    if (!st) {
+        const cbi_backend_config cfg = {
+            .net = net, .shapes = shapes, .plans = plans, .mode = mode, .precision = precision,
+        };
+        *bytes = memory_estimate(be, &cfg, 0);
+    }
+    free(shapes);
+    free(plans);
+    if (st) cbi_err_copy(&e, err, err_len);
+    else if (err && err_len) err[0] = '\0';
+    return st;
+}
+
+cbinfer_status cbinfer_stream_create_limited(const cbinfer_network_t *network, int width,
+                                             int height, cbinfer_backend backend,
+                                             cbinfer_mode mode, cbinfer_precision precision,
+                                             size_t max_bytes, cbinfer_stream_t **out, char *err,
+                                             size_t err_len)
 {
     if (err && err_len) err[0] = '\0';
-    if (!out) return CBINFER_STATUS_NULL_ARGUMENT;
-    *out = NULL;
-    if (!network) {
-        if (err && err_len) cbi_err_copy(&(cbi_err){"network is NULL"}, err, err_len);
+    if (!out) {
+        cbi_err_copy(&(cbi_err){"out is NULL"}, err, err_len);
         return CBINFER_STATUS_NULL_ARGUMENT;
     }
+    *out = NULL;
     cbi_err e;
-    cbinfer_status st = CBINFER_STATUS_SUCCESS;
-    if (width <= 0 || height <= 0)
-        st = cbi_fail(&e, CBINFER_STATUS_BAD_FRAME_SIZE, "frame size %dx%d", width, height);
-    else if ((unsigned)mode > CBINFER_MODE_CBINFER_FF)
-        st = cbi_fail(&e, CBINFER_STATUS_BAD_PARAM, "unknown mode %d", (int)mode);
-    else if ((unsigned)precision > CBINFER_PRECISION_FP16)
-        st = cbi_fail(&e, CBINFER_STATUS_BAD_PARAM, "unknown precision %d", (int)precision);
+    cbinfer_status st = check_stream_args(network, width, height, backend, mode, precision, &e);
     if (st != CBINFER_STATUS_SUCCESS) {
         cbi_err_copy(&e, err, err_len);
         return st;
@@ -207,6 +309,7 @@ cbinfer_status cbinfer_stream_create(const cbinfer_network_t *network, int width
     s->height = height;
     s->mode = mode;
     s->precision = precision;
+    s->max_bytes = max_bytes;
     s->threshold_scale = 1.0;
     s->first = 1;
     st = stream_init(s, network, backend);
@@ -217,6 +320,15 @@ cbinfer_status cbinfer_stream_create(const cbinfer_network_t *network, int width
     }
     *out = s;
     return CBINFER_STATUS_SUCCESS;
+}
+
+cbinfer_status cbinfer_stream_create(const cbinfer_network_t *network, int width, int height,
+                                     cbinfer_backend backend, cbinfer_mode mode,
+                                     cbinfer_precision precision, cbinfer_stream_t **out,
+                                     char *err, size_t err_len)
+{
+    return cbinfer_stream_create_limited(network, width, height, backend, mode, precision, 0, out,
+                                         err, err_len);
 }
 
 const char *cbinfer_stream_last_error(const cbinfer_stream_t *s)
@@ -252,6 +364,16 @@ cbinfer_status cbinfer_param_bounds(cbinfer_param key, double *min, double *max)
  * starts the temporal state again (as after a reset). */
 static cbinfer_status set_threads(cbinfer_stream_t *s, int threads)
 {
+    const cbi_backend_config cfg = {
+        .net = s->net, .shapes = s->shapes, .plans = s->plans, .mode = s->mode,
+        .precision = s->precision,
+    };
+    const uint64_t now = memory_estimate(s->be, &cfg, s->threads);
+    const uint64_t then = memory_estimate(s->be, &cfg, threads);
+    if (then > now) { /* more scratch: within the cap and the system's memory */
+        const cbinfer_status st = check_memory(then, then - now, s->max_bytes, 1, &s->err);
+        if (st != CBINFER_STATUS_SUCCESS) return st;
+    }
     s->first = 1;
     s->have_output = 0;
     for (int i = 0; i < s->net->n_nodes; ++i) {

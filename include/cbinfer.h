@@ -132,13 +132,26 @@ CBINFER_API const char *cbinfer_step_name(cbinfer_step step);
  * ------------------------------------------------------------------------- */
 typedef struct cbinfer_network cbinfer_network_t;
 
+/* The largest model file cbinfer_network_load() reads: 2 GiB, protobuf's own
+ * limit on one message. */
+#define CBINFER_MODEL_MAX_BYTES ((size_t)2 << 30)
+
 /* Loads an ONNX model from a file. On success *out owns a new network that the
  * caller frees with cbinfer_network_free(). On failure *out is NULL and, if
  * err is not NULL, err receives a NUL-terminated message (naming the node and
- * op where one is at fault), truncated to err_len bytes.
+ * op where one is at fault), truncated to err_len bytes. A file of more than
+ * CBINFER_MODEL_MAX_BYTES is refused (MODEL_IO) before it is read; a pipe or
+ * device is read no further than that.
  * Thread safe. Statuses: NULL_ARGUMENT, MODEL_*, OUT_OF_MEMORY. */
 CBINFER_API cbinfer_status cbinfer_network_load(const char *path, cbinfer_network_t **out,
                                                 char *err, size_t err_len);
+
+/* As cbinfer_network_load(), with a cap of max_bytes (at most
+ * CBINFER_MODEL_MAX_BYTES) on the file's size: for a service that loads
+ * models it did not make. */
+CBINFER_API cbinfer_status cbinfer_network_load_limited(const char *path, size_t max_bytes,
+                                                        cbinfer_network_t **out, char *err,
+                                                        size_t err_len);
 
 /* As cbinfer_network_load(), from an ONNX protobuf in memory (not retained). */
 CBINFER_API cbinfer_status cbinfer_network_load_memory(const void *data, size_t size_bytes,
@@ -182,6 +195,11 @@ typedef struct cbinfer_stream cbinfer_stream_t;
 
 /* Creates a stream for frames of width x height on a backend, in a mode and a
  * precision, and allocates all of its memory. CPU supports FP32 only.
+ * On the CPU backend the memory is touched page by page as it is allocated,
+ * and a stream that needs more than the system has available (Linux's
+ * MemAvailable; see cbinfer_stream_memory_bytes) is refused up front with
+ * OUT_OF_MEMORY, rather than succeeding on an overcommitting kernel and
+ * meeting the OOM killer at its first frame.
  * On failure *out is NULL and err (if not NULL) receives the reason.
  * Thread safe with respect to the shared network.
  * Statuses: NULL_ARGUMENT, BAD_PARAM, BAD_FRAME_SIZE (too small for the
@@ -192,6 +210,36 @@ CBINFER_API cbinfer_status cbinfer_stream_create(const cbinfer_network_t *net, i
                                                  cbinfer_mode mode, cbinfer_precision precision,
                                                  cbinfer_stream_t **out, char *err,
                                                  size_t err_len);
+
+/* As cbinfer_stream_create(), refusing (OUT_OF_MEMORY, nothing allocated) a
+ * stream whose cbinfer_stream_memory_bytes() figure exceeds max_bytes; 0
+ * means no cap. The cap stays with the stream: a CBINFER_PARAM_THREADS value
+ * whose scratch would pass it is refused too. */
+CBINFER_API cbinfer_status cbinfer_stream_create_limited(const cbinfer_network_t *net, int width,
+                                                         int height, cbinfer_backend backend,
+                                                         cbinfer_mode mode,
+                                                         cbinfer_precision precision,
+                                                         size_t max_bytes, cbinfer_stream_t **out,
+                                                         char *err, size_t err_len);
+
+/* The bytes a stream of these settings would hold, without creating it: its
+ * activations, the per-layer state of the change-based modes, the weights in
+ * the backend's layouts, host staging and the backend's scratch (CPU: for
+ * one thread per core). Host and device memory are counted together. Not
+ * counted: what the kernel libraries keep for themselves (oneDNN's JIT code
+ * and scratchpads, cuDNN's and cuBLAS's workspaces); on the CPU, the shipped
+ * models at 320x240 take 1 to 8 MiB more than the figure. Checks the
+ * arguments and the frame size as cbinfer_stream_create does, and allocates
+ * only the plan's tables.
+ * Thread safe. Statuses: NULL_ARGUMENT, BAD_PARAM, BAD_FRAME_SIZE,
+ * BACKEND_UNAVAILABLE (not compiled in; no device is needed), OUT_OF_MEMORY
+ * (for the tables). */
+CBINFER_API cbinfer_status cbinfer_stream_memory_bytes(const cbinfer_network_t *net, int width,
+                                                       int height, cbinfer_backend backend,
+                                                       cbinfer_mode mode,
+                                                       cbinfer_precision precision,
+                                                       uint64_t *bytes, char *err,
+                                                       size_t err_len);
 
 /* Frees a stream and all of its memory; NULL is accepted. */
 CBINFER_API void cbinfer_stream_destroy(cbinfer_stream_t *stream);

@@ -13,6 +13,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "cbinfer.h"
@@ -616,15 +617,19 @@ TEST(Loader, HalfDoubleAndRawInitializersAreConverted)
     }
 }
 
+// Writes bytes to <temp dir>/name and returns the path.
+static std::string write_temp_file(const std::vector<uint8_t> &b, const std::string &name)
+{
+    std::string path = testing::TempDir() + name;
+    std::ofstream f(path, std::ios::binary);
+    f.write(reinterpret_cast<const char *>(b.data()), static_cast<std::streamsize>(b.size()));
+    return path;
+}
+
 TEST(Loader, LoadsFromFile)
 {
     Model m = one_conv();
-    std::vector<uint8_t> b = m.bytes();
-    std::string path = testing::TempDir() + "cbinfer_loader_test.onnx";
-    {
-        std::ofstream f(path, std::ios::binary);
-        f.write(reinterpret_cast<const char *>(b.data()), static_cast<std::streamsize>(b.size()));
-    }
+    std::string path = write_temp_file(m.bytes(), "cbinfer_loader_test.onnx");
     cbinfer_network_t *n = nullptr;
     char err[256] = "unset";
     ASSERT_EQ(cbinfer_network_load(path.c_str(), &n, err, sizeof err), CBINFER_STATUS_SUCCESS)
@@ -965,6 +970,43 @@ TEST(Loader, MissingFileIsIoError)
         << "a directory";
 }
 
+// Issue 11, class 9: a model file is read only up to a cap. A regular file
+// over it is refused by its size before reading; a device that never ends
+// (/dev/zero, which the loader used to read until memory ran out) is refused
+// once it passes the cap.
+TEST(Loader, FileSizeCapIsCheckedBeforeReading)
+{
+    Model m = one_conv();
+    std::vector<uint8_t> b = m.bytes();
+    std::string path = write_temp_file(b, "cbinfer_loader_cap.onnx");
+    cbinfer_network_t *n = nullptr;
+    char err[512] = "";
+    ASSERT_EQ(cbinfer_network_load_limited(path.c_str(), b.size(), &n, err, sizeof err),
+              CBINFER_STATUS_SUCCESS)
+        << "a file of exactly the cap loads: " << err;
+    cbinfer_network_free(n);
+    n = reinterpret_cast<cbinfer_network_t *>(0x1);
+    EXPECT_EQ(cbinfer_network_load_limited(path.c_str(), b.size() - 1, &n, err, sizeof err),
+              CBINFER_STATUS_MODEL_IO);
+    EXPECT_EQ(n, nullptr);
+    EXPECT_NE(std::string(err).find("has " + std::to_string(b.size()) + " bytes, over the cap of " +
+                                    std::to_string(b.size() - 1)),
+              std::string::npos)
+        << err;
+
+    EXPECT_EQ(cbinfer_network_load_limited("/dev/zero", 1 << 20, &n, err, sizeof err),
+              CBINFER_STATUS_MODEL_IO);
+    EXPECT_NE(std::string(err).find("more than the cap of 1048576 bytes"), std::string::npos)
+        << err;
+    EXPECT_EQ(cbinfer_network_load_limited(path.c_str(), CBINFER_MODEL_MAX_BYTES + 1, &n, err,
+                                           sizeof err),
+              CBINFER_STATUS_BAD_PARAM);
+    EXPECT_NE(std::string(err).find("CBINFER_MODEL_MAX_BYTES"), std::string::npos) << err;
+    EXPECT_EQ(cbinfer_network_load_limited(nullptr, 100, &n, err, sizeof err),
+              CBINFER_STATUS_NULL_ARGUMENT);
+    std::remove(path.c_str());
+}
+
 TEST(Loader, NoGraphOrNoOpsetIsMalformed)
 {
     Model m = one_conv();
@@ -1046,99 +1088,88 @@ void expect_refused(const RefusedCase &c, cbinfer_status status, bool add_output
 
 TEST(Loader, UnsupportedAttributes)
 {
-    struct Case {
-        const char *what;
-        void (*build)(Model &);
-    };
-    const Case cases[] = {
-        {"group 2",
+    const RefusedCase cases[] = {
+        {"group 2", "group = 2 is not supported",
          [](Model &m) {
              m.input("x", {1, 4, 8, 8});
              m.init_f("w", {4, 2, 3, 3}, ramp(72));
              m.attr_i(m.node("Conv", "gconv", {"x", "w"}, {"y"}), "group", 2);
          }},
-        {"concat axis 2",
+        {"concat axis 2", "axis = 2 is not supported",
          [](Model &m) {
              m.input("x", {1, 4, 8, 8});
              m.attr_i(m.node("Concat", "cat", {"x", "x"}, {"y"}), "axis", 2);
          }},
-        {"pad on channels",
+        {"pad on channels", "only H and W may be padded",
          [](Model &m) {
              m.input("x", {1, 4, 8, 8});
              m.init_i64("p", {8}, {0, 1, 0, 0, 0, 0, 0, 0});
              m.node("Pad", "pad", {"x", "p"}, {"y"});
          }},
-        {"negative pad",
+        {"negative pad", "negative pads",
          [](Model &m) {
              m.input("x", {1, 4, 8, 8});
              m.init_i64("p", {8}, {0, 0, -1, 0, 0, 0, 0, 0});
              m.node("Pad", "pad", {"x", "p"}, {"y"});
          }},
-        {"pad wrap",
+        {"pad wrap", "mode = 'wrap' is not supported",
          [](Model &m) {
              m.input("x", {1, 4, 8, 8});
              m.init_i64("p", {8}, {0, 0, 1, 0, 0, 0, 0, 0});
              m.attr_s(m.node("Pad", "pad", {"x", "p"}, {"y"}), "mode", "wrap");
          }},
-        {"resize linear",
+        {"resize linear", "mode = 'linear' is not supported",
          [](Model &m) {
              m.input("x", {1, 4, 8, 8});
              m.init_f("s", {4}, {1, 1, 2, 2});
              m.attr_s(m.node("Resize", "rs", {"x", "", "s"}, {"y"}), "mode", "linear");
          }},
-        {"resize channel scale",
+        {"resize channel scale", "N and C scales must be 1",
          [](Model &m) {
              m.input("x", {1, 4, 8, 8});
              m.init_f("s", {4}, {1, 2, 2, 2});
              m.node("Resize", "rs", {"x", "", "s"}, {"y"});
          }},
-        {"conv transpose output_shape",
+        {"conv transpose output_shape", "output_shape is not supported",
          [](Model &m) {
              m.input("x", {1, 2, 8, 8});
              m.init_f("w", {2, 2, 3, 3}, ramp(36));
              m.attr_ints(m.node("ConvTranspose", "ct", {"x", "w"}, {"y"}), "output_shape",
                          {16, 16});
          }},
-        {"conv auto_pad bogus",
+        {"conv auto_pad bogus", "auto_pad = 'SAME' is not supported",
          [](Model &m) {
              m.input("x", {1, 2, 8, 8});
              m.init_f("w", {2, 2, 3, 3}, ramp(36));
              m.attr_s(m.node("Conv", "c", {"x", "w"}, {"y"}), "auto_pad", "SAME");
          }},
-        {"add with initializer",
+        {"add with initializer", "operand 'k' is an initializer",
          [](Model &m) {
              m.input("x", {1, 2, 8, 8});
              m.init_f("k", {1, 2, 1, 1}, {1, 2});
              m.node("Add", "add", {"x", "k"}, {"y"});
          }},
-        {"int8 weights",
+        {"int8 weights", "has data type int8",
          [](Model &m) {
              m.input("x", {1, 1, 8, 8});
              int8_t q = 3;
              m.init_raw("w", {1, 1, 1, 1}, ONNX__TENSOR_PROTO__DATA_TYPE__INT8, &q, 1);
              m.node("Conv", "c", {"x", "w"}, {"y"});
          }},
-        {"1-D conv",
+        {"1-D conv", "has 3 dims",
          [](Model &m) {
              m.input("x", {1, 1, 8, 8});
              m.init_f("w", {1, 1, 3}, {1, 2, 3});
              m.node("Conv", "c", {"x", "w"}, {"y"});
          }},
-        {"spatial PRelu slope",
+        {"spatial PRelu slope", "broadcasts along a non-channel axis",
          [](Model &m) {
              m.input("x", {1, 2, 8, 8});
              m.init_f("s", {2}, {0.1f, 0.2f});
              m.node("PRelu", "p", {"x", "s"}, {"y"});
          }},
     };
-    for (const Case &c : cases) {
-        Model m;
-        c.build(m);
-        m.output("y");
-        Loaded l = load(m);
-        EXPECT_EQ(l.status, CBINFER_STATUS_MODEL_UNSUPPORTED_ATTR) << c.what << ": " << l.msg;
-        EXPECT_EQ(l.msg.rfind("node '", 0), 0u) << c.what << ": " << l.msg;
-    }
+    for (const RefusedCase &c : cases) expect_refused(c, CBINFER_STATUS_MODEL_UNSUPPORTED_ATTR, true);
     Model g;
     g.input("x", {1, 4, 8, 8});
     g.init_f("w", {4, 2, 3, 3}, ramp(72));
@@ -1236,38 +1267,34 @@ TEST(Loader, SpecViolationsAreRefusedOrFollowTheSpec)
 
 TEST(Loader, WeightSizeMismatches)
 {
-    struct Case {
-        const char *what;
-        void (*build)(Model &);
-    };
-    const Case cases[] = {
-        {"weight Cin 3 for a 2-channel input",
+    const RefusedCase cases[] = {
+        {"weight Cin 3 for a 2-channel input", "expects 3 input channels but input 'x' has 2",
          [](Model &m) {
              m.init_f("w", {4, 3, 3, 3}, ramp(108));
              m.node("Conv", "c", {"x", "w"}, {"y"});
          }},
-        {"weight data shorter than its dims",
+        {"weight data shorter than its dims", "holds 70 values but its dims need 72",
          [](Model &m) {
              m.init_f("w", {4, 2, 3, 3}, ramp(70));
              m.node("Conv", "c", {"x", "w"}, {"y"});
          }},
-        {"raw weight data longer than its dims",
+        {"raw weight data longer than its dims", "holds 9 values but its dims need 8",
          [](Model &m) {
              m.init_raw_f("w", {4, 2, 1, 1}, ramp(9));
              m.node("Conv", "c", {"x", "w"}, {"y"});
          }},
-        {"bias of 3 for 4 outputs",
+        {"bias of 3 for 4 outputs", "bias 'b' has 3 values for 4 output channels",
          [](Model &m) {
              m.init_f("w", {4, 2, 1, 1}, ramp(8));
              m.init_f("b", {3}, ramp(3));
              m.node("Conv", "c", {"x", "w", "b"}, {"y"});
          }},
-        {"kernel_shape disagrees",
+        {"kernel_shape disagrees", "kernel_shape 3x3 disagrees with weight 'w' (1x1)",
          [](Model &m) {
              m.init_f("w", {4, 2, 1, 1}, ramp(8));
              m.attr_ints(m.node("Conv", "c", {"x", "w"}, {"y"}), "kernel_shape", {3, 3});
          }},
-        {"BN mean of 3 for 4 channels",
+        {"BN mean of 3 for 4 channels", "mean 'm' has 3 values for 4 channels",
          [](Model &m) {
              m.init_f("w", {4, 2, 1, 1}, ramp(8));
              m.node("Conv", "c", {"x", "w"}, {"t"});
@@ -1277,19 +1304,20 @@ TEST(Loader, WeightSizeMismatches)
              m.init_f("v", {4}, {1, 1, 1, 1});
              m.node("BatchNormalization", "bn", {"t", "g", "b", "m", "v"}, {"y"});
          }},
-        {"PRelu slope of 3 for 2 channels",
+        {"PRelu slope of 3 for 2 channels", "slope 's' has 3 values; 1 or 2",
          [](Model &m) {
              m.init_f("s", {3, 1, 1}, {0.1f, 0.2f, 0.3f});
              m.node("PRelu", "p", {"x", "s"}, {"y"});
          }},
     };
-    for (const Case &c : cases) {
+    for (const RefusedCase &c : cases) {
         Model m;
         m.input("x", {1, 2, 8, 8});
         c.build(m);
         m.output("y");
         Loaded l = load(m);
         EXPECT_EQ(l.status, CBINFER_STATUS_MODEL_WEIGHT_MISMATCH) << c.what << ": " << l.msg;
+        EXPECT_NE(l.msg.find(c.expect), std::string::npos) << c.what << ": " << l.msg;
     }
 
     Model m;
@@ -1636,8 +1664,12 @@ TEST(Loader, PlanRejectsBadFrameSizes)
     Loaded lf = load(f);
     ASSERT_EQ(lf.status, CBINFER_STATUS_SUCCESS) << lf.msg;
     EXPECT_EQ(plan(lf, 6, 5).status, CBINFER_STATUS_SUCCESS);
-    EXPECT_EQ(plan(lf, 5, 6).status, CBINFER_STATUS_BAD_FRAME_SIZE) << "fixed size";
-    EXPECT_EQ(plan(lf, 12, 10).status, CBINFER_STATUS_BAD_FRAME_SIZE) << "fixed size";
+    for (const auto &hw : {std::pair<int, int>{5, 6}, std::pair<int, int>{12, 10}}) {
+        Planned fixed = plan(lf, hw.first, hw.second);
+        EXPECT_EQ(fixed.status, CBINFER_STATUS_BAD_FRAME_SIZE) << "fixed size";
+        EXPECT_NE(fixed.msg.find("the network input is fixed at 5x6 (WxH)"), std::string::npos)
+            << fixed.msg;
+    }
 
     // Two branches that agree only at some sizes: a stride-2 conv padded
     // to keep ceil(in / 2) against a 2x2 pool keeping floor(in / 2).

@@ -361,6 +361,11 @@ TEST(Api, MisuseReturnsDocumentedStatus)
     EXPECT_EQ(cbinfer_stream_create(net.get(), 32, 32, CBINFER_BACKEND_CPU, (cbinfer_mode)7,
                                     CBINFER_PRECISION_FP32, &s, err, sizeof err),
               CBINFER_STATUS_BAD_PARAM);
+    EXPECT_NE(std::string(err).find("unknown mode 7"), std::string::npos) << err;
+    EXPECT_EQ(cbinfer_stream_create(net.get(), 32, 32, (cbinfer_backend)7, CBINFER_MODE_DENSE,
+                                    CBINFER_PRECISION_FP32, &s, err, sizeof err),
+              CBINFER_STATUS_BAD_PARAM);
+    EXPECT_NE(std::string(err).find("unknown backend 7"), std::string::npos) << err;
     EXPECT_EQ(cbinfer_stream_create(net.get(), 32, 32, CBINFER_BACKEND_CPU, CBINFER_MODE_DENSE,
                                     CBINFER_PRECISION_FP16, &s, err, sizeof err),
               CBINFER_STATUS_BAD_PARAM);
@@ -384,7 +389,11 @@ TEST(Api, MisuseReturnsDocumentedStatus)
               CBINFER_STATUS_BAD_FRAME_SIZE);
     EXPECT_NE(std::string(cbinfer_stream_last_error(st.get())).find("32x24"), std::string::npos);
     EXPECT_EQ(cbinfer_stream_push_rgb8(st.get(), frame.data(), 32, 24, 10), CBINFER_STATUS_BAD_PARAM);
+    EXPECT_NE(std::string(cbinfer_stream_last_error(st.get())).find("row stride 10"),
+              std::string::npos);
     EXPECT_EQ(cbinfer_stream_push_nchw(st.get(), out.data(), 4, 24, 32), CBINFER_STATUS_BAD_FRAME_SIZE);
+    EXPECT_NE(std::string(cbinfer_stream_last_error(st.get())).find("tensor has 4 channels"),
+              std::string::npos);
     ASSERT_EQ(cbinfer_stream_push_rgb8(st.get(), frame.data(), 32, 24, 96), CBINFER_STATUS_SUCCESS);
     EXPECT_EQ(cbinfer_stream_read_output(st.get(), out.data(), out.size() - 1),
               CBINFER_STATUS_BUFFER_TOO_SMALL);
@@ -402,6 +411,8 @@ TEST(Api, MisuseReturnsDocumentedStatus)
     EXPECT_FLOAT_EQ(t, 0.25f);
     EXPECT_EQ(cbinfer_stream_set_param(st.get(), CBINFER_PARAM_THRESHOLD_SCALE, -1), CBINFER_STATUS_BAD_PARAM);
     EXPECT_EQ(cbinfer_stream_set_param(st.get(), (cbinfer_param)99, 1), CBINFER_STATUS_BAD_PARAM);
+    EXPECT_NE(std::string(cbinfer_stream_last_error(st.get())).find("unknown parameter 99"),
+              std::string::npos);
     double v = 0;
     EXPECT_EQ(cbinfer_stream_set_param(st.get(), CBINFER_PARAM_THRESHOLD_SCALE, 2), CBINFER_STATUS_SUCCESS);
     EXPECT_EQ(cbinfer_stream_get_param(st.get(), CBINFER_PARAM_THRESHOLD_SCALE, &v), CBINFER_STATUS_SUCCESS);
@@ -410,6 +421,8 @@ TEST(Api, MisuseReturnsDocumentedStatus)
     EXPECT_EQ(cbinfer_stream_set_param(st.get(), CBINFER_PARAM_THREADS, 1.5), CBINFER_STATUS_BAD_PARAM);
     EXPECT_NE(std::string(cbinfer_stream_last_error(st.get())).find("whole number"), std::string::npos);
     EXPECT_EQ(cbinfer_stream_set_param(st.get(), CBINFER_PARAM_THREADS, 5000), CBINFER_STATUS_BAD_PARAM);
+    EXPECT_NE(std::string(cbinfer_stream_last_error(st.get())).find("5000 outside [0, 4096]"),
+              std::string::npos);
     EXPECT_EQ(cbinfer_stream_set_param(st.get(), CBINFER_PARAM_THREADS, 64), CBINFER_STATUS_SUCCESS);
     EXPECT_EQ(cbinfer_stream_get_param(st.get(), CBINFER_PARAM_THREADS, &v), CBINFER_STATUS_SUCCESS);
     EXPECT_EQ(v, 64.0);

@@ -14,6 +14,57 @@
 #define CPU_SCRATCH_BYTES ((size_t)32 << 20)
 #define CPU_MIN_CHUNK_PX 64
 
+/* The scratch sizes of a context, for its largest layers: im2col columns
+ * (max_k) and output channels (max_cout) of a convolution, and the input
+ * pixels (chunk) and columns (ct_cols) of one ConvTranspose GEMM chunk. */
+static void scratch_plan(const cbi_backend_config *cfg, size_t *max_k, size_t *max_cout,
+                         size_t *chunk, size_t *ct_cols)
+{
+    size_t max_px = 1;
+    *max_k = *max_cout = *ct_cols = 1;
+    const cbi_net *net = cfg->net;
+    for (int i = 0; i < net->n_nodes; ++i) {
+        const cbi_node *n = &net->nodes[i];
+        const cbi_node_plan *p = &cfg->plans[i];
+        if (n->op == CBI_OP_CONV) {
+            const size_t k = (size_t)n->win.kh * n->win.kw * p->in.c;
+            if (k > *max_k) *max_k = k;
+            if ((size_t)p->out.c > *max_cout) *max_cout = (size_t)p->out.c;
+        } else if (n->op == CBI_OP_CONV_TRANSPOSE) {
+            const size_t cols = (size_t)n->win.kh * n->win.kw * p->out.c;
+            const size_t px = (size_t)p->in.h * p->in.w;
+            if (cols > *ct_cols) *ct_cols = cols;
+            if (px > max_px) max_px = px;
+        }
+    }
+    *chunk = CPU_SCRATCH_BYTES / (sizeof(float) * *ct_cols);
+    if (*chunk < CPU_MIN_CHUNK_PX) *chunk = CPU_MIN_CHUNK_PX;
+    if (*chunk > max_px) *chunk = max_px;
+}
+
+static int thread_count(int threads)
+{
+    const int procs = omp_get_num_procs() > 0 ? omp_get_num_procs() : 1;
+    return threads > 0 ? threads : procs;
+}
+
+/* What create() and slots_create() allocate for `threads`, and the weights
+ * of the change-based convolutions beyond the dense primitive's copy: the
+ * two matmuls' (cpu_dnnl.c), or the padded thin rows. */
+static size_t cpu_extra_bytes(const cbi_backend_config *cfg, int threads)
+{
+    size_t max_k, max_cout, chunk, ct_cols, weights = 0;
+    scratch_plan(cfg, &max_k, &max_cout, &chunk, &ct_cols);
+    for (int i = 0; cfg->mode != CBINFER_MODE_DENSE && i < cfg->net->n_nodes; ++i) {
+        const cbi_node *n = &cfg->net->nodes[i];
+        if (n->op != CBI_OP_CONV) continue;
+        const size_t k = (size_t)n->win.kh * n->win.kw * cfg->plans[i].in.c;
+        weights += n->cout <= CPU_THIN_COUT ? CPU_THIN_COUT * k : 2 * k * (size_t)n->cout;
+    }
+    return sizeof(float) * (weights + chunk * ct_cols +
+                            (size_t)thread_count(threads) * CPU_CHUNK_ROWS * (max_k + max_cout));
+}
+
 static void slots_destroy(cpu_ctx *ctx)
 {
     for (int i = 0; ctx->slots && i < ctx->n_slots; ++i) {
@@ -36,8 +87,7 @@ static void slots_destroy(cpu_ctx *ctx)
  * are created after this and destroyed before it runs again. */
 static cbinfer_status slots_create(cpu_ctx *ctx, int threads, cbi_err *e)
 {
-    const int procs = omp_get_num_procs() > 0 ? omp_get_num_procs() : 1;
-    const int n = threads > 0 ? threads : procs;
+    const int n = thread_count(threads);
     slots_destroy(ctx);
     ctx->slots = cbi_calloc((size_t)n, sizeof *ctx->slots);
     ctx->counts = cbi_calloc((size_t)n, sizeof *ctx->counts);
@@ -85,29 +135,9 @@ static cbinfer_status cpu_create(const cbi_backend_config *cfg, void **out, cbi_
     if (!ctx) return cbi_fail(e, CBINFER_STATUS_OUT_OF_MEMORY, "cpu backend context");
     ctx->cfg = *cfg;
 
-    /* Size the scratch for the largest layer. */
-    size_t max_px = 1, max_k = 1, max_cout = 1, max_ct_cols = 1;
-    const cbi_net *net = cfg->net;
-    for (int i = 0; i < net->n_nodes; ++i) {
-        const cbi_node *n = &net->nodes[i];
-        const cbi_node_plan *p = &cfg->plans[i];
-        if (n->op == CBI_OP_CONV) {
-            const size_t k = (size_t)n->win.kh * n->win.kw * p->in.c;
-            if (k > max_k) max_k = k;
-            if ((size_t)p->out.c > max_cout) max_cout = (size_t)p->out.c;
-        } else if (n->op == CBI_OP_CONV_TRANSPOSE) {
-            const size_t cols = (size_t)n->win.kh * n->win.kw * p->out.c;
-            const size_t px = (size_t)p->in.h * p->in.w;
-            if (cols > max_ct_cols) max_ct_cols = cols;
-            if (px > max_px) max_px = px;
-        }
-    }
-    size_t chunk = CPU_SCRATCH_BYTES / (sizeof(float) * max_ct_cols);
-    if (chunk < CPU_MIN_CHUNK_PX) chunk = CPU_MIN_CHUNK_PX;
-    if (chunk > max_px) chunk = max_px;
-    ctx->chunk_px = chunk;
-    ctx->max_k = max_k;
-    ctx->max_cout = max_cout;
+    size_t max_ct_cols;
+    scratch_plan(cfg, &ctx->max_k, &ctx->max_cout, &ctx->chunk_px, &max_ct_cols);
+    const size_t chunk = ctx->chunk_px;
     ctx->gemm = cbi_malloc_array(chunk * max_ct_cols, sizeof(float));
     if (!ctx->gemm) {
         cpu_destroy(ctx);
@@ -130,7 +160,7 @@ static cbinfer_status cpu_create(const cbi_backend_config *cfg, void **out, cbi_
 
 static cbinfer_status cpu_alloc(void *bctx, size_t bytes, void **ptr, cbi_err *e)
 {
-    *ptr = calloc(1, bytes ? bytes : 1);
+    *ptr = cbi_calloc(1, bytes);
     if (!*ptr) return cbi_fail(e, CBINFER_STATUS_OUT_OF_MEMORY, "%zu bytes", bytes);
     return CBINFER_STATUS_SUCCESS;
 }
@@ -235,6 +265,7 @@ static const cbi_backend cpu_backend = {
     .download = cpu_download,
     .synchronize = cpu_synchronize,
     .set_threads = cpu_set_threads,
+    .extra_bytes = cpu_extra_bytes,
     .layer_create = cpu_layer_create,
     .layer_destroy = cpu_layer_destroy,
     .kernel = {
