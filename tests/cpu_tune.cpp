@@ -446,6 +446,7 @@ int run_tune(const std::string &args, const std::string &out_path)
 // into a stream, stays inside what --max-steps allows, and records the run.
 TEST(Tune, ToolWritesThresholdsTheLibraryLoads)
 {
+    SKIP_WITHOUT_FFMPEG(); // it reads --video
     const std::string dir = ::testing::TempDir(), thr = dir + "cbinfer_tune_tool.thr",
                       curve = dir + "cbinfer_tune_tool.txt";
     const std::string model = cbi_test_model("scene-labeling-synthetic");
@@ -476,6 +477,7 @@ TEST(Tune, ToolWritesThresholdsTheLibraryLoads)
 
 TEST(Tune, ToolRejectsBadArguments)
 {
+    SKIP_WITHOUT_FFMPEG(); // it reads --video
     const std::string out = ::testing::TempDir() + "cbinfer_tune_bad.txt";
     const std::string base = "--model '" + cbi_test_model("scene-labeling-synthetic") +
                              "' --video '" + cbi_test_video("vtest.avi") + "@0:11' --resize 64x48 ";

@@ -77,6 +77,7 @@ void write_file(const std::string &path, const std::vector<uint8_t> &bytes)
 
 TEST(Video, DecodesVtestAt768x576)
 {
+    SKIP_WITHOUT_FFMPEG();
     std::string err;
     VideoPtr v = open_video("vtest.avi", 0, 0, 0, &err);
     ASSERT_TRUE(v) << err;
@@ -94,6 +95,7 @@ TEST(Video, DecodesVtestAt768x576)
 
 TEST(Video, StaticCameraChangesLittleBetweenFrames)
 {
+    SKIP_WITHOUT_FFMPEG();
     std::string err;
     VideoPtr v = open_video("vtest.avi", 0, 0, 0, &err);
     ASSERT_TRUE(v) << err;
@@ -111,6 +113,7 @@ TEST(Video, StaticCameraChangesLittleBetweenFrames)
 
 TEST(Video, ResizeTo384x288)
 {
+    SKIP_WITHOUT_FFMPEG();
     std::string err;
     VideoPtr full = open_video("vtest.avi", 0, 0, 0, &err);
     ASSERT_TRUE(full) << err;
@@ -142,6 +145,7 @@ TEST(Video, ResizeTo384x288)
 
 TEST(Video, SkipEqualsSequentialRead)
 {
+    SKIP_WITHOUT_FFMPEG();
     const int k = 7;
     std::string err;
     VideoPtr seq = open_video("vtest.avi", 0, 0, 0, &err);
@@ -160,6 +164,7 @@ TEST(Video, SkipEqualsSequentialRead)
 
 TEST(Video, RepeatedFramesFillTimestampGaps)
 {
+    SKIP_WITHOUT_FFMPEG();
     // tree.avi stores frame times 1..10 as empty chunks (repeats of frame 0)
     // and a new picture at 11. A skip into the gap shows the held picture.
     std::string err;
@@ -179,6 +184,7 @@ TEST(Video, RepeatedFramesFillTimestampGaps)
 
 TEST(Video, TreeHas444Frames)
 {
+    SKIP_WITHOUT_FFMPEG();
     std::string err;
     VideoPtr v = open_video("tree.avi", 0, 0, 0, &err);
     ASSERT_TRUE(v) << err;
@@ -197,6 +203,7 @@ TEST(Video, TreeHas444Frames)
 
 TEST(Video, SkipPastTheEndFails)
 {
+    SKIP_WITHOUT_FFMPEG();
     std::string err;
     VideoPtr v = open_video("tree.avi", 0, 0, 1000, &err);
     EXPECT_FALSE(v);
@@ -205,6 +212,7 @@ TEST(Video, SkipPastTheEndFails)
 
 TEST(Video, MissingFileFails)
 {
+    SKIP_WITHOUT_FFMPEG();
     char err[512] = "";
     cbi_video *v = reinterpret_cast<cbi_video *>(1);
     EXPECT_EQ(cbi_video_open("/nonexistent/cbi_no_such.avi", 0, 0, 0, &v, err, sizeof err), -1);
@@ -221,6 +229,7 @@ TEST(Video, MissingFileFails)
 
 TEST(Video, NotAVideoFails)
 {
+    SKIP_WITHOUT_FFMPEG();
     // A file FFmpeg cannot open as any format.
     const std::string path = temp_path("junk.dat");
     write_file(path, std::vector<uint8_t>(4096, 0x5a));
@@ -234,6 +243,7 @@ TEST(Video, NotAVideoFails)
 
 TEST(Video, NoVideoStreamFails)
 {
+    SKIP_WITHOUT_FFMPEG();
     // One second of 8 kHz mono silence in a WAV file: a valid input, no video.
     auto le = [](std::vector<uint8_t> &b, uint32_t v, int bytes) {
         for (int i = 0; i < bytes; ++i) b.push_back((uint8_t)(v >> (8 * i)));
@@ -263,6 +273,7 @@ TEST(Video, NoVideoStreamFails)
 
 TEST(Video, UnsupportedCodecFails)
 {
+    SKIP_WITHOUT_FFMPEG();
     // tree.avi with its codec fourcc ('cvid' in the stream headers) replaced
     // by one no decoder knows.
     std::vector<uint8_t> bytes;
@@ -293,6 +304,7 @@ TEST(Video, UnsupportedCodecFails)
 
 TEST(Video, BadSizesFail)
 {
+    SKIP_WITHOUT_FFMPEG();
     char err[512] = "";
     cbi_video *v = nullptr;
     EXPECT_EQ(cbi_video_open(cbi_test_video("vtest.avi").c_str(), 100, 0, 0, &v, err, sizeof err),
@@ -365,6 +377,7 @@ TEST(Video, RawTruncatedFrameIsAnError)
 
 TEST(Video, RawResize)
 {
+    SKIP_WITHOUT_FFMPEG();
     // A horizontal ramp resized to half width stays a ramp of the same range;
     // a flat colour stays flat.
     const int w = 64, h = 32;
@@ -399,3 +412,24 @@ TEST(Video, RawResize)
     EXPECT_EQ(read_frame(v.get(), &f, &msg), 0);
     std::remove(path.c_str());
 }
+
+#ifndef CBINFER_WITH_VIDEO
+// Without FFmpeg, decoding and resizing refuse with the reason; raw frames at
+// their own size are read (RawRoundTrip).
+TEST(Video, WithoutFFmpegSaysSo)
+{
+    char err[512] = "";
+    cbi_video *v = nullptr;
+    EXPECT_EQ(cbi_video_open(cbi_test_video("vtest.avi").c_str(), 0, 0, 0, &v, err, sizeof err),
+              -1);
+    EXPECT_NE(std::string(err).find("built without FFmpeg (CBINFER_VIDEO=OFF)"),
+              std::string::npos)
+        << err;
+    const std::string path = temp_path("flat.rgb");
+    write_file(path, std::vector<uint8_t>(8 * 6 * 3, 7));
+    EXPECT_EQ(cbi_video_open_raw(path.c_str(), 8, 6, 4, 3, 0, &v, err, sizeof err), -1);
+    EXPECT_NE(std::string(err).find("needs FFmpeg"), std::string::npos) << err;
+    EXPECT_EQ(v, nullptr);
+    std::remove(path.c_str());
+}
+#endif

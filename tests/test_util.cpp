@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -28,13 +30,43 @@ std::string cbi_test_video(const std::string &file)
     return cbi_test_data_dir() + "/data/video/" + file;
 }
 
+// Opens a sample video from frame `skip`: decoded by FFmpeg, or, in a build
+// without it, as raw rgb24 frames <video>.<W>x<H>.rgb that start at frame 0,
+// from the folder CBINFER_FRAMES_DIR names.
+static cbi_video *open_video(const std::string &video, int skip)
+{
+    char err[512];
+    cbi_video *v = nullptr;
+#ifdef CBINFER_WITH_VIDEO
+    if (cbi_video_open(cbi_test_video(video).c_str(), 0, 0, skip, &v, err, sizeof err) != 0)
+        throw std::runtime_error(err);
+#else
+    const char *dir = std::getenv("CBINFER_FRAMES_DIR");
+    if (!dir || !*dir)
+        throw std::runtime_error("built without FFmpeg (CBINFER_VIDEO=OFF) and CBINFER_FRAMES_DIR "
+                                 "is not set: no frames of " + video);
+    for (const auto &entry : std::filesystem::directory_iterator(dir)) {
+        const std::string name = entry.path().filename().string();
+        int fw = 0, fh = 0;
+        char tail[8] = "";
+        if (name.compare(0, video.size() + 1, video + ".") != 0 ||
+            std::sscanf(name.c_str() + video.size() + 1, "%dx%d.%3s", &fw, &fh, tail) != 3 ||
+            std::string(tail) != "rgb")
+            continue;
+        if (cbi_video_open_raw(entry.path().c_str(), fw, fh, 0, 0, skip, &v, err, sizeof err) != 0)
+            throw std::runtime_error(err);
+        return v;
+    }
+    throw std::runtime_error("no " + video + ".<W>x<H>.rgb in CBINFER_FRAMES_DIR=" + dir);
+#endif
+    return v;
+}
+
 std::vector<std::vector<uint8_t>> cbi_test_read_frames(const std::string &video, int skip, int n,
                                                        int x, int y, int w, int h)
 {
     char err[512];
-    cbi_video *v = nullptr;
-    if (cbi_video_open(cbi_test_video(video).c_str(), 0, 0, skip, &v, err, sizeof err) != 0)
-        throw std::runtime_error(err);
+    cbi_video *v = open_video(video, skip);
     int vw = 0, vh = 0;
     cbi_video_size(v, &vw, &vh);
     if (x < 0 || y < 0 || x + w > vw || y + h > vh) {
@@ -47,7 +79,8 @@ std::vector<std::vector<uint8_t>> cbi_test_read_frames(const std::string &video,
         int r = cbi_video_read(v, full.data(), err, sizeof err);
         if (r != 1) {
             cbi_video_close(v);
-            throw std::runtime_error(r == 0 ? "video ended early" : err);
+            throw std::runtime_error(r == 0 ? video + " ended before frame " + std::to_string(skip + i)
+                                            : std::string(err));
         }
         std::vector<uint8_t> crop((size_t)w * h * 3);
         for (int row = 0; row < h; ++row)

@@ -45,6 +45,14 @@ bool cbi_test_has_cuda_device();
         if (!cbi_test_has_cuda_device()) GTEST_SKIP() << "no usable CUDA device";                 \
     } while (0)
 
+// Skips the current test, with a reason, in a build without FFmpeg
+// (CBINFER_VIDEO=OFF), where only raw frames can be read.
+#ifdef CBINFER_WITH_VIDEO
+#define SKIP_WITHOUT_FFMPEG() static_cast<void>(0)
+#else
+#define SKIP_WITHOUT_FFMPEG() GTEST_SKIP() << "built without FFmpeg (CBINFER_VIDEO=OFF)"
+#endif
+
 // ------------------------------------------------ streams (public API) ---
 
 struct NetDeleter {

@@ -1,7 +1,9 @@
 /*
  * Video input for bench/ and tests/: FFmpeg decode (libavformat/libavcodec)
  * or raw rgb24 frames, converted or resized to tightly packed RGB8 with
- * swscale. Errors go to the caller's buffer; nothing here prints (FFmpeg's own
+ * swscale. Built without FFmpeg (CBINFER_VIDEO=OFF; CBINFER_WITH_VIDEO
+ * undefined), only raw frames at their own size are read, and the rest says
+ * so. Errors go to the caller's buffer; nothing here prints (FFmpeg's own
  * logging is left as the program configured it, since it is process-global).
  *
  * Decoded video is read at its frame rate: when timestamps leave a gap (AVI
@@ -18,11 +20,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef CBINFER_WITH_VIDEO
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
 #include <libavutil/imgutils.h>
 #include <libavutil/mem.h>
 #include <libswscale/swscale.h>
+#endif
 
 /* Largest accepted frame side. It keeps width * height * 3 far from int and
  * size_t overflow, which swscale and av_image_alloc rely on. */
@@ -37,6 +41,17 @@ typedef enum { CBI_VIDEO_FFMPEG, CBI_VIDEO_RAW } cbi_video_kind;
 struct cbi_video {
     cbi_video_kind kind;
     int out_w, out_h;
+
+    /* Raw rgb24. */
+    FILE *fp;
+    int own_fp; /* 0 for stdin, which is not ours to close */
+    int in_w, in_h;
+
+    char path[256]; /* for messages */
+
+#ifdef CBINFER_WITH_VIDEO
+    uint8_t *raw_data[4]; /* aligned copy of one raw input frame, when resizing */
+    int raw_linesize[4];
 
     /* Conversion to RGB24 at out_w x out_h into an aligned buffer, which is
      * then copied into the caller's tightly packed one. */
@@ -60,15 +75,7 @@ struct cbi_video {
     int64_t pending_slot;  /* frame time of `frame` */
     int64_t next_slot;     /* frame time of the next frame read */
     int64_t end_slot;      /* the stream's end in frame times; -1 when unknown */
-
-    /* Raw rgb24. */
-    FILE *fp;
-    int own_fp; /* 0 for stdin, which is not ours to close */
-    int in_w, in_h;
-    uint8_t *raw_data[4]; /* aligned copy of one input frame, when resizing */
-    int raw_linesize[4];
-
-    char path[256]; /* for messages */
+#endif
 };
 
 static void set_err(char *err, size_t err_len, const char *fmt, ...)
@@ -78,12 +85,6 @@ static void set_err(char *err, size_t err_len, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(err, err_len, fmt, ap);
     va_end(ap);
-}
-
-static const char *av_err_text(int code, char *buf, size_t len)
-{
-    if (av_strerror(code, buf, len) < 0) snprintf(buf, len, "error %d", code);
-    return buf;
 }
 
 static int valid_side(int v) { return v > 0 && v <= CBI_VIDEO_MAX_SIDE; }
@@ -107,6 +108,38 @@ static int resolve_out_size(int in_w, int in_h, int out_w, int out_h, int *w, in
     return 0;
 }
 
+void cbi_video_size(const cbi_video *v, int *width, int *height)
+{
+    if (width) *width = v ? v->out_w : 0;
+    if (height) *height = v ? v->out_h : 0;
+}
+
+void cbi_video_close(cbi_video *v)
+{
+    if (!v) return;
+#ifdef CBINFER_WITH_VIDEO
+    sws_freeContext(v->sws);
+    av_freep(&v->conv_data[0]);
+    av_frame_free(&v->frame);
+    av_frame_free(&v->held);
+    av_packet_free(&v->pkt);
+    avcodec_free_context(&v->dec);
+    avformat_close_input(&v->fmt);
+    av_freep(&v->raw_data[0]);
+#endif
+    if (v->fp && v->own_fp) fclose(v->fp);
+    free(v);
+}
+
+/* ------------------------------------------------------------- FFmpeg ---- */
+#ifdef CBINFER_WITH_VIDEO
+
+static const char *av_err_text(int code, char *buf, size_t len)
+{
+    if (av_strerror(code, buf, len) < 0) snprintf(buf, len, "error %d", code);
+    return buf;
+}
+
 static int alloc_conv_buffer(cbi_video *v, char *err, size_t err_len)
 {
     if (av_image_alloc(v->conv_data, v->conv_linesize, v->out_w, v->out_h, AV_PIX_FMT_RGB24,
@@ -125,28 +158,6 @@ static void copy_out(const cbi_video *v, uint8_t *rgb)
         memcpy(rgb + (size_t)y * row, v->conv_data[0] + (size_t)y * v->conv_linesize[0], row);
 }
 
-void cbi_video_size(const cbi_video *v, int *width, int *height)
-{
-    if (width) *width = v ? v->out_w : 0;
-    if (height) *height = v ? v->out_h : 0;
-}
-
-void cbi_video_close(cbi_video *v)
-{
-    if (!v) return;
-    sws_freeContext(v->sws);
-    av_freep(&v->conv_data[0]);
-    av_frame_free(&v->frame);
-    av_frame_free(&v->held);
-    av_packet_free(&v->pkt);
-    avcodec_free_context(&v->dec);
-    avformat_close_input(&v->fmt);
-    if (v->fp && v->own_fp) fclose(v->fp);
-    av_freep(&v->raw_data[0]);
-    free(v);
-}
-
-/* ------------------------------------------------------------- FFmpeg ---- */
 
 /* Decodes the next frame into v->frame. Returns 1 for a frame, 0 when the
  * decoder is drained, -1 on error. EAGAIN from the decoder only means it wants
@@ -375,6 +386,25 @@ static int ff_open(cbi_video *v, const char *path, int out_w, int out_h, char *e
     return alloc_conv_buffer(v, err, err_len);
 }
 
+#else /* no FFmpeg */
+
+static int ff_open(cbi_video *v, const char *path, int out_w, int out_h, char *err,
+                   size_t err_len)
+{
+    set_err(err, err_len,
+            "cannot decode '%s': built without FFmpeg (CBINFER_VIDEO=OFF); give raw rgb24 frames "
+            "instead", path);
+    return -1;
+}
+
+static int ff_next(cbi_video *v, uint8_t *rgb, char *err, size_t err_len)
+{
+    set_err(err, err_len, "built without FFmpeg");
+    return -1;
+}
+
+#endif /* CBINFER_WITH_VIDEO */
+
 /* ---------------------------------------------------------------- raw ---- */
 
 /* Reads one raw frame into rows of the given stride. Returns 1, 0 at a clean
@@ -426,6 +456,11 @@ static int raw_open(cbi_video *v, const char *path, int in_w, int in_h, int out_
     /* Same size: frames are read straight into the caller's buffer. Resizing
      * reads into an aligned buffer that swscale takes as its source. */
     if (v->out_w == in_w && v->out_h == in_h) return 0;
+#ifndef CBINFER_WITH_VIDEO
+    set_err(err, err_len, "resizing %dx%d frames to %dx%d needs FFmpeg (built with CBINFER_VIDEO=OFF)",
+            in_w, in_h, v->out_w, v->out_h);
+    return -1;
+#else
     if (av_image_alloc(v->raw_data, v->raw_linesize, in_w, in_h, AV_PIX_FMT_RGB24,
                        CBI_VIDEO_ALIGN) < 0) {
         set_err(err, err_len, "out of memory for a %dx%d frame", in_w, in_h);
@@ -441,10 +476,14 @@ static int raw_open(cbi_video *v, const char *path, int in_w, int in_h, int out_
         return -1;
     }
     return alloc_conv_buffer(v, err, err_len);
+#endif
 }
 
 static int raw_read(cbi_video *v, uint8_t *rgb, char *err, size_t err_len)
 {
+#ifndef CBINFER_WITH_VIDEO
+    return raw_read_rows(v, rgb, (size_t)v->in_w * 3, err, err_len);
+#else
     if (!v->sws) return raw_read_rows(v, rgb, (size_t)v->in_w * 3, err, err_len);
     int r = raw_read_rows(v, v->raw_data[0], (size_t)v->raw_linesize[0], err, err_len);
     if (r != 1) return r;
@@ -456,6 +495,7 @@ static int raw_read(cbi_video *v, uint8_t *rgb, char *err, size_t err_len)
     }
     copy_out(v, rgb);
     return 1;
+#endif
 }
 
 /* ------------------------------------------------------------- common ---- */
@@ -498,9 +538,11 @@ static cbi_video *video_alloc(cbi_video_kind kind, const char *path)
     cbi_video *v = calloc(1, sizeof *v);
     if (!v) return NULL;
     v->kind = kind;
+#ifdef CBINFER_WITH_VIDEO
     v->stream_index = -1;
     v->base_ts = AV_NOPTS_VALUE;
     v->end_slot = -1;
+#endif
     snprintf(v->path, sizeof v->path, "%s", strcmp(path, "-") == 0 ? "stdin" : path);
     return v;
 }
