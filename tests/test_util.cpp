@@ -31,8 +31,9 @@ std::string cbi_test_video(const std::string &file)
 }
 
 // Opens a sample video from frame `skip`: decoded by FFmpeg, or, in a build
-// without it, as raw rgb24 frames <video>.<W>x<H>.rgb that start at frame 0,
-// from the folder CBINFER_FRAMES_DIR names.
+// without it, from raw rgb24 frames in the folder CBINFER_FRAMES_DIR names:
+// <video>.<W>x<H>.rgb holds frames from 0, <video>.<W>x<H>+<F>.rgb frames
+// from F (cbinfer-bench --dump-frames writes them; tools/gpu_bundle.sh too).
 static cbi_video *open_video(const std::string &video, int skip)
 {
     char err[512];
@@ -47,17 +48,20 @@ static cbi_video *open_video(const std::string &video, int skip)
                                  "is not set: no frames of " + video);
     for (const auto &entry : std::filesystem::directory_iterator(dir)) {
         const std::string name = entry.path().filename().string();
-        int fw = 0, fh = 0;
-        char tail[8] = "";
-        if (name.compare(0, video.size() + 1, video + ".") != 0 ||
-            std::sscanf(name.c_str() + video.size() + 1, "%dx%d.%3s", &fw, &fh, tail) != 3 ||
-            std::string(tail) != "rgb")
-            continue;
-        if (cbi_video_open_raw(entry.path().c_str(), fw, fh, 0, 0, skip, &v, err, sizeof err) != 0)
+        if (name.compare(0, video.size() + 1, video + ".") != 0) continue;
+        int fw = 0, fh = 0, first = 0, used = 0;
+        const char *rest = name.c_str() + video.size() + 1;
+        if (std::sscanf(rest, "%dx%d%n", &fw, &fh, &used) != 2) continue;
+        rest += used;
+        if (*rest == '+' && std::sscanf(rest, "+%d%n", &first, &used) == 1) rest += used;
+        if (std::string(rest) != ".rgb" || first > skip) continue;
+        if (cbi_video_open_raw(entry.path().c_str(), fw, fh, 0, 0, skip - first, &v, err,
+                               sizeof err) != 0)
             throw std::runtime_error(err);
         return v;
     }
-    throw std::runtime_error("no " + video + ".<W>x<H>.rgb in CBINFER_FRAMES_DIR=" + dir);
+    throw std::runtime_error("no frames of " + video + " from frame " + std::to_string(skip) +
+                             " in CBINFER_FRAMES_DIR=" + dir);
 #endif
     return v;
 }

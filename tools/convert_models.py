@@ -3,6 +3,7 @@
 
 Usage:
     /usr/bin/python3 tools/convert_models.py --data-dir DIR --out-dir OUT [--only NAME,...]
+                                             [--prebuilt DIR2]
 
 DIR holds models/... laid out as the shared data folder (tools/fetch_data.sh makes
 one). Writes into OUT (opset 13, the IR version onnx 1.12 writes, one input
@@ -21,6 +22,10 @@ cbinfer.input_scale / cbinfer.input_offset (network input = 8-bit pixel * scale
 + offset), cbinfer.input_channels, cbinfer.output_size (in terms of H and W),
 cbinfer.source (input files and their sha256), cbinfer.converter, and for the
 random-weight networks cbinfer.synthetic = "1" and cbinfer.seed.
+
+--prebuilt DIR2 takes <name>.onnx from DIR2 where it is there (converted
+elsewhere, e.g. carried in tools/gpu_bundle.sh's bundle) instead of
+converting it; then DIR needs only the source files of the rest.
 
 The output is deterministic (byte-identical on rerun). Progress goes to stderr;
 on error the script prints one line and exits with status 1.
@@ -789,6 +794,8 @@ def main(argv=None):
     ap.add_argument("--out-dir", required=True, help="where to write the .onnx files")
     ap.add_argument("--only", default="",
                     help=f"comma-separated subset of: {', '.join(MODELS)}")
+    ap.add_argument("--prebuilt", default="",
+                    help="folder of converted <name>.onnx files to copy instead of converting")
     args = ap.parse_args(argv)
 
     wanted = [m for m in args.only.split(",") if m] or list(MODELS)
@@ -796,13 +803,24 @@ def main(argv=None):
         unknown = [m for m in wanted if m not in MODELS]
         if unknown:
             raise ConversionError(f"unknown model(s) {', '.join(unknown)}")
-        if not os.path.isdir(os.path.join(args.data_dir, "models")):
+        def prebuilt(key):
+            path = os.path.join(args.prebuilt, f"{key}.onnx")
+            return path if args.prebuilt and os.path.isfile(path) else None
+        convert = [k for k in wanted if not prebuilt(k)]
+        if any(INPUTS[k] for k in convert) and \
+                not os.path.isdir(os.path.join(args.data_dir, "models")):
             raise ConversionError(f"{args.data_dir}/models is not a folder")
-        for key in wanted:
+        for key in convert:
             for rel in INPUTS[key]:
                 require_file(os.path.join(args.data_dir, "models", rel))
         os.makedirs(args.out_dir, exist_ok=True)
         for key in wanted:
+            if prebuilt(key):
+                model = onnx.load(prebuilt(key))
+                onnx.checker.check_model(model)
+                nbytes = write_model(model, os.path.join(args.out_dir, f"{key}.onnx"))
+                log(f"took {key} from {args.prebuilt} ({nbytes} bytes)")
+                continue
             log(f"converting {key}")
             name, model, gb = MODELS[key](args.data_dir)
             path = os.path.join(args.out_dir, f"{name}.onnx")
