@@ -39,11 +39,13 @@ bind() { # SRC DEST [ro]
   return 0
 }
 mount -t proc proc "$ROOT/proc" && mounted+=("$ROOT/proc")
+bind /dev "$ROOT/dev"
+bind /dev/pts "$ROOT/dev/pts"
 cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
 echo "chroot_proof.sh: installing only gcc, g++, cmake, ninja, python3-numpy, python3-onnx" >&2
 chroot "$ROOT" /usr/bin/env DEBIAN_FRONTEND=noninteractive bash -c \
   "apt-get update -qq && apt-get install -y -qq --no-install-recommends gcc g++ cmake ninja-build \
-   python3 python3-numpy python3-onnx git ca-certificates >/dev/null"
+   python3 python3-numpy python3-onnx >/dev/null"
 bind "$CUDA_HOME" "$ROOT$CUDA_HOME" ro
 ln -sfn "$CUDA_HOME" "$ROOT/usr/local/cuda"
 

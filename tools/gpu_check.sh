@@ -3,6 +3,7 @@
 # the checkout with gpu-bundle/ carried (tools/gpu_bundle.sh made it):
 #
 #   bash tools/gpu_check.sh            # OUT=<folder> collects the results
+#   CBINFER_COMMIT=<id> bash tools/gpu_check.sh   # a tree copied without .git
 #
 # Needs only a compiler, CMake, ninja, the CUDA toolkit (cuDNN and cuBLAS of
 # the toolkit or of python3's nvidia wheels) and a python3 with numpy and onnx
@@ -37,6 +38,9 @@ export CBINFER_FRAMES_DIR="$B/frames"
 export LD_LIBRARY_PATH="$B/prefix/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 has_gpu=0
 nvidia-smi -L 2>/dev/null | grep -q GPU && has_gpu=1
+# The commit the reports name: git's, or CBINFER_COMMIT where the tree came
+# without .git (as the device tool copies it).
+COMMIT="${CBINFER_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}"
 rows=()
 
 # stage NAME COMMAND...: runs it into the log, records pass or FAIL.
@@ -72,7 +76,8 @@ configure() {
   cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCBINFER_CUDA=ON -DCBINFER_VIDEO=OFF \
     -DCMAKE_CUDA_ARCHITECTURES="$arch" -DDNNL_ROOT="$B/prefix" -DPROTOBUF_C_ROOT="$B/prefix" \
     -DCBINFER_ONNX_PB_DIR="$B/gen" -DGTEST_SOURCE_DIR="$B/googletest" \
-    -DCBINFER_DATA_DIR="$B/data" -DCBINFER_PREBUILT_MODELS="$B/models"
+    -DCBINFER_DATA_DIR="$B/data" -DCBINFER_PREBUILT_MODELS="$B/models" \
+    -DCBINFER_GIT_COMMIT="${CBINFER_COMMIT:-}"
 }
 
 # One benchmark row: NAME, then cbinfer-bench's arguments after the model.
@@ -132,7 +137,7 @@ else
   for s in cpu-tests gpu-tests memcheck racecheck bench; do skip "$s" "no build"; done
 fi
 {
-  echo "cbinfer gpu_check, commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown), $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  echo "cbinfer gpu_check, commit $COMMIT, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
   if [ $has_gpu = 1 ]; then echo "device: $(nvidia-smi -L | head -1)"; else echo "device: no CUDA device"; fi
   printf '%s\n' "${rows[@]}"
 } > "$OUT/summary.txt"
