@@ -15,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="${1:-/var/tmp/cbinfer-chroot}"
-CUDA_HOME="${CUDA_HOME:-$(readlink -f /usr/local/cuda)}"
+CUDA_HOME="$(readlink -f "${CUDA_HOME:-/usr/local/cuda}")"
 MIRROR="${MIRROR:-http://deb.debian.org/debian}"
 [ "$(id -u)" = 0 ] || { echo "chroot_proof.sh: run as root (debootstrap, chroot, mount)" >&2; exit 2; }
 [ -f gpu-bundle/bundle.tar.xz ] || { echo "chroot_proof.sh: no gpu-bundle/: run tools/gpu_bundle.sh" >&2; exit 2; }
@@ -47,7 +47,7 @@ chroot "$ROOT" /usr/bin/env DEBIAN_FRONTEND=noninteractive bash -c \
   "apt-get update -qq && apt-get install -y -qq --no-install-recommends gcc g++ cmake ninja-build \
    python3 python3-numpy python3-onnx >/dev/null"
 bind "$CUDA_HOME" "$ROOT$CUDA_HOME" ro
-ln -sfn "$CUDA_HOME" "$ROOT/usr/local/cuda"
+[ "$CUDA_HOME" = /usr/local/cuda ] || ln -sfn "$CUDA_HOME" "$ROOT/usr/local/cuda"
 
 # A clean clone of HEAD and the bundle: nothing else of this checkout.
 rm -rf "$ROOT/src/cbinfer"
