@@ -66,7 +66,13 @@ skip() {
 
 unpack() {
   [ -f gpu-bundle/bundle.tar.xz ] || { echo "no gpu-bundle/bundle.tar.xz: run tools/gpu_bundle.sh where apt works, and carry gpu-bundle"; return 1; }
-  rm -rf "$B" && mkdir -p "$B" && tar -xJf gpu-bundle/bundle.tar.xz -C "$B" && cat gpu-bundle/MANIFEST.txt
+  # python3's tarfile, not tar: a bare machine may have no xz.
+  rm -rf "$B" && mkdir -p "$B" && python3 -c '
+import sys, tarfile
+with tarfile.open(sys.argv[1]) as t:
+    if hasattr(tarfile, "data_filter"):
+        t.extraction_filter = tarfile.data_filter
+    t.extractall(sys.argv[2])' gpu-bundle/bundle.tar.xz "$B" && cat gpu-bundle/MANIFEST.txt
 }
 
 configure() {
