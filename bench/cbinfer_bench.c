@@ -350,6 +350,7 @@ typedef struct {
     long long share_n;
     double share0_sum;  /* the stream's frame 0 */
     long long share0_n;
+    double dense_syncs, cb_syncs; /* host syncs summed over the timed frames */
 } timed_ctx;
 
 static int timed_frame(bench *b, long long k, int timed, void *vctx)
@@ -362,8 +363,15 @@ static int timed_frame(bench *b, long long k, int timed, void *vctx)
 
     cbinfer_stream_t *s = b->cb ? b->cb : b->dense;
     cbinfer_frame_stats fs;
-    cbinfer_status st = cbinfer_stream_frame_stats(s, &fs);
+    cbinfer_status st;
+    if (b->dense) {
+        st = cbinfer_stream_frame_stats(b->dense, &fs);
+        if (st != CBINFER_STATUS_SUCCESS) return bench_stream_error(b->dense, "frame statistics", st);
+        c->dense_syncs += (double)fs.host_syncs;
+    }
+    st = cbinfer_stream_frame_stats(s, &fs);
     if (st != CBINFER_STATUS_SUCCESS) return bench_stream_error(s, "frame statistics", st);
+    if (b->cb) c->cb_syncs += (double)fs.host_syncs;
     if (layer_acc_add(b, s, fs.frame_index == 0 ? b->acc0 : b->acc) != 0) return 1;
     if (fs.frame_index == 0) {
         c->share0_sum += fs.changed_share;
@@ -435,6 +443,8 @@ static int summarise(bench *b, timed_ctx *c)
         run->cbinfer_fps = run->cbinfer_ms.mean > 0 ? 1e3 / run->cbinfer_ms.mean : 0.0;
     }
     free(v);
+    run->dense_syncs = run->has_dense && n ? c->dense_syncs / (double)n : NAN;
+    run->cbinfer_syncs = run->has_cbinfer && n ? c->cb_syncs / (double)n : NAN;
     /* Frame 0 of a stream runs dense and initialises its state: it would make
      * the steady-state share look worse than it is, so it counts only when it
      * is the only timed frame. */

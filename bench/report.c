@@ -36,6 +36,7 @@ static void json_run(cbi_json *j, const cbi_run_result *run)
         cbi_json_begin_object(j, "dense");
         json_latency(j, "latency_ms", &run->dense_ms);
         cbi_json_number(j, "fps", run->dense_fps);
+        cbi_json_number(j, "host_syncs_per_frame", run->dense_syncs);
         cbi_json_end_object(j);
     } else {
         cbi_json_null(j, "dense");
@@ -44,6 +45,7 @@ static void json_run(cbi_json *j, const cbi_run_result *run)
         cbi_json_begin_object(j, "cbinfer");
         json_latency(j, "latency_ms", &run->cbinfer_ms);
         cbi_json_number(j, "fps", run->cbinfer_fps);
+        cbi_json_number(j, "host_syncs_per_frame", run->cbinfer_syncs);
         cbi_json_number(j, "changed_share", run->changed_share);
         cbi_json_end_object(j);
     } else {
@@ -249,6 +251,9 @@ void cbi_report_print_run(FILE *f, const cbi_run_result *run)
     }
     if (run->has_dense && run->has_cbinfer)
         fprintf(f, "  speedup (dense mean / cbinfer mean, same run): %.3fx\n", run->speedup);
+    if (run->dense_syncs > 0 || run->cbinfer_syncs > 0)
+        fprintf(f, "  host syncs per frame: dense %.2f  cbinfer %.2f\n", run->dense_syncs,
+                run->cbinfer_syncs);
     if (run->has_quality) {
         const cbi_nonfinite *nf = &run->nonfinite;
         if (nf->mismatched)

@@ -51,6 +51,8 @@ typedef struct cbi_run_result {
     int has_quality; /* compare mode */
     cbi_latency dense_ms, cbinfer_ms;
     double dense_fps, cbinfer_fps;
+    double dense_syncs, cbinfer_syncs; /* host-device synchronisations per timed frame
+                                        * (cbinfer_frame_stats.host_syncs; 0 on the CPU) */
     double changed_share; /* mean over timed frames without the stream's frame 0 */
     double speedup;       /* dense mean / change-based mean (compare), else NAN */
     double mse;           /* mean of the per-frame MSE */

@@ -650,6 +650,7 @@ static const cbi_backend cu_backend = {
     },
     NULL, /* set_threads: CBINFER_PARAM_THREADS is a CPU setting */
     cu_extra_bytes,
+    cbi_cuda_host_syncs,
 };
 
 static_assert(CBI_K_CONV_DENSE == 0 && CBI_K_CONV_CHANGE == 1 && CBI_K_CONV_TRANSPOSE == 2 &&

@@ -122,6 +122,10 @@ typedef struct cbi_backend {
      * backend's layout. host/stream.c adds the tensors, that weight copy and
      * the per-layer state (cbinfer_stream_memory_bytes). */
     size_t (*extra_bytes)(const cbi_backend_config *cfg, int threads);
+
+    /* Optional (NULL: never waits for a device). How many times the context
+     * has waited for its device so far (cbinfer_frame_stats.host_syncs). */
+    int64_t (*host_syncs)(const void *bctx);
 } cbi_backend;
 
 /* The CPU backend (always present), and a line on its kernels. */

@@ -670,6 +670,7 @@ static cbinfer_status process_frame(cbinfer_stream_t *s, double t_start_ms)
                            "the stream cannot run frames until CBINFER_PARAM_THREADS is set "
                            "again successfully; re-creating its layers failed: %s",
                            s->broken_msg);
+    const int64_t syncs0 = s->be->host_syncs ? s->be->host_syncs(s->bctx) : 0;
     cbinfer_status st = s->be->upload(s->bctx, &s->values[s->net->input], s->h_in, &s->err);
     if (st == CBINFER_STATUS_SUCCESS) st = run_network(s);
     if (st == CBINFER_STATUS_SUCCESS) st = s->be->synchronize(s->bctx, &s->err);
@@ -681,6 +682,7 @@ static cbinfer_status process_frame(cbinfer_stream_t *s, double t_start_ms)
     }
     s->frame.frame_index = s->first ? 0 : s->frame.frame_index + 1;
     s->frame.total_ms = cbi_now_ms() - t_start_ms;
+    s->frame.host_syncs = s->be->host_syncs ? s->be->host_syncs(s->bctx) - syncs0 : 0;
     s->first = 0;
     s->have_output = 1;
     return CBINFER_STATUS_SUCCESS;

@@ -404,6 +404,9 @@ typedef struct cbinfer_frame_stats {
     int64_t macs;
     int64_t dense_macs;
     double changed_share; /* conv output pixels recomputed / total */
+    int64_t host_syncs;   /* times the push waited for the device (CUDA: stream
+                           * synchronisations, change counts read back); 0 on
+                           * the CPU. Appended in 0.1: rebuild against this header */
 } cbinfer_frame_stats;
 
 CBINFER_API cbinfer_status cbinfer_stream_frame_stats(const cbinfer_stream_t *stream,

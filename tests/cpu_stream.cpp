@@ -320,6 +320,9 @@ TEST(Stream, StatsCoverEveryLayer)
     EXPECT_EQ(convs, cbinfer_network_conv_count(net.get()));
     cbinfer_layer_stats ls;
     EXPECT_EQ(cbinfer_stream_layer_stats(s.get(), n, &ls), CBINFER_STATUS_BAD_PARAM);
+    cbinfer_frame_stats fs;
+    ASSERT_EQ(cbinfer_stream_frame_stats(s.get(), &fs), CBINFER_STATUS_SUCCESS);
+    EXPECT_EQ(fs.host_syncs, 0) << "the CPU backend has no device to wait for";
 }
 
 TEST(Api, EveryStatusHasAString)

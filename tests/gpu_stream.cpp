@@ -250,6 +250,33 @@ TEST(GpuStream, StatsTimeEveryStep)
     EXPECT_EQ(convs, cbinfer_network_conv_count(net.get()));
 }
 
+// The push waits for the device at least once (its final synchronisation),
+// and change-based frames read back change counts: more waits than dense,
+// at most a few per convolution.
+TEST(GpuStream, HostSyncsAreCountedPerFrame)
+{
+    SKIP_WITHOUT_CUDA();
+    NetPtr net = load("scene-labeling-synthetic");
+    ASSERT_TRUE(net);
+    auto frames = cbi_test_read_frames("vtest.avi", 0, 3, kCropX, kCropY, 64, 48);
+    StreamPtr dense = make_stream(net.get(), 64, 48, CBINFER_BACKEND_CUDA, CBINFER_MODE_DENSE);
+    StreamPtr cb = make_stream(net.get(), 64, 48, CBINFER_BACKEND_CUDA, CBINFER_MODE_CBINFER);
+    ASSERT_TRUE(dense && cb);
+    const int convs = cbinfer_network_conv_count(net.get());
+    for (auto &f : frames) {
+        push(dense.get(), f, 64, 48);
+        push(cb.get(), f, 64, 48);
+        cbinfer_frame_stats d, c;
+        ASSERT_EQ(cbinfer_stream_frame_stats(dense.get(), &d), CBINFER_STATUS_SUCCESS);
+        ASSERT_EQ(cbinfer_stream_frame_stats(cb.get(), &c), CBINFER_STATUS_SUCCESS);
+        EXPECT_GE(d.host_syncs, 1);
+        EXPECT_LE(d.host_syncs, 4);
+        EXPECT_GE(c.host_syncs, 1);
+        EXPECT_LE(c.host_syncs, 4 + 3 * convs);
+        if (c.frame_index > 0) EXPECT_GT(c.host_syncs, d.host_syncs) << "no change count read";
+    }
+}
+
 // One shared network, N threads each with its own CUDA stream context.
 TEST(GpuStream, ThreadsShareOneNetwork)
 {

@@ -94,7 +94,7 @@ bench_row() {
   if build-gpu/bench/cbinfer-bench --model "build-gpu/models/$model.onnx" --backend cuda \
        --mode compare --warmup 1 --json "build-gpu/bench/$name.json" "$@" \
        > "build-gpu/bench/$name.txt" 2>> "$LOG"; then
-    echo "$name: $(grep -E '^  (speedup|quality)' "build-gpu/bench/$name.txt" | tr -s ' ' | paste -sd ';')" >> "$OUT/bench.txt"
+    echo "$name: $(grep -E '^  (speedup|quality|host syncs)' "build-gpu/bench/$name.txt" | tr -s ' ' | paste -sd ';')" >> "$OUT/bench.txt"
   else
     echo "$name: FAILED (see gpu_check.log)" >> "$OUT/bench.txt"
     return 1
