@@ -14,10 +14,10 @@
 #   build
 #   cpu-tests  ctest -L cpu
 #   gpu-tests  ctest -L gpu (they skip without a device)
-#   memcheck   compute-sanitizer --tool memcheck on every GPU test
+#   memcheck   compute-sanitizer --tool memcheck on the GPU op tests and the
+#              stream tests on real frames (MEMCHECK_TESTS below), at most 4 min
 #   racecheck  compute-sanitizer --tool racecheck on the GPU op tests
-#              (GpuOps.*: the kernels one by one; the stream tests take too
-#              long under it)
+#              (GpuOps.*: the kernels one by one), at most 2.5 min
 #   bench      the matrix, every row --mode compare (cuDNN dense and
 #              change-based in one process, same precision): vgg7-noise1 on
 #              vtest.avi frames 400-499 at 384x288 and 768x576, fp32 / tf32 /
@@ -38,6 +38,10 @@ export CBINFER_FRAMES_DIR="$B/frames"
 export LD_LIBRARY_PATH="$B/prefix/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 has_gpu=0
 nvidia-smi -L 2>/dev/null | grep -q GPU && has_gpu=1
+# The sanitizers' subsets: every op kernel against the CPU, and (memcheck)
+# the streams on real frames in both change-based modes.
+MEMCHECK_TESTS='GpuOps.*:GpuStream.CudaMatchesCpu*:GpuStream.ClosedLoop*:GpuStream.HostSyncs*'
+RACECHECK_TESTS='GpuOps.*'
 # The commit the reports name: git's, or CBINFER_COMMIT where the tree came
 # without .git (as the device tool copies it).
 COMMIT="${CBINFER_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}"
@@ -130,8 +134,12 @@ if [ $configured = 1 ]; then
   stage cpu-tests ctest --test-dir build-gpu -L cpu -j "$JOBS" --output-on-failure
   stage gpu-tests ctest --test-dir build-gpu -L gpu --output-on-failure
   if [ $has_gpu = 1 ]; then
-    stage memcheck compute-sanitizer --tool memcheck --error-exitcode 1 build-gpu/tests/cbinfer_gpu_tests
-    stage racecheck compute-sanitizer --tool racecheck --error-exitcode 1 build-gpu/tests/cbinfer_gpu_tests --gtest_filter='GpuOps.*'
+    # Bounded, so that the whole check ends within 8 minutes: a timeout is
+    # a FAIL (exit 124) in the summary, never a hang.
+    stage memcheck timeout 240 compute-sanitizer --tool memcheck --error-exitcode 1 \
+      build-gpu/tests/cbinfer_gpu_tests --gtest_filter="$MEMCHECK_TESTS"
+    stage racecheck timeout 150 compute-sanitizer --tool racecheck --error-exitcode 1 \
+      build-gpu/tests/cbinfer_gpu_tests --gtest_filter="$RACECHECK_TESTS"
     stage bench bench
   else
     skip memcheck "no CUDA device"
