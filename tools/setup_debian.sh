@@ -13,6 +13,7 @@ PKGS=(
   googletest libgtest-dev valgrind                         # tests
   clang libclang-rt-dev libomp-dev                         # fuzzing (tools/fuzz.sh: libFuzzer)
   python3-numpy python3-onnx python3-matplotlib            # tools/ (run by /usr/bin/python3)
+  python3-pytest                                           # the Python bindings' test
 )
 missing=()
 for p in "${PKGS[@]}"; do

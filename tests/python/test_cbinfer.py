@@ -1,0 +1,94 @@
+"""The Python bindings (tools/python/cbinfer) on real frames: run by ctest as
+Python.Bindings with PYTHONPATH=<build>/python."""
+import os
+import subprocess
+
+import numpy as np
+import pytest
+
+import cbinfer
+
+MODELS = os.environ["CBINFER_TEST_MODEL_DIR"]
+SOURCE = os.environ["CBINFER_TEST_SOURCE_DIR"]
+W, H = 64, 48
+X, Y = 300, 250  # a crop where pedestrians walk
+
+
+def vtest_frames(n, tmp_path):
+    """n frames of vtest.avi from frame 0, cropped to W x H: from raw frames in
+    CBINFER_FRAMES_DIR (builds without FFmpeg), else decoded by cbinfer-bench."""
+    raw = os.path.join(os.environ.get("CBINFER_FRAMES_DIR", ""), "vtest.avi.768x576.rgb")
+    if not os.path.isfile(raw):
+        raw = str(tmp_path / "vtest.rgb")
+        subprocess.run([os.environ["CBINFER_TEST_BENCH"], "--model",
+                        os.path.join(MODELS, "scene-labeling-synthetic.onnx"),
+                        "--video", os.path.join(os.environ["CBINFER_DATA_DIR"], "data", "video",
+                                                "vtest.avi"),
+                        "--frames", str(n), "--mode", "dense", "--dump-frames", raw],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    full = np.fromfile(raw, dtype=np.uint8, count=n * 576 * 768 * 3).reshape(n, 576, 768, 3)
+    return [np.ascontiguousarray(f[Y:Y + H, X:X + W]) for f in full]
+
+
+@pytest.fixture(scope="module")
+def net():
+    n = cbinfer.Network(os.path.join(MODELS, "vgg7-noise1.onnx"))
+    yield n
+
+
+def test_zero_threshold_equals_dense(net, tmp_path):
+    frames = vtest_frames(5, tmp_path)
+    dense = net.stream(W, H, mode="dense")
+    cb = net.stream(W, H, mode="cbinfer")
+    for f in frames:
+        d, c = dense.push(f), cb.push(f)
+        assert d.shape == dense.output_shape and d.shape[0] == 3
+        assert d.dtype == np.float32
+        np.testing.assert_allclose(c, d, atol=1e-4)  # float re-association only
+    s = cb.stats()
+    assert s["frame_index"] == 4
+    assert 0.0 < s["changed_share"] < 1.0
+    assert s["macs"] < s["dense_macs"]
+    assert len([l for l in s["layers"] if l["op"] == "Conv"]) == len(net.conv_names)
+
+
+def test_thresholds_and_reset(net, tmp_path):
+    frames = vtest_frames(3, tmp_path)
+    s = net.stream(W, H)
+    s.load_thresholds(os.path.join(SOURCE, "bench", "thresholds", "vgg7-noise1_vtest-96x72.thr"))
+    first = net.conv_names[0]
+    assert s.threshold(first) > 0
+    s.set_threshold(0.25, layer=first)
+    assert s.threshold(first) == pytest.approx(0.25)
+    for f in frames:
+        s.push(f)
+    assert s.stats()["frame_index"] == 2
+    s.reset()
+    s.push(frames[0])
+    st = s.stats()
+    assert st["frame_index"] == 0
+    assert all(l["ran_dense"] for l in st["layers"])
+
+
+def test_errors_carry_status_and_message(net, tmp_path):
+    with pytest.raises(cbinfer.Error) as e:
+        cbinfer.Network(str(tmp_path / "no-such.onnx"))
+    assert "no-such.onnx" in e.value.message
+    assert e.value.status == 200  # CBINFER_STATUS_MODEL_IO
+    s = net.stream(W, H)
+    with pytest.raises(cbinfer.Error) as e:
+        s.push(np.zeros((H + 2, W, 3), np.uint8))
+    assert "was created for" in e.value.message
+    with pytest.raises(cbinfer.Error) as e:
+        s.set_threshold(-1.0)
+    assert e.value.status == 101  # CBINFER_STATUS_BAD_PARAM
+    with pytest.raises(cbinfer.Error):
+        s.set_threshold(0.1, layer="no-such-layer")
+    with pytest.raises(ValueError):
+        s.push(np.zeros((H, W), np.uint8))
+    with pytest.raises(ValueError):
+        net.stream(W, H, backend="tpu")
+    with pytest.raises(cbinfer.Error) as e:
+        net.stream(0, H)
+    assert e.value.status == 102  # CBINFER_STATUS_BAD_FRAME_SIZE
+    assert cbinfer.version()[0] == 0

@@ -1,0 +1,272 @@
+"""Python bindings of cbinfer (ctypes over libcbinfer.so, numpy arrays).
+
+    import cbinfer
+    net = cbinfer.Network("build/models/vgg7-noise1.onnx")
+    s = net.stream(384, 288, backend="cpu", mode="cbinfer")
+    s.load_thresholds("bench/thresholds/vgg7-noise1_vtest-96x72.thr")
+    y = s.push(frame)          # frame: H x W x 3 uint8; y: float32 (C, H, W)
+    s.stats()                  # dict: the last frame, and "layers"
+    s.reset()
+
+The build copies this package to build/python/cbinfer/ and records where the
+library is (build/python/cbinfer/_build.py), so PYTHONPATH=build/python is
+all it takes; CBINFER_LIBRARY names another libcbinfer.so. Errors raise
+cbinfer.Error with the status and the library's message. A Network may be
+shared by the streams of many threads; one Stream is used by one thread at a
+time, as in C. Change policies other than CBinfer's (issue 10) are not there
+yet: `policy` takes None only.
+"""
+import ctypes
+import os
+
+import numpy as np
+
+__all__ = ["Error", "Network", "Stream", "version"]
+
+_BACKENDS = {"cpu": 0, "cuda": 1}
+_MODES = {"dense": 0, "cbinfer": 1, "cbinfer-ff": 2}
+_PRECISIONS = {"fp32": 0, "tf32": 1, "fp16": 2}
+_PARAM_THREADS = 3
+_PARAM_COLLECT_STATS = 0
+
+
+class Error(Exception):
+    """A failed cbinfer call: .status (int), .status_name and .message."""
+
+    def __init__(self, status, message):
+        self.status = int(status)
+        self.status_name = _lib().cbinfer_status_string(self.status).decode()
+        self.message = message
+        super().__init__(f"{self.status_name}: {message}" if message else self.status_name)
+
+
+class _FrameStats(ctypes.Structure):
+    _fields_ = [("frame_index", ctypes.c_int64), ("total_ms", ctypes.c_double),
+                ("macs", ctypes.c_int64), ("dense_macs", ctypes.c_int64),
+                ("changed_share", ctypes.c_double), ("host_syncs", ctypes.c_int64)]
+
+
+class _LayerStats(ctypes.Structure):
+    _fields_ = [("name", ctypes.c_char_p), ("op", ctypes.c_char_p),
+                ("changed_px", ctypes.c_int64), ("total_px", ctypes.c_int64),
+                ("changed_in_px", ctypes.c_int64), ("macs", ctypes.c_int64),
+                ("dense_macs", ctypes.c_int64), ("ran_dense", ctypes.c_int),
+                ("step_ms", ctypes.c_double * 16), ("total_ms", ctypes.c_double)]
+
+
+_LIB = None
+
+
+def _library_path():
+    env = os.environ.get("CBINFER_LIBRARY")
+    if env:
+        return env
+    try:
+        from . import _build  # written by the build
+        return _build.LIBRARY
+    except ImportError:
+        return "libcbinfer.so.0"
+
+
+def _lib():
+    global _LIB
+    if _LIB is not None:
+        return _LIB
+    lib = ctypes.CDLL(_library_path())
+    p, i, st, f, sz = ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_float, ctypes.c_size_t
+    pp, ip, cp = ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_int), ctypes.c_char_p
+    sigs = {
+        "cbinfer_status_string": (cp, [st]),
+        "cbinfer_version": (ctypes.c_uint, []),
+        "cbinfer_network_load": (st, [cp, pp, cp, sz]),
+        "cbinfer_network_free": (None, [p]),
+        "cbinfer_network_input_dims": (st, [p, ip, ip, ip]),
+        "cbinfer_network_conv_count": (i, [p]),
+        "cbinfer_network_conv_name": (cp, [p, i]),
+        "cbinfer_stream_create": (st, [p, i, i, i, i, i, pp, cp, sz]),
+        "cbinfer_stream_destroy": (None, [p]),
+        "cbinfer_stream_last_error": (cp, [p]),
+        "cbinfer_stream_reset": (st, [p]),
+        "cbinfer_stream_set_param": (st, [p, i, ctypes.c_double]),
+        "cbinfer_stream_set_threshold": (st, [p, cp, f]),
+        "cbinfer_stream_set_threshold_all": (st, [p, f]),
+        "cbinfer_stream_get_threshold": (st, [p, cp, ctypes.POINTER(f)]),
+        "cbinfer_stream_load_thresholds": (st, [p, cp]),
+        "cbinfer_stream_load_break_even": (st, [p, cp]),
+        "cbinfer_stream_push_rgb8": (st, [p, p, i, i, sz]),
+        "cbinfer_stream_output_dims": (st, [p, ip, ip, ip]),
+        "cbinfer_stream_read_output": (st, [p, p, sz]),
+        "cbinfer_stream_frame_stats": (st, [p, ctypes.POINTER(_FrameStats)]),
+        "cbinfer_stream_layer_count": (i, [p]),
+        "cbinfer_stream_layer_stats": (st, [p, i, ctypes.POINTER(_LayerStats)]),
+    }
+    for name, (res, args) in sigs.items():
+        fn = getattr(lib, name)
+        fn.restype, fn.argtypes = res, args
+    _LIB = lib
+    return lib
+
+
+def version():
+    """The library's version as (major, minor, patch)."""
+    v = _lib().cbinfer_version()
+    return (v // 10000, v // 100 % 100, v % 100)
+
+
+def _key(table, value, what):
+    if value not in table:
+        raise ValueError(f"{what} must be one of {', '.join(table)}, not {value!r}")
+    return table[value]
+
+
+class Network:
+    """An ONNX model loaded once (cbinfer_network_load); immutable, shareable."""
+
+    def __init__(self, path):
+        err = ctypes.create_string_buffer(1024)
+        handle = ctypes.c_void_p()
+        st = _lib().cbinfer_network_load(os.fsencode(path), ctypes.byref(handle), err,
+                                         len(err))
+        if st:
+            raise Error(st, err.value.decode(errors="replace"))
+        self._h = handle
+
+    def close(self):
+        """Frees the network; its streams must be closed first."""
+        if getattr(self, "_h", None):
+            _lib().cbinfer_network_free(self._h)
+            self._h = None
+
+    def __del__(self):
+        self.close()
+
+    @property
+    def input_dims(self):
+        """(channels, height, width); -1 where the model leaves a side free."""
+        c, h, w = ctypes.c_int(), ctypes.c_int(), ctypes.c_int()
+        _lib().cbinfer_network_input_dims(self._h, ctypes.byref(c), ctypes.byref(h),
+                                          ctypes.byref(w))
+        return c.value, h.value, w.value
+
+    @property
+    def conv_names(self):
+        """The change-detecting layers, in execution order."""
+        lib = _lib()
+        return [lib.cbinfer_network_conv_name(self._h, k).decode()
+                for k in range(lib.cbinfer_network_conv_count(self._h))]
+
+    def stream(self, width, height, backend="cpu", mode="cbinfer", precision="fp32",
+               policy=None, threads=0):
+        """A stream (one camera) for frames of width x height."""
+        return Stream(self, width, height, backend, mode, precision, policy, threads)
+
+
+class Stream:
+    """One camera's state (cbinfer_stream_create). Keeps its Network alive."""
+
+    def __init__(self, net, width, height, backend="cpu", mode="cbinfer", precision="fp32",
+                 policy=None, threads=0):
+        if policy is not None:
+            raise ValueError("change policies other than CBinfer's are not implemented yet")
+        self._net = net
+        self._h = None
+        err = ctypes.create_string_buffer(1024)
+        handle = ctypes.c_void_p()
+        st = _lib().cbinfer_stream_create(net._h, int(width), int(height),
+                                          _key(_BACKENDS, backend, "backend"),
+                                          _key(_MODES, mode, "mode"),
+                                          _key(_PRECISIONS, precision, "precision"),
+                                          ctypes.byref(handle), err, len(err))
+        if st:
+            raise Error(st, err.value.decode(errors="replace"))
+        self._h = handle
+        self.width, self.height = int(width), int(height)
+        if threads:
+            self._check(_lib().cbinfer_stream_set_param(self._h, _PARAM_THREADS, threads))
+        c, h, w = ctypes.c_int(), ctypes.c_int(), ctypes.c_int()
+        self._check(_lib().cbinfer_stream_output_dims(self._h, ctypes.byref(c),
+                                                      ctypes.byref(h), ctypes.byref(w)))
+        self.output_shape = (c.value, h.value, w.value)
+
+    def _check(self, st):
+        if st:
+            raise Error(st, _lib().cbinfer_stream_last_error(self._h).decode(errors="replace"))
+
+    def close(self):
+        """Frees the stream and all of its memory."""
+        if getattr(self, "_h", None):
+            _lib().cbinfer_stream_destroy(self._h)
+            self._h = None
+
+    def __del__(self):
+        self.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def set_threshold(self, threshold, layer=None):
+        """τ of one named convolution, or of every one when layer is None."""
+        lib = _lib()
+        if layer is None:
+            self._check(lib.cbinfer_stream_set_threshold_all(self._h, threshold))
+        else:
+            self._check(lib.cbinfer_stream_set_threshold(self._h, layer.encode(), threshold))
+
+    def threshold(self, layer):
+        """τ of a named convolution."""
+        t = ctypes.c_float()
+        self._check(_lib().cbinfer_stream_get_threshold(self._h, layer.encode(),
+                                                        ctypes.byref(t)))
+        return t.value
+
+    def load_thresholds(self, path):
+        """Per-layer thresholds from a file (all or nothing)."""
+        self._check(_lib().cbinfer_stream_load_thresholds(self._h, os.fsencode(path)))
+
+    def load_break_even(self, path):
+        """Per-layer break-even shares from a file (all or nothing)."""
+        self._check(_lib().cbinfer_stream_load_break_even(self._h, os.fsencode(path)))
+
+    def collect_stats(self, on=True):
+        """Time every step of every layer (see stats()['layers'])."""
+        self._check(_lib().cbinfer_stream_set_param(self._h, _PARAM_COLLECT_STATS, 1 if on else 0))
+
+    def push(self, frame):
+        """Runs the network on one H x W x 3 uint8 RGB frame; returns the output
+        as a new float32 array of shape (C, H, W)."""
+        a = np.ascontiguousarray(frame, dtype=np.uint8) if isinstance(frame, np.ndarray) \
+            else None
+        if a is None or a.ndim != 3 or a.shape[2] != 3:
+            shape = getattr(frame, "shape", type(frame).__name__)
+            raise ValueError(f"frame must be an H x W x 3 uint8 array, not {shape}")
+        lib = _lib()
+        self._check(lib.cbinfer_stream_push_rgb8(self._h, a.ctypes.data, a.shape[1],
+                                                 a.shape[0], a.shape[1] * 3))
+        out = np.empty(self.output_shape, dtype=np.float32)
+        self._check(lib.cbinfer_stream_read_output(self._h, out.ctypes.data, out.size))
+        return out
+
+    def stats(self):
+        """The last frame's statistics, with one dict per layer under 'layers'."""
+        lib = _lib()
+        fs = _FrameStats()
+        self._check(lib.cbinfer_stream_frame_stats(self._h, ctypes.byref(fs)))
+        d = {name: getattr(fs, name) for name, _ in _FrameStats._fields_}
+        layers = []
+        for k in range(lib.cbinfer_stream_layer_count(self._h)):
+            ls = _LayerStats()
+            self._check(lib.cbinfer_stream_layer_stats(self._h, k, ctypes.byref(ls)))
+            layers.append({"name": ls.name.decode(), "op": ls.op.decode(),
+                           "changed_px": ls.changed_px, "total_px": ls.total_px,
+                           "changed_in_px": ls.changed_in_px, "macs": ls.macs,
+                           "dense_macs": ls.dense_macs, "ran_dense": bool(ls.ran_dense),
+                           "total_ms": ls.total_ms})
+        d["layers"] = layers
+        return d
+
+    def reset(self):
+        """Forgets the temporal state: the next frame runs dense."""
+        self._check(_lib().cbinfer_stream_reset(self._h))
