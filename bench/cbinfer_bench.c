@@ -363,15 +363,15 @@ static int timed_frame(bench *b, long long k, int timed, void *vctx)
 
     cbinfer_stream_t *s = b->cb ? b->cb : b->dense;
     cbinfer_frame_stats fs;
-    cbinfer_status st;
-    if (b->dense) {
-        st = cbinfer_stream_frame_stats(b->dense, &fs);
-        if (st != CBINFER_STATUS_SUCCESS) return bench_stream_error(b->dense, "frame statistics", st);
-        c->dense_syncs += (double)fs.host_syncs;
-    }
-    st = cbinfer_stream_frame_stats(s, &fs);
+    cbinfer_status st = cbinfer_stream_frame_stats(s, &fs);
     if (st != CBINFER_STATUS_SUCCESS) return bench_stream_error(s, "frame statistics", st);
-    if (b->cb) c->cb_syncs += (double)fs.host_syncs;
+    *(b->cb ? &c->cb_syncs : &c->dense_syncs) += (double)fs.host_syncs;
+    if (b->dense && b->cb) { /* compare mode: the dense stream's too */
+        cbinfer_frame_stats ds;
+        st = cbinfer_stream_frame_stats(b->dense, &ds);
+        if (st != CBINFER_STATUS_SUCCESS) return bench_stream_error(b->dense, "frame statistics", st);
+        c->dense_syncs += (double)ds.host_syncs;
+    }
     if (layer_acc_add(b, s, fs.frame_index == 0 ? b->acc0 : b->acc) != 0) return 1;
     if (fs.frame_index == 0) {
         c->share0_sum += fs.changed_share;

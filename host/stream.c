@@ -101,6 +101,24 @@ cbinfer_status cbinfer_backend_describe(cbinfer_backend backend, char *buf, size
     return CBINFER_STATUS_BAD_PARAM;
 }
 
+/* Bytes of one stored activation value at a precision. */
+static size_t value_bytes(cbinfer_precision precision)
+{
+    return precision == CBINFER_PRECISION_FP16 ? 2 : sizeof(float);
+}
+
+/* Elements of the largest convolution input (the host copy that
+ * cbinfer_stream_conv_input_stats reads into), at least 1. */
+static size_t conv_input_max_elems(const cbi_net *net, const cbi_shape *shapes)
+{
+    size_t most = 1;
+    for (int c = 0; c < net->n_conv; ++c) {
+        const size_t e = shape_elems(shapes[net->nodes[net->conv_nodes[c]].inputs[0]]);
+        if (e > most) most = e;
+    }
+    return most;
+}
+
 /* The bytes a stream of this plan holds (cbinfer_stream_memory_bytes): the
  * activations (one tensor per value), the per-layer state of the
  * change-based modes, the weights, the host staging buffers and the
@@ -108,9 +126,9 @@ cbinfer_status cbinfer_backend_describe(cbinfer_backend backend, char *buf, size
 static uint64_t memory_estimate(const cbi_backend *be, const cbi_backend_config *cfg, int threads)
 {
     const cbi_net *net = cfg->net;
-    const uint64_t elem = cfg->precision == CBINFER_PRECISION_FP16 ? 2 : sizeof(float);
+    const uint64_t elem = value_bytes(cfg->precision);
     const int change_based = cfg->mode != CBINFER_MODE_DENSE;
-    uint64_t bytes = 0, conv_in_max = 1;
+    uint64_t bytes = 0;
     for (int v = 0; v < net->n_values; ++v) bytes += shape_elems(cfg->shapes[v]) * elem;
     for (int i = 0; i < net->n_nodes; ++i) {
         const cbi_node *n = &net->nodes[i];
@@ -118,7 +136,6 @@ static uint64_t memory_estimate(const cbi_backend *be, const cbi_backend_config 
         const uint64_t in_px = (uint64_t)p->in.h * p->in.w, out_px = (uint64_t)p->out.h * p->out.w;
         if (n->op == CBI_OP_CONV) {
             bytes += ((uint64_t)n->cout * n->win.kh * n->win.kw * p->in.c + n->cout) * elem;
-            if (in_px * p->in.c > conv_in_max) conv_in_max = in_px * p->in.c;
             /* input state, changed input pixels, Eq. 4 map and its indices */
             if (change_based) bytes += in_px * p->in.c * elem + in_px * 4 + out_px * 5;
         } else if (n->op == CBI_OP_CONV_TRANSPOSE) {
@@ -128,8 +145,17 @@ static uint64_t memory_estimate(const cbi_backend *be, const cbi_backend_config 
         }
     }
     bytes += (shape_elems(cfg->shapes[net->input]) + shape_elems(cfg->shapes[net->output]) +
-              conv_in_max) * sizeof(float);
+              conv_input_max_elems(net, cfg->shapes)) * sizeof(float);
     return bytes + be->extra_bytes(cfg, threads);
+}
+
+/* What the backend of s is created with. */
+static cbi_backend_config stream_config(const cbinfer_stream_t *s)
+{
+    return (cbi_backend_config){
+        .net = s->net, .shapes = s->shapes, .plans = s->plans, .mode = s->mode,
+        .precision = s->precision,
+    };
 }
 
 static const cbi_backend *backend_of(cbinfer_backend backend)
@@ -185,14 +211,8 @@ static cbinfer_status stream_init(cbinfer_stream_t *s, const cbinfer_network_t *
     st = cbi_net_plan(net, s->height, s->width, s->shapes, s->plans, s->err.msg, sizeof s->err.msg);
     if (st != CBINFER_STATUS_SUCCESS) return st;
 
-    s->be = backend_of(backend);
-    if (!s->be) return STREAM_FAIL(s, CBINFER_STATUS_BACKEND_UNAVAILABLE,
-                                   "cbinfer was built without CUDA (CBINFER_CUDA=OFF or no nvcc)");
-
-    const cbi_backend_config cfg = {
-        .net = net, .shapes = s->shapes, .plans = s->plans, .mode = s->mode,
-        .precision = s->precision,
-    };
+    s->be = backend_of(backend); /* not NULL: check_stream_args saw to it */
+    const cbi_backend_config cfg = stream_config(s);
     const uint64_t need = memory_estimate(s->be, &cfg, 0);
     st = check_memory(need, need, s->max_bytes, backend == CBINFER_BACKEND_CPU, &s->err);
     if (st != CBINFER_STATUS_SUCCESS) return st;
@@ -202,7 +222,7 @@ static cbinfer_status stream_init(cbinfer_stream_t *s, const cbinfer_network_t *
         return st;
     }
 
-    const size_t elem = s->precision == CBINFER_PRECISION_FP16 ? 2 : sizeof(float);
+    const size_t elem = value_bytes(s->precision);
     for (int v = 0; v < net->n_values; ++v) {
         s->values[v].shape = s->shapes[v];
         st = s->be->alloc(s->bctx, shape_elems(s->shapes[v]) * elem, &s->values[v].data, &s->err);
@@ -219,18 +239,14 @@ static cbinfer_status stream_init(cbinfer_stream_t *s, const cbinfer_network_t *
     }
     s->h_in = cbi_malloc_array(shape_elems(s->shapes[net->input]), sizeof(float));
     s->h_out = cbi_malloc_array(shape_elems(s->shapes[net->output]), sizeof(float));
-    size_t conv_in_max = 1;
-    for (int c = 0; c < net->n_conv; ++c) {
-        const size_t e = shape_elems(s->shapes[net->nodes[net->conv_nodes[c]].inputs[0]]);
-        if (e > conv_in_max) conv_in_max = e;
-    }
-    s->h_conv_in = cbi_malloc_array(conv_in_max, sizeof(float));
+    s->h_conv_in = cbi_malloc_array(conv_input_max_elems(net, s->shapes), sizeof(float));
     if (!s->h_in || !s->h_out || !s->h_conv_in)
         return STREAM_FAIL(s, CBINFER_STATUS_OUT_OF_MEMORY, "staging buffers");
     return CBINFER_STATUS_SUCCESS;
 }
 
-/* The checks of every argument of stream creation but `out`. */
+/* The checks of every argument of stream creation but `out`, the backend's
+ * presence in this build and the CPU's one precision included. */
 static cbinfer_status check_stream_args(const cbinfer_network_t *network, int width, int height,
                                         cbinfer_backend backend, cbinfer_mode mode,
                                         cbinfer_precision precision, cbi_err *e)
@@ -244,6 +260,12 @@ static cbinfer_status check_stream_args(const cbinfer_network_t *network, int wi
         return cbi_fail(e, CBINFER_STATUS_BAD_PARAM, "unknown mode %d", (int)mode);
     if ((unsigned)precision > CBINFER_PRECISION_FP16)
         return cbi_fail(e, CBINFER_STATUS_BAD_PARAM, "unknown precision %d", (int)precision);
+    if (!backend_of(backend))
+        return cbi_fail(e, CBINFER_STATUS_BACKEND_UNAVAILABLE,
+                        "cbinfer was built without CUDA (CBINFER_CUDA=OFF or no nvcc)");
+    if (backend == CBINFER_BACKEND_CPU && precision != CBINFER_PRECISION_FP32)
+        return cbi_fail(e, CBINFER_STATUS_BAD_PARAM,
+                        "the cpu backend runs fp32 only (tf32 and fp16 are cuda precisions)");
     return CBINFER_STATUS_SUCCESS;
 }
 
@@ -256,12 +278,6 @@ cbinfer_status cbinfer_stream_memory_bytes(const cbinfer_network_t *network, int
     cbinfer_status st = bytes ? check_stream_args(network, width, height, backend, mode,
                                                   precision, &e)
                               : cbi_fail(&e, CBINFER_STATUS_NULL_ARGUMENT, "bytes is NULL");
-    const cbi_backend *be = st ? NULL : backend_of(backend);
-    if (!st && !be)
-        st = cbi_fail(&e, CBINFER_STATUS_BACKEND_UNAVAILABLE,
-                      "cbinfer was built without CUDA (CBINFER_CUDA=OFF or no nvcc)");
-    if (!st && backend == CBINFER_BACKEND_CPU && precision != CBINFER_PRECISION_FP32)
-        st = cbi_fail(&e, CBINFER_STATUS_BAD_PARAM, "the cpu backend runs fp32 only");
     const cbi_net *net = st ? NULL : &network->net;
     cbi_shape *shapes = net ? cbi_calloc((size_t)net->n_values, sizeof *shapes) : NULL;
     cbi_node_plan *plans = net ? cbi_calloc((size_t)net->n_nodes, sizeof *plans) : NULL;
@@ -272,7 +288,7 @@ cbinfer_status cbinfer_stream_memory_bytes(const cbinfer_network_t *network, int
         const cbi_backend_config cfg = {
             .net = net, .shapes = shapes, .plans = plans, .mode = mode, .precision = precision,
         };
-        *bytes = memory_estimate(be, &cfg, 0);
+        *bytes = memory_estimate(backend_of(backend), &cfg, 0);
     }
     free(shapes);
     free(plans);
@@ -364,10 +380,7 @@ cbinfer_status cbinfer_param_bounds(cbinfer_param key, double *min, double *max)
  * starts the temporal state again (as after a reset). */
 static cbinfer_status set_threads(cbinfer_stream_t *s, int threads)
 {
-    const cbi_backend_config cfg = {
-        .net = s->net, .shapes = s->shapes, .plans = s->plans, .mode = s->mode,
-        .precision = s->precision,
-    };
+    const cbi_backend_config cfg = stream_config(s);
     const uint64_t now = memory_estimate(s->be, &cfg, s->threads);
     const uint64_t then = memory_estimate(s->be, &cfg, threads);
     if (then > now) { /* more scratch: within the cap and the system's memory */
