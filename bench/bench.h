@@ -18,7 +18,10 @@ typedef struct {
     const char *name, *op; /* owned by the network */
     double share_sum;      /* changed_px / total_px */
     int share_n;
-    double macs_sum, dense_macs_sum;
+    double macs_sum, dense_macs_sum; /* macs_sum: the kernels' (cbinfer_layer_stats.macs) */
+    double macs_eff_sum;             /* the papers' count (macs_effective) */
+    double ov_arith_sum, ov_ldst_sum; /* overhead operations, [EV-S] Sec. E */
+    double state_bytes;              /* the layer's state bytes (last frame) */
     double step_ms_sum[CBINFER_STEP_COUNT];
     double total_ms_sum;
     int dense_frames; /* frames in which the layer ran its dense path */

@@ -244,7 +244,16 @@ const char *cbi_bench_usage(void)
            "  --backend cpu|cuda    default: cuda when available, else cpu\n"
            "  --mode dense|cbinfer|cbinfer-ff|compare   default: cbinfer; compare runs a\n"
            "                        dense and a change-based stream on the same frames,\n"
-           "                        interleaved, and reports speedup and quality\n"
+           "                        interleaved, and reports speedup and quality;\n"
+           "                        cbinfer-ff is --mode cbinfer --policy cbinfer-ff\n"
+           "  --policy cbinfer|cbinfer-ff|evnet|skipconv|sigmadelta   the change policy of\n"
+           "                        every conv (default cbinfer); the threshold is tau, h,\n"
+           "                        eps or the step s\n"
+           "  --granularity element|pixel|chunk:G   evnet: what fires together (default\n"
+           "                        element)\n"
+           "  --gate input|output   skipconv: Input-Norm or Output-Norm gate (default input)\n"
+           "  --block B             skipconv: B x B output blocks (default 1)\n"
+           "  --reset R             skipconv: dense re-flush every R frames (default 0: never)\n"
            "  --precision fp32|tf32|fp16   default: fp32 (CPU: fp32 only)\n"
            "  --threshold T         change threshold of every change-detecting layer, in\n"
            "                        the units of that layer's input (default 0: exact)\n"
@@ -282,6 +291,44 @@ const char *cbi_bench_usage(void)
            "exit status: 0 success, 1 runtime error, 2 usage error\n";
 }
 
+/* The policy spec of --policy and its options (and --mode cbinfer-ff); an
+ * option of another policy is a usage error, never ignored. */
+static int compose_policy(cbi_bench_args *a, char *err, size_t n)
+{
+    if (a->mode == CBINFER_MODE_CBINFER_FF) {
+        if (a->policy && strcmp(a->policy, "cbinfer-ff") != 0)
+            return fail(err, n, "--mode cbinfer-ff is --policy cbinfer-ff; not with --policy %s",
+                        a->policy);
+        a->policy = "cbinfer-ff";
+        a->mode = CBINFER_MODE_CBINFER;
+    }
+    const char *kind = a->policy ? a->policy : "cbinfer";
+    const int evnet = strcmp(kind, "evnet") == 0, skip = strcmp(kind, "skipconv") == 0;
+    if (a->granularity && !evnet)
+        return fail(err, n, "--granularity applies to --policy evnet, not %s", kind);
+    const char *skip_flag = a->gate         ? "--gate"
+                            : a->block >= 0 ? "--block"
+                            : a->reset >= 0 ? "--reset"
+                                            : NULL;
+    if (skip_flag && !skip)
+        return fail(err, n, "%s applies to --policy skipconv, not %s", skip_flag, kind);
+    if (a->mode == CBINFER_MODE_DENSE && a->policy)
+        return fail(err, n, "--policy sets the change-based stream; --mode dense has none");
+    size_t len = (size_t)snprintf(a->policy_spec, sizeof a->policy_spec, "%s", kind);
+    if (evnet && a->granularity) {
+        const char *g = a->granularity;
+        if (strncmp(g, "chunk:", 6) == 0)
+            snprintf(a->policy_spec + len, sizeof a->policy_spec - len, ":chunk=%s", g + 6);
+        else
+            snprintf(a->policy_spec + len, sizeof a->policy_spec - len, ":%s", g);
+    }
+    if (skip)
+        snprintf(a->policy_spec + len, sizeof a->policy_spec - len, ":%s,block=%d,reset=%d",
+                 a->gate ? a->gate : "input", a->block >= 0 ? a->block : 1,
+                 a->reset >= 0 ? a->reset : 0);
+    return 0;
+}
+
 int cbi_bench_parse_args(int argc, char **argv, cbi_bench_args *out, char *err, size_t n)
 {
     if (err && n > 0) err[0] = '\0';
@@ -290,6 +337,7 @@ int cbi_bench_parse_args(int argc, char **argv, cbi_bench_args *out, char *err, 
     out->frames = -1;
     out->backend = CBI_BENCH_BACKEND_AUTO;
     out->mode = CBINFER_MODE_CBINFER;
+    out->block = out->reset = -1;
     out->precision = CBINFER_PRECISION_FP32;
     out->threshold_scale = 1.0;
     int skip_given = 0, frames_given = 0, resize_given = 0, warmup_given = 0;
@@ -333,7 +381,8 @@ int cbi_bench_parse_args(int argc, char **argv, cbi_bench_args *out, char *err, 
             "--backend", "--mode", "--threshold", "--dump-output", "--warmup", "--precision",
             "--threshold-scale", "--thresholds", "--break-even", "--sweep", "--json",
             "--export-profile", "--csv", "--workload", "--model-dir", "--calibrate",
-            "--threads", "--dump-frames"};
+            "--threads", "--dump-frames", "--policy", "--granularity", "--gate", "--block",
+            "--reset"};
         int known = 0;
         for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; ++k)
             known |= strcmp(flag, with_value[k]) == 0;
@@ -394,7 +443,7 @@ int cbi_bench_parse_args(int argc, char **argv, cbi_bench_args *out, char *err, 
             else if (strcmp(val, "cbinfer") == 0)
                 out->mode = CBINFER_MODE_CBINFER;
             else if (strcmp(val, "cbinfer-ff") == 0)
-                out->mode = CBINFER_MODE_CBINFER_FF;
+                out->mode = CBINFER_MODE_CBINFER_FF; /* folded into the policy below */
             else if (strcmp(val, "compare") == 0)
                 out->mode = CBI_BENCH_MODE_COMPARE;
             else
@@ -438,6 +487,41 @@ int cbi_bench_parse_args(int argc, char **argv, cbi_bench_args *out, char *err, 
         } else if (strcmp(flag, "--threshold-scale") == 0) {
             rc = parse_scale(flag, val, NULL, &out->threshold_scale, NULL, err, n);
             out->threshold_scale_given = 1;
+        } else if (strcmp(flag, "--policy") == 0) {
+            static const char *const kinds[] = {"cbinfer", "cbinfer-ff", "evnet", "skipconv",
+                                                "sigmadelta"};
+            out->policy = NULL;
+            for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; ++k)
+                if (strcmp(val, kinds[k]) == 0) out->policy = kinds[k];
+            if (!out->policy)
+                rc = fail(err, n, "--policy must be cbinfer, cbinfer-ff, evnet, skipconv or "
+                                  "sigmadelta, got '%s'", val);
+        } else if (strcmp(flag, "--granularity") == 0) {
+            int g;
+            char tail;
+            if (strcmp(val, "element") == 0 || strcmp(val, "pixel") == 0 ||
+                (sscanf(val, "chunk:%d%c", &g, &tail) == 1 && g >= 1 && g <= 65536))
+                out->granularity = val;
+            else
+                rc = fail(err, n, "--granularity must be element, pixel or chunk:G (G in "
+                                  "1..65536), got '%s'", val);
+        } else if (strcmp(flag, "--gate") == 0) {
+            if (strcmp(val, "input") == 0 || strcmp(val, "output") == 0)
+                out->gate = val;
+            else
+                rc = fail(err, n, "--gate must be input or output, got '%s'", val);
+        } else if (strcmp(flag, "--block") == 0 || strcmp(flag, "--reset") == 0) {
+            const int is_block = flag[2] == 'b';
+            char *end;
+            errno = 0;
+            long v = strtol(val, &end, 10);
+            if (end == val || *end || errno || v < (is_block ? 1 : 0) || v > 65536)
+                rc = fail(err, n, "%s needs a whole number in %d..65536, got '%s'", flag,
+                          is_block ? 1 : 0, val);
+            else if (is_block)
+                out->block = (int)v;
+            else
+                out->reset = (int)v;
         } else if (strcmp(flag, "--sweep") == 0) {
             rc = parse_sweep(val, out, err, n);
         } else if (strcmp(flag, "--workload") == 0) {
@@ -471,6 +555,8 @@ int cbi_bench_parse_args(int argc, char **argv, cbi_bench_args *out, char *err, 
     }
 
     out->resize_given = resize_given;
+    const int rc_policy = compose_policy(out, err, n);
+    if (rc_policy != 0) return rc_policy;
     /* With --workload, cbi_bench_resolve() supplies the model and the input. */
     if (!out->model && !out->workload)
         return fail(err, n, "--model is required (see --help)");

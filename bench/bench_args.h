@@ -21,9 +21,9 @@ typedef enum cbi_bench_input {
 /* Backend choice: the cbinfer_backend values, or AUTO (CUDA when available). */
 #define CBI_BENCH_BACKEND_AUTO (-1)
 
-/* --mode compare: a dense and a closed-loop change-based stream side by side;
- * the other modes are cbinfer_mode values. */
-#define CBI_BENCH_MODE_COMPARE 3
+/* --mode compare: a dense and a change-based stream (of --policy) side by
+ * side; the other modes are cbinfer_mode values (dense, cbinfer). */
+#define CBI_BENCH_MODE_COMPARE 100
 
 /* Most scales one --sweep takes. */
 #define CBI_BENCH_MAX_SWEEP 64
@@ -39,7 +39,15 @@ typedef struct cbi_bench_args {
     int skip;               /* --skip N: first frame (default 0) */
     long long frames;       /* --frames N; -1 = all */
     int backend;            /* --backend; CBI_BENCH_BACKEND_AUTO by default */
-    int mode;               /* --mode, a cbinfer_mode (default CBINFER_MODE_CBINFER) */
+    int mode;               /* --mode, a cbinfer_mode (default CBINFER_MODE_CBINFER; --mode
+                             * cbinfer-ff is CBINFER with --policy cbinfer-ff) */
+    /* --policy and its options, composed into the spec of
+     * cbinfer_stream_set_policy, e.g. "evnet:chunk=8" (default "cbinfer"). */
+    const char *policy;      /* --policy KIND */
+    const char *granularity; /* --granularity element|pixel|chunk:G (evnet), or NULL */
+    const char *gate;        /* --gate input|output (skipconv), or NULL */
+    int block, reset;        /* --block B, --reset R (skipconv); -1: not given */
+    char policy_spec[128];
     float threshold;        /* --threshold T (default 0) */
     const char *dump_dir;   /* --dump-output DIR, or NULL */
     const char *dump_frames; /* --dump-frames FILE: the rgb24 frames fed, or NULL */

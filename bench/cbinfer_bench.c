@@ -291,6 +291,10 @@ static int layer_acc_add(bench *b, cbinfer_stream_t *s, layer_acc *acc)
         }
         a->macs_sum += (double)ls.macs;
         a->dense_macs_sum += (double)ls.dense_macs;
+        a->macs_eff_sum += (double)ls.macs_effective;
+        a->ov_arith_sum += (double)ls.overhead_arith;
+        a->ov_ldst_sum += (double)ls.overhead_ldst;
+        a->state_bytes = (double)ls.state_bytes;
         for (int k = 0; k < CBINFER_STEP_COUNT; ++k) a->step_ms_sum[k] += ls.step_ms[k];
         a->total_ms_sum += ls.total_ms;
         a->dense_frames += ls.ran_dense != 0;
@@ -311,7 +315,8 @@ static void print_layer_acc(const bench *b, const layer_acc *acc, int first_only
         if (l > name_w) name_w = l;
     }
     if (name_w > 48) name_w = 48;
-    printf("  %-*s %-12s %9s %7s %7s", name_w, "layer", "op", "changed%", "MACs%", "dense");
+    printf("  %-*s %-12s %9s %7s %7s %7s", name_w, "layer", "op", "changed%", "MACs%", "execd%",
+           "dense");
     if (b->args.stats) {
         for (int s = 0; s < CBINFER_STEP_COUNT; ++s)
             printf(" %13s", cbinfer_step_name((cbinfer_step)s));
@@ -326,9 +331,10 @@ static void print_layer_acc(const bench *b, const layer_acc *acc, int first_only
         else
             printf("%9s", "-");
         if (a->dense_macs_sum > 0)
-            printf(" %7.2f", 100.0 * a->macs_sum / a->dense_macs_sum);
+            printf(" %7.2f %7.2f", 100.0 * a->macs_eff_sum / a->dense_macs_sum,
+                   100.0 * a->macs_sum / a->dense_macs_sum);
         else
-            printf(" %7s", "-");
+            printf(" %7s %7s", "-", "-");
         printf(" %3d/%-3d", a->dense_frames, a->n);
         if (b->args.stats) {
             for (int s = 0; s < CBINFER_STEP_COUNT; ++s)
@@ -483,8 +489,12 @@ static int summarise(bench *b, timed_ctx *c)
         l->name = a->name;
         l->op = a->op;
         l->changed_share = a->share_n ? a->share_sum / a->share_n : NAN;
-        l->macs = a->n ? a->macs_sum / a->n : NAN;
+        l->macs = a->n ? a->macs_eff_sum / a->n : NAN;
+        l->macs_executed = a->n ? a->macs_sum / a->n : NAN;
         l->dense_macs = a->n ? a->dense_macs_sum / a->n : NAN;
+        l->overhead_arith = a->n ? a->ov_arith_sum / a->n : NAN;
+        l->overhead_ldst = a->n ? a->ov_ldst_sum / a->n : NAN;
+        l->state_bytes = a->state_bytes;
         l->dense_frames = a->dense_frames;
     }
     return 0;
@@ -553,6 +563,10 @@ static int create_stream(bench *b, cbinfer_mode mode, cbinfer_stream_t **out)
     cbinfer_stream_t *s = *out;
     st = cbinfer_stream_set_threshold_all(s, a->threshold);
     if (st != CBINFER_STATUS_SUCCESS) return bench_stream_error(s, "--threshold", st);
+    if (mode != CBINFER_MODE_DENSE && strcmp(a->policy_spec, "cbinfer") != 0) {
+        st = cbinfer_stream_set_policy(s, NULL, a->policy_spec);
+        if (st != CBINFER_STATUS_SUCCESS) return bench_stream_error(s, "--policy", st);
+    }
     if (mode != CBINFER_MODE_DENSE && a->thresholds_file) {
         st = cbinfer_stream_load_thresholds(s, a->thresholds_file);
         if (st != CBINFER_STATUS_SUCCESS) return bench_stream_error(s, "--thresholds", st);
@@ -647,9 +661,11 @@ static int run(bench *b)
     char start[48] = "";
     if (a->input != CBI_BENCH_INPUT_NPY) snprintf(start, sizeof start, " from frame %d", a->skip);
     fprintf(stderr,
-            "model %s, input %s %dx%d%s, mode %s, %s, threshold %g, warm-up %d, output %dx%dx%d\n",
+            "model %s, input %s %dx%d%s, mode %s, policy %s, %s, threshold %g, warm-up %d, "
+            "output %dx%dx%d\n",
             a->model, strcmp(a->input_path, "-") == 0 ? "stdin" : a->input_path, b->width,
-            b->height, start, mode_name(a->mode), precision_name(a->precision),
+            b->height, start, mode_name(a->mode),
+            a->mode == CBINFER_MODE_DENSE ? "-" : a->policy_spec, precision_name(a->precision),
             (double)a->threshold, a->warmup, b->out_c, b->out_h, b->out_w);
 
     if (a->calibrate_path) return bench_calibrate(b);
@@ -685,6 +701,7 @@ static int run(bench *b)
     r.frames = b->runs[0].frame_count;
     r.warmup = a->warmup;
     r.mode = mode_name(a->mode);
+    r.policy = a->mode == CBINFER_MODE_DENSE ? NULL : a->policy_spec;
     r.precision = precision_name(a->precision);
     /* The float as typed ("0.01"), not its binary expansion (0.009999999776). */
     char thr[32];

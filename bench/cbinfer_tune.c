@@ -64,6 +64,9 @@ static const char usage_text[] =
     "  --max-steps N         evaluations per layer at most (default 200)\n"
     "output:\n"
     "  --out FILE            thresholds file (cbinfer_stream_load_thresholds format)\n"
+    "  --policy SPEC         the change policy tuned (cbinfer_stream_set_policy, e.g.\n"
+    "                        evnet:chunk=8, skipconv:output, sigmadelta; default cbinfer):\n"
+    "                        its per-layer value (tau, h, eps, step s) is what is tuned\n"
     "\n"
     "Progress goes to stderr, the scaling curve of the result to stdout.\n";
 
@@ -255,7 +258,7 @@ int main(int argc, char **argv)
     int max_steps = 200;
     int stats_init = 0, have_budget = 0, n_weights = 0;
     double init = 1e-3, growth = 1.1, budget = 0, weights[MAX_CONVS];
-    const char *out_path = NULL, *weights_arg = NULL;
+    const char *out_path = NULL, *weights_arg = NULL, *policy = NULL;
     cbi_tune_metric metric = CBI_TUNE_MSE;
 
     for (int i = 1; i < argc; ++i) {
@@ -304,6 +307,7 @@ int main(int argc, char **argv)
         else if (!strcmp(f, "--evaluate")) n_eval = (int)parse_int(f, v, 1);
         else if (!strcmp(f, "--sequences")) n_seq = (int)parse_int(f, v, 1);
         else if (!strcmp(f, "--out")) out_path = v;
+        else if (!strcmp(f, "--policy")) policy = v;
         else usage_error("unknown flag", f);
     }
     if (!ba.model && !ba.workload) usage_error("--model or --workload is required", NULL);
@@ -420,6 +424,7 @@ int main(int argc, char **argv)
     if (cbinfer_stream_create(net, w, h, backend, CBINFER_MODE_CBINFER, CBINFER_PRECISION_FP32,
                               &t.cb, msg, sizeof msg) != CBINFER_STATUS_SUCCESS)
         die("change-based stream: %s%s", msg, "");
+    if (policy) check(cbinfer_stream_set_policy(t.cb, NULL, policy), t.cb, "--policy");
     int oc, oh, ow;
     check(cbinfer_stream_output_dims(dense, &oc, &oh, &ow), dense, "output dims");
     t.out_elems = (size_t)oc * oh * ow;

@@ -28,6 +28,30 @@ static void json_steps(cbi_json *j, const char *key, const double *step_ms)
     cbi_json_end_object(j);
 }
 
+/* Sums over the layers, per frame: MACs the papers' way and the kernels'
+ * way, the overhead of [EV-S] Sec. E and its share of the MACs saved, and the
+ * stream's state bytes. */
+typedef struct run_totals {
+    double macs, executed, dense, ov_arith, ov_ldst, ov_pct, state_bytes;
+} run_totals;
+
+static run_totals totals_of(const cbi_run_result *run)
+{
+    run_totals t = {0};
+    for (int i = 0; i < run->layer_count; ++i) {
+        const cbi_layer_rec *l = &run->layers[i];
+        if (isnan(l->macs)) continue;
+        t.macs += l->macs;
+        t.executed += l->macs_executed;
+        t.dense += l->dense_macs;
+        t.ov_arith += l->overhead_arith;
+        t.ov_ldst += l->overhead_ldst;
+        t.state_bytes += l->state_bytes;
+    }
+    t.ov_pct = t.dense > t.macs ? 100.0 * (t.ov_arith + t.ov_ldst) / (t.dense - t.macs) : NAN;
+    return t;
+}
+
 static void json_run(cbi_json *j, const cbi_run_result *run)
 {
     cbi_json_begin_object(j, NULL);
@@ -47,6 +71,14 @@ static void json_run(cbi_json *j, const cbi_run_result *run)
         cbi_json_number(j, "fps", run->cbinfer_fps);
         cbi_json_number(j, "host_syncs_per_frame", run->cbinfer_syncs);
         cbi_json_number(j, "changed_share", run->changed_share);
+        const run_totals t = totals_of(run);
+        cbi_json_number(j, "macs_per_frame", t.macs);
+        cbi_json_number(j, "macs_executed_per_frame", t.executed);
+        cbi_json_number(j, "dense_macs_per_frame", t.dense);
+        cbi_json_number(j, "overhead_arith_per_frame", t.ov_arith);
+        cbi_json_number(j, "overhead_ldst_per_frame", t.ov_ldst);
+        cbi_json_number(j, "overhead_pct_of_saved", t.ov_pct);
+        cbi_json_number(j, "state_bytes", t.state_bytes);
         cbi_json_end_object(j);
     } else {
         cbi_json_null(j, "cbinfer");
@@ -78,7 +110,11 @@ static void json_run(cbi_json *j, const cbi_run_result *run)
         cbi_json_string(j, "op", l->op);
         cbi_json_number(j, "changed_share", l->changed_share);
         cbi_json_number(j, "macs", l->macs);
+        cbi_json_number(j, "macs_executed", l->macs_executed);
         cbi_json_number(j, "dense_macs", l->dense_macs);
+        cbi_json_number(j, "overhead_arith", l->overhead_arith);
+        cbi_json_number(j, "overhead_ldst", l->overhead_ldst);
+        cbi_json_number(j, "state_bytes", l->state_bytes);
         cbi_json_int(j, "dense_frames", l->dense_frames);
         cbi_json_end_object(j);
     }
@@ -137,6 +173,20 @@ int cbi_report_write_json(FILE *f, const cbi_bench_report *r)
     cbi_json_int(&j, "frames", r->frames);
     cbi_json_int(&j, "warmup", r->warmup);
     cbi_json_string(&j, "mode", r->mode);
+    if (r->policy) {
+        /* The spec and its parameters (the policy grammar of cbinfer.h). */
+        char kind[32];
+        const char *colon = strchr(r->policy, ':');
+        const size_t klen = colon ? (size_t)(colon - r->policy) : strlen(r->policy);
+        snprintf(kind, sizeof kind, "%.*s", (int)klen, r->policy);
+        cbi_json_begin_object(&j, "policy");
+        cbi_json_string(&j, "spec", r->policy);
+        cbi_json_string(&j, "kind", kind);
+        cbi_json_string(&j, "options", colon ? colon + 1 : "");
+        cbi_json_end_object(&j);
+    } else {
+        cbi_json_null(&j, "policy");
+    }
     cbi_json_string(&j, "precision", r->precision);
     cbi_json_number(&j, "threshold", r->threshold);
     cbi_json_string(&j, "thresholds_file", r->thresholds_file);
@@ -248,6 +298,12 @@ void cbi_report_print_run(FILE *f, const cbi_run_result *run)
         print_latency(f, "cbinfer", &run->cbinfer_ms, run->cbinfer_fps);
         fprintf(f, "  mean changed share %.3f%% (frame 0 of the stream, which runs dense, left out)\n",
                 100.0 * run->changed_share);
+        const run_totals t = totals_of(run);
+        if (t.dense > 0)
+            fprintf(f, "  MACs per frame: %.4g of dense %.4g (%.2f%%; executed %.2f%%), overhead "
+                       "%.3g ops (%.2f%% of the MACs saved), state %.1f MiB\n",
+                    t.macs, t.dense, 100.0 * t.macs / t.dense, 100.0 * t.executed / t.dense,
+                    t.ov_arith + t.ov_ldst, t.ov_pct, t.state_bytes / (1024.0 * 1024.0));
     }
     if (run->has_dense && run->has_cbinfer)
         fprintf(f, "  speedup (dense mean / cbinfer mean, same run): %.3fx\n", run->speedup);

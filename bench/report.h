@@ -38,8 +38,12 @@ typedef struct cbi_frame_rec {
 typedef struct cbi_layer_rec {
     const char *name, *op;
     double changed_share; /* changed_px / total_px; NAN when the layer has no pixels */
-    double macs;          /* multiply-accumulates done per frame */
+    double macs;          /* multiply-accumulates per frame, the papers' count
+                           * (cbinfer_layer_stats.macs_effective) */
+    double macs_executed; /* those the kernels ran (cbinfer_layer_stats.macs) */
     double dense_macs;    /* those of the dense layer per frame */
+    double overhead_arith, overhead_ldst; /* per frame, [EV-S] Sec. E */
+    double state_bytes;   /* the layer's temporal state */
     int dense_frames;     /* frames in which the layer ran its dense path */
 } cbi_layer_rec;
 
@@ -89,7 +93,9 @@ typedef struct cbi_bench_report {
     int width, height, skip;
     long long frames; /* timed frames per pass */
     int warmup;
-    const char *mode;      /* "dense", "cbinfer", "cbinfer-ff", "compare" */
+    const char *mode;      /* "dense", "cbinfer", "compare" */
+    const char *policy;    /* spec of the change-based stream (cbinfer_stream_set_policy),
+                            * NULL without one */
     const char *precision; /* "fp32", "tf32", "fp16" */
     double threshold;
     const char *thresholds_file, *break_even_file; /* or NULL */

@@ -15,6 +15,7 @@
 #include "cbinfer.h"
 #include "common.h"
 #include "net.h"
+#include "policy.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -43,6 +44,10 @@ typedef struct cbi_backend_config {
     const cbi_node_plan *plans;  /* per node */
     cbinfer_mode mode;
     cbinfer_precision precision;
+    /* per node: the change policy of each Conv (the stream's; it may change
+     * between layer_destroy and layer_create of a node, never while one
+     * exists). NULL for a dense stream. */
+    const cbi_policy *policies;
 } cbi_backend_config;
 
 /* One call of one op family on one node. */
@@ -67,6 +72,13 @@ typedef struct cbi_op_args {
                             * and out_chg->all = 1 (a share in [0, 1]) */
     cbinfer_layer_stats *stats; /* op fills changed_px, changed_in_px, macs, step_ms; the
                                  * host presets ran_dense, a conv that falls back sets it */
+    /* Change-based conv: the layer's policy (the one its state was created
+     * for), the stream's frame counter of this frame (0 on the first), and
+     * 1 when a closed-memory accumulator is to be recomputed from its
+     * reference this frame (CBINFER_PARAM_REFRESH_PERIOD). */
+    const cbi_policy *policy;
+    int64_t frame_index;
+    int refresh;
 } cbi_op_args;
 
 /* Op families; every backend implements all of them. */

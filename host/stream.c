@@ -17,6 +17,7 @@ struct cbinfer_stream {
     int width, height;
     cbinfer_mode mode;
     cbinfer_precision precision;
+    cbinfer_backend backend;
     const cbi_backend *be;
     void *bctx;
     cbi_shape *shapes;       /* per value */
@@ -26,6 +27,8 @@ struct cbinfer_stream {
     void **layers;           /* per node, backend state */
     float *thresholds;       /* per node (used by Conv nodes) */
     float *break_even;       /* per node: dense fallback share (Conv nodes, default 1) */
+    cbi_policy *policies;    /* per node: change policy (Conv nodes) */
+    int refresh_period;      /* CBINFER_PARAM_REFRESH_PERIOD */
     cbinfer_layer_stats *stats; /* per node */
     cbinfer_frame_stats frame;
     double threshold_scale;
@@ -38,7 +41,8 @@ struct cbinfer_stream {
     float *h_conv_in;        /* host copy of one conv input (cbinfer_stream_conv_input_stats) */
     int first;               /* next frame initialises all state */
     int have_output;
-    cbinfer_status broken;   /* not SUCCESS: layers could not be re-created; every push fails */
+    cbinfer_status broken;   /* not SUCCESS: layers could not be re-created (THREADS or a
+                              * policy); every push fails */
     char broken_msg[512];    /* why */
     cbi_err err;
 };
@@ -68,6 +72,7 @@ void cbinfer_stream_destroy(cbinfer_stream_t *s)
     free(s->layers);
     free(s->thresholds);
     free(s->break_even);
+    free(s->policies);
     free(s->stats);
     free(s->h_in);
     free(s->h_out);
@@ -128,6 +133,7 @@ static uint64_t memory_estimate(const cbi_backend *be, const cbi_backend_config 
     const cbi_net *net = cfg->net;
     const uint64_t elem = value_bytes(cfg->precision);
     const int change_based = cfg->mode != CBINFER_MODE_DENSE;
+    const cbi_policy mode_policy = cbi_policy_of_mode(cfg->mode);
     uint64_t bytes = 0;
     for (int v = 0; v < net->n_values; ++v) bytes += shape_elems(cfg->shapes[v]) * elem;
     for (int i = 0; i < net->n_nodes; ++i) {
@@ -136,8 +142,14 @@ static uint64_t memory_estimate(const cbi_backend *be, const cbi_backend_config 
         const uint64_t in_px = (uint64_t)p->in.h * p->in.w, out_px = (uint64_t)p->out.h * p->out.w;
         if (n->op == CBI_OP_CONV) {
             bytes += ((uint64_t)n->cout * n->win.kh * n->win.kw * p->in.c + n->cout) * elem;
-            /* input state, changed input pixels, Eq. 4 map and its indices */
-            if (change_based) bytes += in_px * p->in.c * elem + in_px * 4 + out_px * 5;
+            if (!change_based) continue;
+            const cbi_policy *pol = cfg->policies ? &cfg->policies[i] : &mode_policy;
+            /* state (reference, accumulator), changed input pixels, Eq. 4
+             * map and its indices; Skip-Conv: its residual image and the
+             * per-pixel residual norms, and the block map */
+            bytes += cbi_policy_state_bytes(pol, n, p, elem) + in_px * 4 + out_px * 5;
+            if (pol->kind == CBI_POLICY_SKIPCONV)
+                bytes += in_px * p->in.c * 4 + in_px * 4 + out_px;
         } else if (n->op == CBI_OP_CONV_TRANSPOSE) {
             bytes += ((uint64_t)n->cin * n->win.kh * n->win.kw * p->out.c + p->out.c) * elem;
         } else if (change_based && (n->op == CBI_OP_MAXPOOL || n->op == CBI_OP_AVGPOOL)) {
@@ -155,7 +167,19 @@ static cbi_backend_config stream_config(const cbinfer_stream_t *s)
     return (cbi_backend_config){
         .net = s->net, .shapes = s->shapes, .plans = s->plans, .mode = s->mode,
         .precision = s->precision,
+        .policies = s->mode == CBINFER_MODE_DENSE ? NULL : s->policies,
     };
+}
+
+/* The static per-layer figures of stats[i]: state bytes under its policy. */
+static void layer_state_stats(cbinfer_stream_t *s, int i)
+{
+    const cbi_node *n = &s->net->nodes[i];
+    s->stats[i].state_bytes =
+        n->op == CBI_OP_CONV && s->mode != CBINFER_MODE_DENSE
+            ? (int64_t)cbi_policy_state_bytes(&s->policies[i], n, &s->plans[i],
+                                              value_bytes(s->precision))
+            : 0;
 }
 
 static const cbi_backend *backend_of(cbinfer_backend backend)
@@ -203,14 +227,19 @@ static cbinfer_status stream_init(cbinfer_stream_t *s, const cbinfer_network_t *
     s->thresholds = cbi_calloc((size_t)net->n_nodes, sizeof *s->thresholds);
     s->break_even = cbi_malloc_array((size_t)net->n_nodes, sizeof *s->break_even);
     s->stats = cbi_calloc((size_t)net->n_nodes, sizeof *s->stats);
+    s->policies = cbi_malloc_array((size_t)net->n_nodes, sizeof *s->policies);
     if (!s->shapes || !s->plans || !s->values || !s->chg || !s->layers || !s->thresholds ||
-        !s->break_even || !s->stats)
+        !s->break_even || !s->stats || !s->policies)
         return STREAM_FAIL(s, CBINFER_STATUS_OUT_OF_MEMORY, "stream tables");
-    for (int i = 0; i < net->n_nodes; ++i) s->break_even[i] = 1.f;
+    for (int i = 0; i < net->n_nodes; ++i) {
+        s->break_even[i] = 1.f;
+        s->policies[i] = cbi_policy_of_mode(s->mode);
+    }
 
     st = cbi_net_plan(net, s->height, s->width, s->shapes, s->plans, s->err.msg, sizeof s->err.msg);
     if (st != CBINFER_STATUS_SUCCESS) return st;
 
+    s->backend = backend;
     s->be = backend_of(backend); /* not NULL: check_stream_args saw to it */
     const cbi_backend_config cfg = stream_config(s);
     const uint64_t need = memory_estimate(s->be, &cfg, 0);
@@ -236,12 +265,28 @@ static cbinfer_status stream_init(cbinfer_stream_t *s, const cbinfer_network_t *
         s->stats[i].op = n->op_type;
         s->stats[i].total_px = (int64_t)s->plans[i].out.h * s->plans[i].out.w;
         s->stats[i].dense_macs = node_dense_macs(n, &s->plans[i]);
+        layer_state_stats(s, i);
     }
     s->h_in = cbi_malloc_array(shape_elems(s->shapes[net->input]), sizeof(float));
     s->h_out = cbi_malloc_array(shape_elems(s->shapes[net->output]), sizeof(float));
     s->h_conv_in = cbi_malloc_array(conv_input_max_elems(net, s->shapes), sizeof(float));
     if (!s->h_in || !s->h_out || !s->h_conv_in)
         return STREAM_FAIL(s, CBINFER_STATUS_OUT_OF_MEMORY, "staging buffers");
+    return CBINFER_STATUS_SUCCESS;
+}
+
+/* The delta policies have no CUDA kernels yet: refused, never run as
+ * something else. */
+static cbinfer_status check_backend_policy(cbinfer_backend backend, const cbi_policy *p,
+                                           cbi_err *e)
+{
+    if (backend == CBINFER_BACKEND_CUDA && cbi_policy_accumulates(p)) {
+        char spec[64];
+        cbi_policy_format(p, spec, sizeof spec);
+        return cbi_fail(e, CBINFER_STATUS_BACKEND_UNAVAILABLE,
+                        "policy %s runs on the cpu backend only (the cuda backend runs "
+                        "cbinfer and cbinfer-ff)", spec);
+    }
     return CBINFER_STATUS_SUCCESS;
 }
 
@@ -256,7 +301,7 @@ static cbinfer_status check_stream_args(const cbinfer_network_t *network, int wi
         return cbi_fail(e, CBINFER_STATUS_BAD_FRAME_SIZE, "frame size %dx%d", width, height);
     if ((unsigned)backend > CBINFER_BACKEND_CUDA)
         return cbi_fail(e, CBINFER_STATUS_BAD_PARAM, "unknown backend %d", (int)backend);
-    if ((unsigned)mode > CBINFER_MODE_CBINFER_FF)
+    if ((unsigned)mode > CBINFER_MODE_SIGMADELTA)
         return cbi_fail(e, CBINFER_STATUS_BAD_PARAM, "unknown mode %d", (int)mode);
     if ((unsigned)precision > CBINFER_PRECISION_FP16)
         return cbi_fail(e, CBINFER_STATUS_BAD_PARAM, "unknown precision %d", (int)precision);
@@ -266,7 +311,8 @@ static cbinfer_status check_stream_args(const cbinfer_network_t *network, int wi
     if (backend == CBINFER_BACKEND_CPU && precision != CBINFER_PRECISION_FP32)
         return cbi_fail(e, CBINFER_STATUS_BAD_PARAM,
                         "the cpu backend runs fp32 only (tf32 and fp16 are cuda precisions)");
-    return CBINFER_STATUS_SUCCESS;
+    const cbi_policy pol = cbi_policy_of_mode(mode);
+    return check_backend_policy(backend, &pol, e);
 }
 
 cbinfer_status cbinfer_stream_memory_bytes(const cbinfer_network_t *network, int width,
@@ -327,6 +373,7 @@ cbinfer_status cbinfer_stream_create_limited(const cbinfer_network_t *network, i
     s->precision = precision;
     s->max_bytes = max_bytes;
     s->threshold_scale = 1.0;
+    s->refresh_period = 256;
     s->first = 1;
     st = stream_init(s, network, backend);
     if (st != CBINFER_STATUS_SUCCESS) {
@@ -371,13 +418,49 @@ cbinfer_status cbinfer_param_bounds(cbinfer_param key, double *min, double *max)
     case CBINFER_PARAM_REUSE_1X1_INDICES: *min = 0; *max = 1; return CBINFER_STATUS_SUCCESS;
     case CBINFER_PARAM_THRESHOLD_SCALE: *min = 0; *max = 1e30; return CBINFER_STATUS_SUCCESS;
     case CBINFER_PARAM_THREADS: *min = 0; *max = 4096; return CBINFER_STATUS_SUCCESS;
+    case CBINFER_PARAM_REFRESH_PERIOD: *min = 0; *max = 1 << 30; return CBINFER_STATUS_SUCCESS;
     }
     return CBINFER_STATUS_BAD_PARAM;
 }
 
+/* Destroys and re-creates the layers of nodes [lo, hi) (after a new thread
+ * count or policy), and starts the temporal state again (as after a reset).
+ * Until every layer is back the stream refuses frames, saying why. */
+static cbinfer_status recreate_layers(cbinfer_stream_t *s, int lo, int hi)
+{
+    s->first = 1;
+    s->have_output = 0;
+    for (int i = lo; i < hi; ++i) {
+        s->be->layer_destroy(s->bctx, s->layers[i]);
+        s->layers[i] = NULL;
+    }
+    s->broken = CBINFER_STATUS_INTERNAL;
+    cbinfer_status st = CBINFER_STATUS_SUCCESS;
+    for (int i = lo; i < hi && st == CBINFER_STATUS_SUCCESS; ++i) {
+        st = s->be->layer_create(s->bctx, i, &s->layers[i], &s->err);
+        layer_state_stats(s, i);
+    }
+    if (st != CBINFER_STATUS_SUCCESS) {
+        s->broken = st;
+        cbi_err_copy(&s->err, s->broken_msg, sizeof s->broken_msg);
+        return st;
+    }
+    /* Layers outside [lo, hi) may still be missing from an earlier failure. */
+    for (int i = 0; i < s->net->n_nodes; ++i)
+        if (!s->layers[i] && (i < lo || i >= hi)) {
+            st = s->be->layer_create(s->bctx, i, &s->layers[i], &s->err);
+            if (st != CBINFER_STATUS_SUCCESS) {
+                s->broken = st;
+                cbi_err_copy(&s->err, s->broken_msg, sizeof s->broken_msg);
+                return st;
+            }
+        }
+    s->broken = CBINFER_STATUS_SUCCESS;
+    return CBINFER_STATUS_SUCCESS;
+}
+
 /* CBINFER_PARAM_THREADS on a backend that has threads: its kernels are
- * created for a thread count, so every layer is made anew, and the next frame
- * starts the temporal state again (as after a reset). */
+ * created for a thread count, so every layer is made anew. */
 static cbinfer_status set_threads(cbinfer_stream_t *s, int threads)
 {
     const cbi_backend_config cfg = stream_config(s);
@@ -387,25 +470,21 @@ static cbinfer_status set_threads(cbinfer_stream_t *s, int threads)
         const cbinfer_status st = check_memory(then, then - now, s->max_bytes, 1, &s->err);
         if (st != CBINFER_STATUS_SUCCESS) return st;
     }
-    s->first = 1;
-    s->have_output = 0;
     for (int i = 0; i < s->net->n_nodes; ++i) {
         s->be->layer_destroy(s->bctx, s->layers[i]);
         s->layers[i] = NULL;
     }
-    /* Until every layer is back, the stream refuses frames. */
-    s->broken = CBINFER_STATUS_INTERNAL;
     cbinfer_status st = s->be->set_threads(s->bctx, threads, &s->err);
-    for (int i = 0; i < s->net->n_nodes && st == CBINFER_STATUS_SUCCESS; ++i)
-        st = s->be->layer_create(s->bctx, i, &s->layers[i], &s->err);
     if (st != CBINFER_STATUS_SUCCESS) {
+        s->first = 1;
+        s->have_output = 0;
         s->broken = st;
         cbi_err_copy(&s->err, s->broken_msg, sizeof s->broken_msg);
         return st;
     }
-    s->threads = threads;
-    s->broken = CBINFER_STATUS_SUCCESS;
-    return CBINFER_STATUS_SUCCESS;
+    st = recreate_layers(s, 0, s->net->n_nodes);
+    if (st == CBINFER_STATUS_SUCCESS) s->threads = threads;
+    return st;
 }
 
 cbinfer_status cbinfer_stream_set_param(cbinfer_stream_t *s, cbinfer_param key, double value)
@@ -429,6 +508,12 @@ cbinfer_status cbinfer_stream_set_param(cbinfer_stream_t *s, cbinfer_param key, 
             return set_threads(s, (int)value);
         s->threads = (int)value;
         break;
+    case CBINFER_PARAM_REFRESH_PERIOD:
+        if (value != (double)(int)value)
+            return STREAM_FAIL(s, CBINFER_STATUS_BAD_PARAM,
+                               "refresh period: %g is not a whole number", value);
+        s->refresh_period = (int)value;
+        break;
     }
     return CBINFER_STATUS_SUCCESS;
 }
@@ -442,6 +527,7 @@ cbinfer_status cbinfer_stream_get_param(const cbinfer_stream_t *s, cbinfer_param
     case CBINFER_PARAM_THRESHOLD_SCALE: *value = s->threshold_scale; return CBINFER_STATUS_SUCCESS;
     case CBINFER_PARAM_REUSE_1X1_INDICES: *value = s->reuse_1x1; return CBINFER_STATUS_SUCCESS;
     case CBINFER_PARAM_THREADS: *value = s->threads; return CBINFER_STATUS_SUCCESS;
+    case CBINFER_PARAM_REFRESH_PERIOD: *value = s->refresh_period; return CBINFER_STATUS_SUCCESS;
     }
     return CBINFER_STATUS_BAD_PARAM;
 }
@@ -535,6 +621,71 @@ cbinfer_status cbinfer_stream_get_break_even(const cbinfer_stream_t *s, const ch
     return CBINFER_STATUS_SUCCESS;
 }
 
+cbinfer_status cbinfer_stream_set_policy(cbinfer_stream_t *s, const char *node_name,
+                                         const char *spec)
+{
+    if (!s) return CBINFER_STATUS_NULL_ARGUMENT;
+    if (!spec) return STREAM_FAIL(s, CBINFER_STATUS_NULL_ARGUMENT, "policy spec is NULL");
+    if (s->mode == CBINFER_MODE_DENSE)
+        return STREAM_FAIL(s, CBINFER_STATUS_BAD_PARAM,
+                           "a dense stream has no change policy (create it in a change-based "
+                           "mode)");
+    cbi_policy p;
+    cbinfer_status st = cbi_policy_parse(spec, &p, &s->err);
+    if (st == CBINFER_STATUS_SUCCESS) st = check_backend_policy(s->backend, &p, &s->err);
+    if (st != CBINFER_STATUS_SUCCESS) return st;
+    int lo = 0, hi = s->net->n_nodes;
+    if (node_name) {
+        lo = find_conv(s->net, node_name);
+        if (lo < 0)
+            return STREAM_FAIL(s, CBINFER_STATUS_UNKNOWN_NODE, "no Conv node named '%s'",
+                               node_name);
+        hi = lo + 1;
+    }
+    /* The new state must fit the cap and the system before the old goes. */
+    cbi_policy *old = cbi_malloc_array((size_t)s->net->n_nodes, sizeof *old);
+    if (!old) return STREAM_FAIL(s, CBINFER_STATUS_OUT_OF_MEMORY, "policy table");
+    memcpy(old, s->policies, (size_t)s->net->n_nodes * sizeof *old);
+    const cbi_backend_config cfg = stream_config(s);
+    const uint64_t now = memory_estimate(s->be, &cfg, s->threads);
+    for (int i = lo; i < hi; ++i)
+        if (s->net->nodes[i].op == CBI_OP_CONV) s->policies[i] = p;
+    const uint64_t then = memory_estimate(s->be, &cfg, s->threads);
+    if (then > now) {
+        st = check_memory(then, then - now, s->max_bytes, s->backend == CBINFER_BACKEND_CPU,
+                          &s->err);
+        if (st != CBINFER_STATUS_SUCCESS) {
+            memcpy(s->policies, old, (size_t)s->net->n_nodes * sizeof *old);
+            free(old);
+            return st;
+        }
+    }
+    free(old);
+    return recreate_layers(s, lo, hi);
+}
+
+cbinfer_status cbinfer_stream_get_policy(const cbinfer_stream_t *s, const char *node_name,
+                                         char *buf, size_t len)
+{
+    if (!s || !node_name || !buf) return CBINFER_STATUS_NULL_ARGUMENT;
+    const int id = find_conv(s->net, node_name);
+    if (id < 0) return CBINFER_STATUS_UNKNOWN_NODE;
+    char spec[64];
+    cbi_policy_format(&s->policies[id], spec, sizeof spec);
+    if (strlen(spec) >= len) return CBINFER_STATUS_BUFFER_TOO_SMALL;
+    memcpy(buf, spec, strlen(spec) + 1);
+    return CBINFER_STATUS_SUCCESS;
+}
+
+cbinfer_status cbinfer_stream_state_bytes(const cbinfer_stream_t *s, uint64_t *bytes)
+{
+    if (!s || !bytes) return CBINFER_STATUS_NULL_ARGUMENT;
+    uint64_t sum = 0;
+    for (int i = 0; i < s->net->n_nodes; ++i) sum += (uint64_t)s->stats[i].state_bytes;
+    *bytes = sum;
+    return CBINFER_STATUS_SUCCESS;
+}
+
 /* Reads a layer file into a scratch copy of table and commits it only when
  * the whole file is valid (all or nothing). */
 static cbinfer_status load_layer_values(cbinfer_stream_t *s, const char *path, double max_value,
@@ -613,7 +764,10 @@ static cbinfer_status run_network(cbinfer_stream_t *s)
 {
     const cbi_net *net = s->net;
     cbinfer_status st;
-    int64_t changed = 0, total = 0, macs = 0, dense_macs = 0;
+    int64_t changed = 0, total = 0, macs = 0, dense_macs = 0, macs_eff = 0, ov_arith = 0,
+            ov_ldst = 0;
+    const int64_t frame_index = s->first ? 0 : s->frame.frame_index + 1;
+    int conv_ordinal = 0;
 
     /* The pushed frame may differ anywhere. */
     s->chg[net->input] = (cbi_changes){.all = 1};
@@ -627,6 +781,13 @@ static cbinfer_status run_network(cbinfer_stream_t *s)
             return STREAM_FAIL(s, CBINFER_STATUS_INTERNAL, "node %s: no kernel", n->name);
 
         ls->changed_px = ls->changed_in_px = ls->macs = 0;
+        ls->macs_effective = -1; /* a kernel that counts otherwise sets it */
+        ls->transmitted_el = ls->overhead_arith = ls->overhead_ldst = 0;
+        const cbi_policy *pol = &s->policies[i];
+        const int conv_i = n->op == CBI_OP_CONV ? conv_ordinal++ : -1;
+        const int refresh = conv_i >= 0 && s->refresh_period > 0 &&
+                            cbi_policy_closed_accumulator(pol) && frame_index > 0 &&
+                            (frame_index + conv_i) % s->refresh_period == 0;
         ls->ran_dense = s->first || !is_change_kernel(k);
         memset(ls->step_ms, 0, sizeof ls->step_ms);
         ls->total_ms = 0;
@@ -634,6 +795,7 @@ static cbinfer_status run_network(cbinfer_stream_t *s)
         if (!s->first && !is_change_kernel(k) && inputs_unchanged(s, n)) {
             *out_chg = (cbi_changes){.all = 0, .count = 0};
             ls->ran_dense = 0;
+            ls->macs_effective = 0;
             continue;
         }
 
@@ -641,10 +803,10 @@ static cbinfer_status run_network(cbinfer_stream_t *s)
             .node = n, .plan = &s->plans[i], .layer = s->layers[i], .n_in = n->n_inputs,
             .out = &s->values[n->output], .out_chg = out_chg, .first = s->first,
             .threshold = (float)(s->thresholds[i] * s->threshold_scale),
-            .feed_forward = s->mode == CBINFER_MODE_CBINFER_FF,
+            .feed_forward = pol->kind == CBI_POLICY_CBINFER_FF,
             .reuse_indices = s->reuse_1x1, .collect_stats = s->collect_stats,
             .dense_fallback = s->break_even[i] < 1.f, .break_even = s->break_even[i],
-            .stats = ls,
+            .stats = ls, .policy = pol, .frame_index = frame_index, .refresh = refresh,
         };
         for (int j = 0; j < n->n_inputs; ++j) {
             a.in[j] = &s->values[n->inputs[j]];
@@ -666,10 +828,17 @@ static cbinfer_status run_network(cbinfer_stream_t *s)
             changed += ls->changed_px;
             total += ls->total_px;
         }
+        if (ls->macs_effective < 0) ls->macs_effective = ls->macs;
         macs += ls->macs;
         dense_macs += ls->dense_macs;
+        macs_eff += ls->macs_effective;
+        ov_arith += ls->overhead_arith;
+        ov_ldst += ls->overhead_ldst;
     }
     s->frame.macs = macs;
+    s->frame.macs_effective = macs_eff;
+    s->frame.overhead_arith = ov_arith;
+    s->frame.overhead_ldst = ov_ldst;
     s->frame.dense_macs = dense_macs;
     s->frame.changed_share = total ? (double)changed / (double)total : 1.0;
     return CBINFER_STATUS_SUCCESS;
@@ -680,8 +849,9 @@ static cbinfer_status process_frame(cbinfer_stream_t *s, double t_start_ms)
 {
     if (s->broken != CBINFER_STATUS_SUCCESS)
         return STREAM_FAIL(s, s->broken,
-                           "the stream cannot run frames until CBINFER_PARAM_THREADS is set "
-                           "again successfully; re-creating its layers failed: %s",
+                           "the stream cannot run frames until CBINFER_PARAM_THREADS or "
+                           "cbinfer_stream_set_policy succeeds; re-creating its layers "
+                           "failed: %s",
                            s->broken_msg);
     const int64_t syncs0 = s->be->host_syncs ? s->be->host_syncs(s->bctx) : 0;
     cbinfer_status st = s->be->upload(s->bctx, &s->values[s->net->input], s->h_in, &s->err);

@@ -98,7 +98,13 @@ CBINFER_API cbinfer_status cbinfer_backend_describe(cbinfer_backend backend, cha
 typedef enum cbinfer_mode {
     CBINFER_MODE_DENSE = 0,      /* full convolution every frame (the baseline) */
     CBINFER_MODE_CBINFER = 1,    /* change-based, closed-loop input state (paper Sec. III-C) */
-    CBINFER_MODE_CBINFER_FF = 2  /* change-based, feed-forward (paper Fig. 4 top), for comparison */
+    CBINFER_MODE_CBINFER_FF = 2, /* change-based, feed-forward (paper Fig. 4 top), for comparison */
+    /* Whole-network presets of the delta policies (cbinfer_stream_set_policy):
+     * every conv starts with "evnet" (element granularity), "skipconv"
+     * (Input-Norm gate, no blocks, no reset) or "sigmadelta". CPU only. */
+    CBINFER_MODE_EVNET = 3,
+    CBINFER_MODE_SKIPCONV = 4,
+    CBINFER_MODE_SIGMADELTA = 5
 } cbinfer_mode;
 
 typedef enum cbinfer_precision {
@@ -274,7 +280,16 @@ typedef enum cbinfer_param {
      * a whole number, above 4096), OUT_OF_MEMORY or another status of layer
      * creation; after such a failure every push fails, saying why, until a
      * later THREADS call succeeds. Ignored by the CUDA backend. */
-    CBINFER_PARAM_THREADS = 3
+    CBINFER_PARAM_THREADS = 3,
+    /* Closed-memory delta policies (evnet without nomem, sigmadelta) keep a
+     * float accumulator a = W*v + b that takes one rounding per update. Every
+     * REFRESH_PERIOD frames each such layer recomputes it densely from its
+     * reference v (layer i of cbinfer_network_conv_name at the frames where
+     * (frame_index + i) % period == 0, so layers take turns), which changes
+     * nothing but the rounding: the drift stays that of at most `period`
+     * frames. Default 256; 0 never refreshes. The refreshed layer counts
+     * dense MACs for that frame. */
+    CBINFER_PARAM_REFRESH_PERIOD = 4
 } cbinfer_param;
 
 /* Range of valid values of a key. Statuses: BAD_PARAM, NULL_ARGUMENT. */
@@ -283,6 +298,57 @@ CBINFER_API cbinfer_status cbinfer_stream_set_param(cbinfer_stream_t *stream, cb
                                                     double value);
 CBINFER_API cbinfer_status cbinfer_stream_get_param(const cbinfer_stream_t *stream,
                                                     cbinfer_param key, double *value);
+
+/* Change policies (../shared/docs/VARIANTS.md), one per convolution. A spec
+ * is "<kind>[:<option>,...]":
+ *   "cbinfer"      recompute every output whose window holds a change, from
+ *                  the closed-loop input state (paper Sec. III); θ = τ.
+ *   "cbinfer-ff"   the same from the previous input (feed-forward).
+ *   "evnet"        Event Neural Networks: delta neurons with long-term
+ *                  memory; an input element whose distance d = x - v from
+ *                  what was sent so far passes h = θ is sent (Eq. 6), its
+ *                  delta multiplied by the weights and scatter-added into a
+ *                  pre-activation accumulator. Options: "element" (default),
+ *                  "pixel" (every channel of a pixel whose max |d| > h; the
+ *                  states of "cbinfer"), "chunk=G" (groups of G channels
+ *                  whose mean |d| > h), "nomem" (v follows the input: the
+ *                  Fig. 8 ablation without memory).
+ *   "skipconv"     Skip-Convolutions: residual frames r = x - x_prev, an
+ *                  output pixel updated when the L1 of r over its window
+ *                  (Input-Norm, "input", default) or that times ||W||_1
+ *                  ("output") exceeds ε = θ; unsent residuals are dropped
+ *                  (open memory). Options: "block=B" (aligned B x B output
+ *                  blocks), "reset=R" (dense re-flush every R frames, 0 never).
+ *   "sigmadelta"   Sigma-Delta: the reference is Q(x, s) = s*floor(x/s + 1/2)
+ *                  with step s = θ, deltas are multiples of s; the output
+ *                  equals the dense network on quantized conv inputs.
+ * node_name NULL sets every convolution. The stream must not be dense
+ * (BAD_PARAM). The delta policies run on the CPU backend only
+ * (BACKEND_UNAVAILABLE on CUDA). A new policy re-creates the layers' state
+ * (sized then, never while processing a frame) and resets the stream: the
+ * next frame runs dense. If that re-creation fails, every push fails and
+ * says why until a later set_policy or CBINFER_PARAM_THREADS succeeds.
+ * Not thread safe on one stream; no device sync.
+ * Statuses: NULL_ARGUMENT, BAD_PARAM (unknown kind or option), UNKNOWN_NODE,
+ * BACKEND_UNAVAILABLE, OUT_OF_MEMORY (over the stream's cap or the system's
+ * memory). */
+CBINFER_API cbinfer_status cbinfer_stream_set_policy(cbinfer_stream_t *stream,
+                                                     const char *node_name, const char *spec);
+
+/* The canonical spec of a convolution's policy (parses back to the same),
+ * into buf (NUL-terminated). Statuses: NULL_ARGUMENT, UNKNOWN_NODE,
+ * BUFFER_TOO_SMALL (64 bytes always suffice). */
+CBINFER_API cbinfer_status cbinfer_stream_get_policy(const cbinfer_stream_t *stream,
+                                                     const char *node_name, char *buf,
+                                                     size_t len);
+
+/* Bytes of a stream's temporal state: every layer's reference (input state)
+ * and accumulator (cbinfer_layer_stats.state_bytes summed); 0 for a dense
+ * stream. Weights, activations and scratch are not state (see
+ * cbinfer_stream_memory_bytes for everything). Thread safe for readers; no
+ * device sync. Statuses: NULL_ARGUMENT. */
+CBINFER_API cbinfer_status cbinfer_stream_state_bytes(const cbinfer_stream_t *stream,
+                                                      uint64_t *bytes);
 
 /* Thresholds τ (paper Eq. 3), in the units of each layer's input. All start at
  * 0, which makes the change-based output equal the dense output.
@@ -391,6 +457,18 @@ typedef struct cbinfer_layer_stats {
                           * dense op, or break-even fallback) */
     double step_ms[16];  /* indexed by cbinfer_step; room to grow */
     double total_ms;     /* all steps of the layer */
+    /* Appended in 0.1 (policies): rebuild against this header. */
+    int64_t macs_effective; /* the papers' count: for the delta policies the products
+                             * of transmitted input elements and the weights they
+                             * reach (valid taps x Cout each); else equal to macs */
+    int64_t transmitted_el; /* input elements sent on (Eq. 6 transmissions; CBinfer:
+                             * every channel of a changed pixel) */
+    int64_t overhead_arith; /* EvNet supplement Sec. E: 3 per gate evaluation (input
+                             * element tested), 1 per transmission, 1 per accumulator
+                             * element updated */
+    int64_t overhead_ldst;  /* the same rules: 4, 2 and 2 loads and stores */
+    int64_t state_bytes;    /* this layer's temporal state (reference and, unless the
+                             * activation is invertible, accumulator) */
 } cbinfer_layer_stats;
 
 CBINFER_API int cbinfer_stream_layer_count(const cbinfer_stream_t *stream);
@@ -407,6 +485,9 @@ typedef struct cbinfer_frame_stats {
     int64_t host_syncs;   /* times the push waited for the device (CUDA: stream
                            * synchronisations, change counts read back); 0 on
                            * the CPU. Appended in 0.1: rebuild against this header */
+    int64_t macs_effective; /* sums of the layers' fields of the same names */
+    int64_t overhead_arith;
+    int64_t overhead_ldst;
 } cbinfer_frame_stats;
 
 CBINFER_API cbinfer_status cbinfer_stream_frame_stats(const cbinfer_stream_t *stream,

@@ -224,9 +224,10 @@ TEST(BenchArgs, Mode)
     p = parse_with({"--mode", "cbinfer"});
     ASSERT_EQ(p.rc, 0) << p.err;
     EXPECT_EQ(p.args.mode, CBINFER_MODE_CBINFER);
-    p = parse_with({"--mode", "cbinfer-ff"});
+    p = parse_with({"--mode", "cbinfer-ff"}); // an alias of --policy cbinfer-ff
     ASSERT_EQ(p.rc, 0) << p.err;
-    EXPECT_EQ(p.args.mode, CBINFER_MODE_CBINFER_FF);
+    EXPECT_EQ(p.args.mode, CBINFER_MODE_CBINFER);
+    EXPECT_STREQ(p.args.policy_spec, "cbinfer-ff");
     p = parse_with({"--mode", "compare"});
     ASSERT_EQ(p.rc, 0) << p.err;
     EXPECT_EQ(p.args.mode, CBI_BENCH_MODE_COMPARE);
@@ -310,7 +311,51 @@ TEST(BenchArgs, LastRepeatWins)
         parse_with({"--skip", "3", "--skip", "4", "--mode", "dense", "--mode", "cbinfer-ff"});
     ASSERT_EQ(p.rc, 0) << p.err;
     EXPECT_EQ(p.args.skip, 4);
-    EXPECT_EQ(p.args.mode, CBINFER_MODE_CBINFER_FF);
+    EXPECT_EQ(p.args.mode, CBINFER_MODE_CBINFER);
+    EXPECT_STREQ(p.args.policy_spec, "cbinfer-ff");
+}
+
+// --policy and its options make one spec of cbinfer_stream_set_policy; an
+// option of another policy is refused, never ignored.
+TEST(BenchArgs, PolicyFlags)
+{
+    Parsed p = parse_with({});
+    ASSERT_EQ(p.rc, 0) << p.err;
+    EXPECT_STREQ(p.args.policy_spec, "cbinfer");
+    p = parse_with({"--policy", "evnet", "--granularity", "chunk:16", "--mode", "compare"});
+    ASSERT_EQ(p.rc, 0) << p.err;
+    EXPECT_STREQ(p.args.policy_spec, "evnet:chunk=16");
+    p = parse_with({"--policy", "evnet", "--granularity", "pixel"});
+    ASSERT_EQ(p.rc, 0) << p.err;
+    EXPECT_STREQ(p.args.policy_spec, "evnet:pixel");
+    p = parse_with({"--policy", "skipconv", "--gate", "output", "--block", "4", "--reset", "8"});
+    ASSERT_EQ(p.rc, 0) << p.err;
+    EXPECT_STREQ(p.args.policy_spec, "skipconv:output,block=4,reset=8");
+    p = parse_with({"--policy", "skipconv"});
+    ASSERT_EQ(p.rc, 0) << p.err;
+    EXPECT_STREQ(p.args.policy_spec, "skipconv:input,block=1,reset=0");
+    p = parse_with({"--policy", "sigmadelta"});
+    ASSERT_EQ(p.rc, 0) << p.err;
+    EXPECT_STREQ(p.args.policy_spec, "sigmadelta");
+    expect_usage_error(parse_with({"--policy", "delta"}), "--policy must be cbinfer, cbinfer-ff");
+    expect_usage_error(parse_with({"--policy", "sigmadelta", "--granularity", "pixel"}),
+                       "--granularity applies to --policy evnet, not sigmadelta");
+    expect_usage_error(parse_with({"--policy", "evnet", "--block", "2"}),
+                       "--block applies to --policy skipconv, not evnet");
+    expect_usage_error(parse_with({"--gate", "output"}),
+                       "--gate applies to --policy skipconv, not cbinfer");
+    expect_usage_error(parse_with({"--policy", "evnet", "--granularity", "chunk:0"}),
+                       "--granularity must be element, pixel or chunk:G");
+    expect_usage_error(parse_with({"--policy", "evnet", "--granularity", "chunk:4x"}),
+                       "--granularity must be element, pixel or chunk:G");
+    expect_usage_error(parse_with({"--policy", "skipconv", "--block", "0"}),
+                       "--block needs a whole number in 1..65536");
+    expect_usage_error(parse_with({"--policy", "skipconv", "--reset", "-1"}),
+                       "--reset needs a whole number in 0..65536");
+    expect_usage_error(parse_with({"--policy", "evnet", "--mode", "cbinfer-ff"}),
+                       "--mode cbinfer-ff is --policy cbinfer-ff");
+    expect_usage_error(parse_with({"--policy", "evnet", "--mode", "dense"}),
+                       "--mode dense has none");
 }
 
 TEST(BenchArgs, NewFlagDefaults)

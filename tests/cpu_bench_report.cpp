@@ -218,8 +218,8 @@ struct Synthetic {
     {
         frames[0] = {3, 10.0, 11.0, 1.0, 0.0, INFINITY, 0.0};
         frames[1] = {4, 10.5, 2.5, 0.25, 1e-4, 40.0, 0.02};
-        layers[0] = {"conv \"1\"\\a\n", "Conv", 0.25, 1e6, 4e6, 0};
-        layers[1] = {"pool", "MaxPool", NAN, 0, 0, 0};
+        layers[0] = cbi_layer_rec{"conv \"1\"\\a\n", "Conv", 0.25, 1e6, 2e6, 4e6, 1e4, 2e4, 4096, 0};
+        layers[1] = cbi_layer_rec{"pool", "MaxPool", NAN, 0, 0, 0, 0, 0, 0, 0};
         run.threshold_scale = 0.5;
         run.has_dense = run.has_cbinfer = run.has_quality = 1;
         run.dense_ms = {10, 10.25, 10.25, 10.45, 10.475, 10.495};
@@ -254,6 +254,7 @@ struct Synthetic {
         r.frames = 2;
         r.warmup = 2;
         r.mode = "compare";
+        r.policy = "evnet:chunk=8";
         r.precision = "fp32";
         r.threshold = 0.01;
         r.runs = &run;
@@ -469,8 +470,11 @@ TEST(BenchJson, ReportSchema)
     const JVal &c = v["config"];
     EXPECT_EQ(c.keys(),
               (std::vector<std::string>{"model", "workload", "input", "width", "height", "skip",
-                                        "frames", "warmup", "mode", "precision", "threshold",
-                                        "thresholds_file", "break_even_file"}));
+                                        "frames", "warmup", "mode", "policy", "precision",
+                                        "threshold", "thresholds_file", "break_even_file"}));
+    EXPECT_EQ(c["policy"]["spec"].str, "evnet:chunk=8");
+    EXPECT_EQ(c["policy"]["kind"].str, "evnet");
+    EXPECT_EQ(c["policy"]["options"].str, "chunk=8");
     EXPECT_EQ(c["workload"].kind, JVal::Null);
     EXPECT_EQ(c["thresholds_file"].kind, JVal::Null);
     EXPECT_EQ(c["width"].num, 96);
@@ -496,7 +500,17 @@ TEST(BenchJson, ReportSchema)
     ASSERT_EQ(run["layers"].arr.size(), 2u);
     const JVal &l0 = run["layers"].arr[0];
     EXPECT_EQ(l0.keys(), (std::vector<std::string>{"name", "op", "changed_share", "macs",
-                                                   "dense_macs", "dense_frames"}));
+                                                   "macs_executed", "dense_macs",
+                                                   "overhead_arith", "overhead_ldst",
+                                                   "state_bytes", "dense_frames"}));
+    EXPECT_EQ(l0["macs"].num, 1e6);
+    EXPECT_EQ(l0["macs_executed"].num, 2e6);
+    EXPECT_EQ(l0["state_bytes"].num, 4096);
+    // The stream's sums over the layers (the second one has no MACs).
+    EXPECT_EQ(run["cbinfer"]["macs_per_frame"].num, 1e6);
+    EXPECT_EQ(run["cbinfer"]["macs_executed_per_frame"].num, 2e6);
+    EXPECT_EQ(run["cbinfer"]["state_bytes"].num, 4096);
+    EXPECT_NEAR(run["cbinfer"]["overhead_pct_of_saved"].num, 100.0 * 3e4 / (4e6 - 1e6), 1e-9);
     EXPECT_EQ(l0["name"].str, "conv \"1\"\\a\n");  // escaped and read back
     EXPECT_EQ(run["layers"].arr[1]["changed_share"].kind, JVal::Null);
     ASSERT_EQ(run["frames"].arr.size(), 2u);

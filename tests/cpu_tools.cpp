@@ -108,3 +108,27 @@ TEST(Bench, RawFramesFromAPipe)
     std::remove(raw.c_str());
     std::remove(out.c_str());
 }
+
+// --policy end to end: compare mode runs the chosen policy against dense,
+// the JSON records it with the MAC counts, and at threshold 0 the policy
+// is exact.
+TEST(Bench, PolicyCompareRecordsThePolicy)
+{
+    const std::string raw = ::testing::TempDir() + "cbinfer_policy_in.rgb";
+    const std::string json = ::testing::TempDir() + "cbinfer_policy.json";
+    const std::string out = ::testing::TempDir() + "cbinfer_policy.txt";
+    write_raw_frames(raw, 4);
+    const std::string args = "--model '" + cbi_test_model("vgg7-noise1") + "' --raw 40x32:'" + raw +
+                             "' --warmup 1 --mode compare --policy evnet --granularity chunk:8 "
+                             "--json '" + json + "'";
+    ASSERT_EQ(cbi_test_run_tool(CBINFER_TEST_BENCH_EXE, args, out), 0) << cbi_test_slurp(out);
+    const std::string text = cbi_test_slurp(out), j = cbi_test_slurp(json);
+    EXPECT_NE(text.find("MACs per frame"), std::string::npos) << text;
+    EXPECT_NE(text.find("max abs"), std::string::npos) << text;
+    EXPECT_NE(j.find("\"spec\": \"evnet:chunk=8\""), std::string::npos) << j.substr(0, 2000);
+    EXPECT_NE(j.find("\"macs_executed\""), std::string::npos);
+    EXPECT_NE(j.find("\"state_bytes\""), std::string::npos);
+    std::remove(raw.c_str());
+    std::remove(json.c_str());
+    std::remove(out.c_str());
+}

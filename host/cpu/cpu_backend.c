@@ -3,6 +3,7 @@
  * one scratch slot per thread. Kernels live in cpu_conv.c and cpu_ops.c, the
  * oneDNN glue in cpu_dnnl.c.
  */
+#include <math.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,10 +19,11 @@
  * (max_k) and output channels (max_cout) of a convolution, and the input
  * pixels (chunk) and columns (ct_cols) of one ConvTranspose GEMM chunk. */
 static void scratch_plan(const cbi_backend_config *cfg, size_t *max_k, size_t *max_cout,
-                         size_t *chunk, size_t *ct_cols)
+                         size_t *max_tap_cout, size_t *chunk, size_t *ct_cols)
 {
     size_t max_px = 1;
     *max_k = *max_cout = *ct_cols = 1;
+    *max_tap_cout = 0; /* dense streams have no delta products */
     const cbi_net *net = cfg->net;
     for (int i = 0; i < net->n_nodes; ++i) {
         const cbi_node *n = &net->nodes[i];
@@ -30,6 +32,10 @@ static void scratch_plan(const cbi_backend_config *cfg, size_t *max_k, size_t *m
             const size_t k = (size_t)n->win.kh * n->win.kw * p->in.c;
             if (k > *max_k) *max_k = k;
             if ((size_t)p->out.c > *max_cout) *max_cout = (size_t)p->out.c;
+            /* Any conv of a change-based stream may be given a delta policy
+             * later (cbinfer_stream_set_policy): the slots are sized for it. */
+            const size_t tc = (size_t)n->win.kh * n->win.kw * p->out.c;
+            if (cfg->mode != CBINFER_MODE_DENSE && tc > *max_tap_cout) *max_tap_cout = tc;
         } else if (n->op == CBI_OP_CONV_TRANSPOSE) {
             const size_t cols = (size_t)n->win.kh * n->win.kw * p->out.c;
             const size_t px = (size_t)p->in.h * p->in.w;
@@ -53,16 +59,22 @@ static int thread_count(int threads)
  * two matmuls' (cpu_dnnl.c), or the padded thin rows. */
 static size_t cpu_extra_bytes(const cbi_backend_config *cfg, int threads)
 {
-    size_t max_k, max_cout, chunk, ct_cols, weights = 0;
-    scratch_plan(cfg, &max_k, &max_cout, &chunk, &ct_cols);
+    size_t max_k, max_cout, max_tap_cout, chunk, ct_cols, weights = 0;
+    scratch_plan(cfg, &max_k, &max_cout, &max_tap_cout, &chunk, &ct_cols);
+    const cbi_policy mode_policy = cbi_policy_of_mode(cfg->mode);
     for (int i = 0; cfg->mode != CBINFER_MODE_DENSE && i < cfg->net->n_nodes; ++i) {
         const cbi_node *n = &cfg->net->nodes[i];
         if (n->op != CBI_OP_CONV) continue;
+        const cbi_policy *pol = cfg->policies ? &cfg->policies[i] : &mode_policy;
         const size_t k = (size_t)n->win.kh * n->win.kw * cfg->plans[i].in.c;
-        weights += n->cout <= CPU_THIN_COUT ? CPU_THIN_COUT * k : 2 * k * (size_t)n->cout;
+        /* two matmuls' copies (W^T, or W2 for the delta scatter: the same
+         * count), or the padded thin rows */
+        weights += n->cout <= CPU_THIN_COUT && !cbi_policy_scatters(pol) ? CPU_THIN_COUT * k
+                                                                          : 2 * k * (size_t)n->cout;
     }
-    return sizeof(float) * (weights + chunk * ct_cols +
-                            (size_t)thread_count(threads) * CPU_CHUNK_ROWS * (max_k + max_cout));
+    return sizeof(float) *
+           (weights + chunk * ct_cols +
+            (size_t)thread_count(threads) * CPU_CHUNK_ROWS * (max_k + max_cout + max_tap_cout));
 }
 
 static void slots_destroy(cpu_ctx *ctx)
@@ -71,6 +83,7 @@ static void slots_destroy(cpu_ctx *ctx)
         cpu_slot *sl = &ctx->slots[i];
         free(sl->col);
         free(sl->gemm);
+        free(sl->prod);
         dnnl_memory_destroy(sl->scratchpad_mem);
         free(sl->scratchpad);
         dnnl_stream_destroy(sl->stream);
@@ -102,10 +115,14 @@ static cbinfer_status slots_create(cpu_ctx *ctx, int threads, cbi_err *e)
          * (cpu_conv.c), so they must hold numbers from the start. */
         sl->col = cbi_calloc((size_t)CPU_CHUNK_ROWS * ctx->max_k, sizeof(float));
         sl->gemm = cbi_calloc((size_t)CPU_CHUNK_ROWS * ctx->max_cout, sizeof(float));
-        if (!sl->col || !sl->gemm) {
+        sl->prod = ctx->max_tap_cout
+                       ? cbi_calloc((size_t)CPU_CHUNK_ROWS * ctx->max_tap_cout, sizeof(float))
+                       : NULL;
+        if (!sl->col || !sl->gemm || (ctx->max_tap_cout && !sl->prod)) {
             slots_destroy(ctx);
             return cbi_fail(e, CBINFER_STATUS_OUT_OF_MEMORY, "cpu scratch of %d threads of %zu floats",
-                            n, (size_t)CPU_CHUNK_ROWS * (ctx->max_k + ctx->max_cout));
+                            n, (size_t)CPU_CHUNK_ROWS *
+                                   (ctx->max_k + ctx->max_cout + ctx->max_tap_cout));
         }
         const dnnl_status_t s = dnnl_stream_create(&sl->stream, ctx->engine, dnnl_stream_default_flags);
         if (s != dnnl_success) {
@@ -136,7 +153,8 @@ static cbinfer_status cpu_create(const cbi_backend_config *cfg, void **out, cbi_
     ctx->cfg = *cfg;
 
     size_t max_ct_cols;
-    scratch_plan(cfg, &ctx->max_k, &ctx->max_cout, &ctx->chunk_px, &max_ct_cols);
+    scratch_plan(cfg, &ctx->max_k, &ctx->max_cout, &ctx->max_tap_cout, &ctx->chunk_px,
+                 &max_ct_cols);
     const size_t chunk = ctx->chunk_px;
     ctx->gemm = cbi_malloc_array(chunk * max_ct_cols, sizeof(float));
     if (!ctx->gemm) {
@@ -207,6 +225,10 @@ static void cpu_layer_destroy(void *bctx, void *layer)
     free(L->out_map);
     free(L->idx);
     free(L->thin_w);
+    free(L->acc);
+    free(L->dimg);
+    free(L->s1map);
+    free(L->bmap);
     cpu_conv_prims_destroy(&L->conv);
     free(L);
 }
@@ -217,6 +239,11 @@ static cbinfer_status cpu_layer_create(void *bctx, int node_id, void **out, cbi_
     const cbi_node *n = &ctx->cfg.net->nodes[node_id];
     const cbi_node_plan *p = &ctx->cfg.plans[node_id];
     const int change_based = ctx->cfg.mode != CBINFER_MODE_DENSE;
+    /* A config without a policy table gives every conv its mode's policy. */
+    const cbi_policy mode_policy = cbi_policy_of_mode(ctx->cfg.mode);
+    const cbi_policy *pol = !change_based        ? NULL
+                            : ctx->cfg.policies ? &ctx->cfg.policies[node_id]
+                                                : &mode_policy;
     *out = NULL;
     const int is_pool = n->op == CBI_OP_MAXPOOL || n->op == CBI_OP_AVGPOOL;
     if (n->op != CBI_OP_CONV && !(change_based && is_pool)) return CBINFER_STATUS_SUCCESS;
@@ -233,7 +260,24 @@ static cbinfer_status cpu_layer_create(void *bctx, int node_id, void **out, cbi_
         L->in_state = cbi_calloc(in_px * p->in.c, sizeof(float));
         L->in_idx = cbi_malloc_array(in_px, sizeof(int32_t));
         ok = L->in_state && L->in_idx;
-        if (ok && n->cout <= CPU_THIN_COUT) {
+        L->policy = *pol;
+        if (ok && cbi_policy_accumulates(pol) && !cbi_activation_invertible(&n->act, n->cout)) {
+            L->acc = cbi_calloc(out_px * p->out.c, sizeof(float));
+            ok = L->acc != NULL;
+        }
+        if (ok && pol->kind == CBI_POLICY_SKIPCONV) {
+            const size_t b = (size_t)pol->block;
+            L->dimg = cbi_calloc(in_px * p->in.c, sizeof(float));
+            L->s1map = cbi_calloc(in_px, sizeof(float));
+            L->bmap = cbi_calloc(((size_t)p->out.h + b - 1) / b * (((size_t)p->out.w + b - 1) / b),
+                                 1);
+            ok = L->dimg && L->s1map && L->bmap;
+            double l1 = 0; /* [SC] Eq. 7: ||W||_1 over all four dims */
+            for (size_t j = 0; j < (size_t)n->cout * n->win.kh * n->win.kw * p->in.c; ++j)
+                l1 += fabs((double)n->weight[j]);
+            L->w_l1 = (float)l1;
+        }
+        if (ok && n->cout <= CPU_THIN_COUT && !cbi_policy_scatters(pol)) {
             const size_t k = (size_t)n->win.kh * n->win.kw * p->in.c;
             L->thin_w = cbi_calloc(CPU_THIN_COUT * k, sizeof(float));
             ok = L->thin_w != NULL;
@@ -245,7 +289,7 @@ static cbinfer_status cpu_layer_create(void *bctx, int node_id, void **out, cbi_
         return cbi_fail(e, CBINFER_STATUS_OUT_OF_MEMORY, "state of node %s", n->name);
     }
     if (n->op == CBI_OP_CONV) {
-        cbinfer_status st = cpu_conv_prims_create(ctx, n, p, change_based, &L->conv, e);
+        cbinfer_status st = cpu_conv_prims_create(ctx, n, p, pol, &L->conv, e);
         if (st != CBINFER_STATUS_SUCCESS) {
             cpu_layer_destroy(bctx, L);
             return st;

@@ -35,6 +35,7 @@
 typedef struct cpu_slot {
     float *col;            /* CPU_CHUNK_ROWS x max_k */
     float *gemm;           /* CPU_CHUNK_ROWS x max_cout */
+    float *prod;           /* change-based: CPU_CHUNK_ROWS x max_tap_cout (delta products) */
     dnnl_stream_t stream;
     void *scratchpad;      /* scratchpad_bytes */
     size_t scratchpad_bytes; /* the most any primitive this slot runs asked for */
@@ -54,6 +55,7 @@ typedef struct cpu_ctx {
     size_t chunk_px;
     size_t max_k;
     size_t max_cout;
+    size_t max_tap_cout;   /* kh * kw * Cout of the widest conv (delta scatter rows) */
 } cpu_ctx;
 
 /* oneDNN state of one convolution (any mode). */
@@ -61,12 +63,15 @@ typedef struct cpu_conv_prims {
     dnnl_primitive_t dense;     /* convolution, NHWC in and out, bias and eltwise fused */
     dnnl_memory_t dense_src, dense_dst, dense_w, dense_b; /* handles set at each call */
     int dense_act_fused;        /* 0: the activation runs as a pass after the primitive */
-    /* Change-based, Cout > CPU_THIN_COUT: matmuls of [0] CPU_CHUNK_ROWS and
-     * [1] CPU_PIECE_ROWS rows x K by K x Cout, on one thread. */
+    /* Change-based: matmuls of [0] CPU_CHUNK_ROWS and [1] CPU_PIECE_ROWS
+     * rows, on one thread. Recompute and Skip-Conv (Cout > CPU_THIN_COUT):
+     * rows x K by K x Cout into the slot's gemm scratch. Delta scatter:
+     * rows x Cin by Cin x (kh*kw*Cout) into its prod scratch. */
     dnnl_primitive_t mm[2];
     dnnl_memory_t mm_w[2];      /* the weights in each one's own layout */
     dnnl_memory_t *mm_x[2], *mm_y[2]; /* per slot: rows of its col and gemm scratch */
     int n_mm;                   /* slots in mm_x and mm_y */
+    int y_cols;                 /* columns of the matmuls' output rows */
 } cpu_conv_prims;
 
 /* Per-node state (allocated by layer_create for Conv and pools; NULL for
@@ -80,7 +85,25 @@ typedef struct cpu_layer {
     cpu_conv_prims conv; /* Conv only */
     float *thin_w;     /* Conv with Cout <= CPU_THIN_COUT, change-based: the weights
                           [CPU_THIN_COUT][kh][kw][Cin], rows past Cout zero */
+    /* Delta policies (host/cpu/cpu_delta.c). */
+    cbi_policy policy; /* the policy the state was made for */
+    float *acc;        /* fp32 pre-activation accumulator [out px][Cout]; NULL when
+                          the activation is invertible (then acc = f^-1(out)) */
+    float *dimg;       /* Skip-Conv: residual image [in px][Cin], zero between calls */
+    float *s1map;      /* Skip-Conv: per input pixel sum_c |r|, zero between calls */
+    uint8_t *bmap;     /* Skip-Conv blocks: one flag per b x b output block */
+    float w_l1;        /* Skip-Conv Output-Norm: ||W||_1 over all four dims */
 } cpu_layer;
+
+/* The elementwise loops of the kernels get AVX2 and AVX-512 builds next to
+ * the baseline one, picked when the library loads (the CPU need not be known
+ * at build time). Sanitizer builds keep the baseline one only, so that they
+ * check a single code path. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
+#define CPU_SIMD_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define CPU_SIMD_CLONES
+#endif
 
 /* Threads the context's kernels use: one per slot. */
 static inline int cpu_threads(const cpu_ctx *ctx)
@@ -110,8 +133,9 @@ static inline float cpu_activate(const cbi_activation *act, int ch, float v)
 /* oneDNN glue, host/cpu/cpu_dnnl.c. Every failure becomes a status and a
  * message naming the node. */
 cbinfer_status cpu_dnnl_status(dnnl_status_t s, cbi_err *e, const char *node, const char *what);
+/* pol: the layer's change policy, NULL in a dense stream. */
 cbinfer_status cpu_conv_prims_create(cpu_ctx *ctx, const cbi_node *n, const cbi_node_plan *p,
-                                     int change_based, cpu_conv_prims *c, cbi_err *e);
+                                     const cbi_policy *pol, cpu_conv_prims *c, cbi_err *e);
 void cpu_conv_prims_destroy(cpu_conv_prims *c);
 /* Runs prim with args on a slot's stream and scratchpad, and waits for it.
  * args must have room for one more entry (the scratchpad). The primitive runs
@@ -127,6 +151,73 @@ cbinfer_status cpu_sgemm(int threads, int m, int n, int k, const float *a, int l
 /* Kernels, host/cpu/cpu_conv.c. */
 cbinfer_status cpu_conv_dense(void *bctx, cbi_op_args *a, cbi_err *e);
 cbinfer_status cpu_conv_change(void *bctx, cbi_op_args *a, cbi_err *e);
+
+/* Geometry of one convolution for one frame size. */
+typedef struct cpu_conv_geom {
+    int cin, h, w;      /* input */
+    int cout, ho, wo;   /* output */
+    int kh, kw, sh, sw, dh, dw, pad_t, pad_l;
+    int k;              /* kh * kw * cin */
+} cpu_conv_geom;
+cpu_conv_geom cpu_conv_geom_of(const cbi_op_args *a);
+
+/* Steps of cpu_conv.c the delta policies share (cpu_delta.c). */
+/* The dense convolution of src into dst (the primitive's fused bias and,
+ * where fused, activation), timed as the DENSE step; counts dense MACs. */
+cbinfer_status cpu_conv_dense_from(cpu_ctx *ctx, cpu_layer *L, cbi_op_args *a, const float *src,
+                                   float *dst, cbi_err *e);
+/* Eq. 4 and extraction: the output pixels whose window holds one of the n_in
+ * ascending input pixels `changed`, ascending into idx; returns the count. */
+int64_t cpu_mark_and_extract(cpu_ctx *ctx, int threads, const cpu_conv_geom *g,
+                             const int32_t *changed, int64_t n_in, uint8_t *map, int32_t *idx,
+                             const cbi_op_args *a);
+/* Partial im2col of m output pixels idx from `in` into col (K floats a row). */
+void cpu_gather_rows(const cpu_conv_geom *g, const float *in, const int32_t *idx, int m,
+                     float *col);
+/* Thin layers: Cout dot products per output pixel straight from `in`. */
+void cpu_thin_rows(const cpu_conv_geom *g, const float *in, const float *thin_w,
+                   const int32_t *idx, int m, float *y);
+/* The layer's matmul on m rows of a slot's col scratch (x_cols floats a row)
+ * into y (c->y_cols floats a row): one full chunk or pieces. */
+cbinfer_status cpu_chunk_gemm(cpu_ctx *ctx, int slot, const cpu_conv_prims *c, int m, int x_cols,
+                              float *y, cbi_err *e, const char *node);
+/* Rows per chunk for n rows on `threads` threads: CPU_CHUNK_ROWS, or fewer
+ * (whole pieces) so that every thread still gets work. */
+int64_t cpu_chunk_rows(int64_t n, int threads);
+/* Adds the im2col, GEMM and update times summed over `team` threads (their
+ * mean) to the layer's steps, when statistics are on. */
+void cpu_add_step_times(const cbi_op_args *a, double t_col, double t_gemm, double t_upd, int team);
+/* What becomes of m GEMM rows y (Cout each) of the output pixels idx. */
+typedef void (*cpu_rows_update)(const cbi_node *node, const float *y, const int32_t *idx, int m,
+                                const cpu_layer *L, float *out);
+/* Output-stationary rows, one chunk per thread: partial im2col of the n
+ * output pixels idx from src, the GEMM with the layer's W^T matmul (thin
+ * layers: direct dot products), then update. Step times are the mean over
+ * the threads. */
+cbinfer_status cpu_rows_gemm(cpu_ctx *ctx, const cpu_layer *L, cbi_op_args *a,
+                             const cpu_conv_geom *g, const float *src, const int32_t *idx,
+                             int64_t n, cpu_rows_update update, cbi_err *e);
+/* Joins the per-thread parts of a parallel step (part t wrote counts[t]
+ * entries at list + t * stride), in order; returns the total. */
+int64_t cpu_join_parts(int32_t *list, const int64_t *counts, int parts, int64_t stride);
+
+/* Change detection over the pixels the producer rewrote (chg), one block of
+ * them per thread, joined in order into `changed`: Eq. 3 against the state
+ * (closed loop, or feed-forward), or with gate != NULL that layer's delta
+ * policy gate (cpu_gate_block). Returns the count. */
+int64_t cpu_detect_changes(cpu_ctx *ctx, int threads, const cpu_conv_geom *g, const float *x,
+                           float *state, const cbi_changes *chg, float tau, int feed_forward,
+                           const cpu_layer *gate, int32_t *changed);
+/* The delta gate of entries [begin, end) of list (all pixels when NULL),
+ * without sending anything: the pixels that will transmit go to changed[]
+ * (ascending); returns their count (cpu_delta.c). */
+int64_t cpu_gate_block(const cpu_layer *L, const float *x, float *ref, int cin,
+                       const int32_t *list, int64_t begin, int64_t end, float theta,
+                       int32_t *changed);
+
+/* Kernel of the delta policies, host/cpu/cpu_delta.c (called by
+ * cpu_conv_change for EVNET, SKIPCONV and SIGMADELTA layers). */
+cbinfer_status cpu_conv_delta(cpu_ctx *ctx, cbi_op_args *a, cbi_err *e);
 
 /* Kernels, host/cpu/cpu_ops.c. */
 cbinfer_status cpu_conv_transpose(void *bctx, cbi_op_args *a, cbi_err *e);

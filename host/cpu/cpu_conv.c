@@ -23,16 +23,6 @@
 
 #include "cpu_backend.h"
 
-/* The elementwise loops below get AVX2 and AVX-512 builds next to the
- * baseline one, picked when the library loads (the CPU need not be known at
- * build time). Sanitizer builds keep the baseline one only, so that they
- * check a single code path. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
-#define CPU_SIMD_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define CPU_SIMD_CLONES
-#endif
-
 /* Sixteen floats as one value (GCC/Clang vector extension): one AVX-512
  * register in the x86-64-v4 clones, two or four narrower ones otherwise.
  * Macros rather than functions: a function taking or returning one would
@@ -44,18 +34,11 @@ typedef float cpu_v16 __attribute__((vector_size(64)));
  * more than it saves. */
 #define CPU_PARALLEL_MIN_PX 4096
 
-typedef struct conv_geom {
-    int cin, h, w;      /* input */
-    int cout, ho, wo;   /* output */
-    int kh, kw, sh, sw, dh, dw, pad_t, pad_l;
-    int k;              /* kh * kw * cin */
-} conv_geom;
-
-static conv_geom conv_geom_of(const cbi_op_args *a)
+cpu_conv_geom cpu_conv_geom_of(const cbi_op_args *a)
 {
     const cbi_node *n = a->node;
     const cbi_node_plan *p = a->plan;
-    conv_geom g = {
+    cpu_conv_geom g = {
         .cin = p->in.c, .h = p->in.h, .w = p->in.w,
         .cout = p->out.c, .ho = p->out.h, .wo = p->out.w,
         .kh = n->win.kh, .kw = n->win.kw, .sh = n->win.sh, .sw = n->win.sw,
@@ -66,7 +49,7 @@ static conv_geom conv_geom_of(const cbi_op_args *a)
 }
 
 /* A 1x1, stride-1, unpadded convolution spreads no change (Sec. III-E). */
-static int conv_is_pointwise(const conv_geom *g)
+static int conv_is_pointwise(const cpu_conv_geom *g)
 {
     return g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && g->pad_t == 0 &&
            g->pad_l == 0 && g->ho == g->h && g->wo == g->w;
@@ -119,19 +102,24 @@ static void activate_rows(const cbi_node *node, float *y, int64_t rows, int thre
 
 cbinfer_status cpu_conv_dense(void *bctx, cbi_op_args *a, cbi_err *e)
 {
-    cpu_ctx *ctx = bctx;
     cpu_layer *L = a->layer;
-    const conv_geom g = conv_geom_of(a);
-    const size_t npx = (size_t)g.ho * g.wo;
-    if (!ctx || !L || !L->conv.dense)
+    if (!bctx || !L || !L->conv.dense)
         return cbi_fail(e, CBINFER_STATUS_INTERNAL, "node %s (Conv): no convolution primitive",
                         a->node->name);
+    return cpu_conv_dense_from(bctx, L, a, a->in[0]->data, a->out->data, e);
+}
+
+cbinfer_status cpu_conv_dense_from(cpu_ctx *ctx, cpu_layer *L, cbi_op_args *a, const float *src,
+                                   float *dst, cbi_err *e)
+{
+    const cpu_conv_geom g = cpu_conv_geom_of(a);
+    const size_t npx = (size_t)g.ho * g.wo;
     const int threads = cpu_threads(ctx);
     const double t0 = cbi_now_ms();
 
     cpu_conv_prims *c = &L->conv;
-    dnnl_memory_set_data_handle(c->dense_src, a->in[0]->data);
-    dnnl_memory_set_data_handle(c->dense_dst, a->out->data);
+    dnnl_memory_set_data_handle(c->dense_src, (void *)src);
+    dnnl_memory_set_data_handle(c->dense_dst, dst);
     dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, c->dense_src}, {DNNL_ARG_WEIGHTS, c->dense_w},
                                {DNNL_ARG_BIAS, c->dense_b}, {DNNL_ARG_DST, c->dense_dst}};
     /* oneDNN fixed the primitive's thread count when it was created; the
@@ -142,7 +130,8 @@ cbinfer_status cpu_conv_dense(void *bctx, cbi_op_args *a, cbi_err *e)
     cbinfer_status st = cpu_dnnl_execute(ctx, 0, c->dense, 4, args, e, a->node->name);
     omp_set_num_threads(caller_threads);
     if (st != CBINFER_STATUS_SUCCESS) return st;
-    if (!c->dense_act_fused) activate_rows(a->node, a->out->data, (int64_t)npx, threads);
+    if (!c->dense_act_fused && dst == a->out->data)
+        activate_rows(a->node, dst, (int64_t)npx, threads);
 
     cpu_step_time(a, CBINFER_STEP_DENSE, t0, cbi_now_ms());
     a->stats->changed_px = (int64_t)npx;
@@ -160,10 +149,11 @@ cbinfer_status cpu_conv_dense(void *bctx, cbi_op_args *a, cbi_err *e)
  * Feed-forward: the state follows the input. Writes the changed pixels to
  * changed[] in ascending order and returns their count. */
 CPU_SIMD_CLONES
-static int64_t detect_block(const float *x, float *state, size_t c, const int32_t *list,
-                            int64_t begin, int64_t end, float tau, int feed_forward,
-                            int32_t *changed)
+static int64_t detect_block(const cpu_layer *gate, const float *x, float *state, size_t c,
+                            const int32_t *list, int64_t begin, int64_t end, float tau,
+                            int feed_forward, int32_t *changed)
 {
+    if (gate) return cpu_gate_block(gate, x, state, (int)c, list, begin, end, tau, changed);
     int64_t n = 0;
     for (int64_t i = begin; i < end; ++i) {
         const int32_t px = list ? list[i] : (int32_t)i;
@@ -183,7 +173,7 @@ static int64_t detect_block(const float *x, float *state, size_t c, const int32_
 /* Joins the results of a parallel step: part t wrote counts[t] entries at
  * list + t * stride; they are moved down to follow each other, in part order
  * (so an ascending list stays ascending). Returns the total. */
-static int64_t join_parts(int32_t *list, const int64_t *counts, int parts, int64_t stride)
+int64_t cpu_join_parts(int32_t *list, const int64_t *counts, int parts, int64_t stride)
 {
     int64_t n = counts[0];
     for (int t = 1; t < parts; ++t) {
@@ -194,18 +184,15 @@ static int64_t join_parts(int32_t *list, const int64_t *counts, int parts, int64
     return n;
 }
 
-/* Eq. 3 for the pixels the producer rewrote this frame (cbi_changes): only
- * those can differ from the state. One block of them per thread; the blocks'
- * results are then joined in order. */
-static int64_t detect_changes(cpu_ctx *ctx, int threads, const conv_geom *g, const float *x,
-                              float *state, const cbi_changes *chg, float tau, int feed_forward,
-                              int32_t *changed)
+int64_t cpu_detect_changes(cpu_ctx *ctx, int threads, const cpu_conv_geom *g, const float *x,
+                           float *state, const cbi_changes *chg, float tau, int feed_forward,
+                           const cpu_layer *gate, int32_t *changed)
 {
     const int64_t npx = chg->all ? (int64_t)g->h * g->w : chg->count;
     const int32_t *list = chg->all ? NULL : chg->idx;
     const size_t c = (size_t)g->cin;
     if (threads < 2 || npx < CPU_PARALLEL_MIN_PX)
-        return detect_block(x, state, c, list, 0, npx, tau, feed_forward, changed);
+        return detect_block(gate, x, state, c, list, 0, npx, tau, feed_forward, changed);
 
     /* The team may be smaller than asked (a caller's own parallel region,
      * OMP_THREAD_LIMIT): the blocks follow the team that runs. */
@@ -220,18 +207,18 @@ static int64_t detect_changes(cpu_ctx *ctx, int threads, const conv_geom *g, con
         }
         const int t = omp_get_thread_num();
         const int64_t b = t * block, end = b + block < npx ? b + block : npx;
-        ctx->counts[t] = b < end ? detect_block(x, state, c, list, b, end, tau, feed_forward,
-                                                changed + b)
+        ctx->counts[t] = b < end ? detect_block(gate, x, state, c, list, b, end, tau,
+                                                feed_forward, changed + b)
                                  : 0;
     }
-    return join_parts(changed, ctx->counts, team, block);
+    return cpu_join_parts(changed, ctx->counts, team, block);
 }
 
 /* Eq. 4: mark every output pixel whose receptive field holds a changed input
  * pixel, in output rows [oy_lo, oy_hi) only. Output (oy, ox) reads input row
  * oy*sh - pad_t + ky*dh, so input row iy reaches output rows
  * (iy + pad_t - ky*dh) / sh where that divides. */
-static void dilate_changes(const conv_geom *g, const int32_t *changed, int64_t n, int oy_lo,
+static void dilate_changes(const cpu_conv_geom *g, const int32_t *changed, int64_t n, int oy_lo,
                            int oy_hi, uint8_t *map)
 {
     if (g->sh == 1 && g->sw == 1 && g->dh == 1 && g->dw == 1) {
@@ -307,9 +294,9 @@ static int64_t lower_bound_px(const int32_t *list, int64_t n, int64_t px)
  * marked only from the changed input rows that reach it, then extracted, and
  * the bands' index lists are joined in order. Returns the number of output
  * pixels to recompute; idx gets them in ascending order. */
-static int64_t mark_and_extract(cpu_ctx *ctx, int threads, const conv_geom *g,
-                                const int32_t *changed, int64_t n_in, uint8_t *map, int32_t *idx,
-                                const cbi_op_args *a)
+int64_t cpu_mark_and_extract(cpu_ctx *ctx, int threads, const cpu_conv_geom *g,
+                             const int32_t *changed, int64_t n_in, uint8_t *map, int32_t *idx,
+                             const cbi_op_args *a)
 {
     if (threads < 2 || n_in * g->kh * g->kw < CPU_PARALLEL_MIN_PX) {
         const double t0 = cbi_now_ms();
@@ -350,7 +337,7 @@ static int64_t mark_and_extract(cpu_ctx *ctx, int threads, const conv_geom *g,
         t_dil += t1 - t0;
         t_ext += cbi_now_ms() - t1;
     }
-    const int64_t n = join_parts(idx, ctx->counts, team, (int64_t)band * g->wo);
+    const int64_t n = cpu_join_parts(idx, ctx->counts, team, (int64_t)band * g->wo);
     if (a->collect_stats && a->stats) {
         a->stats->step_ms[CBINFER_STEP_DILATE] += t_dil / team;
         a->stats->step_ms[CBINFER_STEP_EXTRACT] += t_ext / team;
@@ -361,7 +348,8 @@ static int64_t mark_and_extract(cpu_ctx *ctx, int threads, const conv_geom *g,
 /* Partial im2col: one row of K floats per changed output pixel, from the
  * state; taps in the padding are zero. A filter row that lies inside the
  * input with dilation 1 is one contiguous run of kw * Cin floats (NHWC). */
-static void gather_rows(const conv_geom *g, const float *in, const int32_t *idx, int m, float *col)
+void cpu_gather_rows(const cpu_conv_geom *g, const float *in, const int32_t *idx, int m,
+                     float *col)
 {
     const size_t cin = (size_t)g->cin, run = (size_t)g->kw * cin;
     for (int r = 0; r < m; ++r) {
@@ -400,8 +388,8 @@ static void gather_rows(const conv_geom *g, const float *in, const int32_t *idx,
  * inside the input (dilation 1) is one run of kw * Cin floats in the input
  * and in every output's weights. */
 CPU_SIMD_CLONES
-static void thin_rows(const conv_geom *g, const float *restrict in, const float *restrict thin_w,
-                      const int32_t *idx, int m, float *restrict y)
+void cpu_thin_rows(const cpu_conv_geom *g, const float *restrict in,
+                   const float *restrict thin_w, const int32_t *idx, int m, float *restrict y)
 {
     _Static_assert(CPU_THIN_COUT == 4, "thin_rows keeps four accumulators");
     const size_t cin = (size_t)g->cin, k = (size_t)g->k;
@@ -452,13 +440,14 @@ static void thin_rows(const conv_geom *g, const float *restrict in, const float 
     }
 }
 
-/* Y[m][Cout] = X[m][K] * W^T on one slot, from its col scratch into its gemm
- * scratch, with the fixed-size matmuls of the layer (cpu_conv_prims): a chunk
- * of at least CPU_CHUNK_ROWS - CPU_PIECE_ROWS rows runs as one full chunk,
- * a smaller one as pieces of CPU_PIECE_ROWS. Rows past m hold older rows (or
- * the zeros the slot started with); their results are never scattered. */
-static cbinfer_status chunk_gemm(cpu_ctx *ctx, int slot, const cpu_conv_prims *c,
-                                 const conv_geom *g, int m, cbi_err *e, const char *node)
+/* The layer's matmul on one slot, from its col scratch (x_cols floats a
+ * row) into y (c->y_cols a row), with the fixed-size matmuls of the layer
+ * (cpu_conv_prims): a chunk of at least CPU_CHUNK_ROWS - CPU_PIECE_ROWS rows
+ * runs as one full chunk, a smaller one as pieces of CPU_PIECE_ROWS. Rows
+ * past m hold older rows (or the zeros the slot started with); their
+ * results are never used. */
+cbinfer_status cpu_chunk_gemm(cpu_ctx *ctx, int slot, const cpu_conv_prims *c, int m, int x_cols,
+                              float *y, cbi_err *e, const char *node)
 {
     if (m > CPU_CHUNK_ROWS - CPU_PIECE_ROWS) {
         dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, c->mm_x[0][slot]},
@@ -468,8 +457,8 @@ static cbinfer_status chunk_gemm(cpu_ctx *ctx, int slot, const cpu_conv_prims *c
     }
     const cpu_slot *sl = &ctx->slots[slot];
     for (int r = 0; r < m; r += CPU_PIECE_ROWS) {
-        dnnl_memory_set_data_handle(c->mm_x[1][slot], sl->col + (size_t)r * g->k);
-        dnnl_memory_set_data_handle(c->mm_y[1][slot], sl->gemm + (size_t)r * g->cout);
+        dnnl_memory_set_data_handle(c->mm_x[1][slot], sl->col + (size_t)r * x_cols);
+        dnnl_memory_set_data_handle(c->mm_y[1][slot], y + (size_t)r * c->y_cols);
         dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, c->mm_x[1][slot]},
                                    {DNNL_ARG_WEIGHTS, c->mm_w[1]},
                                    {DNNL_ARG_DST, c->mm_y[1][slot]}};
@@ -479,11 +468,83 @@ static cbinfer_status chunk_gemm(cpu_ctx *ctx, int slot, const cpu_conv_prims *c
     return CBINFER_STATUS_SUCCESS;
 }
 
+int64_t cpu_chunk_rows(int64_t n, int threads)
+{
+    if (n >= (int64_t)threads * CPU_CHUNK_ROWS) return CPU_CHUNK_ROWS;
+    int64_t chunk = (n + threads - 1) / threads;
+    chunk = (chunk + CPU_PIECE_ROWS - 1) / CPU_PIECE_ROWS * CPU_PIECE_ROWS;
+    return chunk < CPU_PIECE_ROWS ? CPU_PIECE_ROWS : chunk;
+}
+
+void cpu_add_step_times(const cbi_op_args *a, double t_col, double t_gemm, double t_upd, int team)
+{
+    if (!a->collect_stats || !a->stats) return;
+    a->stats->step_ms[CBINFER_STEP_IM2COL] += t_col / team;
+    a->stats->step_ms[CBINFER_STEP_GEMM] += t_gemm / team;
+    a->stats->step_ms[CBINFER_STEP_UPDATE] += t_upd / team;
+}
+
+cbinfer_status cpu_rows_gemm(cpu_ctx *ctx, const cpu_layer *L, cbi_op_args *a,
+                             const cpu_conv_geom *g, const float *src, const int32_t *idx,
+                             int64_t n, cpu_rows_update update, cbi_err *e)
+{
+    const int threads = cpu_threads(ctx);
+    const int64_t chunk = cpu_chunk_rows(n, threads);
+    const int64_t n_chunks = (n + chunk - 1) / chunk;
+    const int team = n_chunks < threads ? (int)(n_chunks > 0 ? n_chunks : 1) : threads;
+    const int timed = a->collect_stats;
+    const int thin = g->cout <= CPU_THIN_COUT;
+    double t_col = 0, t_gemm = 0, t_upd = 0;
+    cbinfer_status st = CBINFER_STATUS_SUCCESS;
+#pragma omp parallel for num_threads(team) schedule(dynamic, 1) reduction(+ : t_col, t_gemm, t_upd)
+    for (int64_t ch = 0; ch < n_chunks; ++ch) {
+        const int slot = omp_get_thread_num();
+        cpu_slot *sl = &ctx->slots[slot];
+        const int64_t r0 = ch * chunk;
+        const int m = (int)(n - r0 < chunk ? n - r0 : chunk);
+        cbi_err chunk_err;
+        const double s0 = timed ? cbi_now_ms() : 0;
+        if (!thin) cpu_gather_rows(g, src, idx + r0, m, sl->col);
+        const double s1 = timed ? cbi_now_ms() : 0;
+        cbinfer_status cs = CBINFER_STATUS_SUCCESS;
+        if (thin)
+            cpu_thin_rows(g, src, L->thin_w, idx + r0, m, sl->gemm);
+        else
+            cs = cpu_chunk_gemm(ctx, slot, &L->conv, m, g->k, sl->gemm, &chunk_err, a->node->name);
+        const double s2 = timed ? cbi_now_ms() : 0;
+        if (cs == CBINFER_STATUS_SUCCESS) {
+            update(a->node, sl->gemm, idx + r0, m, L, a->out->data);
+        } else {
+#pragma omp critical(cpu_conv_error)
+            if (st == CBINFER_STATUS_SUCCESS) {
+                st = cs;
+                *e = chunk_err;
+            }
+        }
+        const double s3 = timed ? cbi_now_ms() : 0;
+        t_col += s1 - s0;
+        t_gemm += s2 - s1;
+        t_upd += s3 - s2;
+    }
+    if (st == CBINFER_STATUS_SUCCESS) cpu_add_step_times(a, t_col, t_gemm, t_upd, team);
+    return st;
+}
+
+/* CBinfer's fused update: bias, activation and the scatter of the rows. */
+static void recompute_update(const cbi_node *node, const float *y, const int32_t *idx, int m,
+                             const cpu_layer *L, float *out)
+{
+    (void)L;
+    bias_act_rows(node, y, idx, m, out);
+}
+
 cbinfer_status cpu_conv_change(void *bctx, cbi_op_args *a, cbi_err *e)
 {
     cpu_ctx *ctx = bctx;
     cpu_layer *L = a->layer;
-    const conv_geom g = conv_geom_of(a);
+    if (ctx && L && a->policy && cbi_policy_accumulates(a->policy))
+        return cpu_conv_delta(ctx, a, e);
+    const cpu_conv_geom g = cpu_conv_geom_of(a);
     const float *x = a->in[0]->data;
     const cbi_changes *in_chg = a->in_chg[0];
     const int64_t npx_in = (int64_t)g.h * g.w, npx_out = (int64_t)g.ho * g.wo;
@@ -516,10 +577,10 @@ cbinfer_status cpu_conv_change(void *bctx, cbi_op_args *a, cbi_err *e)
         a->stats->changed_in_px = n;
         cpu_step_time(a, CBINFER_STEP_EXTRACT, t0, cbi_now_ms());
     } else {
-        int64_t n_in = detect_changes(ctx, threads, &g, x, L->in_state, in_chg, a->threshold,
-                                      a->feed_forward, L->in_idx);
+        int64_t n_in = cpu_detect_changes(ctx, threads, &g, x, L->in_state, in_chg, a->threshold,
+                                          a->feed_forward, NULL, L->in_idx);
         cpu_step_time(a, CBINFER_STEP_CHANGE_DETECT, t0, cbi_now_ms());
-        n = mark_and_extract(ctx, threads, &g, L->in_idx, n_in, L->out_map, L->idx, a);
+        n = cpu_mark_and_extract(ctx, threads, &g, L->in_idx, n_in, L->out_map, L->idx, a);
         idx = L->idx;
         a->stats->changed_in_px = n_in;
     }
@@ -538,65 +599,20 @@ cbinfer_status cpu_conv_change(void *bctx, cbi_op_args *a, cbi_err *e)
     /* Gather (partial im2col from the state: in the closed loop the stored
      * output must be the convolution of the state; feed-forward, the state
      * equals the input after detection), GEMM, and the fused bias +
-     * activation + scatter, one chunk of rows per iteration (thin layers:
-     * direct dot products instead of gather + GEMM). Step times are the mean
-     * over the threads. */
-    const float *src = L->in_state;
-    float *out = a->out->data;
-    /* Fewer rows than one chunk per thread: smaller chunks (whole pieces),
-     * so every thread still gets work. */
-    int64_t chunk = CPU_CHUNK_ROWS;
-    if (n < (int64_t)threads * CPU_CHUNK_ROWS) {
-        chunk = (n + threads - 1) / threads;
-        chunk = (chunk + CPU_PIECE_ROWS - 1) / CPU_PIECE_ROWS * CPU_PIECE_ROWS;
-        if (chunk < CPU_PIECE_ROWS) chunk = CPU_PIECE_ROWS;
-    }
-    const int64_t n_chunks = (n + chunk - 1) / chunk;
-    const int team = n_chunks < threads ? (int)(n_chunks > 0 ? n_chunks : 1) : threads;
-    const int timed = a->collect_stats;
-    const int thin = g.cout <= CPU_THIN_COUT;
-    double t_col = 0, t_gemm = 0, t_upd = 0;
-    cbinfer_status st = CBINFER_STATUS_SUCCESS;
-#pragma omp parallel for num_threads(team) schedule(dynamic, 1) reduction(+ : t_col, t_gemm, t_upd)
-    for (int64_t ch = 0; ch < n_chunks; ++ch) {
-        const int slot = omp_get_thread_num();
-        cpu_slot *sl = &ctx->slots[slot];
-        const int64_t r0 = ch * chunk;
-        const int m = (int)(n - r0 < chunk ? n - r0 : chunk);
-        cbi_err chunk_err;
-        const double s0 = timed ? cbi_now_ms() : 0;
-        if (!thin) gather_rows(&g, src, idx + r0, m, sl->col);
-        const double s1 = timed ? cbi_now_ms() : 0;
-        cbinfer_status cs = CBINFER_STATUS_SUCCESS;
-        if (thin)
-            thin_rows(&g, src, L->thin_w, idx + r0, m, sl->gemm);
-        else
-            cs = chunk_gemm(ctx, slot, &L->conv, &g, m, &chunk_err, a->node->name);
-        const double s2 = timed ? cbi_now_ms() : 0;
-        if (cs == CBINFER_STATUS_SUCCESS) {
-            bias_act_rows(a->node, sl->gemm, idx + r0, m, out);
-        } else {
-#pragma omp critical(cpu_conv_error)
-            if (st == CBINFER_STATUS_SUCCESS) {
-                st = cs;
-                *e = chunk_err;
-            }
-        }
-        const double s3 = timed ? cbi_now_ms() : 0;
-        t_col += s1 - s0;
-        t_gemm += s2 - s1;
-        t_upd += s3 - s2;
-    }
+     * activation + scatter. */
+    const cbinfer_status st = cpu_rows_gemm(ctx, L, a, &g, L->in_state, idx, n, recompute_update, e);
     if (st != CBINFER_STATUS_SUCCESS) return st;
-    if (timed) {
-        a->stats->step_ms[CBINFER_STEP_IM2COL] += t_col / team;
-        a->stats->step_ms[CBINFER_STEP_GEMM] += t_gemm / team;
-        a->stats->step_ms[CBINFER_STEP_UPDATE] += t_upd / team;
-    }
     a->out_chg->all = 0;
     a->out_chg->idx = (int32_t *)idx;
     a->out_chg->count = n;
     a->stats->changed_px = n;
     a->stats->macs = n * g.k * g.cout;
+    /* Overhead by the EvNet supplement's rules: every tested element is a
+     * gate evaluation, every channel of a changed pixel a transmission;
+     * there is no accumulator. */
+    const int64_t tested = (in_chg->all ? npx_in : in_chg->count) * g.cin;
+    a->stats->transmitted_el = a->stats->changed_in_px * g.cin;
+    a->stats->overhead_arith = 3 * tested + a->stats->transmitted_el;
+    a->stats->overhead_ldst = 4 * tested + 2 * a->stats->transmitted_el;
     return CBINFER_STATUS_SUCCESS;
 }

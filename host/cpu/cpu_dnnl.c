@@ -129,8 +129,11 @@ static int append_activation(dnnl_post_ops_t po, const cbi_activation *act)
 }
 
 cbinfer_status cpu_conv_prims_create(cpu_ctx *ctx, const cbi_node *n, const cbi_node_plan *p,
-                                     int change_based, cpu_conv_prims *c, cbi_err *e)
+                                     const cbi_policy *pol, cpu_conv_prims *c, cbi_err *e)
 {
+    const int change_based = pol != NULL;
+    const int scatters = pol && cbi_policy_scatters(pol);
+    float *w2 = NULL;
     cbinfer_status st = CBINFER_STATUS_SUCCESS;
     dnnl_primitive_desc_t pd = NULL, mm_pd = NULL;
     dnnl_primitive_attr_t attr = NULL, mm_attr = NULL;
@@ -176,7 +179,11 @@ cbinfer_status cpu_conv_prims_create(cpu_ctx *ctx, const cbi_node *n, const cbi_
     DNNL_TRY(dnnl_primitive_attr_create(&attr), "attributes");
     DNNL_TRY(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user), "attributes");
     DNNL_TRY(dnnl_post_ops_create(&po), "post-ops");
-    c->dense_act_fused = append_activation(po, &n->act);
+    /* A kept accumulator is the pre-activation: the dense pass writes it
+     * without the activation, which then runs as a pass into the output. */
+    const int keeps_acc = pol && cbi_policy_accumulates(pol) &&
+                          !cbi_activation_invertible(&n->act, n->cout);
+    c->dense_act_fused = !keeps_acc && append_activation(po, &n->act);
     if (c->dense_act_fused) DNNL_TRY(dnnl_primitive_attr_set_post_ops(attr, po), "post-ops");
     DNNL_TRY(dnnl_primitive_desc_create(&pd, &cd, attr, ctx->engine, NULL), "convolution");
     st = make_primitive(ctx, pd, 0, &c->dense, e, n->name, "convolution");
@@ -188,7 +195,27 @@ cbinfer_status cpu_conv_prims_create(cpu_ctx *ctx, const cbi_node *n, const cbi_
     DNNL_TRY(dnnl_memory_create(&c->dense_b, &b_md, ctx->engine, (void *)n->bias), "bias memory");
     DNNL_TRY(dnnl_memory_create(&c->dense_src, &src_md, ctx->engine, DNNL_MEMORY_NONE), "memory");
     DNNL_TRY(dnnl_memory_create(&c->dense_dst, &dst_md, ctx->engine, DNNL_MEMORY_NONE), "memory");
-    if (!change_based || cout <= CPU_THIN_COUT) goto done; /* thin: no GEMM (cpu_conv.c) */
+    if (!change_based || (cout <= CPU_THIN_COUT && !scatters)) goto done; /* thin: no GEMM */
+
+    /* Delta scatter (EvNet, Sigma-Delta): P[rows][kh*kw*Cout] = D[rows][Cin]
+     * * W2, W2 = the weights as Cin x (kh*kw*Cout), [Cin][kh][kw][Cout],
+     * laid out here once from [Cout][kh][kw][Cin]; P goes to the slot's
+     * product scratch. Otherwise (recompute, Skip-Conv's gather):
+     * Y[rows][Cout] = X[rows][K] * W^T into the slot's gemm scratch. */
+    const dnnl_dim_t taps = (dnnl_dim_t)kh * kw;
+    const dnnl_dim_t mk = scatters ? cin : k, mn = scatters ? taps * cout : cout;
+    c->y_cols = (int)mn;
+    if (scatters) {
+        w2 = cbi_malloc_array((size_t)(mk * mn), sizeof *w2);
+        if (!w2) {
+            st = cbi_fail(e, CBINFER_STATUS_OUT_OF_MEMORY, "node %s: delta weights", n->name);
+            goto done;
+        }
+        for (dnnl_dim_t o = 0; o < cout; ++o)
+            for (dnnl_dim_t t = 0; t < taps; ++t)
+                for (dnnl_dim_t ci = 0; ci < cin; ++ci)
+                    w2[ci * mn + t * cout + o] = n->weight[(o * taps + t) * cin + ci];
+    }
 
     /* Change-based: Y[rows][Cout] = X[rows][K] * W^T, W = the [Cout][K]
      * weights read as K x Cout with strides {1, K}, reordered once into each
@@ -205,9 +232,10 @@ cbinfer_status cpu_conv_prims_create(cpu_ctx *ctx, const cbi_node *n, const cbi_
     for (int v = 0; v < 2; ++v) {
         const dnnl_dim_t rows = v == 0 ? CPU_CHUNK_ROWS : CPU_PIECE_ROWS;
         dnnl_memory_desc_t x_md, w_any, w_plain, y_md;
-        const dnnl_dims_t x_dims = {rows, k}, x_str = {k, 1};
-        const dnnl_dims_t wm_dims = {k, cout}, wm_str = {1, k};
-        const dnnl_dims_t y_dims = {rows, cout}, y_str = {cout, 1};
+        const dnnl_dims_t x_dims = {rows, mk}, x_str = {mk, 1};
+        const dnnl_dims_t wm_dims = {mk, mn};
+        const dnnl_dims_t wm_str = {scatters ? mn : 1, scatters ? 1 : k};
+        const dnnl_dims_t y_dims = {rows, mn}, y_str = {mn, 1};
         DNNL_TRY(dnnl_memory_desc_init_by_strides(&x_md, 2, x_dims, dnnl_f32, x_str), "descriptor");
         DNNL_TRY(dnnl_memory_desc_init_by_tag(&w_any, 2, wm_dims, dnnl_f32, dnnl_format_tag_any),
                  "descriptor");
@@ -218,7 +246,7 @@ cbinfer_status cpu_conv_prims_create(cpu_ctx *ctx, const cbi_node *n, const cbi_
         DNNL_TRY(dnnl_primitive_desc_create(&mm_pd, &md, mm_attr, ctx->engine, NULL), "matmul");
         st = make_primitive(ctx, mm_pd, 1, &c->mm[v], e, n->name, "matmul");
         if (st == CBINFER_STATUS_SUCCESS)
-            st = reorder_weights(ctx, &w_plain, n->weight,
+            st = reorder_weights(ctx, &w_plain, scatters ? w2 : n->weight,
                                  dnnl_primitive_desc_query_md(mm_pd, dnnl_query_weights_md, 0),
                                  &c->mm_w[v], e, n->name);
         dnnl_primitive_desc_destroy(mm_pd);
@@ -233,12 +261,14 @@ cbinfer_status cpu_conv_prims_create(cpu_ctx *ctx, const cbi_node *n, const cbi_
         for (int i = 0; i < ctx->n_slots; ++i) {
             DNNL_TRY(dnnl_memory_create(&c->mm_x[v][i], &x_md, ctx->engine, ctx->slots[i].col),
                      "memory");
-            DNNL_TRY(dnnl_memory_create(&c->mm_y[v][i], &y_md, ctx->engine, ctx->slots[i].gemm),
+            DNNL_TRY(dnnl_memory_create(&c->mm_y[v][i], &y_md, ctx->engine,
+                                        scatters ? ctx->slots[i].prod : ctx->slots[i].gemm),
                      "memory");
         }
     }
 
 done:
+    free(w2);
     dnnl_primitive_desc_destroy(pd);
     dnnl_primitive_desc_destroy(mm_pd);
     dnnl_primitive_attr_destroy(attr);

@@ -92,3 +92,20 @@ def test_errors_carry_status_and_message(net, tmp_path):
         net.stream(0, H)
     assert e.value.status == 102  # CBINFER_STATUS_BAD_FRAME_SIZE
     assert cbinfer.version()[0] == 0
+
+
+def test_policies_at_zero_threshold_equal_dense(net, tmp_path):
+    frames = vtest_frames(4, tmp_path)
+    dense = net.stream(W, H, mode="dense")
+    streams = [net.stream(W, H, policy=p) for p in ("evnet:pixel", "skipconv:output",
+                                                     "sigmadelta")]
+    assert streams[0].policy(net.conv_names[0]) == "evnet:pixel"
+    assert streams[1].state_bytes() > 0
+    for f in frames:
+        d = dense.push(f)
+        for s in streams:
+            np.testing.assert_allclose(s.push(f), d, atol=1e-4)
+    assert streams[0].stats()["macs_effective"] <= streams[0].stats()["macs"]
+    with pytest.raises(cbinfer.Error) as e:
+        streams[0].set_policy("evnet:chunk=0")
+    assert e.value.status == 101 and "chunk=0" in e.value.message

@@ -13,8 +13,9 @@ library is (build/python/cbinfer/_build.py), so PYTHONPATH=build/python is
 all it takes; CBINFER_LIBRARY names another libcbinfer.so. Errors raise
 cbinfer.Error with the status and the library's message. A Network may be
 shared by the streams of many threads; one Stream is used by one thread at a
-time, as in C. Change policies other than CBinfer's (issue 10) are not there
-yet: `policy` takes None only.
+time, as in C. `policy` (or Stream.set_policy) takes a policy spec of
+cbinfer_stream_set_policy: "evnet:pixel", "skipconv:output,block=4",
+"sigmadelta", ...
 """
 import ctypes
 import os
@@ -24,7 +25,8 @@ import numpy as np
 __all__ = ["Error", "Network", "Stream", "version"]
 
 _BACKENDS = {"cpu": 0, "cuda": 1}
-_MODES = {"dense": 0, "cbinfer": 1, "cbinfer-ff": 2}
+_MODES = {"dense": 0, "cbinfer": 1, "cbinfer-ff": 2, "evnet": 3, "skipconv": 4,
+          "sigmadelta": 5}
 _PRECISIONS = {"fp32": 0, "tf32": 1, "fp16": 2}
 _PARAM_THREADS = 3
 _PARAM_COLLECT_STATS = 0
@@ -43,7 +45,9 @@ class Error(Exception):
 class _FrameStats(ctypes.Structure):
     _fields_ = [("frame_index", ctypes.c_int64), ("total_ms", ctypes.c_double),
                 ("macs", ctypes.c_int64), ("dense_macs", ctypes.c_int64),
-                ("changed_share", ctypes.c_double), ("host_syncs", ctypes.c_int64)]
+                ("changed_share", ctypes.c_double), ("host_syncs", ctypes.c_int64),
+                ("macs_effective", ctypes.c_int64), ("overhead_arith", ctypes.c_int64),
+                ("overhead_ldst", ctypes.c_int64)]
 
 
 class _LayerStats(ctypes.Structure):
@@ -51,7 +55,10 @@ class _LayerStats(ctypes.Structure):
                 ("changed_px", ctypes.c_int64), ("total_px", ctypes.c_int64),
                 ("changed_in_px", ctypes.c_int64), ("macs", ctypes.c_int64),
                 ("dense_macs", ctypes.c_int64), ("ran_dense", ctypes.c_int),
-                ("step_ms", ctypes.c_double * 16), ("total_ms", ctypes.c_double)]
+                ("step_ms", ctypes.c_double * 16), ("total_ms", ctypes.c_double),
+                ("macs_effective", ctypes.c_int64), ("transmitted_el", ctypes.c_int64),
+                ("overhead_arith", ctypes.c_int64), ("overhead_ldst", ctypes.c_int64),
+                ("state_bytes", ctypes.c_int64)]
 
 
 _LIB = None
@@ -99,6 +106,9 @@ def _lib():
         "cbinfer_stream_frame_stats": (st, [p, ctypes.POINTER(_FrameStats)]),
         "cbinfer_stream_layer_count": (i, [p]),
         "cbinfer_stream_layer_stats": (st, [p, i, ctypes.POINTER(_LayerStats)]),
+        "cbinfer_stream_set_policy": (st, [p, cp, cp]),
+        "cbinfer_stream_get_policy": (st, [p, cp, cp, sz]),
+        "cbinfer_stream_state_bytes": (st, [p, ctypes.POINTER(ctypes.c_uint64)]),
     }
     for name, (res, args) in sigs.items():
         fn = getattr(lib, name)
@@ -166,8 +176,6 @@ class Stream:
 
     def __init__(self, net, width, height, backend="cpu", mode="cbinfer", precision="fp32",
                  policy=None, threads=0):
-        if policy is not None:
-            raise ValueError("change policies other than CBinfer's are not implemented yet")
         self._net = net
         self._h = None
         err = ctypes.create_string_buffer(1024)
@@ -183,6 +191,8 @@ class Stream:
         self.width, self.height = int(width), int(height)
         if threads:
             self._check(_lib().cbinfer_stream_set_param(self._h, _PARAM_THREADS, threads))
+        if policy is not None:
+            self.set_policy(policy)
         c, h, w = ctypes.c_int(), ctypes.c_int(), ctypes.c_int()
         self._check(_lib().cbinfer_stream_output_dims(self._h, ctypes.byref(c),
                                                       ctypes.byref(h), ctypes.byref(w)))
@@ -206,6 +216,25 @@ class Stream:
 
     def __exit__(self, *exc):
         self.close()
+
+    def set_policy(self, spec, layer=None):
+        """The change policy ("evnet:pixel", "skipconv:output,block=4", ...) of
+        one named convolution, or of every one when layer is None. Resets
+        the stream: the next frame runs dense."""
+        self._check(_lib().cbinfer_stream_set_policy(
+            self._h, None if layer is None else layer.encode(), spec.encode()))
+
+    def policy(self, layer):
+        """The canonical policy spec of a named convolution."""
+        buf = ctypes.create_string_buffer(64)
+        self._check(_lib().cbinfer_stream_get_policy(self._h, layer.encode(), buf, len(buf)))
+        return buf.value.decode()
+
+    def state_bytes(self):
+        """Bytes of the stream's temporal state (references and accumulators)."""
+        b = ctypes.c_uint64()
+        self._check(_lib().cbinfer_stream_state_bytes(self._h, ctypes.byref(b)))
+        return b.value
 
     def set_threshold(self, threshold, layer=None):
         """τ of one named convolution, or of every one when layer is None."""
