@@ -670,6 +670,7 @@ cbinfer_status cbinfer_stream_get_policy(const cbinfer_stream_t *s, const char *
     if (!s || !node_name || !buf) return CBINFER_STATUS_NULL_ARGUMENT;
     const int id = find_conv(s->net, node_name);
     if (id < 0) return CBINFER_STATUS_UNKNOWN_NODE;
+    if (s->mode == CBINFER_MODE_DENSE) return CBINFER_STATUS_BAD_PARAM;
     char spec[64];
     cbi_policy_format(&s->policies[id], spec, sizeof spec);
     if (strlen(spec) >= len) return CBINFER_STATUS_BUFFER_TOO_SMALL;

@@ -209,7 +209,8 @@ typedef struct cbinfer_stream cbinfer_stream_t;
  * On failure *out is NULL and err (if not NULL) receives the reason.
  * Thread safe with respect to the shared network.
  * Statuses: NULL_ARGUMENT, BAD_PARAM, BAD_FRAME_SIZE (too small for the
- * network, or a fixed-size network of another size), BACKEND_UNAVAILABLE,
+ * network, or a fixed-size network of another size), BACKEND_UNAVAILABLE
+ * (not compiled in, no device, or a delta-policy mode on CUDA),
  * BACKEND_ERROR, OUT_OF_MEMORY. */
 CBINFER_API cbinfer_status cbinfer_stream_create(const cbinfer_network_t *net, int width,
                                                  int height, cbinfer_backend backend,
@@ -238,8 +239,8 @@ CBINFER_API cbinfer_status cbinfer_stream_create_limited(const cbinfer_network_t
  * arguments and the frame size as cbinfer_stream_create does, and allocates
  * only the plan's tables.
  * Thread safe. Statuses: NULL_ARGUMENT, BAD_PARAM, BAD_FRAME_SIZE,
- * BACKEND_UNAVAILABLE (not compiled in; no device is needed), OUT_OF_MEMORY
- * (for the tables). */
+ * BACKEND_UNAVAILABLE (not compiled in, or a delta-policy mode on CUDA; no
+ * device is needed), OUT_OF_MEMORY (for the tables). */
 CBINFER_API cbinfer_status cbinfer_stream_memory_bytes(const cbinfer_network_t *net, int width,
                                                        int height, cbinfer_backend backend,
                                                        cbinfer_mode mode,
@@ -278,8 +279,9 @@ typedef enum cbinfer_param {
      * frame_stats return NOT_READY until then). Set it right after
      * cbinfer_stream_create. Statuses of set_param: BAD_PARAM (negative, not
      * a whole number, above 4096), OUT_OF_MEMORY or another status of layer
-     * creation; after such a failure every push fails, saying why, until a
-     * later THREADS call succeeds. Ignored by the CUDA backend. */
+     * creation; after such a failure the stream keeps its old thread count
+     * and every push fails, saying why, until a later THREADS call or
+     * cbinfer_stream_set_policy succeeds. Ignored by the CUDA backend. */
     CBINFER_PARAM_THREADS = 3,
     /* Closed-memory delta policies (evnet without nomem, sigmadelta) keep a
      * float accumulator a = W*v + b that takes one rounding per update. Every
@@ -321,7 +323,10 @@ CBINFER_API cbinfer_status cbinfer_stream_get_param(const cbinfer_stream_t *stre
  *                  blocks), "reset=R" (dense re-flush every R frames, 0 never).
  *   "sigmadelta"   Sigma-Delta: the reference is Q(x, s) = s*floor(x/s + 1/2)
  *                  with step s = θ, deltas are multiples of s; the output
- *                  equals the dense network on quantized conv inputs.
+ *                  equals the dense network on quantized conv inputs (up to
+ *                  float rounding, and while s has not changed since the
+ *                  last dense frame: pixels that have not changed since keep
+ *                  their place on the old grid).
  * node_name NULL sets every convolution. The stream must not be dense
  * (BAD_PARAM). The delta policies run on the CPU backend only
  * (BACKEND_UNAVAILABLE on CUDA). A new policy re-creates the layers' state
@@ -337,7 +342,8 @@ CBINFER_API cbinfer_status cbinfer_stream_set_policy(cbinfer_stream_t *stream,
 
 /* The canonical spec of a convolution's policy (parses back to the same),
  * into buf (NUL-terminated). Statuses: NULL_ARGUMENT, UNKNOWN_NODE,
- * BUFFER_TOO_SMALL (64 bytes always suffice). */
+ * BAD_PARAM (a dense stream has no policy), BUFFER_TOO_SMALL (64 bytes
+ * always suffice). */
 CBINFER_API cbinfer_status cbinfer_stream_get_policy(const cbinfer_stream_t *stream,
                                                      const char *node_name, char *buf,
                                                      size_t len);
@@ -454,15 +460,18 @@ typedef struct cbinfer_layer_stats {
     int64_t macs;        /* multiply-accumulates performed */
     int64_t dense_macs;  /* multiply-accumulates of the dense layer */
     int ran_dense;       /* 1 if the layer ran its dense path this frame (first frame,
-                          * dense op, or break-even fallback) */
+                          * dense op, break-even fallback; for the delta policies also
+                          * Skip-Conv's reset, a refresh, a non-finite delta) */
     double step_ms[16];  /* indexed by cbinfer_step; room to grow */
     double total_ms;     /* all steps of the layer */
     /* Appended in 0.1 (policies): rebuild against this header. */
-    int64_t macs_effective; /* the papers' count: for the delta policies the products
+    int64_t macs_effective; /* the papers' count: for evnet and sigmadelta the products
                              * of transmitted input elements and the weights they
-                             * reach (valid taps x Cout each); else equal to macs */
+                             * reach (valid taps x Cout each); else (cbinfer,
+                             * skipconv: the open outputs' full windows) equal to macs */
     int64_t transmitted_el; /* input elements sent on (Eq. 6 transmissions; CBinfer:
-                             * every channel of a changed pixel) */
+                             * every channel of a changed pixel; Skip-Conv: every
+                             * channel of a pixel with a residual, used or dropped) */
     int64_t overhead_arith; /* EvNet supplement Sec. E: 3 per gate evaluation (input
                              * element tested), 1 per transmission, 1 per accumulator
                              * element updated */

@@ -570,6 +570,7 @@ TEST(Policy, MisuseReturnsDocumentedStatus)
 
     StreamPtr d = make_stream(net.get(), 32, 32, CBINFER_BACKEND_CPU, CBINFER_MODE_DENSE);
     EXPECT_EQ(cbinfer_stream_set_policy(d.get(), nullptr, "evnet"), CBINFER_STATUS_BAD_PARAM);
+    EXPECT_EQ(cbinfer_stream_get_policy(d.get(), first, buf, sizeof buf), CBINFER_STATUS_BAD_PARAM);
     EXPECT_NE(std::string(cbinfer_stream_last_error(d.get())).find("dense stream"),
               std::string::npos);
 
@@ -608,5 +609,32 @@ TEST(Policy, NonFiniteInputIsRecoveredFrom)
         const std::vector<float> back = push_nchw(s.get(), x, 3, h, w);
         const std::vector<float> ref = push_nchw(dense.get(), x, 3, h, w);
         EXPECT_LE(cbi_test_max_abs_diff(ref, back), 1e-4f) << p;
+    }
+}
+
+// Sigma-Delta's quantizer at the ends of the step range: a step finer than
+// the float spacing is the identity (s -> 0 gives dense), and an infinite
+// step (threshold x scale overflowing) quantizes everything to 0, never to
+// NaN.
+TEST(Policy, SigmaDeltaTinyAndInfiniteSteps)
+{
+    NetPtr net = load("vgg7-noise1");
+    ASSERT_TRUE(net);
+    const int w = 24, h = 24;
+    auto fr = cbi_test_read_frames("vtest.avi", 0, 2, kCropX, kCropY, w, h);
+    StreamPtr dense = make_stream(net.get(), w, h, CBINFER_BACKEND_CPU, CBINFER_MODE_DENSE);
+    StreamPtr tiny = policy_stream(net.get(), w, h, "sigmadelta");
+    StreamPtr huge = policy_stream(net.get(), w, h, "sigmadelta");
+    ASSERT_EQ(cbinfer_stream_set_threshold_all(tiny.get(), 1e-40f), CBINFER_STATUS_SUCCESS);
+    ASSERT_EQ(cbinfer_stream_set_threshold_all(huge.get(), 1e10f), CBINFER_STATUS_SUCCESS);
+    ASSERT_EQ(cbinfer_stream_set_param(huge.get(), CBINFER_PARAM_THRESHOLD_SCALE, 1e30),
+              CBINFER_STATUS_SUCCESS);
+    for (auto &f : fr) {
+        push(dense.get(), f, w, h);
+        push(tiny.get(), f, w, h);
+        push(huge.get(), f, w, h);
+        EXPECT_LE(cbi_test_max_abs_diff(output_of(dense.get()), output_of(tiny.get())), 1e-4f);
+        const std::vector<float> y = output_of(huge.get());
+        EXPECT_TRUE(std::all_of(y.begin(), y.end(), [](float v) { return std::isfinite(v); }));
     }
 }

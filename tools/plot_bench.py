@@ -4,6 +4,7 @@
     /usr/bin/python3 tools/plot_bench.py sweep    RUN.json -o sweep.png
     /usr/bin/python3 tools/plot_bench.py steps    RUN.json -o steps.png
     /usr/bin/python3 tools/plot_bench.py timeline RUN.json [RUN2.json ...] -o timeline.png
+    /usr/bin/python3 tools/plot_bench.py pareto   POLICY1.json [POLICY2.json ...] -o pareto.png
 
 sweep:    change-based throughput (frames/s) against the threshold scale of a
           --sweep, the dense throughput of the same runs as a reference line,
@@ -13,6 +14,10 @@ steps:    mean time per frame of each layer, split into its processing steps
           (CBinfer Table II / Fig. 10).
 timeline: changed share and PSNR over the frame index (runs[0].frames, or
           the run picked with --scale), one line per file (CBinfer Fig. 15).
+pareto:   PSNR against dense over MACs per frame (the papers' count, log
+          scale) and over wall time per frame, one line per file (one policy's
+          --sweep each, --mode compare), the dense cost as a reference line
+          (EvNet Fig. 6, Skip-Convolutions Fig. 5, CBinfer Fig. 9).
 
 A PSNR of null means identical outputs (infinite PSNR); it is drawn on an
 "exact" row at the top of the PSNR axis. Malformed input ends the program with
@@ -620,6 +625,58 @@ def cmd_timeline(args):
     save(fig, args.output)
 
 
+def cmd_pareto(args):
+    docs = [Doc(p) for p in args.files]
+    series, dense_macs, dense_ms = [], [], []
+    for d in docs:
+        with d.context():
+            pol = need(d.doc["config"], "policy", "config", OBJ, nullable=True)
+            label = need(pol, "spec", "config.policy", STR) if pol else d.mode
+            pts = []
+            for i, run in enumerate(d.runs):
+                w = f"runs[{i}]"
+                cb = need(run, "cbinfer", w, OBJ)
+                q = need(run, "quality", w, OBJ)
+                dn = need(run, "dense", w, OBJ)
+                macs = need(cb, "macs_per_frame", w + ".cbinfer", NUM)
+                ms = need(need(cb, "latency_ms", w + ".cbinfer", OBJ), "mean", w, NUM)
+                psnr = psnr_value(need(q, "psnr_db", w + ".quality", NUM, nullable=True),
+                                  w + ".quality.psnr_db")
+                dense_macs.append(need(cb, "dense_macs_per_frame", w + ".cbinfer", NUM))
+                dense_ms.append(need(need(dn, "latency_ms", w + ".dense", OBJ), "mean", w, NUM))
+                pts.append((max(macs, 1.0), ms, psnr, run["threshold_scale"]))
+            pts.sort(key=lambda t: t[0])
+            series.append((f"{label} [{d.input_label()}]" if len(docs) > 1 and
+                           len({x.input_label() for x in docs}) > 1 else label, pts))
+    finite = [p[2] for _, pts in series for p in pts if p[2] != math.inf]
+    y_exact, lim = exact_row(min(finite) if finite else None, max(finite) if finite else None)
+    fig, axes = plt.subplots(1, 2, figsize=(SIZE[0] + 2.0, SIZE[1]), dpi=DPI, sharey=True)
+    fig.suptitle(title_for(docs, "Quality against cost, one line per policy", False),
+                 fontsize=10.5)
+    for k, (label, pts) in enumerate(series):
+        c = f"C{k % 10}"
+        ys = [y_exact if p[2] == math.inf else p[2] for p in pts]
+        axes[0].plot([p[0] for p in pts], ys, "o-", color=c, lw=1.5, ms=4, label=label)
+        order = sorted(range(len(pts)), key=lambda i: pts[i][1])
+        axes[1].plot([pts[i][1] for i in order], [ys[i] for i in order], "o-", color=c, lw=1.5,
+                     ms=4)
+    dm, dt = float(np.median(dense_macs)), float(np.median(dense_ms))
+    axes[0].axvline(dm, color="0.3", ls="--", lw=1)
+    axes[0].text(dm, lim[0], " dense", color="0.3", fontsize=8, va="bottom", rotation=90)
+    axes[1].axvline(dt, color="0.3", ls="--", lw=1)
+    axes[1].text(dt, lim[0], " dense", color="0.3", fontsize=8, va="bottom", rotation=90)
+    axes[0].set_xscale("log")
+    axes[0].set_xlabel("MACs per frame (effective, log scale)")
+    axes[1].set_xlabel("wall time per frame (ms, mean)")
+    axes[0].set_ylabel("PSNR against dense (dB)")
+    for ax in axes:
+        mark_exact_axis(ax, y_exact, lim, "0.3", finite=bool(finite))
+        ax.grid(True, alpha=0.35, which="both")
+    axes[0].legend(loc="upper center", bbox_to_anchor=(1.0, -0.14), ncol=min(len(series), 4),
+                   fontsize=8.5, frameon=False)
+    save(fig, args.output)
+
+
 # ----------------------------------------------------------------------------
 
 class _Parser(argparse.ArgumentParser):
@@ -631,12 +688,13 @@ def main(argv=None):
     ap = _Parser(prog=PROG, description=__doc__.splitlines()[0],
                  formatter_class=argparse.RawDescriptionHelpFormatter,
                  epilog="\n".join(__doc__.splitlines()[1:]))
-    sub = ap.add_subparsers(dest="cmd", metavar="{sweep,steps,timeline}")
+    sub = ap.add_subparsers(dest="cmd", metavar="{sweep,steps,timeline,pareto}")
     sub.required = True
     for name, fn, many, text in (
             ("sweep", cmd_sweep, False, "throughput and PSNR against the threshold scale"),
             ("steps", cmd_steps, False, "per-layer time split into steps (needs --stats)"),
-            ("timeline", cmd_timeline, True, "changed share and PSNR over the frames")):
+            ("timeline", cmd_timeline, True, "changed share and PSNR over the frames"),
+            ("pareto", cmd_pareto, True, "PSNR against MACs and wall time, one line per policy")):
         p = sub.add_parser(name, help=text, description=text)
         p.error = ap.error
         p.add_argument("files", metavar="FILE.json", nargs="+" if many else 1)

@@ -96,21 +96,21 @@ static void slots_destroy(cpu_ctx *ctx)
 }
 
 /* One slot per thread the context runs: `threads`, or every core available
- * to the process when it is 0. Layers hold pointers into the slots, so they
- * are created after this and destroyed before it runs again. */
+ * to the process when it is 0. All or nothing: on failure the context keeps
+ * the slots it had. Layers hold pointers into the slots, so they are
+ * created after this and destroyed before it runs again. */
 static cbinfer_status slots_create(cpu_ctx *ctx, int threads, cbi_err *e)
 {
     const int n = thread_count(threads);
-    slots_destroy(ctx);
-    ctx->slots = cbi_calloc((size_t)n, sizeof *ctx->slots);
-    ctx->counts = cbi_calloc((size_t)n, sizeof *ctx->counts);
-    if (!ctx->slots || !ctx->counts) {
-        slots_destroy(ctx);
-        return cbi_fail(e, CBINFER_STATUS_OUT_OF_MEMORY, "cpu scratch of %d threads", n);
-    }
-    ctx->n_slots = n;
-    for (int i = 0; i < n; ++i) {
-        cpu_slot *sl = &ctx->slots[i];
+    cpu_ctx fresh = *ctx; /* the sizes and the engine; new slots */
+    fresh.slots = cbi_calloc((size_t)n, sizeof *fresh.slots);
+    fresh.counts = cbi_calloc((size_t)n, sizeof *fresh.counts);
+    fresh.n_slots = fresh.slots ? n : 0;
+    cbinfer_status st = CBINFER_STATUS_SUCCESS;
+    if (!fresh.slots || !fresh.counts)
+        st = cbi_fail(e, CBINFER_STATUS_OUT_OF_MEMORY, "cpu scratch of %d threads", n);
+    for (int i = 0; st == CBINFER_STATUS_SUCCESS && i < n; ++i) {
+        cpu_slot *sl = &fresh.slots[i];
         /* Calloc: rows past a partial chunk are computed and thrown away
          * (cpu_conv.c), so they must hold numbers from the start. */
         sl->col = cbi_calloc((size_t)CPU_CHUNK_ROWS * ctx->max_k, sizeof(float));
@@ -119,17 +119,22 @@ static cbinfer_status slots_create(cpu_ctx *ctx, int threads, cbi_err *e)
                        ? cbi_calloc((size_t)CPU_CHUNK_ROWS * ctx->max_tap_cout, sizeof(float))
                        : NULL;
         if (!sl->col || !sl->gemm || (ctx->max_tap_cout && !sl->prod)) {
-            slots_destroy(ctx);
-            return cbi_fail(e, CBINFER_STATUS_OUT_OF_MEMORY, "cpu scratch of %d threads of %zu floats",
-                            n, (size_t)CPU_CHUNK_ROWS *
-                                   (ctx->max_k + ctx->max_cout + ctx->max_tap_cout));
+            st = cbi_fail(e, CBINFER_STATUS_OUT_OF_MEMORY,
+                          "cpu scratch of %d threads of %zu floats", n,
+                          (size_t)CPU_CHUNK_ROWS * (ctx->max_k + ctx->max_cout + ctx->max_tap_cout));
+            break;
         }
         const dnnl_status_t s = dnnl_stream_create(&sl->stream, ctx->engine, dnnl_stream_default_flags);
-        if (s != dnnl_success) {
-            slots_destroy(ctx);
-            return cpu_dnnl_status(s, e, "(backend)", "stream creation");
-        }
+        if (s != dnnl_success) st = cpu_dnnl_status(s, e, "(backend)", "stream creation");
     }
+    if (st != CBINFER_STATUS_SUCCESS) {
+        slots_destroy(&fresh);
+        return st;
+    }
+    slots_destroy(ctx);
+    ctx->slots = fresh.slots;
+    ctx->counts = fresh.counts;
+    ctx->n_slots = n;
     return CBINFER_STATUS_SUCCESS;
 }
 

@@ -42,7 +42,13 @@
  * s = 0 is the identity. */
 static inline float sd_quantize(float v, float s)
 {
-    return s > 0.f ? floorf(v / s + 0.5f) * s : v;
+    if (!(s > 0.f)) return v;
+    const float k = v / s;
+    /* A grid finer than the float spacing of v (or an overflowing k) is the
+     * identity; k rounding to 0 gives 0, also for an infinite step. */
+    if (!(fabsf(k) < 0x1p23f)) return v;
+    const float q = floorf(k + 0.5f);
+    return q == 0.f ? 0.f : q * s;
 }
 
 /* One pixel's gate (EvNet, Sigma-Delta). Returns the elements it
@@ -312,17 +318,19 @@ static cbinfer_status scatter_deltas(cpu_ctx *ctx, cpu_layer *L, cbi_op_args *a,
     int64_t sent_el = 0, macs_eff = 0, acc_updates = 0;
     double t_col = 0, t_gemm = 0, t_upd = 0;
     cbinfer_status st = CBINFER_STATUS_SUCCESS;
-    for (int64_t w0 = 0; w0 < n_in && st == CBINFER_STATUS_SUCCESS; w0 += team * chunk) {
-        const int64_t w1 = w0 + team * chunk < n_in ? w0 + team * chunk : n_in;
-        /* Output rows the wave reaches, split into one band per thread. */
-        const int iy0 = L->in_idx[w0] / g->w, iy1 = L->in_idx[w1 - 1] / g->w;
-        const int lo = (iy0 + g->pad_t - (g->kh - 1) * g->dh) / g->sh;
-        const int oy0 = lo > 0 ? lo : 0;
-        const int oy1 = (iy1 + g->pad_t) / g->sh + 1 < g->ho ? (iy1 + g->pad_t) / g->sh + 1 : g->ho;
+    /* One region for all waves; a wave is one chunk per thread of the team
+     * that actually runs (it may be smaller than asked: a caller's own
+     * parallel region, OMP_THREAD_LIMIT). Per wave: deltas and GEMM, a
+     * barrier, the scatter, a barrier (the next wave overwrites prod). The
+     * status is written only before the first barrier and read only between
+     * the two, so every thread leaves the loop at the same wave. */
 #pragma omp parallel num_threads(team) reduction(+ : sent_el, macs_eff, acc_updates, t_col, t_gemm, t_upd)
-        {
-            const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-            cpu_slot *sl = &ctx->slots[t];
+    {
+        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        cpu_slot *sl = &ctx->slots[t];
+        int ok = 1;
+        for (int64_t w0 = 0; ok && w0 < n_in; w0 += nt * chunk) {
+            const int64_t w1 = w0 + nt * chunk < n_in ? w0 + nt * chunk : n_in;
             const int64_t r0 = w0 + t * chunk;
             const int m = r0 < w1 ? (int)(w1 - r0 < chunk ? w1 - r0 : chunk) : 0;
             const int32_t *px = L->in_idx + r0;
@@ -352,7 +360,13 @@ static cbinfer_status scatter_deltas(cpu_ctx *ctx, cpu_layer *L, cbi_op_args *a,
             }
             const double s2 = timed ? cbi_now_ms() : 0;
 #pragma omp barrier
-            if (st == CBINFER_STATUS_SUCCESS) {
+            ok = st == CBINFER_STATUS_SUCCESS;
+            if (ok) {
+                /* Output rows the wave reaches, one band per thread. */
+                const int iy0 = L->in_idx[w0] / g->w, iy1 = L->in_idx[w1 - 1] / g->w;
+                const int lo = (iy0 + g->pad_t - (g->kh - 1) * g->dh) / g->sh;
+                const int hi = (iy1 + g->pad_t) / g->sh + 1;
+                const int oy0 = lo > 0 ? lo : 0, oy1 = hi < g->ho ? hi : g->ho;
                 const int band = (oy1 - oy0 + nt - 1) / nt;
                 const int b0 = oy0 + t * band, b1 = b0 + band < oy1 ? b0 + band : oy1;
                 for (int c = 0; c < nt && b0 < b1; ++c) {
@@ -363,6 +377,7 @@ static cbinfer_status scatter_deltas(cpu_ctx *ctx, cpu_layer *L, cbi_op_args *a,
                 }
             }
             const double s3 = timed ? cbi_now_ms() : 0;
+#pragma omp barrier
             t_col += s1 - s0;
             t_gemm += s2 - s1;
             t_upd += s3 - s2;
