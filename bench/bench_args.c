@@ -251,6 +251,9 @@ const char *cbi_bench_usage(void)
            "                        eps or the step s\n"
            "  --granularity element|pixel|chunk:G   evnet: what fires together (default\n"
            "                        element)\n"
+           "  --compute auto|scatter|recompute   evnet, sigmadelta: delta scatter, or\n"
+           "                        recompute from the reference (closed memory; same\n"
+           "                        outputs); auto (default) scatters convs of >= 16 inputs\n"
            "  --gate input|output   skipconv: Input-Norm or Output-Norm gate (default input)\n"
            "  --block B             skipconv: B x B output blocks (default 1)\n"
            "  --reset R             skipconv: dense re-flush every R frames (default 0: never)\n"
@@ -306,6 +309,9 @@ static int compose_policy(cbi_bench_args *a, char *err, size_t n)
     const int evnet = strcmp(kind, "evnet") == 0, skip = strcmp(kind, "skipconv") == 0;
     if (a->granularity && !evnet)
         return fail(err, n, "--granularity applies to --policy evnet, not %s", kind);
+    const int sd = strcmp(kind, "sigmadelta") == 0;
+    if (a->compute && !evnet && !sd)
+        return fail(err, n, "--compute applies to --policy evnet or sigmadelta, not %s", kind);
     const char *skip_flag = a->gate         ? "--gate"
                             : a->block >= 0 ? "--block"
                             : a->reset >= 0 ? "--reset"
@@ -321,6 +327,12 @@ static int compose_policy(cbi_bench_args *a, char *err, size_t n)
             snprintf(a->policy_spec + len, sizeof a->policy_spec - len, ":chunk=%s", g + 6);
         else
             snprintf(a->policy_spec + len, sizeof a->policy_spec - len, ":%s", g);
+    }
+    const int explicit_compute = a->compute && strcmp(a->compute, "auto") != 0;
+    if (explicit_compute) {
+        len = strlen(a->policy_spec);
+        snprintf(a->policy_spec + len, sizeof a->policy_spec - len, "%s%s",
+                 strchr(a->policy_spec, ':') ? "," : ":", a->compute);
     }
     if (skip)
         snprintf(a->policy_spec + len, sizeof a->policy_spec - len, ":%s,block=%d,reset=%d",
@@ -382,7 +394,7 @@ int cbi_bench_parse_args(int argc, char **argv, cbi_bench_args *out, char *err, 
             "--threshold-scale", "--thresholds", "--break-even", "--sweep", "--json",
             "--export-profile", "--csv", "--workload", "--model-dir", "--calibrate",
             "--threads", "--dump-frames", "--policy", "--granularity", "--gate", "--block",
-            "--reset"};
+            "--reset", "--compute"};
         int known = 0;
         for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; ++k)
             known |= strcmp(flag, with_value[k]) == 0;
@@ -505,6 +517,12 @@ int cbi_bench_parse_args(int argc, char **argv, cbi_bench_args *out, char *err, 
             else
                 rc = fail(err, n, "--granularity must be element, pixel or chunk:G (G in "
                                   "1..65536), got '%s'", val);
+        } else if (strcmp(flag, "--compute") == 0) {
+            if (strcmp(val, "auto") == 0 || strcmp(val, "scatter") == 0 ||
+                strcmp(val, "recompute") == 0)
+                out->compute = val;
+            else
+                rc = fail(err, n, "--compute must be auto, scatter or recompute, got '%s'", val);
         } else if (strcmp(flag, "--gate") == 0) {
             if (strcmp(val, "input") == 0 || strcmp(val, "output") == 0)
                 out->gate = val;

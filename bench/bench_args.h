@@ -46,6 +46,7 @@ typedef struct cbi_bench_args {
     const char *policy;      /* --policy KIND */
     const char *granularity; /* --granularity element|pixel|chunk:G (evnet), or NULL */
     const char *gate;        /* --gate input|output (skipconv), or NULL */
+    const char *compute;     /* --compute auto|scatter|recompute (evnet, sigmadelta), or NULL */
     int block, reset;        /* --block B, --reset R (skipconv); -1: not given */
     char policy_spec[128];
     float threshold;        /* --threshold T (default 0) */

@@ -72,6 +72,8 @@ cbinfer_status cbi_policy_parse(const char *spec, cbi_policy *out, cbi_err *e)
         int ok = 0, r;
         if (p.kind == CBI_POLICY_EVNET) {
             if (strcmp(opt, "element") == 0) ok = (p.chunk = 1);
+            else if (strcmp(opt, "scatter") == 0) ok = (p.compute = CBI_COMPUTE_SCATTER);
+            else if (strcmp(opt, "recompute") == 0) ok = (p.compute = CBI_COMPUTE_RECOMPUTE);
             else if (strcmp(opt, "pixel") == 0) { p.chunk = 0; ok = 1; }
             else if (strcmp(opt, "nomem") == 0) ok = (p.open_memory = 1);
             else if ((r = option_int(opt, "chunk", 1, &p.chunk)) != 0) ok = r > 0;
@@ -80,18 +82,35 @@ cbinfer_status cbi_policy_parse(const char *spec, cbi_policy *out, cbi_err *e)
             else if (strcmp(opt, "output") == 0) ok = (p.output_norm = 1);
             else if ((r = option_int(opt, "block", 1, &p.block)) != 0) ok = r > 0;
             else if ((r = option_int(opt, "reset", 0, &p.reset)) != 0) ok = r > 0;
+        } else if (p.kind == CBI_POLICY_SIGMADELTA) {
+            if (strcmp(opt, "scatter") == 0) ok = (p.compute = CBI_COMPUTE_SCATTER);
+            else if (strcmp(opt, "recompute") == 0) ok = (p.compute = CBI_COMPUTE_RECOMPUTE);
         }
         if (!ok)
             return cbi_fail(e, CBINFER_STATUS_BAD_PARAM,
                             "policy '%s': option '%s' is not one of %s", spec, *opt ? opt : "",
-                            p.kind == CBI_POLICY_EVNET ? "element, pixel, chunk=G (1..65536), nomem"
+                            p.kind == CBI_POLICY_EVNET
+                                ? "element, pixel, chunk=G (1..65536), nomem, scatter, recompute"
                             : p.kind == CBI_POLICY_SKIPCONV
                                 ? "input, output, block=B (1..65536), reset=R (0..65536)"
-                                : "(this policy takes no options)");
+                            : p.kind == CBI_POLICY_SIGMADELTA ? "scatter, recompute"
+                                                              : "(this policy takes no options)");
         opt = next;
     }
+    if (p.open_memory && p.compute == CBI_COMPUTE_RECOMPUTE)
+        return cbi_fail(e, CBINFER_STATUS_BAD_PARAM,
+                        "policy '%s': recompute needs closed memory (nomem keeps deltas the "
+                        "reference does not)", spec);
     *out = p;
     return CBINFER_STATUS_SUCCESS;
+}
+
+/* ",scatter" / ",recompute" (with sep first) for a compute other than AUTO. */
+static const char *compute_suffix(const cbi_policy *p, const char *sep)
+{
+    static const char *const s[2][3] = {{"", ",scatter", ",recompute"},
+                                        {"", ":scatter", ":recompute"}};
+    return s[sep[0] == ':'][p->compute];
 }
 
 void cbi_policy_format(const cbi_policy *p, char *buf, size_t len)
@@ -99,13 +118,16 @@ void cbi_policy_format(const cbi_policy *p, char *buf, size_t len)
     switch (p->kind) {
     case CBI_POLICY_CBINFER: snprintf(buf, len, "cbinfer"); return;
     case CBI_POLICY_CBINFER_FF: snprintf(buf, len, "cbinfer-ff"); return;
-    case CBI_POLICY_SIGMADELTA: snprintf(buf, len, "sigmadelta"); return;
+    case CBI_POLICY_SIGMADELTA:
+        snprintf(buf, len, "sigmadelta%s", compute_suffix(p, ":"));
+        return;
     case CBI_POLICY_EVNET: {
         char g[32];
         if (p->chunk == 0) snprintf(g, sizeof g, "pixel");
         else if (p->chunk == 1) snprintf(g, sizeof g, "element");
         else snprintf(g, sizeof g, "chunk=%d", p->chunk);
-        snprintf(buf, len, "evnet:%s%s", g, p->open_memory ? ",nomem" : "");
+        snprintf(buf, len, "evnet:%s%s%s", g, p->open_memory ? ",nomem" : "",
+                 compute_suffix(p, ","));
         return;
     }
     case CBI_POLICY_SKIPCONV:
@@ -133,7 +155,8 @@ size_t cbi_policy_state_bytes(const cbi_policy *p, const cbi_node *n, const cbi_
                               size_t value_bytes)
 {
     const size_t ref = (size_t)plan->in.h * plan->in.w * plan->in.c * value_bytes;
-    const size_t acc = cbi_policy_accumulates(p) && !cbi_activation_invertible(&n->act, n->cout)
+    const size_t acc = cbi_policy_accumulates(p, plan->in.c) &&
+                               !cbi_activation_invertible(&n->act, n->cout)
                            ? (size_t)plan->out.h * plan->out.w * plan->out.c * sizeof(float)
                            : 0;
     return ref + acc;

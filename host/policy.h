@@ -26,6 +26,21 @@ typedef enum cbi_policy_kind {
     CBI_POLICY_SIGMADELTA     /* quantized deltas on the grid s*Z */
 } cbi_policy_kind;
 
+/* How a closed-memory delta policy computes (VARIANTS.md §5.2: for closed
+ * memory the choice changes the cost, not the result). */
+typedef enum cbi_policy_compute {
+    CBI_COMPUTE_AUTO = 0,  /* by layer: see cbi_policy_uses_scatter */
+    CBI_COMPUTE_SCATTER,   /* deltas x weights, scatter-added into the accumulator */
+    CBI_COMPUTE_RECOMPUTE  /* CBinfer's recompute of the reached outputs from the reference */
+} cbi_policy_compute;
+
+/* AUTO scatters the deltas of convolutions with at least this many input
+ * channels and recomputes the others. The delta GEMM's rows are Cin long
+ * and every product is scatter-added, so with few input channels there is
+ * little arithmetic per added value: on vgg7-noise1 (README) the scatter
+ * wins from Cin = 32 on and loses at the RGB input (Cin = 3). */
+#define CBI_SCATTER_MIN_CIN 16
+
 typedef struct cbi_policy {
     cbi_policy_kind kind;
     /* EVNET: channels that fire together. 1: element (Eq. 6, singular);
@@ -36,6 +51,7 @@ typedef struct cbi_policy {
     int output_norm;  /* SKIPCONV: Output-Norm gate (Eq. 7) rather than Input-Norm (Eq. 5) */
     int block;        /* SKIPCONV: b x b output blocks (>= 1) */
     int reset;        /* SKIPCONV: dense re-flush every `reset` frames; 0 never */
+    cbi_policy_compute compute; /* EVNET (closed memory), SIGMADELTA: the kernel */
 } cbi_policy;
 
 /* The policy a stream mode gives every conv (DENSE: CBINFER, unused). */
@@ -49,25 +65,38 @@ cbinfer_status cbi_policy_parse(const char *spec, cbi_policy *out, cbi_err *e);
 /* The canonical spec of a policy (parses back to it), into buf. */
 void cbi_policy_format(const cbi_policy *p, char *buf, size_t len);
 
-/* Delta kinds that scatter the changed inputs' deltas (input-stationary). */
-static inline int cbi_policy_scatters(const cbi_policy *p)
-{
-    return p->kind == CBI_POLICY_EVNET || p->kind == CBI_POLICY_SIGMADELTA;
-}
-
-/* Kinds that keep a pre-activation accumulator (everything but CBinfer's). */
-static inline int cbi_policy_accumulates(const cbi_policy *p)
+/* The delta policies (everything but CBinfer's two). */
+static inline int cbi_policy_is_delta(const cbi_policy *p)
 {
     return p->kind == CBI_POLICY_EVNET || p->kind == CBI_POLICY_SKIPCONV ||
            p->kind == CBI_POLICY_SIGMADELTA;
 }
 
+/* Whether a conv with cin input channels runs p by the delta scatter
+ * (input-stationary) into an accumulator. EvNet without memory always does
+ * (its accumulator is not W*v + b); closed EvNet and Sigma-Delta by
+ * p->compute, AUTO by CBI_SCATTER_MIN_CIN. */
+static inline int cbi_policy_uses_scatter(const cbi_policy *p, int cin)
+{
+    if (p->kind != CBI_POLICY_EVNET && p->kind != CBI_POLICY_SIGMADELTA) return 0;
+    if (p->kind == CBI_POLICY_EVNET && p->open_memory) return 1;
+    return p->compute == CBI_COMPUTE_SCATTER ||
+           (p->compute == CBI_COMPUTE_AUTO && cin >= CBI_SCATTER_MIN_CIN);
+}
+
+/* Whether such a conv keeps a pre-activation accumulator: Skip-Conv, and
+ * the delta scatter. */
+static inline int cbi_policy_accumulates(const cbi_policy *p, int cin)
+{
+    return p->kind == CBI_POLICY_SKIPCONV || cbi_policy_uses_scatter(p, cin);
+}
+
 /* Whether the accumulator of a node equals W*ref + b at every frame (closed
  * memory), so a dense recompute from the reference changes nothing but the
  * float rounding (the refresh of CBINFER_PARAM_REFRESH_PERIOD). */
-static inline int cbi_policy_closed_accumulator(const cbi_policy *p)
+static inline int cbi_policy_closed_accumulator(const cbi_policy *p, int cin)
 {
-    return (p->kind == CBI_POLICY_EVNET && !p->open_memory) || p->kind == CBI_POLICY_SIGMADELTA;
+    return cbi_policy_uses_scatter(p, cin) && !(p->kind == CBI_POLICY_EVNET && p->open_memory);
 }
 
 /* Whether f has an inverse on its whole range (identity, LeakyReLU with

@@ -280,7 +280,7 @@ static cbinfer_status stream_init(cbinfer_stream_t *s, const cbinfer_network_t *
 static cbinfer_status check_backend_policy(cbinfer_backend backend, const cbi_policy *p,
                                            cbi_err *e)
 {
-    if (backend == CBINFER_BACKEND_CUDA && cbi_policy_accumulates(p)) {
+    if (backend == CBINFER_BACKEND_CUDA && cbi_policy_is_delta(p)) {
         char spec[64];
         cbi_policy_format(p, spec, sizeof spec);
         return cbi_fail(e, CBINFER_STATUS_BACKEND_UNAVAILABLE,
@@ -787,7 +787,7 @@ static cbinfer_status run_network(cbinfer_stream_t *s)
         const cbi_policy *pol = &s->policies[i];
         const int conv_i = n->op == CBI_OP_CONV ? conv_ordinal++ : -1;
         const int refresh = conv_i >= 0 && s->refresh_period > 0 &&
-                            cbi_policy_closed_accumulator(pol) && frame_index > 0 &&
+                            cbi_policy_closed_accumulator(pol, s->plans[i].in.c) && frame_index > 0 &&
                             (frame_index + conv_i) % s->refresh_period == 0;
         ls->ran_dense = s->first || !is_change_kernel(k);
         memset(ls->step_ms, 0, sizeof ls->step_ms);

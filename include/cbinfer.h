@@ -321,12 +321,19 @@ CBINFER_API cbinfer_status cbinfer_stream_get_param(const cbinfer_stream_t *stre
  *                  ("output") exceeds ε = θ; unsent residuals are dropped
  *                  (open memory). Options: "block=B" (aligned B x B output
  *                  blocks), "reset=R" (dense re-flush every R frames, 0 never).
+ *                  "scatter" / "recompute" pick the kernel of closed memory
+ *                  (the outputs are the same, up to float rounding): the
+ *                  delta scatter into the accumulator, or CBinfer's
+ *                  recompute of the reached outputs from v (no accumulator).
+ *                  Default: scatter where a conv has at least 16 input
+ *                  channels, recompute below (nomem always scatters).
  *   "sigmadelta"   Sigma-Delta: the reference is Q(x, s) = s*floor(x/s + 1/2)
  *                  with step s = θ, deltas are multiples of s; the output
  *                  equals the dense network on quantized conv inputs (up to
  *                  float rounding, and while s has not changed since the
  *                  last dense frame: pixels that have not changed since keep
- *                  their place on the old grid).
+ *                  their place on the old grid). Options "scatter",
+ *                  "recompute", as for evnet.
  * node_name NULL sets every convolution. The stream must not be dense
  * (BAD_PARAM). The delta policies run on the CPU backend only
  * (BACKEND_UNAVAILABLE on CUDA). A new policy re-creates the layers' state

@@ -337,6 +337,19 @@ TEST(BenchArgs, PolicyFlags)
     p = parse_with({"--policy", "sigmadelta"});
     ASSERT_EQ(p.rc, 0) << p.err;
     EXPECT_STREQ(p.args.policy_spec, "sigmadelta");
+    p = parse_with({"--policy", "evnet", "--granularity", "pixel", "--compute", "recompute"});
+    ASSERT_EQ(p.rc, 0) << p.err;
+    EXPECT_STREQ(p.args.policy_spec, "evnet:pixel,recompute");
+    p = parse_with({"--policy", "sigmadelta", "--compute", "scatter"});
+    ASSERT_EQ(p.rc, 0) << p.err;
+    EXPECT_STREQ(p.args.policy_spec, "sigmadelta:scatter");
+    p = parse_with({"--policy", "evnet", "--compute", "auto"});
+    ASSERT_EQ(p.rc, 0) << p.err;
+    EXPECT_STREQ(p.args.policy_spec, "evnet");
+    expect_usage_error(parse_with({"--policy", "skipconv", "--compute", "scatter"}),
+                       "--compute applies to --policy evnet or sigmadelta, not skipconv");
+    expect_usage_error(parse_with({"--policy", "evnet", "--compute", "fast"}),
+                       "--compute must be auto, scatter or recompute");
     expect_usage_error(parse_with({"--policy", "delta"}), "--policy must be cbinfer, cbinfer-ff");
     expect_usage_error(parse_with({"--policy", "sigmadelta", "--granularity", "pixel"}),
                        "--granularity applies to --policy evnet, not sigmadelta");

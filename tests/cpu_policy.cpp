@@ -25,9 +25,10 @@ constexpr int kCropX = 300, kCropY = 250, kCropW = 96, kCropH = 80;
 
 // Every policy kind and option the runtime offers, at least once.
 const std::vector<std::string> kDeltaPolicies = {
-    "evnet",           "evnet:pixel", "evnet:chunk=8",   "evnet:element,nomem",
-    "skipconv:input",  "skipconv:output,block=4",        "skipconv:input,reset=5",
-    "sigmadelta"};
+    "evnet",          "evnet:pixel",          "evnet:chunk=8",
+    "evnet:element,nomem", "evnet:scatter",   "evnet:pixel,recompute",
+    "skipconv:input", "skipconv:output,block=4", "skipconv:input,reset=5",
+    "sigmadelta",     "sigmadelta:scatter"};
 
 StreamPtr policy_stream(const cbinfer_network_t *net, int w, int h, const std::string &policy)
 {
@@ -198,7 +199,8 @@ TEST(Policy, ZeroThresholdEqualsDenseVgg7)
 TEST(Policy, ZeroThresholdEqualsDenseSceneLabeling)
 {
     expect_policies_equal_dense("scene-labeling-synthetic",
-                                {"evnet", "evnet:pixel", "skipconv:output,block=2", "sigmadelta"},
+                                {"evnet", "evnet:pixel,scatter", "skipconv:output,block=2",
+                                 "sigmadelta:scatter"},
                                 20, false);
 }
 
@@ -234,9 +236,9 @@ TEST(Policy, EvnetPixelEqualsCbinferClosedLoop)
 
 // P3: Sigma-Delta's output is the dense network with every conv input on
 // the grid s*Z, at every frame and whatever the history: against a direct
-// reference on a small network fed real frames. (On a deep network in float
-// the history shows through all the same: a value within rounding of a bin
-// edge falls into either bin.)
+// reference on a small network fed real frames, both kernels. (A value
+// within rounding of a bin edge falls into either bin, in the reference as
+// in the runtime: the rare flips are allowed for, below.)
 TEST(Policy, SigmaDeltaEqualsQuantizedDense)
 {
     std::mt19937 rng(7);
@@ -247,10 +249,12 @@ TEST(Policy, SigmaDeltaEqualsQuantizedDense)
     const int w = 24, h = 20;
     const float s = 0.05f;
     auto fr = cbi_test_read_frames("vtest.avi", 0, 8, kCropX, kCropY, w, h);
-    StreamPtr sd = policy_stream(net.get(), w, h, "sigmadelta");
+    for (const char *spec : {"sigmadelta:scatter", "sigmadelta:recompute"}) {
+    StreamPtr sd = policy_stream(net.get(), w, h, spec);
     ASSERT_EQ(cbinfer_stream_set_threshold_all(sd.get(), s), CBINFER_STATUS_SUCCESS);
     // Frames 0..7, then back to 2 and 0: whatever the history, the same
     // output for the same frame.
+    int frames_off = 0;
     for (int f : {0, 1, 2, 3, 4, 5, 6, 7, 2, 0}) {
         std::vector<float> x = to_nchw(fr[f], w, h);
         const std::vector<float> got = push_nchw(sd.get(), x, 3, h, w);
@@ -260,7 +264,16 @@ TEST(Policy, SigmaDeltaEqualsQuantizedDense)
             x = quantized_conv(x, c, hh, ww, wts[l], convs[l], s, &ho, &wo);
             c = convs[l].cout, hh = ho, ww = wo;
         }
-        EXPECT_LE(cbi_test_max_abs_diff(x, got), 1e-5f) << "frame " << f;
+        // A conv output within float rounding of a bin edge (k + 1/2) s may
+        // fall on either side in the runtime and the reference: such a flip
+        // moves one input by s and the outputs it reaches. Anything else
+        // (the wrong grid, a lost delta) moves most outputs.
+        size_t off = 0;
+        for (size_t j = 0; j < x.size(); ++j) off += std::fabs(x[j] - got[j]) > 1e-5f;
+        EXPECT_LE(off, x.size() / 20) << spec << " frame " << f;
+        frames_off += off > 0;
+    }
+    EXPECT_LE(frames_off, 2) << spec << ": of 10 frames";
     }
 }
 
@@ -412,8 +425,9 @@ TEST(Policy, AccumulatorDriftStaysBelow1e4Over2000Frames)
     const int w = 32, h = 32, n = 100;
     auto fr = cbi_test_read_frames("vtest.avi", 0, n, kCropX + 40, kCropY, w, h);
     StreamPtr dense = make_stream(net.get(), w, h, CBINFER_BACKEND_CPU, CBINFER_MODE_DENSE);
-    StreamPtr ev = policy_stream(net.get(), w, h, "evnet");
-    StreamPtr sd = policy_stream(net.get(), w, h, "sigmadelta");
+    // The scatter kernel everywhere: the accumulators are what may drift.
+    StreamPtr ev = policy_stream(net.get(), w, h, "evnet:scatter");
+    StreamPtr sd = policy_stream(net.get(), w, h, "sigmadelta:scatter");
     double period;
     ASSERT_EQ(cbinfer_stream_get_param(ev.get(), CBINFER_PARAM_REFRESH_PERIOD, &period),
               CBINFER_STATUS_SUCCESS);
@@ -497,6 +511,10 @@ TEST(Policy, StateBytesShowTheAccumulator)
                                    CBINFER_MODE_CBINFER);
         StreamPtr ev = make_stream(net.get(), kCropW, kCropH, CBINFER_BACKEND_CPU,
                                    CBINFER_MODE_EVNET);
+        // The scatter kernel keeps the accumulator (the recompute needs none).
+        StreamPtr evs = policy_stream(net.get(), kCropW, kCropH, "evnet:scatter");
+        uint64_t b_evs = 0;
+        ASSERT_EQ(cbinfer_stream_state_bytes(evs.get(), &b_evs), CBINFER_STATUS_SUCCESS);
         StreamPtr dn = make_stream(net.get(), kCropW, kCropH, CBINFER_BACKEND_CPU,
                                    CBINFER_MODE_DENSE);
         uint64_t b_cb = 0, b_ev = 0, b_dn = 1;
@@ -508,9 +526,9 @@ TEST(Policy, StateBytesShowTheAccumulator)
         for (auto &ls : conv_stats(cb.get())) in_floats += (uint64_t)ls.state_bytes / 4;
         EXPECT_EQ(b_cb, in_floats * 4);
         if (model == "vgg7-noise1")
-            EXPECT_EQ(b_ev, b_cb);
+            EXPECT_EQ(b_evs, b_cb);
         else
-            EXPECT_GT(b_ev, b_cb);
+            EXPECT_GT(b_evs, b_cb);
         uint64_t est_cb = 0, est_ev = 0;
         ASSERT_EQ(cbinfer_stream_memory_bytes(net.get(), kCropW, kCropH, CBINFER_BACKEND_CPU,
                                               CBINFER_MODE_CBINFER, CBINFER_PRECISION_FP32,
@@ -547,7 +565,9 @@ TEST(Policy, MisuseReturnsDocumentedStatus)
     expect(cbinfer_stream_set_policy(s.get(), nullptr, "skipconv:reset=-1"),
            CBINFER_STATUS_BAD_PARAM, "option 'reset=-1'");
     expect(cbinfer_stream_set_policy(s.get(), nullptr, "sigmadelta:element"),
-           CBINFER_STATUS_BAD_PARAM, "takes no options");
+           CBINFER_STATUS_BAD_PARAM, "is not one of scatter, recompute");
+    expect(cbinfer_stream_set_policy(s.get(), nullptr, "evnet:nomem,recompute"),
+           CBINFER_STATUS_BAD_PARAM, "recompute needs closed memory");
     expect(cbinfer_stream_set_policy(s.get(), nullptr, "evnet:"), CBINFER_STATUS_BAD_PARAM,
            "empty option list");
     expect(cbinfer_stream_set_policy(s.get(), "no-such-conv", "evnet"),
@@ -601,7 +621,7 @@ TEST(Policy, NonFiniteInputIsRecoveredFrom)
     for (const std::string &p : kDeltaPolicies) {
         StreamPtr s = policy_stream(net.get(), w, h, p);
         // Sigma-Delta at s = 0, so that it equals dense (not its quantized form).
-        const float theta = p == "sigmadelta" ? 0.f : 0.01f;
+        const float theta = p.rfind("sigmadelta", 0) == 0 ? 0.f : 0.01f;
         ASSERT_EQ(cbinfer_stream_set_threshold_all(s.get(), theta), CBINFER_STATUS_SUCCESS);
         push_nchw(s.get(), x, 3, h, w);
         const std::vector<float> y = push_nchw(s.get(), bad, 3, h, w);

@@ -69,8 +69,8 @@ static size_t cpu_extra_bytes(const cbi_backend_config *cfg, int threads)
         const size_t k = (size_t)n->win.kh * n->win.kw * cfg->plans[i].in.c;
         /* two matmuls' copies (W^T, or W2 for the delta scatter: the same
          * count), or the padded thin rows */
-        weights += n->cout <= CPU_THIN_COUT && !cbi_policy_scatters(pol) ? CPU_THIN_COUT * k
-                                                                          : 2 * k * (size_t)n->cout;
+        const int thin = n->cout <= CPU_THIN_COUT && !cbi_policy_uses_scatter(pol, cfg->plans[i].in.c);
+        weights += thin ? CPU_THIN_COUT * k : 2 * k * (size_t)n->cout;
     }
     return sizeof(float) *
            (weights + chunk * ct_cols +
@@ -266,7 +266,7 @@ static cbinfer_status cpu_layer_create(void *bctx, int node_id, void **out, cbi_
         L->in_idx = cbi_malloc_array(in_px, sizeof(int32_t));
         ok = L->in_state && L->in_idx;
         L->policy = *pol;
-        if (ok && cbi_policy_accumulates(pol) && !cbi_activation_invertible(&n->act, n->cout)) {
+        if (ok && cbi_policy_accumulates(pol, p->in.c) && !cbi_activation_invertible(&n->act, n->cout)) {
             L->acc = cbi_calloc(out_px * p->out.c, sizeof(float));
             ok = L->acc != NULL;
         }
@@ -282,7 +282,7 @@ static cbinfer_status cpu_layer_create(void *bctx, int node_id, void **out, cbi_
                 l1 += fabs((double)n->weight[j]);
             L->w_l1 = (float)l1;
         }
-        if (ok && n->cout <= CPU_THIN_COUT && !cbi_policy_scatters(pol)) {
+        if (ok && n->cout <= CPU_THIN_COUT && !cbi_policy_uses_scatter(pol, p->in.c)) {
             const size_t k = (size_t)n->win.kh * n->win.kw * p->in.c;
             L->thin_w = cbi_calloc(CPU_THIN_COUT * k, sizeof(float));
             ok = L->thin_w != NULL;

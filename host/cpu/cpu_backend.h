@@ -190,6 +190,9 @@ void cpu_add_step_times(const cbi_op_args *a, double t_col, double t_gemm, doubl
 /* What becomes of m GEMM rows y (Cout each) of the output pixels idx. */
 typedef void (*cpu_rows_update)(const cbi_node *node, const float *y, const int32_t *idx, int m,
                                 const cpu_layer *L, float *out);
+/* CBinfer's fused update: bias, activation and the scatter of the rows. */
+void cpu_recompute_update(const cbi_node *node, const float *y, const int32_t *idx, int m,
+                          const cpu_layer *L, float *out);
 /* Output-stationary rows, one chunk per thread: partial im2col of the n
  * output pixels idx from src, the GEMM with the layer's W^T matmul (thin
  * layers: direct dot products), then update. Step times are the mean over

@@ -530,9 +530,8 @@ cbinfer_status cpu_rows_gemm(cpu_ctx *ctx, const cpu_layer *L, cbi_op_args *a,
     return st;
 }
 
-/* CBinfer's fused update: bias, activation and the scatter of the rows. */
-static void recompute_update(const cbi_node *node, const float *y, const int32_t *idx, int m,
-                             const cpu_layer *L, float *out)
+void cpu_recompute_update(const cbi_node *node, const float *y, const int32_t *idx, int m,
+                          const cpu_layer *L, float *out)
 {
     (void)L;
     bias_act_rows(node, y, idx, m, out);
@@ -542,7 +541,7 @@ cbinfer_status cpu_conv_change(void *bctx, cbi_op_args *a, cbi_err *e)
 {
     cpu_ctx *ctx = bctx;
     cpu_layer *L = a->layer;
-    if (ctx && L && a->policy && cbi_policy_accumulates(a->policy))
+    if (ctx && L && a->policy && cbi_policy_is_delta(a->policy))
         return cpu_conv_delta(ctx, a, e);
     const cpu_conv_geom g = cpu_conv_geom_of(a);
     const float *x = a->in[0]->data;
@@ -600,7 +599,7 @@ cbinfer_status cpu_conv_change(void *bctx, cbi_op_args *a, cbi_err *e)
      * output must be the convolution of the state; feed-forward, the state
      * equals the input after detection), GEMM, and the fused bias +
      * activation + scatter. */
-    const cbinfer_status st = cpu_rows_gemm(ctx, L, a, &g, L->in_state, idx, n, recompute_update, e);
+    const cbinfer_status st = cpu_rows_gemm(ctx, L, a, &g, L->in_state, idx, n, cpu_recompute_update, e);
     if (st != CBINFER_STATUS_SUCCESS) return st;
     a->out_chg->all = 0;
     a->out_chg->idx = (int32_t *)idx;

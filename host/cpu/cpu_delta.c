@@ -299,6 +299,44 @@ static cbinfer_status dense_from_reference(cpu_ctx *ctx, cpu_layer *L, cbi_op_ar
     return CBINFER_STATUS_SUCCESS;
 }
 
+/* The transmission of one pixel px (gate_pixel with its deltas into delta):
+ * adds the elements sent and the papers' MACs, returns the pixel's valid
+ * taps. */
+static int64_t send_pixel(const cpu_layer *L, const cpu_conv_geom *g, const float *x, int32_t px,
+                          float theta, float *delta, int64_t *sent_el, int64_t *macs_eff)
+{
+    const size_t off = (size_t)px * g->cin;
+    const int sent = gate_pixel(&L->policy, x + off, L->in_state + off, g->cin, theta, delta);
+    const int64_t taps = (int64_t)valid_taps(px / g->w, g->pad_t, g->kh, g->dh, g->sh, g->ho) *
+                         valid_taps(px % g->w, g->pad_l, g->kw, g->dw, g->sw, g->wo);
+    *sent_el += sent;
+    *macs_eff += sent * taps * g->cout;
+    return taps;
+}
+
+/* The transmissions of the n_in pixels of L->in_idx without their deltas
+ * (they move the reference; recompute and refresh need nothing else), one
+ * block of pixels per thread. */
+static void send_all(cpu_ctx *ctx, cpu_layer *L, cbi_op_args *a, const cpu_conv_geom *g,
+                     int64_t n_in)
+{
+    const float *x = a->in[0]->data;
+    const int threads = cpu_threads(ctx);
+    int64_t sent_el = 0, macs_eff = 0;
+#pragma omp parallel num_threads(threads) reduction(+ : sent_el, macs_eff) \
+    if (n_in * g->cin >= DELTA_PARALLEL_MIN)
+    {
+        float *scratch = ctx->slots[omp_get_thread_num()].col;
+#pragma omp for schedule(static)
+        for (int64_t i = 0; i < n_in; ++i)
+            send_pixel(L, g, x, L->in_idx[i], a->threshold, scratch, &sent_el, &macs_eff);
+    }
+    a->stats->transmitted_el = sent_el;
+    a->stats->macs_effective = macs_eff;
+    a->stats->overhead_arith += sent_el;
+    a->stats->overhead_ldst += 2 * sent_el;
+}
+
 /* Step 3 of the delta scatter for the n_in transmitting pixels (ascending),
  * in waves of one chunk per thread: each thread makes its chunk's deltas
  * (moving the reference) and runs its GEMM; after a barrier every thread
@@ -336,14 +374,10 @@ static cbinfer_status scatter_deltas(cpu_ctx *ctx, cpu_layer *L, cbi_op_args *a,
             const int32_t *px = L->in_idx + r0;
             const double s0 = timed ? cbi_now_ms() : 0;
             for (int r = 0; r < m; ++r) {
-                const size_t off = (size_t)px[r] * g->cin;
-                const int sent = gate_pixel(&L->policy, x + off, L->in_state + off, g->cin,
-                                            a->threshold, sl->col + (size_t)r * g->cin);
-                const int taps = valid_taps(px[r] / g->w, g->pad_t, g->kh, g->dh, g->sh, g->ho) *
-                                 valid_taps(px[r] % g->w, g->pad_l, g->kw, g->dw, g->sw, g->wo);
-                sent_el += sent;
-                macs_eff += (int64_t)sent * taps * g->cout;
-                acc_updates += (int64_t)taps * g->cout;
+                const int64_t taps =
+                    send_pixel(L, g, x, px[r], a->threshold, sl->col + (size_t)r * g->cin, &sent_el,
+                               &macs_eff);
+                acc_updates += taps * g->cout;
             }
             const double s1 = timed ? cbi_now_ms() : 0;
             cbi_err chunk_err;
@@ -490,8 +524,9 @@ cbinfer_status cpu_conv_delta(cpu_ctx *ctx, cbi_op_args *a, cbi_err *e)
     const size_t n_in_el = (size_t)npx_in * g.cin;
     const int threads = cpu_threads(ctx);
     const int skip = pol->kind == CBI_POLICY_SKIPCONV;
+    const int scatter = cbi_policy_uses_scatter(pol, g.cin);
     if (!L->in_state || !L->conv.dense || (skip && !L->dimg) ||
-        (!skip && !L->conv.mm[0]) || (skip && !L->conv.mm[0] && !L->thin_w))
+        (scatter && !L->conv.mm[0]) || (!scatter && !L->conv.mm[0] && !L->thin_w))
         return cbi_fail(e, CBINFER_STATUS_INTERNAL, "node %s (Conv): no delta-policy state",
                         a->node->name);
 
@@ -516,23 +551,17 @@ cbinfer_status cpu_conv_delta(cpu_ctx *ctx, cbi_op_args *a, cbi_err *e)
      * NaN, where dense recovers at the next finite input): such a frame is
      * computed dense from the reference instead, which takes the deltas
      * (Skip-Conv: a re-flush from the input). */
-    const int nonfinite = has_nonfinite(L, x, g.cin, n_in);
+    const int nonfinite = (skip || scatter) && has_nonfinite(L, x, g.cin, n_in);
     if (nonfinite && skip) {
         skip_clear(L, g.cin, n_in);
         set_reference(L, x, n_in_el, a->threshold, threads);
         return dense_from_reference(ctx, L, a, e);
     }
 
-    if (a->refresh || nonfinite) {
+    if (scatter && (a->refresh || nonfinite)) {
         /* Send this frame's deltas into the reference, then recompute a from
          * it densely: the same a, without the rounding the updates gathered. */
-        float *scratch = ctx->slots[0].col;
-        int64_t sent = 0;
-        for (int64_t i = 0; i < n_in; ++i) {
-            const size_t off = (size_t)L->in_idx[i] * g.cin;
-            sent += gate_pixel(pol, x + off, L->in_state + off, g.cin, a->threshold, scratch);
-        }
-        a->stats->transmitted_el = sent;
+        send_all(ctx, L, a, &g, n_in);
         return dense_from_reference(ctx, L, a, e);
     }
 
@@ -559,6 +588,15 @@ cbinfer_status cpu_conv_delta(cpu_ctx *ctx, cbi_op_args *a, cbi_err *e)
     if (skip) {
         st = skip_update(ctx, L, a, &g, n, e);
         skip_clear(L, g.cin, n_in);
+    } else if (!scatter) {
+        /* Closed memory: the outputs the transmissions reach, recomputed in
+         * full from the moved reference, are what the deltas would give
+         * (VARIANTS.md §4.4); no accumulator is kept. */
+        t0 = cbi_now_ms();
+        send_all(ctx, L, a, &g, n_in);
+        cpu_step_time(a, CBINFER_STEP_CHANGE_DETECT, t0, cbi_now_ms());
+        st = cpu_rows_gemm(ctx, L, a, &g, L->in_state, L->idx, n, cpu_recompute_update, e);
+        a->stats->macs = n * g.k * g.cout;
     } else {
         if (!L->acc) { /* the output holds f(a): back to a where the deltas land */
             t0 = cbi_now_ms();

@@ -132,7 +132,7 @@ cbinfer_status cpu_conv_prims_create(cpu_ctx *ctx, const cbi_node *n, const cbi_
                                      const cbi_policy *pol, cpu_conv_prims *c, cbi_err *e)
 {
     const int change_based = pol != NULL;
-    const int scatters = pol && cbi_policy_scatters(pol);
+    const int scatters = pol && cbi_policy_uses_scatter(pol, p->in.c);
     float *w2 = NULL;
     cbinfer_status st = CBINFER_STATUS_SUCCESS;
     dnnl_primitive_desc_t pd = NULL, mm_pd = NULL;
@@ -181,7 +181,7 @@ cbinfer_status cpu_conv_prims_create(cpu_ctx *ctx, const cbi_node *n, const cbi_
     DNNL_TRY(dnnl_post_ops_create(&po), "post-ops");
     /* A kept accumulator is the pre-activation: the dense pass writes it
      * without the activation, which then runs as a pass into the output. */
-    const int keeps_acc = pol && cbi_policy_accumulates(pol) &&
+    const int keeps_acc = pol && cbi_policy_accumulates(pol, p->in.c) &&
                           !cbi_activation_invertible(&n->act, n->cout);
     c->dense_act_fused = !keeps_acc && append_activation(po, &n->act);
     if (c->dense_act_fused) DNNL_TRY(dnnl_primitive_attr_set_post_ops(attr, po), "post-ops");
