@@ -158,10 +158,10 @@ static void act_rows(const cbi_node *node, const float *src, const int32_t *idx,
 {
     const int cout = node->cout;
     const cbi_activation *act = &node->act;
-    const float alpha = act->alpha, inv_alpha = 1.f / act->alpha;
+    const float alpha = act->alpha;
     for (int64_t i = i0; i < i1; ++i) {
         const size_t off = (size_t)idx[i] * cout;
-        float *restrict o = out + off;
+        float *o = out + off; /* a may be o itself (in place) */
         const float *a = src ? src + off : o;
         if (act->kind == CBI_ACT_NONE) {
             if (src) memcpy(o, a, (size_t)cout * sizeof *o);
@@ -170,9 +170,8 @@ static void act_rows(const cbi_node *node, const float *src, const int32_t *idx,
         } else if (act->kind == CBI_ACT_LEAKY_RELU && !inverse) {
             for (int c = 0; c < cout; ++c) o[c] = a[c] > 0.f ? a[c] : a[c] * alpha;
         } else if (act->kind == CBI_ACT_LEAKY_RELU) {
-            /* Multiplying by the reciprocal is not dividing (one more
-             * rounding); the division keeps f^-1(f(v)) closest to v. */
-            (void)inv_alpha;
+            /* A division, not a multiplication by the reciprocal (one
+             * rounding more): f^-1(f(v)) stays closest to v. */
             for (int c = 0; c < cout; ++c) o[c] = o[c] > 0.f ? o[c] : o[c] / alpha;
         } else {
             for (int c = 0; c < cout; ++c)
