@@ -95,7 +95,6 @@ static const char *mode_name(int mode)
 {
     switch (mode) {
     case CBINFER_MODE_DENSE: return "dense";
-    case CBINFER_MODE_CBINFER_FF: return "cbinfer-ff";
     case CBI_BENCH_MODE_COMPARE: return "compare";
     default: return "cbinfer";
     }

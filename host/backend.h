@@ -50,6 +50,14 @@ typedef struct cbi_backend_config {
     const cbi_policy *policies;
 } cbi_backend_config;
 
+/* The change policy of node i under cfg: its entry of cfg->policies, or
+ * that of cfg->mode for a config without a table (a memory estimate, an op
+ * test). */
+static inline cbi_policy cbi_config_policy(const cbi_backend_config *cfg, int i)
+{
+    return cfg->policies ? cfg->policies[i] : cbi_policy_of_mode(cfg->mode);
+}
+
 /* One call of one op family on one node. */
 typedef struct cbi_op_args {
     const cbi_node *node;

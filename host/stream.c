@@ -133,7 +133,6 @@ static uint64_t memory_estimate(const cbi_backend *be, const cbi_backend_config 
     const cbi_net *net = cfg->net;
     const uint64_t elem = value_bytes(cfg->precision);
     const int change_based = cfg->mode != CBINFER_MODE_DENSE;
-    const cbi_policy mode_policy = cbi_policy_of_mode(cfg->mode);
     uint64_t bytes = 0;
     for (int v = 0; v < net->n_values; ++v) bytes += shape_elems(cfg->shapes[v]) * elem;
     for (int i = 0; i < net->n_nodes; ++i) {
@@ -143,12 +142,12 @@ static uint64_t memory_estimate(const cbi_backend *be, const cbi_backend_config 
         if (n->op == CBI_OP_CONV) {
             bytes += ((uint64_t)n->cout * n->win.kh * n->win.kw * p->in.c + n->cout) * elem;
             if (!change_based) continue;
-            const cbi_policy *pol = cfg->policies ? &cfg->policies[i] : &mode_policy;
+            const cbi_policy pol = cbi_config_policy(cfg, i);
             /* state (reference, accumulator), changed input pixels, Eq. 4
              * map and its indices; Skip-Conv: its residual image and the
              * per-pixel residual norms, and the block map */
-            bytes += cbi_policy_state_bytes(pol, n, p, elem) + in_px * 4 + out_px * 5;
-            if (pol->kind == CBI_POLICY_SKIPCONV)
+            bytes += cbi_policy_state_bytes(&pol, n, p, elem) + in_px * 4 + out_px * 5;
+            if (pol.kind == CBI_POLICY_SKIPCONV)
                 bytes += in_px * p->in.c * 4 + in_px * 4 + out_px;
         } else if (n->op == CBI_OP_CONV_TRANSPOSE) {
             bytes += ((uint64_t)n->cin * n->win.kh * n->win.kw * p->out.c + p->out.c) * elem;
@@ -423,10 +422,10 @@ cbinfer_status cbinfer_param_bounds(cbinfer_param key, double *min, double *max)
     return CBINFER_STATUS_BAD_PARAM;
 }
 
-/* Destroys and re-creates the layers of nodes [lo, hi) (after a new thread
- * count or policy), and starts the temporal state again (as after a reset).
- * Until every layer is back the stream refuses frames, saying why. */
-static cbinfer_status recreate_layers(cbinfer_stream_t *s, int lo, int hi)
+/* Drops the layers of nodes [lo, hi) (before a new thread count or
+ * policy) and starts the temporal state again, as after a reset. Until
+ * create_missing_layers() succeeds the stream refuses frames. */
+static void drop_layers(cbinfer_stream_t *s, int lo, int hi)
 {
     s->first = 1;
     s->have_output = 0;
@@ -435,26 +434,28 @@ static cbinfer_status recreate_layers(cbinfer_stream_t *s, int lo, int hi)
         s->layers[i] = NULL;
     }
     s->broken = CBINFER_STATUS_INTERNAL;
-    cbinfer_status st = CBINFER_STATUS_SUCCESS;
-    for (int i = lo; i < hi && st == CBINFER_STATUS_SUCCESS; ++i) {
-        st = s->be->layer_create(s->bctx, i, &s->layers[i], &s->err);
+}
+
+/* Marks the stream broken by st (every push fails, saying why). */
+static cbinfer_status mark_broken(cbinfer_stream_t *s, cbinfer_status st)
+{
+    s->broken = st;
+    cbi_err_copy(&s->err, s->broken_msg, sizeof s->broken_msg);
+    return st;
+}
+
+/* Creates every layer the stream lacks: those drop_layers() dropped, and any
+ * an earlier failure left out (a stateless node has none, and asking again
+ * costs nothing). */
+static cbinfer_status create_missing_layers(cbinfer_stream_t *s)
+{
+    for (int i = 0; i < s->net->n_nodes; ++i) {
+        if (!s->layers[i]) {
+            const cbinfer_status st = s->be->layer_create(s->bctx, i, &s->layers[i], &s->err);
+            if (st != CBINFER_STATUS_SUCCESS) return mark_broken(s, st);
+        }
         layer_state_stats(s, i);
     }
-    if (st != CBINFER_STATUS_SUCCESS) {
-        s->broken = st;
-        cbi_err_copy(&s->err, s->broken_msg, sizeof s->broken_msg);
-        return st;
-    }
-    /* Layers outside [lo, hi) may still be missing from an earlier failure. */
-    for (int i = 0; i < s->net->n_nodes; ++i)
-        if (!s->layers[i] && (i < lo || i >= hi)) {
-            st = s->be->layer_create(s->bctx, i, &s->layers[i], &s->err);
-            if (st != CBINFER_STATUS_SUCCESS) {
-                s->broken = st;
-                cbi_err_copy(&s->err, s->broken_msg, sizeof s->broken_msg);
-                return st;
-            }
-        }
     s->broken = CBINFER_STATUS_SUCCESS;
     return CBINFER_STATUS_SUCCESS;
 }
@@ -470,19 +471,10 @@ static cbinfer_status set_threads(cbinfer_stream_t *s, int threads)
         const cbinfer_status st = check_memory(then, then - now, s->max_bytes, 1, &s->err);
         if (st != CBINFER_STATUS_SUCCESS) return st;
     }
-    for (int i = 0; i < s->net->n_nodes; ++i) {
-        s->be->layer_destroy(s->bctx, s->layers[i]);
-        s->layers[i] = NULL;
-    }
+    drop_layers(s, 0, s->net->n_nodes);
     cbinfer_status st = s->be->set_threads(s->bctx, threads, &s->err);
-    if (st != CBINFER_STATUS_SUCCESS) {
-        s->first = 1;
-        s->have_output = 0;
-        s->broken = st;
-        cbi_err_copy(&s->err, s->broken_msg, sizeof s->broken_msg);
-        return st;
-    }
-    st = recreate_layers(s, 0, s->net->n_nodes);
+    if (st != CBINFER_STATUS_SUCCESS) return mark_broken(s, st);
+    st = create_missing_layers(s);
     if (st == CBINFER_STATUS_SUCCESS) s->threads = threads;
     return st;
 }
@@ -661,7 +653,8 @@ cbinfer_status cbinfer_stream_set_policy(cbinfer_stream_t *s, const char *node_n
         }
     }
     free(old);
-    return recreate_layers(s, lo, hi);
+    drop_layers(s, lo, hi);
+    return create_missing_layers(s);
 }
 
 cbinfer_status cbinfer_stream_get_policy(const cbinfer_stream_t *s, const char *node_name,

@@ -315,37 +315,30 @@ TEST(BenchArgs, LastRepeatWins)
     EXPECT_STREQ(p.args.policy_spec, "cbinfer-ff");
 }
 
+// Parses with extra flags and expects the policy spec they compose.
+static void expect_spec(std::vector<std::string> extra, const char *spec)
+{
+    Parsed p = parse_with(extra);
+    ASSERT_EQ(p.rc, 0) << p.err;
+    EXPECT_STREQ(p.args.policy_spec, spec);
+}
+
 // --policy and its options make one spec of cbinfer_stream_set_policy; an
 // option of another policy is refused, never ignored.
 TEST(BenchArgs, PolicyFlags)
 {
-    Parsed p = parse_with({});
-    ASSERT_EQ(p.rc, 0) << p.err;
-    EXPECT_STREQ(p.args.policy_spec, "cbinfer");
-    p = parse_with({"--policy", "evnet", "--granularity", "chunk:16", "--mode", "compare"});
-    ASSERT_EQ(p.rc, 0) << p.err;
-    EXPECT_STREQ(p.args.policy_spec, "evnet:chunk=16");
-    p = parse_with({"--policy", "evnet", "--granularity", "pixel"});
-    ASSERT_EQ(p.rc, 0) << p.err;
-    EXPECT_STREQ(p.args.policy_spec, "evnet:pixel");
-    p = parse_with({"--policy", "skipconv", "--gate", "output", "--block", "4", "--reset", "8"});
-    ASSERT_EQ(p.rc, 0) << p.err;
-    EXPECT_STREQ(p.args.policy_spec, "skipconv:output,block=4,reset=8");
-    p = parse_with({"--policy", "skipconv"});
-    ASSERT_EQ(p.rc, 0) << p.err;
-    EXPECT_STREQ(p.args.policy_spec, "skipconv:input,block=1,reset=0");
-    p = parse_with({"--policy", "sigmadelta"});
-    ASSERT_EQ(p.rc, 0) << p.err;
-    EXPECT_STREQ(p.args.policy_spec, "sigmadelta");
-    p = parse_with({"--policy", "evnet", "--granularity", "pixel", "--compute", "recompute"});
-    ASSERT_EQ(p.rc, 0) << p.err;
-    EXPECT_STREQ(p.args.policy_spec, "evnet:pixel,recompute");
-    p = parse_with({"--policy", "sigmadelta", "--compute", "scatter"});
-    ASSERT_EQ(p.rc, 0) << p.err;
-    EXPECT_STREQ(p.args.policy_spec, "sigmadelta:scatter");
-    p = parse_with({"--policy", "evnet", "--compute", "auto"});
-    ASSERT_EQ(p.rc, 0) << p.err;
-    EXPECT_STREQ(p.args.policy_spec, "evnet");
+    expect_spec({}, "cbinfer");
+    expect_spec({"--policy", "evnet", "--granularity", "chunk:16", "--mode", "compare"},
+                "evnet:chunk=16");
+    expect_spec({"--policy", "evnet", "--granularity", "pixel"}, "evnet:pixel");
+    expect_spec({"--policy", "skipconv", "--gate", "output", "--block", "4", "--reset", "8"},
+                "skipconv:output,block=4,reset=8");
+    expect_spec({"--policy", "skipconv"}, "skipconv:input,block=1,reset=0");
+    expect_spec({"--policy", "sigmadelta"}, "sigmadelta");
+    expect_spec({"--policy", "evnet", "--granularity", "pixel", "--compute", "recompute"},
+                "evnet:pixel,recompute");
+    expect_spec({"--policy", "sigmadelta", "--compute", "scatter"}, "sigmadelta:scatter");
+    expect_spec({"--policy", "evnet", "--compute", "auto"}, "evnet");
     expect_usage_error(parse_with({"--policy", "skipconv", "--compute", "scatter"}),
                        "--compute applies to --policy evnet or sigmadelta, not skipconv");
     expect_usage_error(parse_with({"--policy", "evnet", "--compute", "fast"}),

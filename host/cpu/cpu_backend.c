@@ -61,15 +61,14 @@ static size_t cpu_extra_bytes(const cbi_backend_config *cfg, int threads)
 {
     size_t max_k, max_cout, max_tap_cout, chunk, ct_cols, weights = 0;
     scratch_plan(cfg, &max_k, &max_cout, &max_tap_cout, &chunk, &ct_cols);
-    const cbi_policy mode_policy = cbi_policy_of_mode(cfg->mode);
     for (int i = 0; cfg->mode != CBINFER_MODE_DENSE && i < cfg->net->n_nodes; ++i) {
         const cbi_node *n = &cfg->net->nodes[i];
         if (n->op != CBI_OP_CONV) continue;
-        const cbi_policy *pol = cfg->policies ? &cfg->policies[i] : &mode_policy;
+        const cbi_policy pol = cbi_config_policy(cfg, i);
         const size_t k = (size_t)n->win.kh * n->win.kw * cfg->plans[i].in.c;
         /* two matmuls' copies (W^T, or W2 for the delta scatter: the same
          * count), or the padded thin rows */
-        const int thin = n->cout <= CPU_THIN_COUT && !cbi_policy_uses_scatter(pol, cfg->plans[i].in.c);
+        const int thin = n->cout <= CPU_THIN_COUT && !cbi_policy_uses_scatter(&pol, cfg->plans[i].in.c);
         weights += thin ? CPU_THIN_COUT * k : 2 * k * (size_t)n->cout;
     }
     return sizeof(float) *
@@ -244,11 +243,8 @@ static cbinfer_status cpu_layer_create(void *bctx, int node_id, void **out, cbi_
     const cbi_node *n = &ctx->cfg.net->nodes[node_id];
     const cbi_node_plan *p = &ctx->cfg.plans[node_id];
     const int change_based = ctx->cfg.mode != CBINFER_MODE_DENSE;
-    /* A config without a policy table gives every conv its mode's policy. */
-    const cbi_policy mode_policy = cbi_policy_of_mode(ctx->cfg.mode);
-    const cbi_policy *pol = !change_based        ? NULL
-                            : ctx->cfg.policies ? &ctx->cfg.policies[node_id]
-                                                : &mode_policy;
+    const cbi_policy node_policy = cbi_config_policy(&ctx->cfg, node_id);
+    const cbi_policy *pol = change_based ? &node_policy : NULL;
     *out = NULL;
     const int is_pool = n->op == CBI_OP_MAXPOOL || n->op == CBI_OP_AVGPOOL;
     if (n->op != CBI_OP_CONV && !(change_based && is_pool)) return CBINFER_STATUS_SUCCESS;

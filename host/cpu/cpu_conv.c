@@ -606,12 +606,10 @@ cbinfer_status cpu_conv_change(void *bctx, cbi_op_args *a, cbi_err *e)
     a->out_chg->count = n;
     a->stats->changed_px = n;
     a->stats->macs = n * g.k * g.cout;
-    /* Overhead by the EvNet supplement's rules: every tested element is a
-     * gate evaluation, every channel of a changed pixel a transmission;
-     * there is no accumulator. */
+    /* Every tested element is a gate evaluation, every channel of a changed
+     * pixel a transmission; there is no accumulator. */
     const int64_t tested = (in_chg->all ? npx_in : in_chg->count) * g.cin;
     a->stats->transmitted_el = a->stats->changed_in_px * g.cin;
-    a->stats->overhead_arith = 3 * tested + a->stats->transmitted_el;
-    a->stats->overhead_ldst = 4 * tested + 2 * a->stats->transmitted_el;
+    cpu_count_overhead(a->stats, tested, a->stats->transmitted_el, 0);
     return CBINFER_STATUS_SUCCESS;
 }

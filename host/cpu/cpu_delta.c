@@ -150,8 +150,8 @@ static inline float act_inverse(const cbi_activation *act, int ch, float y)
 }
 
 /* out = f(src) over the pixels idx (src NULL: in place), or with inverse
- * out = f^-1(out), on rows [i0, i1) of idx. One loop per activation kind,
- * so that each vectorises. */
+ * out = f^-1(out), on entries [i0, i1) of idx (idx NULL: pixels [i0, i1)).
+ * One loop per activation kind, so that each vectorises. */
 CPU_SIMD_CLONES
 static void act_rows(const cbi_node *node, const float *src, const int32_t *idx, int64_t i0,
                      int64_t i1, float *out, int inverse)
@@ -160,7 +160,7 @@ static void act_rows(const cbi_node *node, const float *src, const int32_t *idx,
     const cbi_activation *act = &node->act;
     const float alpha = act->alpha;
     for (int64_t i = i0; i < i1; ++i) {
-        const size_t off = (size_t)idx[i] * cout;
+        const size_t off = (size_t)(idx ? idx[i] : i) * cout;
         float *o = out + off; /* a may be o itself (in place) */
         const float *a = src ? src + off : o;
         if (act->kind == CBI_ACT_NONE) {
@@ -246,22 +246,20 @@ static void scatter_add_rows(const cpu_conv_geom *g, const float *restrict p, co
 }
 
 /* Skip-Conv's update of m open outputs idx from their rows y of W*r:
- * a += y, out = f(a) ([SC] Eq. 3). */
+ * a += y, out = f(a) ([SC] Eq. 3); without an accumulator tensor a is
+ * f^-1(out), in place. */
 CPU_SIMD_CLONES
 static void accumulate_rows(const cbi_node *node, const float *restrict y, const int32_t *idx,
-                            int m, const cpu_layer *L, float *restrict out)
+                            int m, const cpu_layer *L, float *out)
 {
     const int cout = node->cout;
-    float *acc = L->acc;
+    float *a = L->acc ? L->acc : out;
+    if (!L->acc) act_rows(node, NULL, idx, 0, m, out, 1);
     for (int r = 0; r < m; ++r, y += cout) {
-        const size_t off = (size_t)idx[r] * cout;
-        float *o = out + off;
-        for (int c = 0; c < cout; ++c) {
-            const float v = (acc ? acc[off + c] : act_inverse(&node->act, c, o[c])) + y[c];
-            if (acc) acc[off + c] = v;
-            o[c] = cpu_activate(&node->act, c, v);
-        }
+        float *ar = a + (size_t)idx[r] * cout;
+        for (int c = 0; c < cout; ++c) ar[c] += y[c];
     }
+    act_rows(node, L->acc, idx, 0, m, out, 0);
 }
 
 /* The reference of a dense frame: the input, or Q(input) for Sigma-Delta. */
@@ -284,15 +282,9 @@ static cbinfer_status dense_from_reference(cpu_ctx *ctx, cpu_layer *L, cbi_op_ar
     cbinfer_status st =
         cpu_conv_dense_from(ctx, L, a, L->in_state, L->acc ? L->acc : a->out->data, e);
     if (st != CBINFER_STATUS_SUCCESS) return st;
-    if (L->acc) {
-        const int64_t npx = (int64_t)g.ho * g.wo;
-        float *out = a->out->data;
-        const int threads = cpu_threads(ctx);
-#pragma omp parallel for num_threads(threads) schedule(static) if (npx >= DELTA_PARALLEL_MIN)
-        for (int64_t p = 0; p < npx; ++p)
-            for (int c = 0; c < g.cout; ++c)
-                out[p * g.cout + c] = cpu_activate(&a->node->act, c, L->acc[p * g.cout + c]);
-    }
+    if (L->acc)
+        act_pixels(a->node, L->acc, NULL, (int64_t)g.ho * g.wo, a->out->data, 0,
+                   cpu_threads(ctx));
     a->out_chg->all = 1;
     a->stats->ran_dense = 1;
     return CBINFER_STATUS_SUCCESS;
@@ -332,8 +324,7 @@ static void send_all(cpu_ctx *ctx, cpu_layer *L, cbi_op_args *a, const cpu_conv_
     }
     a->stats->transmitted_el = sent_el;
     a->stats->macs_effective = macs_eff;
-    a->stats->overhead_arith += sent_el;
-    a->stats->overhead_ldst += 2 * sent_el;
+    cpu_count_overhead(a->stats, 0, sent_el, 0);
 }
 
 /* Step 3 of the delta scatter for the n_in transmitting pixels (ascending),
@@ -420,8 +411,7 @@ static cbinfer_status scatter_deltas(cpu_ctx *ctx, cpu_layer *L, cbi_op_args *a,
     a->stats->transmitted_el = sent_el;
     a->stats->macs_effective = macs_eff;
     a->stats->macs = n_in * g->k * g->cout;
-    a->stats->overhead_arith += sent_el + acc_updates;
-    a->stats->overhead_ldst += 2 * sent_el + 2 * acc_updates;
+    cpu_count_overhead(a->stats, 0, sent_el, acc_updates);
     return st;
 }
 
@@ -480,8 +470,7 @@ static cbinfer_status skip_update(cpu_ctx *ctx, cpu_layer *L, cbi_op_args *a,
 {
     const cbinfer_status st = cpu_rows_gemm(ctx, L, a, g, L->dimg, L->idx, n, accumulate_rows, e);
     a->stats->macs = a->stats->macs_effective = n * g->k * g->cout;
-    a->stats->overhead_arith += n * g->cout;
-    a->stats->overhead_ldst += 2 * n * g->cout;
+    cpu_count_overhead(a->stats, 0, 0, n * g->cout);
     return st;
 }
 
@@ -543,8 +532,7 @@ cbinfer_status cpu_conv_delta(cpu_ctx *ctx, cbi_op_args *a, cbi_err *e)
     cpu_step_time(a, CBINFER_STEP_CHANGE_DETECT, t0, cbi_now_ms());
     const int64_t tested = (in_chg->all ? npx_in : in_chg->count) * g.cin;
     a->stats->changed_in_px = n_in;
-    a->stats->overhead_arith = 3 * tested; /* gate evaluations, [EV-S] Sec. E */
-    a->stats->overhead_ldst = 4 * tested;
+    cpu_count_overhead(a->stats, tested, 0, 0);
 
     /* A non-finite delta would stay in the accumulator (NaN + anything is
      * NaN, where dense recovers at the next finite input): such a frame is
@@ -570,8 +558,7 @@ cbinfer_status cpu_conv_delta(cpu_ctx *ctx, cbi_op_args *a, cbi_err *e)
         n = skip_gate(L, &g, L->idx, n, a->threshold, threads);
         cpu_step_time(a, CBINFER_STEP_EXTRACT, t0, cbi_now_ms());
         a->stats->transmitted_el = n_in * g.cin;
-        a->stats->overhead_arith += n_in * g.cin;
-        a->stats->overhead_ldst += 2 * n_in * g.cin;
+        cpu_count_overhead(a->stats, 0, n_in * g.cin, 0);
     }
 
     /* Worst case: past the break-even share of outputs the dense path is
