@@ -1,8 +1,10 @@
 /*
  * State shared by cbinfer-bench's passes (private to bench/): the timed run
  * (cbinfer_bench.c), the profiling pass (profile_pass.c) and the break-even
- * calibration (calibrate.c). Helpers report errors on stderr themselves and
- * return non-zero.
+ * calibration (calibrate.c), and the run helpers they share (bench_run.c).
+ * The calls go one way: cbinfer_bench.c calls the two passes, and all three
+ * call bench_run.c. Helpers report errors on stderr themselves and return
+ * non-zero.
  */
 #ifndef CBI_BENCH_H
 #define CBI_BENCH_H
@@ -61,6 +63,9 @@ typedef struct bench {
     char kernels[256]; /* cbinfer_backend_describe() */
     char date[32];
 } bench;
+
+/* ---- bench_run.c ---- */
+
 /* "cbinfer-bench: <message>" on stderr; returns 1. */
 int bench_error(const char *fmt, ...);
 /* A failed call on a stream: the status text plus the stream's detail; 1. */
@@ -70,6 +75,11 @@ const char *bench_backend_name(int backend);
 int bench_set_param(cbinfer_stream_t *s, cbinfer_param key, double v, const char *what);
 /* Resets s (NULL is accepted). */
 int bench_reset(cbinfer_stream_t *s);
+/* Opens (or reopens, for another pass) the input at --skip; the first call
+ * sets the frame size. */
+int bench_source_open(bench *b);
+/* Takes the progress bar off the screen (before a line on stdout). */
+void bench_progress_clear(bench *b);
 /* Pushes the current frame into s; ms gets the wall time of the call. */
 int bench_push(bench *b, cbinfer_stream_t *s, long long k, double *ms);
 
@@ -77,6 +87,8 @@ int bench_push(bench *b, cbinfer_stream_t *s, long long k, double *ms);
  * reopening the input; draws the progress bar under `label`. */
 typedef int (*bench_frame_fn)(bench *b, long long k, int timed, void *ctx);
 int bench_for_each_frame(bench *b, const char *label, bench_frame_fn fn, void *ctx);
+
+/* ---- the passes ---- */
 
 /* --per-layer: fills b->profile and b->profile_count (profile_pass.c). */
 int bench_profile_pass(bench *b, double scale);

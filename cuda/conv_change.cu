@@ -30,7 +30,7 @@
 #include "cuda_backend.cuh"
 
 cbinfer_status cu_conv_rows(cu_ctx *ctx, cbi_op_args *a, const void *src, const int32_t *idx,
-                            int64_t n, cbi_err *e)
+                            int64_t n, cu_rows_update upd, float *acc, cbi_err *e)
 {
     const cu_layer *L = (const cu_layer *)a->layer;
     const cbi_cuda_conv_geom g = cu_conv_geom(a);
@@ -65,9 +65,14 @@ cbinfer_status cu_conv_rows(cu_ctx *ctx, cbi_op_args *a, const void *src, const 
         {
             cu_step s(ctx, a, CBINFER_STEP_UPDATE);
             CU_TRY(s.begin(e));
-            CBINFER_CUDA_TRY(launch_update(ctx->dt, ctx->d_y, L->d_bias, &act, rows, r0, m,
-                                           g.cout, a->out->data, ctx->stream),
-                             e, where);
+            const cudaError_t rc =
+                upd == CU_ROWS_OUTPUT
+                    ? launch_update(ctx->dt, ctx->d_y, L->d_bias, &act, rows, r0, m, g.cout,
+                                    a->out->data, ctx->stream)
+                    : launch_acc_update(ctx->dt, ctx->d_y,
+                                        upd == CU_ROWS_SET_ACC ? L->d_bias : NULL, &act, rows,
+                                        r0, m, g.cout, acc, a->out->data, ctx->stream);
+            if (rc != cudaSuccess) return cu_fail_cuda(e, rc, "launch_update", where);
             CU_TRY(s.end(e));
         }
     }
@@ -89,6 +94,7 @@ cbinfer_status cu_conv_change(void *bctx, cbi_op_args *a, cbi_err *e)
     const cbi_changes *in_chg = a->in_chg[0];
     if (!L || !L->d_state || !L->d_map || !L->d_idx || !a->out_chg || !in_chg)
         return cbi_fail(e, CBINFER_STATUS_INTERNAL, "node %s: no change-based conv state", where);
+    if (a->policy && cbi_policy_is_delta(a->policy)) return cu_conv_delta(ctx, a, e);
     const cbi_cuda_conv_geom g = cu_conv_geom(a);
     const int64_t npx_in = (int64_t)g.h * g.w, npx_out = (int64_t)g.ho * g.wo;
 
@@ -171,7 +177,7 @@ cbinfer_status cu_conv_change(void *bctx, cbi_op_args *a, cbi_err *e)
         return cu_conv_dense(bctx, a, e);
     }
 
-    CU_TRY(cu_conv_rows(ctx, a, L->d_state, idx, n, e));
+    CU_TRY(cu_conv_rows(ctx, a, L->d_state, idx, n, CU_ROWS_OUTPUT, NULL, e));
     a->out_chg->all = 0;
     a->out_chg->idx = (int32_t *)idx;
     a->out_chg->count = n;

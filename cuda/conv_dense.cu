@@ -241,7 +241,7 @@ cbinfer_status cu_conv_dense(void *bctx, cbi_op_args *a, cbi_err *e)
     if (L->use_cudnn)
         CU_TRY(cu_conv_cudnn(ctx, a, L, e));
     else
-        CU_TRY(cu_conv_rows(ctx, a, a->in[0]->data, NULL, npx, e));
+        CU_TRY(cu_conv_rows(ctx, a, a->in[0]->data, NULL, npx, CU_ROWS_OUTPUT, NULL, e));
     a->stats->changed_px = npx;
     a->stats->macs = npx * g.k * g.cout;
     return CBINFER_STATUS_SUCCESS;

@@ -239,6 +239,8 @@ static void cu_destroy(void *bctx)
     cudaFree(ctx->d_counts);
     cudaFree(ctx->d_stage);
     cudaFreeHost(ctx->h_counts);
+    cudaFree(ctx->d_dstat);
+    cudaFreeHost(ctx->h_dstat);
     cudaFreeHost(ctx->h_stage);
     if (ctx->ev_upload) cudaEventDestroy(ctx->ev_upload);
     if (ctx->ev_start) cudaEventDestroy(ctx->ev_start);
@@ -264,7 +266,7 @@ static cu_scratch cu_scratch_plan(const cbi_backend_config *cfg)
 {
     const cbi_net *net = cfg->net;
     const size_t elem_bytes = cu_elem_bytes(cfg->precision);
-    size_t max_k = 1, max_cout = 1, max_px = 1, convt_floats = 0, stage = 1;
+    size_t max_k = 1, max_cout = 1, max_px = 1, convt_floats = 0, stage = 1, delta_floats = 0;
     for (int i = 0; i < net->n_nodes; ++i) {
         const cbi_node *n = &net->nodes[i];
         const cbi_node_plan *p = &cfg->plans[i];
@@ -274,6 +276,13 @@ static cu_scratch cu_scratch_plan(const cbi_backend_config *cfg)
             if (k > max_k) max_k = k;
             if ((size_t)p->out.c > max_cout) max_cout = (size_t)p->out.c;
             if (px > max_px) max_px = px;
+            /* The delta scatter's products: kh*kw*cout floats a row, at
+             * least CU_MIN_CHUNK_PX rows a chunk (conv_delta.cu). */
+            const cbi_policy pol = cbi_config_policy(cfg, i);
+            const size_t tc = (size_t)n->win.kh * n->win.kw * p->out.c;
+            if (cfg->mode != CBINFER_MODE_DENSE && cbi_policy_uses_scatter(&pol, p->in.c) &&
+                CU_MIN_CHUNK_PX * tc > delta_floats)
+                delta_floats = CU_MIN_CHUNK_PX * tc;
         } else if (n->op == CBI_OP_CONV_TRANSPOSE) {
             /* A band of output rows needs at most (kh-1)*dh/sh + 1 input rows. */
             const size_t ncol = (size_t)n->win.kh * n->win.kw * p->out.c;
@@ -295,6 +304,7 @@ static cu_scratch cu_scratch_plan(const cbi_backend_config *cfg)
     sc.chunk_px = chunk;
     sc.max_k = max_k;
     sc.y_floats = chunk * max_cout > convt_floats ? chunk * max_cout : convt_floats;
+    if (delta_floats > sc.y_floats) sc.y_floats = delta_floats;
     sc.stage_floats = stage;
     return sc;
 }
@@ -304,8 +314,10 @@ static size_t cu_extra_bytes(const cbi_backend_config *cfg, int threads)
 {
     const cu_scratch sc = cu_scratch_plan(cfg);
     const size_t stage = cfg->precision == CBINFER_PRECISION_FP16 ? 2 : 1;
+    size_t delta = 0;
+    for (int i = 0; i < cfg->net->n_nodes; ++i) delta += cu_delta_extra_bytes(cfg, i);
     return sc.chunk_px * sc.max_k * cu_elem_bytes(cfg->precision) +
-           (sc.y_floats + stage * sc.stage_floats) * sizeof(float);
+           (sc.y_floats + stage * sc.stage_floats) * sizeof(float) + delta;
 }
 
 static cbinfer_status cu_create_in(cu_ctx *ctx, cbi_err *e)
@@ -335,6 +347,10 @@ static cbinfer_status cu_create_in(cu_ctx *ctx, cbi_err *e)
     CBINFER_CUDA_TRY(cudaMalloc((void **)&ctx->d_counts, 2 * sizeof(int32_t)), e, "counts");
     CBINFER_CUDA_TRY(cudaMallocHost((void **)&ctx->h_counts, 2 * sizeof(int32_t)), e,
                      "pinned counts");
+    CBINFER_CUDA_TRY(cudaMalloc((void **)&ctx->d_dstat, CU_DSTAT_COUNT * sizeof *ctx->d_dstat),
+                     e, "delta counters");
+    CBINFER_CUDA_TRY(cudaMallocHost((void **)&ctx->h_dstat, CU_DSTAT_COUNT * sizeof *ctx->h_dstat),
+                     e, "pinned delta counters");
     CBINFER_CUDA_TRY(cudaMallocHost((void **)&ctx->h_stage, ctx->stage_floats * sizeof(float)),
                      e, "pinned staging");
     if (ctx->dt == CBI_CUDA_F16)
@@ -456,8 +472,8 @@ static cbinfer_status cu_synchronize(void *bctx, cbi_err *e)
 /* ------------------------------------------------------------- layers ---- */
 
 /* n floats of the network into a new device buffer of the storage type. */
-static cbinfer_status cu_upload_weights(cu_ctx *ctx, const float *w, size_t n, void **d,
-                                        const char *where, cbi_err *e)
+cbinfer_status cu_upload_weights(cu_ctx *ctx, const float *w, size_t n, void **d,
+                                 const char *where, cbi_err *e)
 {
     CBINFER_CUDA_TRY(cudaMalloc(d, (n ? n : 1) * ctx->elem_bytes), e, where);
     if (n == 0) return CBINFER_STATUS_SUCCESS;
@@ -492,8 +508,7 @@ static cbinfer_status cu_upload_floats(cu_ctx *ctx, const float *src, size_t n, 
 }
 
 /* Zeroed device buffer of bytes. */
-static cbinfer_status cu_zeroed(cu_ctx *ctx, size_t bytes, void **d, const char *where,
-                                cbi_err *e)
+cbinfer_status cu_zeroed(cu_ctx *ctx, size_t bytes, void **d, const char *where, cbi_err *e)
 {
     CBINFER_CUDA_TRY(cudaMalloc(d, bytes ? bytes : 1), e, where);
     CBINFER_CUDA_TRY(cudaMemsetAsync(*d, 0, bytes ? bytes : 1, ctx->stream), e, where);
@@ -506,6 +521,7 @@ static void cu_layer_destroy(void *bctx, void *layer)
     cu_layer *L = (cu_layer *)layer;
     if (!L) return;
     cu_cudnn_teardown(L);
+    cu_delta_teardown(L);
     cudaFree(L->d_w);
     cudaFree(L->d_bias);
     cudaFree(L->d_slope);
@@ -558,6 +574,7 @@ static cbinfer_status cu_layer_create_in(cu_ctx *ctx, int node_id, cu_layer *L, 
         if (change_based) {
             CU_TRY(cu_zeroed(ctx, in_px * p->in.c * ctx->elem_bytes, &L->d_state, where, e));
             CU_TRY(cu_change_state(ctx, L, out_px, where, e));
+            CU_TRY(cu_delta_setup(ctx, node_id, L, e));
         }
         break;
     case CBI_OP_CONV_TRANSPOSE:

@@ -44,6 +44,8 @@ typedef struct cu_ctx {
     int32_t *d_counts;   /* [0] changed input pixels of a change detection ([1] unused:
                             extraction returns its count on the host) */
     int32_t *h_counts;   /* pinned copy of d_counts, read after the extraction's wait */
+    unsigned long long *d_dstat; /* delta policies' gate counters (CU_DSTAT_*) */
+    unsigned long long *h_dstat; /* pinned copy, read after the extraction's wait */
     float *h_stage;      /* pinned staging of upload/download, stage_floats */
     float *d_stage;      /* fp16 only: float tensor on the device for conversion */
     size_t stage_floats;
@@ -76,7 +78,29 @@ typedef struct cu_layer {
     cudnnConvolutionFwdAlgo_t algo;
 
     int32_t *d_src_y, *d_src_x; /* Resize: source row / column of each output row / column */
+
+    /* Conv under a delta policy (conv_delta.cu); d_state is the reference v. */
+    cbi_policy policy;
+    void *d_w2;         /* delta scatter: weights [cin][kh][kw][cout] (dt) */
+    float *d_acc;       /* fp32 pre-activation accumulator; NULL: f^-1(output) (fp32 storage) */
+    uint8_t *d_in_map;  /* delta scatter: transmitting input pixels; all zero between calls */
+    int32_t *d_in_idx;  /* their indices */
+    int32_t *d_row_of;  /* deterministic gather: delta row of each input pixel, -1 when none */
+    void *d_dimg;       /* Skip-Conv: residual image (dt), zero between calls */
+    float *d_s1;        /* Skip-Conv: L1 of each pixel's residual, zero between calls */
+    uint8_t *d_bmap;    /* Skip-Conv: b x b block gates, zero between calls */
+    float w_l1;         /* Skip-Conv Output-Norm: ||W||_1 */
 } cu_layer;
+
+/* The counters of a delta policy's gate (cu_ctx.d_dstat). */
+enum {
+    CU_DSTAT_PIXELS = 0, /* transmitting pixels (Skip-Conv: pixels with a residual) */
+    CU_DSTAT_ELEMENTS,   /* elements sent */
+    CU_DSTAT_MACS,       /* the papers' MACs: sent x valid taps x Cout */
+    CU_DSTAT_ACC,        /* accumulator values the scatter updates: taps x Cout */
+    CU_DSTAT_NONFINITE,  /* transmitting pixels with a value that is not finite */
+    CU_DSTAT_COUNT
+};
 
 /* --------------------------------------------------- error forwarding ---- */
 
@@ -126,6 +150,12 @@ cbinfer_status cu_act_of(const cbi_op_args *a, cbi_cuda_act *act, cbi_err *e);
 
 /* Waits for the context's stream and counts it. */
 cbinfer_status cu_sync(cu_ctx *ctx, const char *where, cbi_err *e);
+
+/* n floats of the network into a new device buffer of the storage type, and
+ * a zeroed device buffer of bytes (cuda_backend.cu; creation time only). */
+cbinfer_status cu_upload_weights(cu_ctx *ctx, const float *w, size_t n, void **d,
+                                 const char *where, cbi_err *e);
+cbinfer_status cu_zeroed(cu_ctx *ctx, size_t bytes, void **d, const char *where, cbi_err *e);
 
 /* Grows a device scratch buffer (creation time only: frees and reallocates). */
 cbinfer_status cu_grow(void **ptr, size_t *have_bytes, size_t need_bytes, const char *what,
@@ -183,6 +213,18 @@ __device__ __forceinline__ float cu_activate(const cbi_cuda_act &a, int ch, floa
     }
 }
 
+/* f^-1 of an invertible activation (cbi_activation_invertible), as the CPU's
+ * act_inverse (host/cpu/cpu_delta.c): a division, not a multiplication by
+ * the reciprocal. */
+__device__ __forceinline__ float cu_act_inverse(const cbi_cuda_act &a, int ch, float y)
+{
+    switch (a.kind) {
+    case CBI_ACT_LEAKY_RELU: return y > 0.f ? y : y / a.alpha;
+    case CBI_ACT_PRELU: return y > 0.f ? y : y / a.slope[a.n_slope == 1 ? 0 : ch];
+    default: return y;
+    }
+}
+
 #define CU_GRID_STRIDE(i, n)                                                                 \
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n);               \
          i += (int64_t)gridDim.x * blockDim.x)
@@ -192,6 +234,14 @@ __device__ __forceinline__ float cu_activate(const cbi_cuda_act &a, int ch, floa
 
 cbinfer_status cu_conv_dense(void *bctx, cbi_op_args *a, cbi_err *e);
 cbinfer_status cu_conv_change(void *bctx, cbi_op_args *a, cbi_err *e);
+/* A change-based Conv under a delta policy (conv_delta.cu), from cu_conv_change. */
+cbinfer_status cu_conv_delta(cu_ctx *ctx, cbi_op_args *a, cbi_err *e);
+/* Its state at layer creation: W2, accumulator, maps, Skip-Conv buffers
+ * (conv_delta.cu); the bytes it adds beyond cbi_policy_state_bytes and the
+ * lists host/stream.c counts (cu_delta_extra_bytes). */
+cbinfer_status cu_delta_setup(cu_ctx *ctx, int node_id, cu_layer *L, cbi_err *e);
+void cu_delta_teardown(cu_layer *L);
+size_t cu_delta_extra_bytes(const cbi_backend_config *cfg, int node_id);
 cbinfer_status cu_conv_transpose(void *bctx, cbi_op_args *a, cbi_err *e);
 cbinfer_status cu_activation_op(void *bctx, cbi_op_args *a, cbi_err *e);
 cbinfer_status cu_pool_dense(void *bctx, cbi_op_args *a, cbi_err *e);
@@ -209,10 +259,18 @@ cbinfer_status cu_cudnn_setup(cu_ctx *ctx, int node_id, cu_layer *L, cbi_err *e)
 void cu_cudnn_teardown(cu_layer *L);
 cbinfer_status cu_resize_setup(cu_ctx *ctx, int node_id, cu_layer *L, cbi_err *e);
 
+/* What the rows of the GEMM y = W * im2col(src) do at their output pixels. */
+typedef enum cu_rows_update {
+    CU_ROWS_OUTPUT = 0, /* out = f(y + bias) (CBinfer's update, launch_update) */
+    CU_ROWS_SET_ACC,    /* a = y + bias, out = f(a): a dense frame of an accumulator */
+    CU_ROWS_ADD_ACC     /* a += y, out = f(a): Skip-Conv's residual rows */
+} cu_rows_update;
+
 /* im2col + GEMM + update over n output pixels (idx, or all pixels from 0 when
- * idx is NULL), reading the input from src (conv_change.cu). */
+ * idx is NULL), reading the input from src (conv_change.cu). The
+ * accumulator a is acc, or f^-1(out) in place when acc is NULL. */
 cbinfer_status cu_conv_rows(cu_ctx *ctx, cbi_op_args *a, const void *src, const int32_t *idx,
-                            int64_t n, cbi_err *e);
+                            int64_t n, cu_rows_update upd, float *acc, cbi_err *e);
 
 /* Change-index extraction (extract.cu): the indices of the nonzero bytes of
  * map[0..n_px) in ascending order into idx, their number into *n_out (host),

@@ -98,6 +98,15 @@ cudaError_t launch_update(cbi_cuda_dtype dt, const float *y, const float *bias,
                           const cbi_cuda_act *act, const int32_t *idx, int64_t base, int m,
                           int cout, void *out, cudaStream_t stream);
 
+/* The accumulator form of launch_update for r < m, o < cout, at pixel p =
+ * idx[r] (base + r when idx is NULL): with bias, a = y[r][o] + bias[o];
+ * without, a = acc[p][o] + y[r][o]. acc (float) takes a, out takes act(a).
+ * acc NULL stands for f^-1(out), read and written through out (float
+ * storage and an invertible act only). */
+cudaError_t launch_acc_update(cbi_cuda_dtype dt, const float *y, const float *bias,
+                              const cbi_cuda_act *act, const int32_t *idx, int64_t base, int m,
+                              int cout, float *acc, void *out, cudaStream_t stream);
+
 /* In place: out[p][o] = act(out[p][o] + bias[o]) for n_px pixels (after a
  * cuDNN convolution that could not fuse them). */
 cudaError_t launch_bias_act(cbi_cuda_dtype dt, void *out, const float *bias,

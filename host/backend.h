@@ -87,6 +87,7 @@ typedef struct cbi_op_args {
     const cbi_policy *policy;
     int64_t frame_index;
     int refresh;
+    int deterministic; /* CBINFER_PARAM_DETERMINISTIC: the delta scatter in a fixed order */
 } cbi_op_args;
 
 /* Op families; every backend implements all of them. */

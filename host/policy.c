@@ -151,12 +151,18 @@ int cbi_activation_invertible(const cbi_activation *act, int channels)
     }
 }
 
+int cbi_policy_keeps_accumulator(const cbi_policy *p, const cbi_node *n, int cin,
+                                 size_t value_bytes)
+{
+    return cbi_policy_accumulates(p, cin) &&
+           (!cbi_activation_invertible(&n->act, n->cout) || value_bytes < sizeof(float));
+}
+
 size_t cbi_policy_state_bytes(const cbi_policy *p, const cbi_node *n, const cbi_node_plan *plan,
                               size_t value_bytes)
 {
     const size_t ref = (size_t)plan->in.h * plan->in.w * plan->in.c * value_bytes;
-    const size_t acc = cbi_policy_accumulates(p, plan->in.c) &&
-                               !cbi_activation_invertible(&n->act, n->cout)
+    const size_t acc = cbi_policy_keeps_accumulator(p, n, plan->in.c, value_bytes)
                            ? (size_t)plan->out.h * plan->out.w * plan->out.c * sizeof(float)
                            : 0;
     return ref + acc;

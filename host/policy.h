@@ -104,10 +104,28 @@ static inline int cbi_policy_closed_accumulator(const cbi_policy *p, int cin)
  * f^-1(output) and needs no tensor of its own (VARIANTS.md §5.3). */
 int cbi_activation_invertible(const cbi_activation *act, int channels);
 
+/* Whether a conv node under p keeps its fp32 accumulator as a tensor of its
+ * own: it accumulates, and either f has no inverse or the output is stored
+ * in fewer than 4 bytes a value (fp16 on CUDA: f^-1 of a rounded output
+ * would add a rounding per frame), value_bytes being the storage size. */
+int cbi_policy_keeps_accumulator(const cbi_policy *p, const cbi_node *n, int cin,
+                                 size_t value_bytes);
+
 /* Bytes of a conv layer's temporal state under a policy: the reference
  * (input state) and, where it is not elided, the fp32 accumulator. */
 size_t cbi_policy_state_bytes(const cbi_policy *p, const cbi_node *n, const cbi_node_plan *plan,
                               size_t value_bytes);
+
+/* Overhead operations by the EvNet supplement's rules (Sec. E), added to a
+ * layer's stats: per gate evaluation (an input element tested) 3 arithmetic
+ * and 4 loads and stores, per transmission 1 and 2, per accumulator element
+ * updated 1 and 2. */
+static inline void cbi_count_overhead(cbinfer_layer_stats *s, int64_t evaluated, int64_t sent,
+                                      int64_t acc_updates)
+{
+    s->overhead_arith += 3 * evaluated + sent + acc_updates;
+    s->overhead_ldst += 4 * evaluated + 2 * sent + 2 * acc_updates;
+}
 
 #ifdef __cplusplus
 }

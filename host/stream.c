@@ -29,6 +29,7 @@ struct cbinfer_stream {
     float *break_even;       /* per node: dense fallback share (Conv nodes, default 1) */
     cbi_policy *policies;    /* per node: change policy (Conv nodes) */
     int refresh_period;      /* CBINFER_PARAM_REFRESH_PERIOD */
+    int deterministic;       /* CBINFER_PARAM_DETERMINISTIC */
     cbinfer_layer_stats *stats; /* per node */
     cbinfer_frame_stats frame;
     double threshold_scale;
@@ -274,21 +275,6 @@ static cbinfer_status stream_init(cbinfer_stream_t *s, const cbinfer_network_t *
     return CBINFER_STATUS_SUCCESS;
 }
 
-/* The delta policies have no CUDA kernels yet: refused, never run as
- * something else. */
-static cbinfer_status check_backend_policy(cbinfer_backend backend, const cbi_policy *p,
-                                           cbi_err *e)
-{
-    if (backend == CBINFER_BACKEND_CUDA && cbi_policy_is_delta(p)) {
-        char spec[64];
-        cbi_policy_format(p, spec, sizeof spec);
-        return cbi_fail(e, CBINFER_STATUS_BACKEND_UNAVAILABLE,
-                        "policy %s runs on the cpu backend only (the cuda backend runs "
-                        "cbinfer and cbinfer-ff)", spec);
-    }
-    return CBINFER_STATUS_SUCCESS;
-}
-
 /* The checks of every argument of stream creation but `out`, the backend's
  * presence in this build and the CPU's one precision included. */
 static cbinfer_status check_stream_args(const cbinfer_network_t *network, int width, int height,
@@ -310,8 +296,7 @@ static cbinfer_status check_stream_args(const cbinfer_network_t *network, int wi
     if (backend == CBINFER_BACKEND_CPU && precision != CBINFER_PRECISION_FP32)
         return cbi_fail(e, CBINFER_STATUS_BAD_PARAM,
                         "the cpu backend runs fp32 only (tf32 and fp16 are cuda precisions)");
-    const cbi_policy pol = cbi_policy_of_mode(mode);
-    return check_backend_policy(backend, &pol, e);
+    return CBINFER_STATUS_SUCCESS;
 }
 
 cbinfer_status cbinfer_stream_memory_bytes(const cbinfer_network_t *network, int width,
@@ -418,6 +403,7 @@ cbinfer_status cbinfer_param_bounds(cbinfer_param key, double *min, double *max)
     case CBINFER_PARAM_THRESHOLD_SCALE: *min = 0; *max = 1e30; return CBINFER_STATUS_SUCCESS;
     case CBINFER_PARAM_THREADS: *min = 0; *max = 4096; return CBINFER_STATUS_SUCCESS;
     case CBINFER_PARAM_REFRESH_PERIOD: *min = 0; *max = 1 << 30; return CBINFER_STATUS_SUCCESS;
+    case CBINFER_PARAM_DETERMINISTIC: *min = 0; *max = 1; return CBINFER_STATUS_SUCCESS;
     }
     return CBINFER_STATUS_BAD_PARAM;
 }
@@ -506,6 +492,7 @@ cbinfer_status cbinfer_stream_set_param(cbinfer_stream_t *s, cbinfer_param key, 
                                "refresh period: %g is not a whole number", value);
         s->refresh_period = (int)value;
         break;
+    case CBINFER_PARAM_DETERMINISTIC: s->deterministic = value != 0; break;
     }
     return CBINFER_STATUS_SUCCESS;
 }
@@ -520,6 +507,7 @@ cbinfer_status cbinfer_stream_get_param(const cbinfer_stream_t *s, cbinfer_param
     case CBINFER_PARAM_REUSE_1X1_INDICES: *value = s->reuse_1x1; return CBINFER_STATUS_SUCCESS;
     case CBINFER_PARAM_THREADS: *value = s->threads; return CBINFER_STATUS_SUCCESS;
     case CBINFER_PARAM_REFRESH_PERIOD: *value = s->refresh_period; return CBINFER_STATUS_SUCCESS;
+    case CBINFER_PARAM_DETERMINISTIC: *value = s->deterministic; return CBINFER_STATUS_SUCCESS;
     }
     return CBINFER_STATUS_BAD_PARAM;
 }
@@ -624,7 +612,6 @@ cbinfer_status cbinfer_stream_set_policy(cbinfer_stream_t *s, const char *node_n
                            "mode)");
     cbi_policy p;
     cbinfer_status st = cbi_policy_parse(spec, &p, &s->err);
-    if (st == CBINFER_STATUS_SUCCESS) st = check_backend_policy(s->backend, &p, &s->err);
     if (st != CBINFER_STATUS_SUCCESS) return st;
     int lo = 0, hi = s->net->n_nodes;
     if (node_name) {
@@ -801,6 +788,7 @@ static cbinfer_status run_network(cbinfer_stream_t *s)
             .reuse_indices = s->reuse_1x1, .collect_stats = s->collect_stats,
             .dense_fallback = s->break_even[i] < 1.f, .break_even = s->break_even[i],
             .stats = ls, .policy = pol, .frame_index = frame_index, .refresh = refresh,
+            .deterministic = s->deterministic,
         };
         for (int j = 0; j < n->n_inputs; ++j) {
             a.in[j] = &s->values[n->inputs[j]];

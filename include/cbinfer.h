@@ -210,8 +210,7 @@ typedef struct cbinfer_stream cbinfer_stream_t;
  * Thread safe with respect to the shared network.
  * Statuses: NULL_ARGUMENT, BAD_PARAM, BAD_FRAME_SIZE (too small for the
  * network, or a fixed-size network of another size), BACKEND_UNAVAILABLE
- * (not compiled in, no device, or a delta-policy mode on CUDA),
- * BACKEND_ERROR, OUT_OF_MEMORY. */
+ * (not compiled in, or no device), BACKEND_ERROR, OUT_OF_MEMORY. */
 CBINFER_API cbinfer_status cbinfer_stream_create(const cbinfer_network_t *net, int width,
                                                  int height, cbinfer_backend backend,
                                                  cbinfer_mode mode, cbinfer_precision precision,
@@ -239,8 +238,8 @@ CBINFER_API cbinfer_status cbinfer_stream_create_limited(const cbinfer_network_t
  * arguments and the frame size as cbinfer_stream_create does, and allocates
  * only the plan's tables.
  * Thread safe. Statuses: NULL_ARGUMENT, BAD_PARAM, BAD_FRAME_SIZE,
- * BACKEND_UNAVAILABLE (not compiled in, or a delta-policy mode on CUDA; no
- * device is needed), OUT_OF_MEMORY (for the tables). */
+ * BACKEND_UNAVAILABLE (not compiled in; no device is needed), OUT_OF_MEMORY
+ * (for the tables). */
 CBINFER_API cbinfer_status cbinfer_stream_memory_bytes(const cbinfer_network_t *net, int width,
                                                        int height, cbinfer_backend backend,
                                                        cbinfer_mode mode,
@@ -291,7 +290,15 @@ typedef enum cbinfer_param {
      * nothing but the rounding: the drift stays that of at most `period`
      * frames. Default 256; 0 never refreshes. The refreshed layer counts
      * dense MACs for that frame. */
-    CBINFER_PARAM_REFRESH_PERIOD = 4
+    CBINFER_PARAM_REFRESH_PERIOD = 4,
+    /* The delta scatter of evnet and sigmadelta (README, "Change
+     * policies"). CUDA: 0 (default) scatter-adds the products with float
+     * atomics, whose order, and so the last bit of a sum, may differ from
+     * run to run; 1 gathers them per output in a fixed order instead
+     * (bit-reproducible, one more pass over the touched outputs per chunk of
+     * deltas). The CPU backend's scatter is always in a fixed order and
+     * accepts either value. */
+    CBINFER_PARAM_DETERMINISTIC = 5
 } cbinfer_param;
 
 /* Range of valid values of a key. Statuses: BAD_PARAM, NULL_ARGUMENT. */
@@ -335,15 +342,16 @@ CBINFER_API cbinfer_status cbinfer_stream_get_param(const cbinfer_stream_t *stre
  *                  their place on the old grid). Options "scatter",
  *                  "recompute", as for evnet.
  * node_name NULL sets every convolution. The stream must not be dense
- * (BAD_PARAM). The delta policies run on the CPU backend only
- * (BACKEND_UNAVAILABLE on CUDA). A new policy re-creates the layers' state
+ * (BAD_PARAM). Every policy runs on both backends (CUDA: README, "Change
+ * policies"; at fp16 the accumulator is always stored). A new policy
+ * re-creates the layers' state
  * (sized then, never while processing a frame) and resets the stream: the
  * next frame runs dense. If that re-creation fails, every push fails and
  * says why until a later set_policy or CBINFER_PARAM_THREADS succeeds.
  * Not thread safe on one stream; no device sync.
  * Statuses: NULL_ARGUMENT, BAD_PARAM (unknown kind or option), UNKNOWN_NODE,
- * BACKEND_UNAVAILABLE, OUT_OF_MEMORY (over the stream's cap or the system's
- * memory). */
+ * OUT_OF_MEMORY (over the stream's cap or the system's memory), or a status
+ * of the backend's layer creation. */
 CBINFER_API cbinfer_status cbinfer_stream_set_policy(cbinfer_stream_t *stream,
                                                      const char *node_name, const char *spec);
 

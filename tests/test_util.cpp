@@ -153,6 +153,21 @@ void push(cbinfer_stream_t *s, const std::vector<uint8_t> &rgb, int w, int h)
         << cbinfer_stream_last_error(s);
 }
 
+std::vector<std::vector<float>> dense_outputs(const cbinfer_network_t *net,
+                                              const std::vector<std::vector<uint8_t>> &frames,
+                                              int w, int h, cbinfer_backend backend)
+{
+    std::vector<std::vector<float>> out;
+    StreamPtr s = make_stream(net, w, h, backend, CBINFER_MODE_DENSE);
+    EXPECT_TRUE(s) << "dense stream";
+    if (!s) return out;
+    for (const auto &fr : frames) {
+        push(s.get(), fr, w, h);
+        out.push_back(output_of(s.get()));
+    }
+    return out;
+}
+
 // -------------------------------------------------- op-level test data ---
 
 std::vector<float> random_vec(std::mt19937 &rng, size_t n, float lo, float hi)

@@ -76,6 +76,11 @@ std::vector<float> output_of(cbinfer_stream_t *s);
 // Pushes a packed RGB8 frame. A failure is recorded as fatal (ASSERT) but,
 // push() being a void helper, only returns from push(): the test goes on.
 void push(cbinfer_stream_t *s, const std::vector<uint8_t> &rgb, int w, int h);
+// The outputs of a dense fp32 stream of `backend` on the frames (w x h), one
+// per frame; empty when the stream cannot be created (recorded as a failure).
+std::vector<std::vector<float>> dense_outputs(const cbinfer_network_t *net,
+                                              const std::vector<std::vector<uint8_t>> &frames,
+                                              int w, int h, cbinfer_backend backend);
 
 // -------------------------------------------------- op-level test data ---
 

@@ -40,7 +40,7 @@ has_gpu=0
 nvidia-smi -L 2>/dev/null | grep -q GPU && has_gpu=1
 # The sanitizers' subsets: every op kernel against the CPU, and (memcheck)
 # the streams on real frames in both change-based modes.
-MEMCHECK_TESTS='GpuOps.*:GpuStream.CudaMatchesCpu*:GpuStream.ClosedLoop*:GpuStream.HostSyncs*'
+MEMCHECK_TESTS='GpuOps.*:GpuStream.CudaMatchesCpu*:GpuStream.ClosedLoop*:GpuStream.HostSyncs*:GpuPolicy.UnchangedFrame*:GpuPolicy.Deterministic*'
 RACECHECK_TESTS='GpuOps.*'
 # The commit the reports name: git's, or CBINFER_COMMIT where the tree came
 # without .git (as the device tool copies it).
@@ -121,6 +121,15 @@ bench() {
   done
   bench_row realesr-384x288-fp16-shipped realesr-x2 --raw 384x288:build-gpu/bench/f384.rgb --frames 99 \
     --precision fp16 --thresholds bench/thresholds/realesr-x2_vtest-96x72.thr || failed=1
+  # The delta policies (cuda/conv_delta.cu) with their shipped thresholds.
+  local p
+  for p in evnet-pixel sigmadelta; do
+    bench_row "vgg7-384x288-fp32-$p" vgg7-noise1 --raw 384x288:build-gpu/bench/f384.rgb --frames 99 \
+      --precision fp32 --policy "${p%%-*}" $([ "$p" = evnet-pixel ] && echo --granularity pixel) \
+      --thresholds "bench/thresholds/vgg7-noise1_${p}_vtest-96x72.thr" || failed=1
+  done
+  bench_row vgg7-384x288-fp32-skipconv vgg7-noise1 --raw 384x288:build-gpu/bench/f384.rgb --frames 99 \
+    --precision fp32 --policy skipconv --threshold 0.1 || failed=1
   bench_row vgg7-384x288-fp32-per-layer vgg7-noise1 --raw 384x288:build-gpu/bench/f384.rgb --frames 99 \
     --precision fp32 --thresholds $thr --per-layer || failed=1
   tar -C build-gpu/bench -czf "$OUT/bench-json.tar.gz" $(cd build-gpu/bench && ls *.json *.txt)

@@ -262,7 +262,7 @@ static cbinfer_status cpu_layer_create(void *bctx, int node_id, void **out, cbi_
         L->in_idx = cbi_malloc_array(in_px, sizeof(int32_t));
         ok = L->in_state && L->in_idx;
         L->policy = *pol;
-        if (ok && cbi_policy_accumulates(pol, p->in.c) && !cbi_activation_invertible(&n->act, n->cout)) {
+        if (ok && cbi_policy_keeps_accumulator(pol, n, p->in.c, sizeof(float))) {
             L->acc = cbi_calloc(out_px * p->out.c, sizeof(float));
             ok = L->acc != NULL;
         }

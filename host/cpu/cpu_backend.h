@@ -118,17 +118,6 @@ static inline void cpu_step_time(const cbi_op_args *a, cbinfer_step step, double
     if (a->collect_stats && a->stats) a->stats->step_ms[step] += t1_ms - t0_ms;
 }
 
-/* Overhead operations by the EvNet supplement's rules (Sec. E), added to a
- * layer's stats: per gate evaluation (an input element tested) 3 arithmetic
- * and 4 loads and stores, per transmission 1 and 2, per accumulator element
- * updated 1 and 2. */
-static inline void cpu_count_overhead(cbinfer_layer_stats *s, int64_t evaluated, int64_t sent,
-                                      int64_t acc_updates)
-{
-    s->overhead_arith += 3 * evaluated + sent + acc_updates;
-    s->overhead_ldst += 4 * evaluated + 2 * sent + 2 * acc_updates;
-}
-
 /* Activation of one value of channel ch (fused update and standalone op). */
 static inline float cpu_activate(const cbi_activation *act, int ch, float v)
 {

@@ -446,8 +446,8 @@ void cpu_thin_rows(const cpu_conv_geom *g, const float *restrict in,
  * runs as one full chunk, a smaller one as pieces of CPU_PIECE_ROWS. Rows
  * past m hold older rows (or the zeros the slot started with); their
  * results are never used. */
-cbinfer_status cpu_chunk_gemm(cpu_ctx *ctx, int slot, const cpu_conv_prims *c, int m, int x_cols,
-                              float *y, cbi_err *e, const char *node)
+static cbinfer_status chunk_gemm(cpu_ctx *ctx, int slot, const cpu_conv_prims *c, int m,
+                                 int x_cols, float *y, cbi_err *e, const char *node)
 {
     if (m > CPU_CHUNK_ROWS - CPU_PIECE_ROWS) {
         dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, c->mm_x[0][slot]},
@@ -466,6 +466,20 @@ cbinfer_status cpu_chunk_gemm(cpu_ctx *ctx, int slot, const cpu_conv_prims *c, i
         if (st != CBINFER_STATUS_SUCCESS) return st;
     }
     return CBINFER_STATUS_SUCCESS;
+}
+
+cbinfer_status cpu_chunk_gemm(cpu_ctx *ctx, int slot, const cpu_conv_prims *c, int m, int x_cols,
+                              float *y, cbi_err *e, const char *node)
+{
+    /* The matmuls were created for one thread, and oneDNN asks OpenMP again
+     * when it executes: this thread's setting (its own ICV inside a parallel
+     * region) says 1 for the call. Otherwise a team capped below the setting
+     * (OMP_THREAD_LIMIT) leaves part of the product unwritten. */
+    const int caller_threads = omp_get_max_threads();
+    omp_set_num_threads(1);
+    const cbinfer_status st = chunk_gemm(ctx, slot, c, m, x_cols, y, e, node);
+    omp_set_num_threads(caller_threads);
+    return st;
 }
 
 int64_t cpu_chunk_rows(int64_t n, int threads)
@@ -610,6 +624,6 @@ cbinfer_status cpu_conv_change(void *bctx, cbi_op_args *a, cbi_err *e)
      * pixel a transmission; there is no accumulator. */
     const int64_t tested = (in_chg->all ? npx_in : in_chg->count) * g.cin;
     a->stats->transmitted_el = a->stats->changed_in_px * g.cin;
-    cpu_count_overhead(a->stats, tested, a->stats->transmitted_el, 0);
+    cbi_count_overhead(a->stats, tested, a->stats->transmitted_el, 0);
     return CBINFER_STATUS_SUCCESS;
 }

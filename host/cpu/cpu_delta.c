@@ -324,7 +324,7 @@ static void send_all(cpu_ctx *ctx, cpu_layer *L, cbi_op_args *a, const cpu_conv_
     }
     a->stats->transmitted_el = sent_el;
     a->stats->macs_effective = macs_eff;
-    cpu_count_overhead(a->stats, 0, sent_el, 0);
+    cbi_count_overhead(a->stats, 0, sent_el, 0);
 }
 
 /* Step 3 of the delta scatter for the n_in transmitting pixels (ascending),
@@ -411,7 +411,7 @@ static cbinfer_status scatter_deltas(cpu_ctx *ctx, cpu_layer *L, cbi_op_args *a,
     a->stats->transmitted_el = sent_el;
     a->stats->macs_effective = macs_eff;
     a->stats->macs = n_in * g->k * g->cout;
-    cpu_count_overhead(a->stats, 0, sent_el, acc_updates);
+    cbi_count_overhead(a->stats, 0, sent_el, acc_updates);
     return st;
 }
 
@@ -470,7 +470,7 @@ static cbinfer_status skip_update(cpu_ctx *ctx, cpu_layer *L, cbi_op_args *a,
 {
     const cbinfer_status st = cpu_rows_gemm(ctx, L, a, g, L->dimg, L->idx, n, accumulate_rows, e);
     a->stats->macs = a->stats->macs_effective = n * g->k * g->cout;
-    cpu_count_overhead(a->stats, 0, 0, n * g->cout);
+    cbi_count_overhead(a->stats, 0, 0, n * g->cout);
     return st;
 }
 
@@ -532,7 +532,7 @@ cbinfer_status cpu_conv_delta(cpu_ctx *ctx, cbi_op_args *a, cbi_err *e)
     cpu_step_time(a, CBINFER_STEP_CHANGE_DETECT, t0, cbi_now_ms());
     const int64_t tested = (in_chg->all ? npx_in : in_chg->count) * g.cin;
     a->stats->changed_in_px = n_in;
-    cpu_count_overhead(a->stats, tested, 0, 0);
+    cbi_count_overhead(a->stats, tested, 0, 0);
 
     /* A non-finite delta would stay in the accumulator (NaN + anything is
      * NaN, where dense recovers at the next finite input): such a frame is
@@ -558,7 +558,7 @@ cbinfer_status cpu_conv_delta(cpu_ctx *ctx, cbi_op_args *a, cbi_err *e)
         n = skip_gate(L, &g, L->idx, n, a->threshold, threads);
         cpu_step_time(a, CBINFER_STEP_EXTRACT, t0, cbi_now_ms());
         a->stats->transmitted_el = n_in * g.cin;
-        cpu_count_overhead(a->stats, 0, n_in * g.cin, 0);
+        cbi_count_overhead(a->stats, 0, n_in * g.cin, 0);
     }
 
     /* Worst case: past the break-even share of outputs the dense path is
