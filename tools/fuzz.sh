@@ -58,10 +58,29 @@ for t in "${TARGETS[@]}"; do
   seeddir=$(mktemp -d)
   cp "$seeds"/* "$seeddir"/
   for f in "${extra[@]}"; do [ -f "$f" ] && cp "$f" "$seeddir"/; done
-  if ! "$exe" "$corpus" "$seeddir" -max_total_time="$SECONDS_EACH" -timeout=20 \
+  run_target() {
+    "$exe" "$corpus" "$seeddir" -max_total_time="$SECONDS_EACH" -timeout=20 \
       -rss_limit_mb=3072 -max_len="$max_len" -print_final_stats=1 \
       -artifact_prefix="build-fuzz/fuzz/$t-" "${dict[@]}" "${jobs[@]}" \
-      2> "build-fuzz/fuzz/$t.log"; then
+      2> "build-fuzz/fuzz/$t.log"
+  }
+  ok=1
+  run_target || ok=0
+  # libFuzzer's timeout is a SIGALRM whose handler runs on the interrupted
+  # code's stack pointer; when it lands inside one of oneDNN's JIT kernels
+  # (uninstrumented) ASan reports the handler's own frame as a heap overflow
+  # in AlarmCallback, whatever the input (seen once in CI, not reproduced in
+  # a rerun). That report alone, and only once, gets a second run; any other
+  # failure, or the same one twice, fails.
+  if [ $ok = 0 ] && grep -q "in fuzzer::Fuzzer::AlarmCallback" "build-fuzz/fuzz/$t.log" &&
+     [ "$(grep -c "ERROR: AddressSanitizer" "build-fuzz/fuzz/$t.log")" = 1 ]; then
+    mv "build-fuzz/fuzz/$t.log" "build-fuzz/fuzz/$t.alarm.log"
+    echo "fuzz.sh: $t: ASan report from inside libFuzzer's alarm handler" \
+         "(build-fuzz/fuzz/$t.alarm.log); running it again" >&2
+    ok=1
+    run_target || ok=0
+  fi
+  if [ $ok = 0 ]; then
     tail -60 "build-fuzz/fuzz/$t.log" >&2
     echo "fuzz.sh: $t FAILED (log: build-fuzz/fuzz/$t.log)" >&2
     failed=1
