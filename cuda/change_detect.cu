@@ -16,9 +16,8 @@
  *   contiguous run of x and of the state, compares in float (Eq. 3: any
  *   channel with |x - state| > tau, or not finite) and, if changed (closed loop) or always
  *   (feed-forward), copies the run into the state.
- *   Eq. 4: a changed pixel (iy, ix) marks every output (oy, ox) whose window
- *   reads it: oy*sh - pad_t + ky*dh = iy for some ky < kh (and likewise in x),
- *   by writing 1 into map[oy * wo + ox]. Concurrent writes all store 1.
+ *   Eq. 4: a changed pixel marks every output whose window reads it
+ *   (cu_footprint).
  *   Alignment: element alignment only.
  */
 template <typename T>
@@ -38,21 +37,7 @@ __global__ void change_detect_kernel(cbi_cuda_conv_geom g, const T *__restrict__
         }
         if (hit || ff)
             for (int c = 0; c < g.cin; ++c) state[off + c] = x[off + c];
-        if (hit) {
-            const int iy = px / g.w, ix = px % g.w;
-            for (int ky = 0; ky < g.kh; ++ky) {
-                const int ty = iy + g.pad_t - ky * g.dh;
-                if (ty < 0 || ty % g.sh) continue;
-                const int oy = ty / g.sh;
-                if (oy >= g.ho) continue;
-                for (int kx = 0; kx < g.kw; ++kx) {
-                    const int tx = ix + g.pad_l - kx * g.dw;
-                    if (tx < 0 || tx % g.sw) continue;
-                    const int ox = tx / g.sw;
-                    if (ox < g.wo) map[(int64_t)oy * g.wo + ox] = 1;
-                }
-            }
-        }
+        if (hit) cu_footprint(g, px, map);
     }
     const unsigned votes = __ballot_sync(0xffffffffu, hit);
     if ((threadIdx.x & 31) == 0 && votes) atomicAdd(n_changed, __popc(votes));

@@ -69,25 +69,6 @@ template <typename T> __device__ __forceinline__ float cu_sd_quantize(float v, f
     return cu_ld(&t, 0);
 }
 
-/* The outputs input pixel px reaches (Eq. 4), marked in map when map is not
- * NULL; returns their number (the pixel's valid taps). */
-__device__ int cu_footprint(const cbi_cuda_conv_geom &g, int32_t px, uint8_t *map)
-{
-    const int iy = px / g.w, ix = px % g.w;
-    int taps = 0;
-    for (int ky = 0; ky < g.kh; ++ky) {
-        const int ty = iy + g.pad_t - ky * g.dh;
-        if (ty < 0 || ty % g.sh || ty / g.sh >= g.ho) continue;
-        for (int kx = 0; kx < g.kw; ++kx) {
-            const int tx = ix + g.pad_l - kx * g.dw;
-            if (tx < 0 || tx % g.sw || tx / g.sw >= g.wo) continue;
-            ++taps;
-            if (map) map[(int64_t)(ty / g.sh) * g.wo + tx / g.sw] = 1;
-        }
-    }
-    return taps;
-}
-
 /* One pixel's gate (EvNet, Sigma-Delta), as gate_pixel() on the CPU: the
  * elements it transmits. move: the reference takes what is sent (x, or
  * Q(x) for Sigma-Delta); open memory takes x everywhere, and an
@@ -467,13 +448,12 @@ cbinfer_status clean_maps(cu_ctx *ctx, cu_layer *L, const cbi_op_args *a,
                                          ctx->stream),
                          e, where);
     if (L->d_dimg) {
-        const size_t b = L->policy.block > 1 ? (size_t)L->policy.block : 1;
         CBINFER_CUDA_TRY(cudaMemsetAsync(L->d_dimg, 0, in_px * g.cin * sizeof(T), ctx->stream),
                          e, where);
         CBINFER_CUDA_TRY(cudaMemsetAsync(L->d_s1, 0, in_px * sizeof(float), ctx->stream), e,
                          where);
         CBINFER_CUDA_TRY(cudaMemsetAsync(L->d_bmap, 0,
-                                         ((size_t)g.ho + b - 1) / b * (((size_t)g.wo + b - 1) / b),
+                                         cbi_block_map_bytes(g.ho, g.wo, L->policy.block),
                                          ctx->stream),
                          e, where);
     }
@@ -723,8 +703,8 @@ template <typename T> cbinfer_status conv_delta(cu_ctx *ctx, cbi_op_args *a, cbi
             if (b > 1 && n > 0) {
                 skip_blocks_kernel<<<cu_blocks(npx_out), CU_THREADS, 0, ctx->stream>>>(
                     g.ho, g.wo, b, nbx, L->d_bmap, L->d_map);
-                CBINFER_CUDA_TRY(cudaMemsetAsync(L->d_bmap, 0,
-                                                 (size_t)nbx * ((g.ho + b - 1) / b), ctx->stream),
+                CBINFER_CUDA_TRY(cudaMemsetAsync(L->d_bmap, 0, cbi_block_map_bytes(g.ho, g.wo, b),
+                                                 ctx->stream),
                                  e, where);
             }
             CU_TRY(cu_launched(a, e));
@@ -805,14 +785,11 @@ cbinfer_status cu_delta_setup(cu_ctx *ctx, int node_id, cu_layer *L, cbi_err *e)
         CU_TRY(cu_grow(&ctx->d_sel_tmp, &ctx->sel_tmp_bytes, tmp, where, e));
     }
     if (L->policy.kind == CBI_POLICY_SKIPCONV) {
-        const size_t b = L->policy.block > 1 ? (size_t)L->policy.block : 1;
         CU_TRY(cu_zeroed(ctx, in_px * cin * ctx->elem_bytes, &L->d_dimg, where, e));
         CU_TRY(cu_zeroed(ctx, in_px * sizeof(float), (void **)&L->d_s1, where, e));
-        CU_TRY(cu_zeroed(ctx, ((size_t)p->out.h + b - 1) / b * (((size_t)p->out.w + b - 1) / b),
+        CU_TRY(cu_zeroed(ctx, cbi_block_map_bytes(p->out.h, p->out.w, L->policy.block),
                          (void **)&L->d_bmap, where, e));
-        double l1 = 0; /* [SC] Eq. 7: ||W||_1 over all four dims */
-        for (size_t j = 0; j < nw; ++j) l1 += fabs((double)n->weight[j]);
-        L->w_l1 = (float)l1;
+        L->w_l1 = cbi_conv_weight_l1(n, cin);
     }
     return CBINFER_STATUS_SUCCESS;
 }
@@ -836,7 +813,7 @@ size_t cu_delta_extra_bytes(const cbi_backend_config *cfg, int node_id)
     const cbi_policy pol = cbi_config_policy(cfg, node_id);
     const cbi_node_plan *p = &cfg->plans[node_id];
     if (!cbi_policy_uses_scatter(&pol, p->in.c)) return 0;
-    const size_t elem = cfg->precision == CBINFER_PRECISION_FP16 ? 2 : 4;
+    const size_t elem = cu_elem_bytes(cfg->precision);
     const size_t in_px = (size_t)p->in.h * p->in.w;
     /* W2, the transmit map and the row map (the pixel list is in the
      * stream's count) */

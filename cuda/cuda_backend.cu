@@ -257,11 +257,6 @@ typedef struct cu_scratch {
     size_t chunk_px, max_k, y_floats, stage_floats;
 } cu_scratch;
 
-static size_t cu_elem_bytes(cbinfer_precision precision)
-{
-    return precision == CBINFER_PRECISION_FP16 ? sizeof(__half) : sizeof(float);
-}
-
 static cu_scratch cu_scratch_plan(const cbi_backend_config *cfg)
 {
     const cbi_net *net = cfg->net;

@@ -148,6 +148,12 @@ cbinfer_status cu_check_args(const cbi_op_args *a, int n_in_min, cbi_err *e);
  * INTERNAL when a PReLU has no device slopes. */
 cbinfer_status cu_act_of(const cbi_op_args *a, cbi_cuda_act *act, cbi_err *e);
 
+/* Bytes of one activation or weight value at a precision (half for FP16). */
+static inline size_t cu_elem_bytes(cbinfer_precision precision)
+{
+    return precision == CBINFER_PRECISION_FP16 ? sizeof(__half) : sizeof(float);
+}
+
 /* Waits for the context's stream and counts it. */
 cbinfer_status cu_sync(cu_ctx *ctx, const char *where, cbi_err *e);
 
@@ -223,6 +229,28 @@ __device__ __forceinline__ float cu_act_inverse(const cbi_cuda_act &a, int ch, f
     case CBI_ACT_PRELU: return y > 0.f ? y : y / a.slope[a.n_slope == 1 ? 0 : ch];
     default: return y;
     }
+}
+
+/* Eq. 4: the outputs input pixel px reaches (output (oy, ox) reads input
+ * oy*sh - pad_t + ky*dh, likewise in x), marked in map (concurrent writes
+ * all store 1) when map is not NULL; returns their number (the pixel's
+ * valid taps). */
+__device__ __forceinline__ int cu_footprint(const cbi_cuda_conv_geom &g, int32_t px,
+                                            uint8_t *map)
+{
+    const int iy = px / g.w, ix = px % g.w;
+    int taps = 0;
+    for (int ky = 0; ky < g.kh; ++ky) {
+        const int ty = iy + g.pad_t - ky * g.dh;
+        if (ty < 0 || ty % g.sh || ty / g.sh >= g.ho) continue;
+        for (int kx = 0; kx < g.kw; ++kx) {
+            const int tx = ix + g.pad_l - kx * g.dw;
+            if (tx < 0 || tx % g.sw || tx / g.sw >= g.wo) continue;
+            ++taps;
+            if (map) map[(int64_t)(ty / g.sh) * g.wo + tx / g.sw] = 1;
+        }
+    }
+    return taps;
 }
 
 #define CU_GRID_STRIDE(i, n)                                                                 \

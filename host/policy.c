@@ -5,6 +5,7 @@
  *   skipconv   input | output, block=B (B >= 1), reset=R (R >= 0)
  *   sigmadelta no options
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -156,6 +157,14 @@ int cbi_policy_keeps_accumulator(const cbi_policy *p, const cbi_node *n, int cin
 {
     return cbi_policy_accumulates(p, cin) &&
            (!cbi_activation_invertible(&n->act, n->cout) || value_bytes < sizeof(float));
+}
+
+float cbi_conv_weight_l1(const cbi_node *n, int cin)
+{
+    double l1 = 0;
+    for (size_t j = 0; j < (size_t)n->cout * n->win.kh * n->win.kw * cin; ++j)
+        l1 += fabs((double)n->weight[j]);
+    return (float)l1;
 }
 
 size_t cbi_policy_state_bytes(const cbi_policy *p, const cbi_node *n, const cbi_node_plan *plan,

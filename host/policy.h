@@ -111,6 +111,18 @@ int cbi_activation_invertible(const cbi_activation *act, int channels);
 int cbi_policy_keeps_accumulator(const cbi_policy *p, const cbi_node *n, int cin,
                                  size_t value_bytes);
 
+/* Skip-Conv's block gates: one byte per aligned block x block tile of a
+ * ho x wo output. */
+static inline size_t cbi_block_map_bytes(int ho, int wo, int block)
+{
+    const size_t b = block > 1 ? (size_t)block : 1;
+    return ((size_t)ho + b - 1) / b * (((size_t)wo + b - 1) / b);
+}
+
+/* ||W||_1 of a conv node's weights over all four dims, cin input channels
+ * ([SC] Eq. 7, the Output-Norm gate's factor). */
+float cbi_conv_weight_l1(const cbi_node *n, int cin);
+
 /* Bytes of a conv layer's temporal state under a policy: the reference
  * (input state) and, where it is not elided, the fp32 accumulator. */
 size_t cbi_policy_state_bytes(const cbi_policy *p, const cbi_node *n, const cbi_node_plan *plan,

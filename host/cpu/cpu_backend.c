@@ -267,16 +267,11 @@ static cbinfer_status cpu_layer_create(void *bctx, int node_id, void **out, cbi_
             ok = L->acc != NULL;
         }
         if (ok && pol->kind == CBI_POLICY_SKIPCONV) {
-            const size_t b = (size_t)pol->block;
             L->dimg = cbi_calloc(in_px * p->in.c, sizeof(float));
             L->s1map = cbi_calloc(in_px, sizeof(float));
-            L->bmap = cbi_calloc(((size_t)p->out.h + b - 1) / b * (((size_t)p->out.w + b - 1) / b),
-                                 1);
+            L->bmap = cbi_calloc(cbi_block_map_bytes(p->out.h, p->out.w, pol->block), 1);
             ok = L->dimg && L->s1map && L->bmap;
-            double l1 = 0; /* [SC] Eq. 7: ||W||_1 over all four dims */
-            for (size_t j = 0; j < (size_t)n->cout * n->win.kh * n->win.kw * p->in.c; ++j)
-                l1 += fabs((double)n->weight[j]);
-            L->w_l1 = (float)l1;
+            L->w_l1 = cbi_conv_weight_l1(n, p->in.c);
         }
         if (ok && n->cout <= CPU_THIN_COUT && !cbi_policy_uses_scatter(pol, p->in.c)) {
             const size_t k = (size_t)n->win.kh * n->win.kw * p->in.c;

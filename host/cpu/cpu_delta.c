@@ -448,7 +448,7 @@ static int64_t skip_gate(cpu_layer *L, const cpu_conv_geom *g, int32_t *idx, int
     if (b <= 1) return kept;
     /* Structured gates: an aligned block is computed whole when any of its
      * outputs is open (max-pool by b, nearest upsample by b). */
-    const int nbx = (g->wo + b - 1) / b, nby = (g->ho + b - 1) / b;
+    const int nbx = (g->wo + b - 1) / b;
     for (int64_t i = 0; i < kept; ++i) L->bmap[(idx[i] / g->wo / b) * nbx + idx[i] % g->wo / b] = 1;
     int64_t m = 0;
     for (int oy = 0; oy < g->ho; ++oy) {
@@ -459,7 +459,7 @@ static int64_t skip_gate(cpu_layer *L, const cpu_conv_geom *g, int32_t *idx, int
             for (int ox = bx * b; ox < x1; ++ox) idx[m++] = oy * g->wo + ox;
         }
     }
-    memset(L->bmap, 0, (size_t)nbx * nby);
+    memset(L->bmap, 0, cbi_block_map_bytes(g->ho, g->wo, b));
     return m;
 }
 
