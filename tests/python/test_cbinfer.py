@@ -1,12 +1,12 @@
 """The Python bindings (tools/python/cbinfer) on real frames: run by ctest as
 Python.Bindings with PYTHONPATH=<build>/python."""
 import os
-import subprocess
 
 import numpy as np
 import pytest
 
 import cbinfer
+import vtest
 
 MODELS = os.environ["CBINFER_TEST_MODEL_DIR"]
 SOURCE = os.environ["CBINFER_TEST_SOURCE_DIR"]
@@ -15,19 +15,8 @@ X, Y = 300, 250  # a crop where pedestrians walk
 
 
 def vtest_frames(n, tmp_path):
-    """n frames of vtest.avi from frame 0, cropped to W x H: from raw frames in
-    CBINFER_FRAMES_DIR (builds without FFmpeg), else decoded by cbinfer-bench."""
-    raw = os.path.join(os.environ.get("CBINFER_FRAMES_DIR", ""), "vtest.avi.768x576.rgb")
-    if not os.path.isfile(raw):
-        raw = str(tmp_path / "vtest.rgb")
-        subprocess.run([os.environ["CBINFER_TEST_BENCH"], "--model",
-                        os.path.join(MODELS, "scene-labeling-synthetic.onnx"),
-                        "--video", os.path.join(os.environ["CBINFER_DATA_DIR"], "data", "video",
-                                                "vtest.avi"),
-                        "--frames", str(n), "--mode", "dense", "--dump-frames", raw],
-                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    full = np.fromfile(raw, dtype=np.uint8, count=n * 576 * 768 * 3).reshape(n, 576, 768, 3)
-    return [np.ascontiguousarray(f[Y:Y + H, X:X + W]) for f in full]
+    """n frames of vtest.avi from frame 0, cropped to W x H."""
+    return [np.ascontiguousarray(f[Y:Y + H, X:X + W]) for f in vtest.vtest_frames(n, tmp_path)]
 
 
 @pytest.fixture(scope="module")
