@@ -31,6 +31,8 @@ typedef struct {
 } layer_acc;
 
 
+#define BENCH_MAX_OUTPUTS 64 /* the loader's limit on graph outputs */
+
 typedef struct bench {
     cbi_bench_args args;
     int argc;
@@ -46,9 +48,12 @@ typedef struct bench {
     long long dumped_frames;
     float *npy_data;
     int in_c;
+    /* Every output of the network, one after another (C x H x W each). */
     float *out_dense, *out_cb;
-    size_t out_count;
-    int out_c, out_h, out_w;
+    size_t out_count;                          /* floats of all outputs */
+    int n_out;                                 /* the network's outputs */
+    int out_dims[BENCH_MAX_OUTPUTS][3];        /* C, H, W of output k */
+    size_t out_off[BENCH_MAX_OUTPUTS + 1];     /* where output k starts */
     int width, height;
     int layer_count;
     layer_acc *acc;  /* timed frames after the stream's frame 0 */

@@ -111,11 +111,14 @@ static const struct workload {
     {"realesr-x2", "vtest.avi", 384, 288},
     {"scene-labeling-synthetic", "vtest.avi", 1040, 776},
     {"openpose-synthetic", "vtest.avi", 490, 368},
+    {"nanodet", "vtest.avi", 384, 288}, /* multiples of 32 */
+    {"posenet", "vtest.avi", 385, 289}, /* 16k + 1 */
 };
 
 const char *cbi_bench_workload_names(void)
 {
-    return "vgg7-noise1, realesr-x2, scene-labeling-synthetic, openpose-synthetic";
+    return "vgg7-noise1, realesr-x2, scene-labeling-synthetic, openpose-synthetic, nanodet, "
+           "posenet";
 }
 
 static const struct workload *find_workload(const char *name)
@@ -274,13 +277,15 @@ const char *cbi_bench_usage(void)
            "  --csv FILE            per-frame records\n"
            "  --workload NAME       a model of the model directory with its default input\n"
            "                        and size: vgg7-noise1, realesr-x2,\n"
-           "                        scene-labeling-synthetic, openpose-synthetic\n"
+           "                        scene-labeling-synthetic, openpose-synthetic,\n"
+           "                        nanodet, posenet\n"
            "                        (video $CBINFER_DATA_DIR/data/video/vtest.avi);\n"
            "                        --model, --video, --resize override\n"
            "  --model-dir DIR       default: <build>/models, next to the bench's folder\n"
            "  --calibrate FILE      measure per-layer break-even shares on the given frames\n"
            "                        and write them to FILE (no timed run)\n"
            "  --dump-output DIR     write the output of frame k to DIR/frame_%05d.npy\n"
+           "                        (several outputs: DIR/frame_%05d_o<k>.npy)\n"
            "                        (change-based output in compare mode; first pass only)\n"
            "  --stats               per-layer table (changed share, time per step) from\n"
            "                        the timed run itself\n"

@@ -146,6 +146,17 @@ static void print_layer_acc(const bench *b, const layer_acc *acc, int first_only
     if (b->args.stats) printf("  (step columns: mean ms per frame)\n");
 }
 
+/* Every output of s after the last frame, one after another into dst. */
+static int read_outputs(bench *b, cbinfer_stream_t *s, float *dst)
+{
+    for (int o = 0; o < b->n_out; ++o) {
+        cbinfer_status st = cbinfer_stream_read_output_at(s, o, dst + b->out_off[o],
+                                                          b->out_off[o + 1] - b->out_off[o]);
+        if (st != CBINFER_STATUS_SUCCESS) return bench_stream_error(s, "reading the output", st);
+    }
+    return 0;
+}
+
 /* ----------------------------------------------------------- timed pass --- */
 
 typedef struct {
@@ -189,23 +200,26 @@ static int timed_frame(bench *b, long long k, int timed, void *vctx)
 
     cbi_frame_rec fr = {k, dense_ms, cb_ms, fs.changed_share, NAN, NAN, NAN, {0, 0, 0}};
     if (b->dense && b->cb) {
-        st = cbinfer_stream_read_output(b->dense, b->out_dense, b->out_count);
-        if (st != CBINFER_STATUS_SUCCESS) return bench_stream_error(b->dense, "reading the output", st);
-        st = cbinfer_stream_read_output(b->cb, b->out_cb, b->out_count);
-        if (st != CBINFER_STATUS_SUCCESS) return bench_stream_error(b->cb, "reading the output", st);
+        if (read_outputs(b, b->dense, b->out_dense) != 0 || read_outputs(b, b->cb, b->out_cb) != 0)
+            return 1;
         cbi_quality(b->out_dense, b->out_cb, b->out_count, &fr.mse, &fr.psnr_db, &fr.max_abs,
                     &fr.nonfinite);
     }
     if (c->dump) {
         float *out = b->cb ? b->out_cb : b->out_dense;
-        if (!(b->dense && b->cb)) {
-            st = cbinfer_stream_read_output(s, out, b->out_count);
-            if (st != CBINFER_STATUS_SUCCESS) return bench_stream_error(s, "reading the output", st);
+        if (!(b->dense && b->cb) && read_outputs(b, s, out) != 0) return 1;
+        /* One file per output: frame_%05d.npy, or frame_%05d_o<k>.npy when
+         * the network has several. */
+        for (int o = 0; o < b->n_out; ++o) {
+            char path[4200], err[512];
+            if (b->n_out == 1)
+                snprintf(path, sizeof path, "%s/frame_%05lld.npy", b->args.dump_dir, k);
+            else
+                snprintf(path, sizeof path, "%s/frame_%05lld_o%d.npy", b->args.dump_dir, k, o);
+            const int64_t shape[4] = {1, b->out_dims[o][0], b->out_dims[o][1], b->out_dims[o][2]};
+            if (cbi_npy_write_f32(path, out + b->out_off[o], shape, 4, err, sizeof err) != 0)
+                return bench_error("%s", err);
         }
-        char path[4200], err[512];
-        snprintf(path, sizeof path, "%s/frame_%05lld.npy", b->args.dump_dir, k);
-        const int64_t shape[4] = {1, b->out_c, b->out_h, b->out_w};
-        if (cbi_npy_write_f32(path, out, shape, 4, err, sizeof err) != 0) return bench_error("%s", err);
     }
 
     cbi_run_result *run = c->run;
@@ -447,9 +461,21 @@ static int run(bench *b)
         create_stream(b, compare ? CBINFER_MODE_CBINFER : (cbinfer_mode)a->mode, &b->cb) != 0)
         return 1;
     cbinfer_stream_t *s = b->cb ? b->cb : b->dense;
-    st = cbinfer_stream_output_dims(s, &b->out_c, &b->out_h, &b->out_w);
-    if (st != CBINFER_STATUS_SUCCESS) return bench_stream_error(s, "output size", st);
-    b->out_count = (size_t)b->out_c * (size_t)b->out_h * (size_t)b->out_w;
+    b->n_out = cbinfer_network_output_count(b->net);
+    if (b->n_out < 1 || b->n_out > BENCH_MAX_OUTPUTS)
+        return bench_error("%s: %d outputs (1 to %d are supported)", a->model, b->n_out,
+                           BENCH_MAX_OUTPUTS);
+    char out_desc[256] = "";
+    for (int o = 0; o < b->n_out; ++o) {
+        int *d = b->out_dims[o];
+        st = cbinfer_stream_output_dims_at(s, o, &d[0], &d[1], &d[2]);
+        if (st != CBINFER_STATUS_SUCCESS) return bench_stream_error(s, "output size", st);
+        b->out_off[o + 1] = b->out_off[o] + (size_t)d[0] * d[1] * d[2];
+        const size_t used = strlen(out_desc);
+        snprintf(out_desc + used, sizeof out_desc - used, "%s%dx%dx%d", o ? " + " : "", d[0], d[1],
+                 d[2]);
+    }
+    b->out_count = b->out_off[b->n_out];
     b->out_dense = malloc((b->out_count ? b->out_count : 1) * sizeof *b->out_dense);
     b->out_cb = malloc((b->out_count ? b->out_count : 1) * sizeof *b->out_cb);
     b->layer_count = cbinfer_stream_layer_count(s);
@@ -462,11 +488,11 @@ static int run(bench *b)
     if (a->input != CBI_BENCH_INPUT_NPY) snprintf(start, sizeof start, " from frame %d", a->skip);
     fprintf(stderr,
             "model %s, input %s %dx%d%s, mode %s, policy %s, %s, threshold %g, warm-up %d, "
-            "output %dx%dx%d\n",
+            "output %s\n",
             a->model, strcmp(a->input_path, "-") == 0 ? "stdin" : a->input_path, b->width,
             b->height, start, mode_name(a->mode),
             a->mode == CBINFER_MODE_DENSE ? "-" : a->policy_spec, precision_name(a->precision),
-            (double)a->threshold, a->warmup, b->out_c, b->out_h, b->out_w);
+            (double)a->threshold, a->warmup, out_desc);
 
     if (a->calibrate_path) return bench_calibrate(b);
 

@@ -44,14 +44,23 @@ cbinfer_status cu_conv_rows(cu_ctx *ctx, cbi_op_args *a, const void *src, const 
     for (int64_t r0 = 0; r0 < n; r0 += chunk) {
         const int m = (int)(n - r0 < chunk ? n - r0 : chunk);
         const int32_t *rows = idx ? idx + r0 : NULL;
-        {
-            cu_step s(ctx, a, CBINFER_STEP_IM2COL);
+        if (g.group > 1) {
+            /* Block-diagonal product: each row straight from the state. */
+            cu_step s(ctx, a, CBINFER_STEP_GEMM);
             CU_TRY(s.begin(e));
-            CBINFER_CUDA_TRY(launch_im2col(ctx->dt, &g, src, rows, r0, m, ctx->d_col, ctx->stream),
+            CBINFER_CUDA_TRY(launch_group_rows(ctx->dt, &g, src, L->d_w, rows, r0, m, ctx->d_y,
+                                               ctx->stream),
                              e, where);
             CU_TRY(s.end(e));
-        }
-        {
+        } else {
+            {
+                cu_step s(ctx, a, CBINFER_STEP_IM2COL);
+                CU_TRY(s.begin(e));
+                CBINFER_CUDA_TRY(launch_im2col(ctx->dt, &g, src, rows, r0, m, ctx->d_col,
+                                               ctx->stream),
+                                 e, where);
+                CU_TRY(s.end(e));
+            }
             /* Row-major Y[m][cout] = X[m][k] * W[cout][k]^T. Read column-major,
              * the row-major Y is Y^T (cout x m, ldc cout), W is W^T (k x cout,
              * lda k) and X is X^T (k x m, ldb k), so Y^T = op_T(W^T) * X^T. */

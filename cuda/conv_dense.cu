@@ -99,8 +99,11 @@ cbinfer_status cu_cudnn_setup(cu_ctx *ctx, int node_id, cu_layer *L, cbi_err *e)
     CBINFER_CUDNN_TRY(cudnnSetTensor4dDescriptor(L->y_desc, CUDNN_TENSOR_NHWC, dtype, 1, p->out.c,
                                                  p->out.h, p->out.w),
                       e, where);
+    /* Grouped: the filter holds Cin/group channels and the descriptor the
+     * group count ([Cout][kh][kw][Cin/group] is cuDNN's grouped NHWC filter). */
     CBINFER_CUDNN_TRY(cudnnSetFilter4dDescriptor(L->w_desc, dtype, CUDNN_TENSOR_NHWC, p->out.c,
-                                                 p->in.c, n->win.kh, n->win.kw),
+                                                 cbi_conv_group_cin(n, p->in.c), n->win.kh,
+                                                 n->win.kw),
                       e, where);
     /* Top/left pads on both sides: when the bottom/right pads differ, the
      * output size check below decides whether cuDNN computes the same rows. */
@@ -111,6 +114,7 @@ cbinfer_status cu_cudnn_setup(cu_ctx *ctx, int node_id, cu_layer *L, cbi_err *e)
     const cudnnMathType_t math =
         ctx->precision == CBINFER_PRECISION_FP32 ? CUDNN_FMA_MATH : CUDNN_TENSOR_OP_MATH;
     CBINFER_CUDNN_TRY(cudnnSetConvolutionMathType(L->conv_desc, math), e, where);
+    CBINFER_CUDNN_TRY(cudnnSetConvolutionGroupCount(L->conv_desc, cbi_conv_groups(n)), e, where);
 
     int on = 0, oc = 0, oh = 0, ow = 0;
     CBINFER_CUDNN_TRY(cudnnGetConvolution2dForwardOutputDim(L->conv_desc, L->x_desc, L->w_desc,

@@ -162,7 +162,8 @@ cbi_cuda_conv_geom cu_conv_geom(const cbi_op_args *a)
     g.dw = cu_pos(n->win.dw);
     g.pad_t = p->pad_t;
     g.pad_l = p->pad_l;
-    g.k = g.kh * g.kw * g.cin;
+    g.group = cbi_conv_groups(n);
+    g.k = g.kh * g.kw * (g.cin / g.group);
     g.ncol = g.kh * g.kw * g.cout;
     return g;
 }
@@ -525,6 +526,8 @@ static void cu_layer_destroy(void *bctx, void *layer)
     cudaFree(L->d_idx);
     cudaFree(L->d_src_y);
     cudaFree(L->d_src_x);
+    cudaFree(L->d_tap_y);
+    cudaFree(L->d_tap_x);
     (void)cudaGetLastError();
     free(L);
 }
@@ -561,9 +564,14 @@ static cbinfer_status cu_layer_create_in(cu_ctx *ctx, int node_id, cu_layer *L, 
     case CBI_OP_CONV:
         if (!n->weight || !n->bias)
             return cbi_fail(e, CBINFER_STATUS_INTERNAL, "node %s: Conv without weights", where);
+        if (change_based) {
+            const cbi_policy pol = cbi_config_policy(&ctx->cfg, node_id);
+            CU_TRY(cbi_policy_check_node(&pol, n, e));
+        }
         CU_TRY(cu_upload_weights(ctx, n->weight,
-                                 (size_t)p->out.c * n->win.kh * n->win.kw * p->in.c, &L->d_w,
-                                 where, e));
+                                 (size_t)p->out.c * n->win.kh * n->win.kw *
+                                     cbi_conv_group_cin(n, p->in.c),
+                                 &L->d_w, where, e));
         CU_TRY(cu_upload_floats(ctx, n->bias, (size_t)p->out.c, &L->d_bias, where, e));
         CU_TRY(cu_cudnn_setup(ctx, node_id, L, e));
         if (change_based) {

@@ -77,7 +77,8 @@ typedef struct cu_layer {
     cudnnActivationDescriptor_t act_desc;
     cudnnConvolutionFwdAlgo_t algo;
 
-    int32_t *d_src_y, *d_src_x; /* Resize: source row / column of each output row / column */
+    int32_t *d_src_y, *d_src_x; /* nearest Resize: source row / column of each output row / column */
+    cbi_resize_tap *d_tap_y, *d_tap_x; /* linear Resize: taps of each output row / column */
 
     /* Conv under a delta policy (conv_delta.cu); d_state is the reference v. */
     cbi_policy policy;
@@ -215,6 +216,7 @@ __device__ __forceinline__ float cu_activate(const cbi_cuda_act &a, int ch, floa
     case CBI_ACT_LEAKY_RELU: return v > 0.f ? v : v * a.alpha;
     case CBI_ACT_PRELU: return v > 0.f ? v : v * a.slope[a.n_slope == 1 ? 0 : ch];
     case CBI_ACT_CLIP: return v < a.lo ? a.lo : (v > a.hi ? a.hi : v);
+    case CBI_ACT_SIGMOID: return 1.f / (1.f + expf(-v));
     default: return v;
     }
 }

@@ -44,7 +44,8 @@ typedef struct cbi_cuda_conv_geom {
     int cin, h, w;
     int cout, ho, wo;
     int kh, kw, sh, sw, dh, dw, pad_t, pad_l;
-    int k;    /* kh * kw * cin, one im2col row (Conv) */
+    int group; /* Conv channel groups (1: plain) */
+    int k;    /* kh * kw * cin / group: one im2col row (Conv, group 1), one output's MACs */
     int ncol; /* kh * kw * cout, one GEMM row (ConvTranspose) */
 } cbi_cuda_conv_geom;
 
@@ -79,6 +80,13 @@ cudaError_t launch_clear_map(uint8_t *map, const int32_t *idx, int64_t n, cudaSt
  * padding are zero. */
 cudaError_t launch_im2col(cbi_cuda_dtype dt, const cbi_cuda_conv_geom *g, const void *src,
                           const int32_t *idx, int64_t base, int m, void *col, cudaStream_t stream);
+
+/* Grouped convolution rows (group > 1, no im2col, no GEMM): y[r][cout]
+ * (fp32) of output pixel idx[r] (or base + r) from src, over the weights
+ * w [Cout][kh][kw][Cin/group]; output channel o reads its group's inputs. */
+cudaError_t launch_group_rows(cbi_cuda_dtype dt, const cbi_cuda_conv_geom *g, const void *src,
+                              const void *w, const int32_t *idx, int64_t base, int m, float *y,
+                              cudaStream_t stream);
 
 /* ---- gemm.cu ------------------------------------------------------------- */
 
@@ -161,6 +169,10 @@ cudaError_t launch_concat_slice(cbi_cuda_dtype dt, const void *x, int cx, void *
 cudaError_t launch_pad(cbi_cuda_dtype dt, const void *x, int c, int h, int w, void *y, int ho,
                        int wo, int pad_t, int pad_l, int mode, float value, cudaStream_t stream);
 
+/* Linear resize through per-axis tap tables (tap_y[ho], tap_x[wo]). */
+cudaError_t launch_resize_linear(cbi_cuda_dtype dt, const void *x, int c, int w, void *y, int ho,
+                                 int wo, const cbi_resize_tap *tap_y, const cbi_resize_tap *tap_x,
+                                 cudaStream_t stream);
 /* Nearest resize through per-axis source tables (src_y[ho], src_x[wo]). */
 cudaError_t launch_resize(cbi_cuda_dtype dt, const void *x, int c, int w, void *y, int ho, int wo,
                           const int32_t *src_y, const int32_t *src_x, cudaStream_t stream);

@@ -25,6 +25,7 @@ void cbi_net_clear(cbi_net *net)
     for (int v = 0; v < net->n_values; ++v) free(net->values[v].name);
     free(net->values);
     free(net->conv_nodes);
+    free(net->outputs);
     memset(net, 0, sizeof *net);
 }
 
@@ -265,6 +266,17 @@ void cbinfer_network_free(cbinfer_network_t *net)
     free(net);
 }
 
+int cbinfer_network_output_count(const cbinfer_network_t *net)
+{
+    return net ? net->net.n_outputs : 0;
+}
+
+const char *cbinfer_network_output_name(const cbinfer_network_t *net, int index)
+{
+    if (!net || index < 0 || index >= net->net.n_outputs) return NULL;
+    return net->net.values[net->net.outputs[index]].name;
+}
+
 cbinfer_status cbinfer_network_input_dims(const cbinfer_network_t *net, int *channels,
                                           int *height, int *width)
 {
@@ -352,23 +364,48 @@ cbinfer_status cbi_pool_geom_of(const cbi_node *node, const cbi_node_plan *plan,
     return CBINFER_STATUS_SUCCESS;
 }
 
-int cbi_resize_src(const cbi_node *n, const cbi_node_plan *p, int axis, int o)
+/* The input coordinate of output index o along an axis (ONNX
+ * coordinate_transformation_mode). Scale is out/in when sizes were given,
+ * the node's otherwise. As in ONNX's reference, the resized length that
+ * align_corners and pytorch_half_pixel divide by is in * scale before any
+ * rounding (the output holds floor of it). */
+static double resize_coord(const cbi_node *n, const cbi_node_plan *p, int axis, int o)
 {
     const int n_in = axis ? p->in.w : p->in.h, n_out = axis ? p->out.w : p->out.h;
     const int sizes = n->size_h > 0 || n->size_w > 0;
     const double scale = sizes ? (double)n_out / n_in : (double)(axis ? n->scale_w : n->scale_h);
-    const cbi_resize_coord coord = n->coord;
-    const cbi_resize_round mode = n->round;
+    const double len_out = sizes ? (double)n_out : n_in * scale;
     double xo;
-    switch (coord) {
+    switch (n->coord) {
     case CBI_RESIZE_ASYMMETRIC: xo = o / scale; break;
     case CBI_RESIZE_ALIGN_CORNERS:
-        xo = n_out > 1 ? (double)o * (n_in - 1) / (n_out - 1) : 0.0;
+        xo = len_out > 1 ? (double)o * (n_in - 1) / (len_out - 1) : 0.0;
         break;
-    case CBI_RESIZE_PYTORCH_HALF_PIXEL: xo = n_out > 1 ? (o + 0.5) / scale - 0.5 : 0.0; break;
+    case CBI_RESIZE_PYTORCH_HALF_PIXEL: xo = len_out > 1 ? (o + 0.5) / scale - 0.5 : 0.0; break;
     case CBI_RESIZE_TF_HALF_PIXEL_FOR_NN: xo = (o + 0.5) / scale; break;
     case CBI_RESIZE_HALF_PIXEL: default: xo = (o + 0.5) / scale - 0.5; break;
     }
+    return xo;
+}
+
+cbi_resize_tap cbi_resize_linear_tap(const cbi_node *n, const cbi_node_plan *p, int axis, int o)
+{
+    const int n_in = axis ? p->in.w : p->in.h;
+    double x = resize_coord(n, p, axis, o);
+    if (x < 0) x = 0;
+    if (x > n_in - 1) x = n_in - 1;
+    cbi_resize_tap t;
+    t.i0 = (int)floor(x);
+    t.i1 = t.i0 + 1 < n_in ? t.i0 + 1 : n_in - 1;
+    t.f = (float)(x - t.i0);
+    return t;
+}
+
+int cbi_resize_src(const cbi_node *n, const cbi_node_plan *p, int axis, int o)
+{
+    const int n_in = axis ? p->in.w : p->in.h;
+    const double xo = resize_coord(n, p, axis, o);
+    const cbi_resize_round mode = n->round;
     double r;
     switch (mode) {
     case CBI_RESIZE_ROUND_PREFER_CEIL:

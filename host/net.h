@@ -7,8 +7,10 @@
  *   - Activations are NHWC (a pixel's channels are contiguous): change
  *     detection reads one pixel's channels together and the partial im2col
  *     copies kh*kw contiguous runs of Cin values per changed pixel.
- *   - Conv weights are stored as [Cout][kh][kw][Cin], the row order of the
- *     NHWC im2col matrix, so one GEMM row of weights is one output channel.
+ *   - Conv weights are stored as [Cout][kh][kw][Cin / group], the row order
+ *     of the NHWC im2col matrix, so one GEMM row of weights is one output
+ *     channel; with groups, output channel o reads the input channels of
+ *     group o / (Cout / group) only.
  *   - ConvTranspose weights are stored as [Cin][kh][kw][Cout].
  */
 #ifndef CBI_NET_H
@@ -26,13 +28,13 @@ extern "C" {
 typedef enum cbi_op {
     CBI_OP_CONV = 0,
     CBI_OP_CONV_TRANSPOSE,
-    CBI_OP_ACTIVATION, /* standalone Relu, LeakyRelu, PRelu, Clip */
+    CBI_OP_ACTIVATION, /* standalone Relu, LeakyRelu, PRelu, Clip, Sigmoid */
     CBI_OP_MAXPOOL,
     CBI_OP_AVGPOOL,
     CBI_OP_ADD,
     CBI_OP_CONCAT,     /* channel axis only */
     CBI_OP_PAD,
-    CBI_OP_RESIZE,     /* nearest */
+    CBI_OP_RESIZE,     /* nearest or linear */
     CBI_OP_DEPTH_TO_SPACE,
     CBI_OP_COUNT
 } cbi_op;
@@ -42,7 +44,8 @@ typedef enum cbi_act_kind {
     CBI_ACT_RELU,
     CBI_ACT_LEAKY_RELU, /* alpha */
     CBI_ACT_PRELU,      /* slope[channel], or slope[0] broadcast if n_slope == 1 */
-    CBI_ACT_CLIP        /* [lo, hi] */
+    CBI_ACT_CLIP,       /* [lo, hi] */
+    CBI_ACT_SIGMOID     /* 1 / (1 + e^-x) */
 } cbi_act_kind;
 
 typedef struct cbi_activation {
@@ -119,6 +122,7 @@ typedef enum cbi_resize_round {
 } cbi_resize_round;
 
 #define CBI_MAX_INPUTS 16
+#define CBI_MAX_OUTPUTS 64 /* graph outputs */
 
 typedef struct cbi_node {
     char *name;          /* ONNX node name (made unique: "<op>_<index>" if empty) */
@@ -130,6 +134,7 @@ typedef struct cbi_node {
 
     /* Conv / ConvTranspose. */
     int cin, cout;
+    int group;           /* Conv: channel groups (ONNX group; 0 or 1: one) */
     cbi_window win;      /* also the pools' window */
     float *weight;       /* Conv [cout][kh][kw][cin]; ConvTranspose [cin][kh][kw][cout] */
     float *bias;         /* [cout], never NULL for Conv/ConvTranspose (zeros if absent) */
@@ -144,7 +149,8 @@ typedef struct cbi_node {
     float scale_h, scale_w;
     int size_h, size_w;
     cbi_resize_coord coord;
-    cbi_resize_round round;
+    cbi_resize_round round; /* nearest */
+    int linear;             /* 1: mode linear (bilinear), 0: nearest */
 
     /* DepthToSpace. */
     int blocksize;
@@ -164,7 +170,8 @@ typedef struct cbi_net {
     cbi_value *values;
     int n_values;
     int input;       /* value id of the graph input */
-    int output;      /* value id of the graph output */
+    int *outputs;    /* value ids of the graph outputs, in the graph's order */
+    int n_outputs;   /* >= 1 */
     int in_c, in_h, in_w; /* in_h/in_w = -1 when symbolic */
     float input_scale;    /* network input = pixel * scale + offset */
     float input_offset;
@@ -175,6 +182,17 @@ typedef struct cbi_net {
 struct cbinfer_network {
     cbi_net net;
 };
+
+/* A Conv's channel groups (at least 1) and the input channels each output
+ * channel reads. */
+static inline int cbi_conv_groups(const cbi_node *n)
+{
+    return n->group > 1 ? n->group : 1;
+}
+static inline int cbi_conv_group_cin(const cbi_node *n, int cin)
+{
+    return cin / cbi_conv_groups(n);
+}
 
 /* The most elements one tensor (and one GEMM row) may hold: 2^30, so that
  * the backends' 32-bit element and pixel indices keep room to step past an
@@ -223,6 +241,16 @@ cbinfer_status cbi_net_plan(const cbi_net *net, int height, int width, cbi_shape
  * clamp. The scale is out/in when the node gives sizes, its own otherwise.
  * Shared by every backend so that they agree exactly. */
 int cbi_resize_src(const cbi_node *n, const cbi_node_plan *p, int axis, int o);
+
+/* One output coordinate of a linear Resize along an axis: the two input taps
+ * and the weight of the second, out = (1 - f) * in[i0] + f * in[i1]. The
+ * source coordinate is clamped to [0, n - 1] first (ONNX's edge rule), so
+ * f = 0 and i0 = i1 at and beyond the borders. Shared by every backend. */
+typedef struct cbi_resize_tap {
+    int i0, i1;
+    float f;
+} cbi_resize_tap;
+cbi_resize_tap cbi_resize_linear_tap(const cbi_node *n, const cbi_node_plan *p, int axis, int o);
 
 /* Fills conv_nodes and n_conv from the nodes (topological
  * order). Returns 0, or -1 when an allocation fails. */

@@ -750,9 +750,10 @@ static cbinfer_status lower_conv(loader *L, const Onnx__NodeProto *n, const char
                      wname);
     int64_t group;
     if ((st = attr_int(L, n, "group", 1, &group))) return st;
-    if (group != 1)
+    if (group < 1 || group > INT_MAX || (transpose && group != 1))
         return nfail(L, n, CBINFER_STATUS_MODEL_UNSUPPORTED_ATTR,
-                     "group = %lld is not supported (only 1)", (long long)group);
+                     "group = %lld is not supported (%s)", (long long)group,
+                     transpose ? "ConvTranspose: only 1" : "at least 1");
     if (wt->n_dims != 4)
         return nfail(L, n, CBINFER_STATUS_MODEL_UNSUPPORTED_ATTR,
                      "weight '%s' has %zu dims; only 2-D convolutions (4-D weights) are "
@@ -764,12 +765,20 @@ static cbinfer_status lower_conv(loader *L, const Onnx__NodeProto *n, const char
                          "weight '%s' has an empty or oversized dim", wname);
     int d0 = (int)wt->dims[0], d1 = (int)wt->dims[1];
     int kh = (int)wt->dims[2], kw = (int)wt->dims[3];
-    int cin = transpose ? d0 : d1, cout = transpose ? d1 : d0;
+    /* Grouped: W is [Cout][Cin / group][kh][kw]. */
+    int64_t cin64 = transpose ? d0 : (int64_t)d1 * group;
+    int cout = transpose ? d1 : d0;
     int cin_x = L->net->values[x].c;
-    if (cin != cin_x)
+    if (cin64 != cin_x)
         return nfail(L, n, CBINFER_STATUS_MODEL_WEIGHT_MISMATCH,
-                     "weight '%s' [%d,%d,%d,%d] expects %d input channels but input '%s' has %d",
-                     wname, d0, d1, kh, kw, cin, L->net->values[x].name, cin_x);
+                     "weight '%s' [%d,%d,%d,%d] (group %lld) expects %lld input channels but "
+                     "input '%s' has %d",
+                     wname, d0, d1, kh, kw, (long long)group, (long long)cin64,
+                     L->net->values[x].name, cin_x);
+    int cin = (int)cin64;
+    if (cout % group)
+        return nfail(L, n, CBINFER_STATUS_MODEL_WEIGHT_MISMATCH,
+                     "%d output channels do not split into %lld groups", cout, (long long)group);
     int64_t ks[2];
     int found;
     if ((st = attr_ints(L, n, "kernel_shape", 2, ks, &found))) return st;
@@ -796,6 +805,7 @@ static cbinfer_status lower_conv(loader *L, const Onnx__NodeProto *n, const char
     nd->inputs[0] = x;
     nd->n_inputs = 1;
     nd->win = win;
+    nd->group = (int)group;
     float *w;
     size_t cnt;
     if ((st = tensor_floats(L, n, wt, &w, &cnt))) return st;
@@ -872,6 +882,8 @@ static cbinfer_status lower_act(loader *L, const Onnx__NodeProto *n, const char 
     const Onnx__TensorProto *slope = NULL;
     if (strcmp(op, "Relu") == 0) {
         act.kind = CBI_ACT_RELU;
+    } else if (strcmp(op, "Sigmoid") == 0) {
+        act.kind = CBI_ACT_SIGMOID;
     } else if (strcmp(op, "LeakyRelu") == 0) {
         act.kind = CBI_ACT_LEAKY_RELU;
         if ((st = attr_float(L, n, "alpha", 0.01f, &act.alpha))) return st;
@@ -1036,7 +1048,7 @@ static cbinfer_status lower_pad(loader *L, const Onnx__NodeProto *n, const char 
 
 static cbinfer_status lower_resize(loader *L, const Onnx__NodeProto *n, const char *op)
 {
-    static const char *const modes[] = {"nearest"};
+    static const char *const modes[] = {"nearest", "linear"};
     static const char *const coords[] = {"half_pixel", "asymmetric", "align_corners",
                                          "pytorch_half_pixel", "tf_half_pixel_for_nn"};
     static const char *const rounds[] = {"round_prefer_floor", "round_prefer_ceil", "floor",
@@ -1047,7 +1059,7 @@ static cbinfer_status lower_resize(loader *L, const Onnx__NodeProto *n, const ch
     cbinfer_status st;
     int x, mode, coord, round, policy;
     int64_t antialias;
-    if ((st = act_input(L, n, 0, &x)) || (st = attr_enum(L, n, "mode", modes, 1, 0, &mode)) ||
+    if ((st = act_input(L, n, 0, &x)) || (st = attr_enum(L, n, "mode", modes, 2, 0, &mode)) ||
         (st = attr_int(L, n, "antialias", 0, &antialias)) ||
         (st = attr_enum(L, n, "keep_aspect_ratio_policy", stretch, 1, 0, &policy)))
         return st;
@@ -1064,6 +1076,13 @@ static cbinfer_status lower_resize(loader *L, const Onnx__NodeProto *n, const ch
                                &round))) {
         return st;
     }
+
+    int64_t exclude;
+    if ((st = attr_int(L, n, "exclude_outside", 0, &exclude))) return st;
+    if (mode == 1 && (exclude != 0 || coord == CBI_RESIZE_TF_HALF_PIXEL_FOR_NN))
+        return nfail(L, n, CBINFER_STATUS_MODEL_UNSUPPORTED_ATTR,
+                     "linear Resize with %s is not supported",
+                     exclude != 0 ? "exclude_outside" : "tf_half_pixel_for_nn");
 
     float scales[4] = {1, 1, 1, 1};
     int64_t sizes[4] = {0, 0, 0, 0};
@@ -1149,6 +1168,7 @@ static cbinfer_status lower_resize(loader *L, const Onnx__NodeProto *n, const ch
     nd->size_w = has_sizes ? (int)sizes[3] : 0;
     nd->coord = (cbi_resize_coord)coord;
     nd->round = (cbi_resize_round)round;
+    nd->linear = mode == 1;
     return node_output(L, n, nd, c);
 }
 
@@ -1263,6 +1283,7 @@ static const struct {
     {"LeakyRelu", lower_act},
     {"PRelu", lower_act},
     {"Clip", lower_act},
+    {"Sigmoid", lower_act},
     {"MaxPool", lower_pool},
     {"AveragePool", lower_pool},
     {"Add", lower_add},
@@ -1504,16 +1525,19 @@ done:
 }
 
 /* Marks the nodes the graph output depends on; the others never run. */
-static cbinfer_status mark_live(loader *L, const char *out_name)
+/* Marks the nodes every graph output depends on. */
+static cbinfer_status mark_live(loader *L)
 {
     const Onnx__GraphProto *g = L->g;
-    int p;
     L->live = cbi_calloc(g->n_node, 1);
     if (!L->live) return oom(L);
-    if (!smap_get(&L->producer, out_name, &p))
-        return cbi_fail(L->e, CBINFER_STATUS_MODEL_INVALID_GRAPH,
-                        "graph output '%s' is not computed by any node", out_name);
-    L->live[p] = 1;
+    for (size_t k = 0; k < g->n_output; ++k) {
+        int p;
+        if (!smap_get(&L->producer, g->output[k]->name, &p))
+            return cbi_fail(L->e, CBINFER_STATUS_MODEL_INVALID_GRAPH,
+                            "graph output '%s' is not computed by any node", g->output[k]->name);
+        L->live[p] = 1;
+    }
     for (int k = L->n_order - 1; k >= 0; --k) {
         int i = L->order[k];
         const Onnx__NodeProto *n = g->node[i];
@@ -1589,7 +1613,7 @@ static cbinfer_status fold_and_fuse(loader *L)
         prod[net->nodes[i].output] = i;
         for (int k = 0; k < net->nodes[i].n_inputs; ++k) uses[net->nodes[i].inputs[k]]++;
     }
-    uses[net->output]++;
+    for (int k = 0; k < net->n_outputs; ++k) uses[net->outputs[k]]++;
 
     for (int pass = 0; pass < 2; ++pass) {
         for (int i = 0; i < net->n_nodes; ++i) {
@@ -1636,7 +1660,8 @@ static cbinfer_status compact(loader *L)
     int *vmap = cbi_malloc_array((size_t)net->n_values, sizeof *vmap);
     if (!vmap) return oom(L);
     for (int v = 0; v < net->n_values; ++v) vmap[v] = -1;
-    vmap[net->input] = vmap[net->output] = 0;
+    vmap[net->input] = 0;
+    for (int k = 0; k < net->n_outputs; ++k) vmap[net->outputs[k]] = 0;
     for (int i = 0; i < net->n_nodes; ++i) {
         if (L->extra[i].dead) continue;
         vmap[net->nodes[i].output] = 0;
@@ -1654,7 +1679,7 @@ static cbinfer_status compact(loader *L)
     memset(net->values + nv, 0, (size_t)(net->n_values - nv) * sizeof *net->values);
     net->n_values = nv;
     net->input = vmap[net->input];
-    net->output = vmap[net->output];
+    for (int k = 0; k < net->n_outputs; ++k) net->outputs[k] = vmap[net->outputs[k]];
 
     int nn = 0;
     for (int i = 0; i < net->n_nodes; ++i) {
@@ -1786,12 +1811,19 @@ static cbinfer_status load_model(const Onnx__ModelProto *m, cbi_net *net, cbi_er
     const Onnx__GraphProto *g = L.g = m->graph;
     if (g->n_node > (size_t)INT_MAX / 2 || g->n_initializer > (size_t)INT_MAX / 2)
         return cbi_fail(e, CBINFER_STATUS_MODEL_MALFORMED, "the graph is too large");
-    if (g->n_output != 1)
+    if (g->n_output < 1 || g->n_output > CBI_MAX_OUTPUTS)
         return cbi_fail(e, CBINFER_STATUS_MODEL_INVALID_GRAPH,
-                        "the graph has %zu outputs; exactly one is supported", g->n_output);
-    const char *out_name = g->output[0]->name;
-    if (!out_name || !*out_name)
-        return cbi_fail(e, CBINFER_STATUS_MODEL_MALFORMED, "the graph output has no name");
+                        "the graph has %zu outputs; 1 to %d are supported", g->n_output,
+                        CBI_MAX_OUTPUTS);
+    for (size_t k = 0; k < g->n_output; ++k) {
+        const char *name = g->output[k]->name;
+        if (!name || !*name)
+            return cbi_fail(e, CBINFER_STATUS_MODEL_MALFORMED, "graph output %zu has no name", k);
+        for (size_t j = 0; j < k; ++j)
+            if (strcmp(g->output[j]->name, name) == 0)
+                return cbi_fail(e, CBINFER_STATUS_MODEL_INVALID_GRAPH,
+                                "graph output '%s' is listed twice", name);
+    }
 
     cbinfer_status st;
     L.cap_nodes = (int)g->n_node;
@@ -1801,22 +1833,35 @@ static cbinfer_status load_model(const Onnx__ModelProto *m, cbi_net *net, cbi_er
     L.skip = cbi_calloc(g->n_node, 1);
     net->nodes = cbi_calloc(g->n_node, sizeof *net->nodes);
     net->values = cbi_calloc(g->n_node + 1, sizeof *net->values);
-    if (!L.extra || !L.consts || !L.skip || !net->nodes || !net->values) {
+    net->outputs = cbi_calloc(g->n_output, sizeof *net->outputs);
+    net->n_outputs = (int)g->n_output;
+    if (!L.extra || !L.consts || !L.skip || !net->nodes || !net->values || !net->outputs) {
         st = oom(&L);
         goto done;
     }
     if ((st = read_metadata(&L, m)) || (st = collect_constants(&L)) || (st = find_input(&L)) ||
-        (st = sort_nodes(&L)) || (st = mark_live(&L, out_name)) || (st = lower_nodes(&L)))
+        (st = sort_nodes(&L)) || (st = mark_live(&L)) || (st = lower_nodes(&L)))
         goto done;
-    if (!smap_get(&L.value_map, out_name, &net->output)) {
-        st = cbi_fail(e, CBINFER_STATUS_MODEL_INVALID_GRAPH,
-                      "graph output '%s' is not an activation", out_name);
-        goto done;
-    }
-    if (net->output == net->input) {
-        st = cbi_fail(e, CBINFER_STATUS_MODEL_INVALID_GRAPH,
-                      "the graph output is the graph input; there is nothing to compute");
-        goto done;
+    for (int k = 0; k < net->n_outputs; ++k) {
+        const char *out_name = g->output[k]->name;
+        if (!smap_get(&L.value_map, out_name, &net->outputs[k])) {
+            st = cbi_fail(e, CBINFER_STATUS_MODEL_INVALID_GRAPH,
+                          "graph output '%s' is not an activation", out_name);
+            goto done;
+        }
+        if (net->outputs[k] == net->input) {
+            st = cbi_fail(e, CBINFER_STATUS_MODEL_INVALID_GRAPH,
+                          "graph output '%s' is the graph input; there is nothing to compute",
+                          out_name);
+            goto done;
+        }
+        for (int j = 0; j < k; ++j)
+            if (net->outputs[j] == net->outputs[k]) {
+                st = cbi_fail(e, CBINFER_STATUS_MODEL_INVALID_GRAPH,
+                              "graph outputs '%s' and '%s' are the same tensor",
+                              g->output[j]->name, out_name);
+                goto done;
+            }
     }
     if ((st = fold_and_fuse(&L)) || (st = compact(&L)) || (st = check_fixed_size(&L)))
         goto done;

@@ -159,10 +159,24 @@ int cbi_policy_keeps_accumulator(const cbi_policy *p, const cbi_node *n, int cin
            (!cbi_activation_invertible(&n->act, n->cout) || value_bytes < sizeof(float));
 }
 
+cbinfer_status cbi_policy_check_node(const cbi_policy *p, const cbi_node *n, cbi_err *e)
+{
+    if (n->op != CBI_OP_CONV || cbi_conv_groups(n) == 1 || p->kind == CBI_POLICY_CBINFER ||
+        p->kind == CBI_POLICY_CBINFER_FF)
+        return CBINFER_STATUS_SUCCESS;
+    char spec[96];
+    cbi_policy_format(p, spec, sizeof spec);
+    return cbi_fail(e, CBINFER_STATUS_MODEL_UNSUPPORTED_ATTR,
+                    "node %s: policy %s does not support grouped convolutions (group %d) yet; "
+                    "cbinfer and cbinfer-ff do",
+                    n->name, spec, n->group);
+}
+
 float cbi_conv_weight_l1(const cbi_node *n, int cin)
 {
     double l1 = 0;
-    for (size_t j = 0; j < (size_t)n->cout * n->win.kh * n->win.kw * cin; ++j)
+    const size_t count = (size_t)n->cout * n->win.kh * n->win.kw * cbi_conv_group_cin(n, cin);
+    for (size_t j = 0; j < count; ++j)
         l1 += fabs((double)n->weight[j]);
     return (float)l1;
 }

@@ -84,7 +84,8 @@ void cbinfer_stream_destroy(cbinfer_stream_t *s)
 static int64_t node_dense_macs(const cbi_node *n, const cbi_node_plan *p)
 {
     if (n->op == CBI_OP_CONV)
-        return (int64_t)p->out.h * p->out.w * p->out.c * n->win.kh * n->win.kw * p->in.c;
+        return (int64_t)p->out.h * p->out.w * p->out.c * n->win.kh * n->win.kw *
+               cbi_conv_group_cin(n, p->in.c);
     if (n->op == CBI_OP_CONV_TRANSPOSE)
         return (int64_t)p->in.h * p->in.w * p->in.c * n->win.kh * n->win.kw * p->out.c;
     return 0;
@@ -125,6 +126,17 @@ static size_t conv_input_max_elems(const cbi_net *net, const cbi_shape *shapes)
     return most;
 }
 
+/* The largest graph output: the one staging buffer every output is read through. */
+static size_t output_max_elems(const cbi_net *net, const cbi_shape *shapes)
+{
+    size_t m = 0;
+    for (int k = 0; k < net->n_outputs; ++k) {
+        const size_t n = shape_elems(shapes[net->outputs[k]]);
+        if (n > m) m = n;
+    }
+    return m;
+}
+
 /* The bytes a stream of this plan holds (cbinfer_stream_memory_bytes): the
  * activations (one tensor per value), the per-layer state of the
  * change-based modes, the weights, the host staging buffers and the
@@ -141,7 +153,8 @@ static uint64_t memory_estimate(const cbi_backend *be, const cbi_backend_config 
         const cbi_node_plan *p = &cfg->plans[i];
         const uint64_t in_px = (uint64_t)p->in.h * p->in.w, out_px = (uint64_t)p->out.h * p->out.w;
         if (n->op == CBI_OP_CONV) {
-            bytes += ((uint64_t)n->cout * n->win.kh * n->win.kw * p->in.c + n->cout) * elem;
+            bytes += ((uint64_t)n->cout * n->win.kh * n->win.kw * cbi_conv_group_cin(n, p->in.c) +
+                      n->cout) * elem;
             if (!change_based) continue;
             const cbi_policy pol = cbi_config_policy(cfg, i);
             /* state (reference, accumulator), changed input pixels, Eq. 4
@@ -156,7 +169,7 @@ static uint64_t memory_estimate(const cbi_backend *be, const cbi_backend_config 
             bytes += out_px * 5;
         }
     }
-    bytes += (shape_elems(cfg->shapes[net->input]) + shape_elems(cfg->shapes[net->output]) +
+    bytes += (shape_elems(cfg->shapes[net->input]) + output_max_elems(net, cfg->shapes) +
               conv_input_max_elems(net, cfg->shapes)) * sizeof(float);
     return bytes + be->extra_bytes(cfg, threads);
 }
@@ -268,7 +281,7 @@ static cbinfer_status stream_init(cbinfer_stream_t *s, const cbinfer_network_t *
         layer_state_stats(s, i);
     }
     s->h_in = cbi_malloc_array(shape_elems(s->shapes[net->input]), sizeof(float));
-    s->h_out = cbi_malloc_array(shape_elems(s->shapes[net->output]), sizeof(float));
+    s->h_out = cbi_malloc_array(output_max_elems(net, s->shapes), sizeof(float));
     s->h_conv_in = cbi_malloc_array(conv_input_max_elems(net, s->shapes), sizeof(float));
     if (!s->h_in || !s->h_out || !s->h_conv_in)
         return STREAM_FAIL(s, CBINFER_STATUS_OUT_OF_MEMORY, "staging buffers");
@@ -903,33 +916,50 @@ cbinfer_status cbinfer_stream_push_nchw(cbinfer_stream_t *s, const float *data, 
     return process_frame(s, t0);
 }
 
-cbinfer_status cbinfer_stream_output_dims(const cbinfer_stream_t *s, int *channels, int *height,
-                                          int *width)
+cbinfer_status cbinfer_stream_output_dims_at(const cbinfer_stream_t *s, int index, int *channels,
+                                             int *height, int *width)
 {
     if (!s) return CBINFER_STATUS_NULL_ARGUMENT;
-    const cbi_shape o = s->shapes[s->net->output];
+    if (index < 0 || index >= s->net->n_outputs) return CBINFER_STATUS_BAD_PARAM;
+    const cbi_shape o = s->shapes[s->net->outputs[index]];
     if (channels) *channels = o.c;
     if (height) *height = o.h;
     if (width) *width = o.w;
     return CBINFER_STATUS_SUCCESS;
 }
 
-cbinfer_status cbinfer_stream_read_output(cbinfer_stream_t *s, float *dst, size_t capacity)
+cbinfer_status cbinfer_stream_output_dims(const cbinfer_stream_t *s, int *channels, int *height,
+                                          int *width)
+{
+    return cbinfer_stream_output_dims_at(s, 0, channels, height, width);
+}
+
+cbinfer_status cbinfer_stream_read_output_at(cbinfer_stream_t *s, int index, float *dst,
+                                             size_t capacity)
 {
     if (!s) return CBINFER_STATUS_NULL_ARGUMENT;
+    if (index < 0 || index >= s->net->n_outputs)
+        return STREAM_FAIL(s, CBINFER_STATUS_BAD_PARAM, "output %d of a network with %d", index,
+                           s->net->n_outputs);
     if (!dst) return STREAM_FAIL(s, CBINFER_STATUS_NULL_ARGUMENT, "output buffer is NULL");
     if (!s->have_output)
         return STREAM_FAIL(s, CBINFER_STATUS_NOT_READY, "no frame processed since creation or reset");
-    const cbi_shape o = s->shapes[s->net->output];
+    const int v = s->net->outputs[index];
+    const cbi_shape o = s->shapes[v];
     const size_t hw = (size_t)o.h * o.w;
     if (capacity < hw * o.c)
-        return STREAM_FAIL(s, CBINFER_STATUS_BUFFER_TOO_SMALL, "output needs %zu floats, buffer has %zu",
-                           hw * o.c, capacity);
-    cbinfer_status st = s->be->download(s->bctx, s->h_out, &s->values[s->net->output], &s->err);
+        return STREAM_FAIL(s, CBINFER_STATUS_BUFFER_TOO_SMALL,
+                           "output %d needs %zu floats, buffer has %zu", index, hw * o.c, capacity);
+    cbinfer_status st = s->be->download(s->bctx, s->h_out, &s->values[v], &s->err);
     if (st != CBINFER_STATUS_SUCCESS) return st;
     for (size_t p = 0; p < hw; ++p)
         for (int c = 0; c < o.c; ++c) dst[c * hw + p] = s->h_out[p * o.c + c];
     return CBINFER_STATUS_SUCCESS;
+}
+
+cbinfer_status cbinfer_stream_read_output(cbinfer_stream_t *s, float *dst, size_t capacity)
+{
+    return cbinfer_stream_read_output_at(s, 0, dst, capacity);
 }
 
 int cbinfer_stream_layer_count(const cbinfer_stream_t *s)

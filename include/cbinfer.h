@@ -177,6 +177,13 @@ CBINFER_API cbinfer_status cbinfer_network_input_dims(const cbinfer_network_t *n
 CBINFER_API cbinfer_status cbinfer_network_input_scaling(const cbinfer_network_t *net,
                                                          float *scale, float *offset);
 
+/* Graph outputs, in the model's order (a detector's heads, say): their count
+ * (0 for a NULL network) and each one's ONNX name (NULL for an index out of
+ * range). A name pointer stays valid as long as the network. Output 0 is the
+ * one cbinfer_stream_output_dims/read_output read. */
+CBINFER_API int cbinfer_network_output_count(const cbinfer_network_t *net);
+CBINFER_API const char *cbinfer_network_output_name(const cbinfer_network_t *net, int index);
+
 /* Change-detecting layers (convolutions), in execution order. A name pointer
  * stays valid as long as the network. */
 CBINFER_API int cbinfer_network_conv_count(const cbinfer_network_t *net);
@@ -454,14 +461,21 @@ CBINFER_API cbinfer_status cbinfer_stream_push_rgb8(cbinfer_stream_t *stream, co
 CBINFER_API cbinfer_status cbinfer_stream_push_nchw(cbinfer_stream_t *stream, const float *data,
                                                     int channels, int height, int width);
 
-/* Shape of the network output for this stream. */
+/* Shape of network output 0 for this stream; _at: of output `index`
+ * (BAD_PARAM when out of range). Any output pointer may be NULL. */
 CBINFER_API cbinfer_status cbinfer_stream_output_dims(const cbinfer_stream_t *stream,
                                                       int *channels, int *height, int *width);
+CBINFER_API cbinfer_status cbinfer_stream_output_dims_at(const cbinfer_stream_t *stream,
+                                                         int index, int *channels, int *height,
+                                                         int *width);
 
-/* Copies the output of the last frame as float32 NCHW into dst, which holds
- * capacity floats. Statuses: NULL_ARGUMENT, NOT_READY, BUFFER_TOO_SMALL. */
+/* Copies output 0 (_at: output `index`) of the last frame as float32 NCHW
+ * into dst, which holds capacity floats. Statuses: NULL_ARGUMENT, NOT_READY,
+ * BUFFER_TOO_SMALL, BAD_PARAM (index). */
 CBINFER_API cbinfer_status cbinfer_stream_read_output(cbinfer_stream_t *stream, float *dst,
                                                       size_t capacity);
+CBINFER_API cbinfer_status cbinfer_stream_read_output_at(cbinfer_stream_t *stream, int index,
+                                                         float *dst, size_t capacity);
 
 /* Statistics of the last frame for one layer (one node of the network after
  * activation fusion and BatchNorm folding). Step times are 0 unless

@@ -165,10 +165,10 @@ TEST(Loader, ConvBnReluIsFoldedAndFused)
     EXPECT_EQ(nd.win.pad_r, 1);
     ASSERT_EQ(net.n_values, 2) << "only the input and the fused output remain";
     EXPECT_STREQ(net.values[net.input].name, "x");
-    EXPECT_STREQ(net.values[net.output].name, "y");
+    EXPECT_STREQ(net.values[net.outputs[0]].name, "y");
     EXPECT_EQ(nd.inputs[0], net.input);
-    EXPECT_EQ(nd.output, net.output);
-    EXPECT_EQ(net.values[net.output].c, cout);
+    EXPECT_EQ(nd.output, net.outputs[0]);
+    EXPECT_EQ(net.values[net.outputs[0]].c, cout);
 
     for (int o = 0; o < cout; ++o) {
         double f = gamma[o] / std::sqrt(static_cast<double>(var[o]) + eps);
@@ -235,9 +235,9 @@ TEST(Loader, ConvTransposeWeightsAreCinKhKwCout)
     Planned p = plan(l, 5, 7);
     ASSERT_EQ(p.status, CBINFER_STATUS_SUCCESS) << p.msg;
     // (in - 1) * 2 - 2 + 3 + 1
-    EXPECT_EQ(p.shapes[l.ir().output].h, 10);
-    EXPECT_EQ(p.shapes[l.ir().output].w, 14);
-    EXPECT_EQ(p.shapes[l.ir().output].c, cout);
+    EXPECT_EQ(p.shapes[l.ir().outputs[0]].h, 10);
+    EXPECT_EQ(p.shapes[l.ir().outputs[0]].w, 14);
+    EXPECT_EQ(p.shapes[l.ir().outputs[0]].c, cout);
 }
 
 TEST(Loader, SymbolicInputDims)
@@ -407,7 +407,7 @@ TEST(Loader, ActivationsFuseOnlyIntoASingleUseConv)
     EXPECT_EQ(net.nodes[4].act.kind, CBI_ACT_PRELU);
     ASSERT_EQ(net.nodes[4].act.n_slope, 3);
     EXPECT_FLOAT_EQ(net.nodes[4].act.slope[2], 0.3f);
-    EXPECT_EQ(net.nodes[4].output, net.output);
+    EXPECT_EQ(net.nodes[4].output, net.outputs[0]);
     EXPECT_EQ(net.n_conv, 2);
     EXPECT_EQ(net.conv_nodes[0], 0);
     EXPECT_EQ(net.conv_nodes[1], 1);
@@ -543,7 +543,7 @@ TEST(Loader, OtherOpsLowered)
     EXPECT_EQ(net.nodes[3].size_w, 30);
     EXPECT_EQ(net.nodes[3].coord, CBI_RESIZE_HALF_PIXEL);
     EXPECT_EQ(net.nodes[3].round, CBI_RESIZE_ROUND_PREFER_FLOOR);
-    EXPECT_EQ(net.values[net.output].c, 2);
+    EXPECT_EQ(net.values[net.outputs[0]].c, 2);
 
     Planned p = plan(l, 3, 5);
     ASSERT_EQ(p.status, CBINFER_STATUS_SUCCESS) << p.msg;
@@ -554,9 +554,9 @@ TEST(Loader, OtherOpsLowered)
     EXPECT_EQ(p.shapes[net.nodes[2].output].c, 1);
     EXPECT_EQ(p.shapes[net.nodes[2].output].h, 28);
     EXPECT_EQ(p.shapes[net.nodes[2].output].w, 66);
-    EXPECT_EQ(p.shapes[net.output].c, 2);
-    EXPECT_EQ(p.shapes[net.output].h, 40);
-    EXPECT_EQ(p.shapes[net.output].w, 30);
+    EXPECT_EQ(p.shapes[net.outputs[0]].c, 2);
+    EXPECT_EQ(p.shapes[net.outputs[0]].h, 40);
+    EXPECT_EQ(p.shapes[net.outputs[0]].w, 30);
 }
 
 TEST(Loader, OldOpsetForms)
@@ -578,7 +578,7 @@ TEST(Loader, OldOpsetForms)
     EXPECT_EQ(l.ir().nodes[1].round, CBI_RESIZE_FLOOR);
     Planned ok = plan(l, 2, 2);
     ASSERT_EQ(ok.status, CBINFER_STATUS_SUCCESS) << ok.msg;
-    EXPECT_EQ(ok.shapes[l.ir().output].h, 8);
+    EXPECT_EQ(ok.shapes[l.ir().outputs[0]].h, 8);
     Planned small = plan(l, 1, 4);
     EXPECT_EQ(small.status, CBINFER_STATUS_BAD_FRAME_SIZE) << "reflect pad 1 needs 2 px";
     EXPECT_NE(small.msg.find("pad"), std::string::npos) << small.msg;
@@ -772,11 +772,11 @@ TEST(Loader, UnsupportedOpNamesNodeAndOp)
     Model u;
     u.input("x", {1, 2, 4, 4});
     add_conv(u, "conv", "x", "c", 2, 2, 1, 1);
-    u.node("Sigmoid", "", {"c"}, {"y"});
+    u.node("Tanh", "", {"c"}, {"y"});
     u.output("y");
     Loaded lu = load(u);
     EXPECT_EQ(lu.status, CBINFER_STATUS_MODEL_UNSUPPORTED_OP);
-    EXPECT_NE(lu.msg.find("Sigmoid_1"), std::string::npos) << lu.msg;
+    EXPECT_NE(lu.msg.find("Tanh_1"), std::string::npos) << lu.msg;
 
     Model d;
     d.input("x", {1, 2, 4, 4});
@@ -820,11 +820,17 @@ void expect_refused(const RefusedCase &c, cbinfer_status status, bool add_output
 TEST(Loader, UnsupportedAttributes)
 {
     const RefusedCase cases[] = {
-        {"group 2", "group = 2 is not supported",
+        {"ConvTranspose group 2", "group = 2 is not supported (ConvTranspose: only 1)",
          [](Model &m) {
              m.input("x", {1, 4, 8, 8});
              m.init_f("w", {4, 2, 3, 3}, ramp(72));
-             m.attr_i(m.node("Conv", "gconv", {"x", "w"}, {"y"}), "group", 2);
+             m.attr_i(m.node("ConvTranspose", "gconv", {"x", "w"}, {"y"}), "group", 2);
+         }},
+        {"group 0", "group = 0 is not supported",
+         [](Model &m) {
+             m.input("x", {1, 4, 8, 8});
+             m.init_f("w", {4, 4, 3, 3}, ramp(144));
+             m.attr_i(m.node("Conv", "gconv", {"x", "w"}, {"y"}), "group", 0);
          }},
         {"concat axis 2", "axis = 2 is not supported",
          [](Model &m) {
@@ -849,11 +855,19 @@ TEST(Loader, UnsupportedAttributes)
              m.init_i64("p", {8}, {0, 0, 1, 0, 0, 0, 0, 0});
              m.attr_s(m.node("Pad", "pad", {"x", "p"}, {"y"}), "mode", "wrap");
          }},
-        {"resize linear", "mode = 'linear' is not supported",
+        {"resize cubic", "mode = 'cubic' is not supported",
          [](Model &m) {
              m.input("x", {1, 4, 8, 8});
              m.init_f("s", {4}, {1, 1, 2, 2});
-             m.attr_s(m.node("Resize", "rs", {"x", "", "s"}, {"y"}), "mode", "linear");
+             m.attr_s(m.node("Resize", "rs", {"x", "", "s"}, {"y"}), "mode", "cubic");
+         }},
+        {"resize linear exclude_outside", "linear Resize with exclude_outside",
+         [](Model &m) {
+             m.input("x", {1, 4, 8, 8});
+             m.init_f("s", {4}, {1, 1, 2, 2});
+             Node &n = m.node("Resize", "rs", {"x", "", "s"}, {"y"});
+             m.attr_s(n, "mode", "linear");
+             m.attr_i(n, "exclude_outside", 1);
          }},
         {"resize channel scale", "N and C scales must be 1",
          [](Model &m) {
@@ -904,7 +918,7 @@ TEST(Loader, UnsupportedAttributes)
     Model g;
     g.input("x", {1, 4, 8, 8});
     g.init_f("w", {4, 2, 3, 3}, ramp(72));
-    g.attr_i(g.node("Conv", "gconv", {"x", "w"}, {"y"}), "group", 2);
+    g.attr_i(g.node("ConvTranspose", "gconv", {"x", "w"}, {"y"}), "group", 2);
     g.output("y");
     Loaded lg = load(g);
     EXPECT_NE(lg.msg.find("gconv"), std::string::npos) << lg.msg;
@@ -1004,6 +1018,16 @@ TEST(Loader, WeightSizeMismatches)
              m.init_f("w", {4, 3, 3, 3}, ramp(108));
              m.node("Conv", "c", {"x", "w"}, {"y"});
          }},
+        {"group 2 of a 2-channel input, weight Cin/G 2", "(group 2) expects 4 input channels",
+         [](Model &m) {
+             m.init_f("w", {4, 2, 3, 3}, ramp(72));
+             m.attr_i(m.node("Conv", "c", {"x", "w"}, {"y"}), "group", 2);
+         }},
+        {"3 outputs in 2 groups", "3 output channels do not split into 2 groups",
+         [](Model &m) {
+             m.init_f("w", {3, 1, 3, 3}, ramp(27));
+             m.attr_i(m.node("Conv", "c", {"x", "w"}, {"y"}), "group", 2);
+         }},
         {"weight data shorter than its dims", "holds 70 values but its dims need 72",
          [](Model &m) {
              m.init_f("w", {4, 2, 3, 3}, ramp(70));
@@ -1076,12 +1100,19 @@ TEST(Loader, InvalidGraphs)
              m.node("Add", "add", {"x", "x2"}, {"y"});
              m.output("y");
          }},
-        {"two graph outputs", "the graph has 2 outputs",
+        {"the input as an output", "graph output 'x' is not computed by any node",
          [](Model &m) {
              m.input("x", {1, 2, 8, 8});
              m.node("Relu", "r", {"x"}, {"y"});
              m.output("y");
              m.output("x");
+         }},
+        {"one output twice", "graph output 'y' is listed twice",
+         [](Model &m) {
+             m.input("x", {1, 2, 8, 8});
+             m.node("Relu", "r", {"x"}, {"y"});
+             m.output("y");
+             m.output("y");
          }},
         {"batch of 2", "has batch size 2",
          [](Model &m) {
@@ -1115,7 +1146,7 @@ TEST(Loader, InvalidGraphs)
              m.node("Relu", "r", {"x"}, {"z"});
              m.output("y");
          }},
-        {"output is the input", "the graph output is the graph input",
+        {"output is the input", "is the graph input; there is nothing to compute",
          [](Model &m) {
              m.input("x", {1, 2, 8, 8});
              m.node("Identity", "i", {"x"}, {"y"});
@@ -1221,8 +1252,8 @@ TEST(Loader, PlanConvStridePadDilation)
     ASSERT_EQ(l.status, CBINFER_STATUS_SUCCESS) << l.msg;
     Planned p = plan(l, 9, 7);
     ASSERT_EQ(p.status, CBINFER_STATUS_SUCCESS) << p.msg;
-    EXPECT_EQ(p.shapes[l.ir().output].h, 5);  // (9 + 2 - 3) / 2 + 1
-    EXPECT_EQ(p.shapes[l.ir().output].w, 3);  // (7 - 3) / 2 + 1
+    EXPECT_EQ(p.shapes[l.ir().outputs[0]].h, 5);  // (9 + 2 - 3) / 2 + 1
+    EXPECT_EQ(p.shapes[l.ir().outputs[0]].w, 3);  // (7 - 3) / 2 + 1
     EXPECT_EQ(p.plans[0].in.h, 9);
     EXPECT_EQ(p.plans[0].pad_t, 1);
     EXPECT_EQ(p.plans[0].pad_l, 0);
@@ -1232,12 +1263,12 @@ TEST(Loader, PlanConvStridePadDilation)
     ASSERT_EQ(d.status, CBINFER_STATUS_SUCCESS) << d.msg;
     p = plan(d, 10, 10);
     ASSERT_EQ(p.status, CBINFER_STATUS_SUCCESS) << p.msg;
-    EXPECT_EQ(p.shapes[d.ir().output].h, 6);  // 10 - (2 * 2 + 1) + 1
-    EXPECT_EQ(p.shapes[d.ir().output].w, 4);  // 10 - (2 * 3 + 1) + 1
+    EXPECT_EQ(p.shapes[d.ir().outputs[0]].h, 6);  // 10 - (2 * 2 + 1) + 1
+    EXPECT_EQ(p.shapes[d.ir().outputs[0]].w, 4);  // 10 - (2 * 3 + 1) + 1
     p = plan(d, 5, 7);
     ASSERT_EQ(p.status, CBINFER_STATUS_SUCCESS) << "a 5x7 frame fits the dilated 5x7 kernel";
-    EXPECT_EQ(p.shapes[d.ir().output].h, 1);
-    EXPECT_EQ(p.shapes[d.ir().output].w, 1);
+    EXPECT_EQ(p.shapes[d.ir().outputs[0]].h, 1);
+    EXPECT_EQ(p.shapes[d.ir().outputs[0]].w, 1);
     p = plan(d, 5, 6);
     EXPECT_EQ(p.status, CBINFER_STATUS_BAD_FRAME_SIZE);
     EXPECT_NE(p.msg.find("'op'"), std::string::npos) << p.msg;
@@ -1271,7 +1302,7 @@ TEST(Loader, PlanAutoPad)
         ASSERT_EQ(p.status, CBINFER_STATUS_SUCCESS) << p.msg;
         std::string what = std::string(c.mode) + " in " + std::to_string(c.in) + " k " +
                            std::to_string(c.k) + " s " + std::to_string(c.s);
-        EXPECT_EQ(p.shapes[l.ir().output].h, c.out) << what;
+        EXPECT_EQ(p.shapes[l.ir().outputs[0]].h, c.out) << what;
         EXPECT_EQ(p.plans[0].pad_t, c.pad_begin) << what;
         EXPECT_EQ(p.plans[0].pad_b, c.pad_end) << what;
         EXPECT_EQ(p.plans[0].pad_l, c.pad_begin) << what;
@@ -1286,8 +1317,8 @@ TEST(Loader, PlanPoolCeilMode)
     ASSERT_EQ(floor2.status, CBINFER_STATUS_SUCCESS) << floor2.msg;
     Planned p = plan(floor2, 5, 4);
     ASSERT_EQ(p.status, CBINFER_STATUS_SUCCESS) << p.msg;
-    EXPECT_EQ(p.shapes[floor2.ir().output].h, 2);
-    EXPECT_EQ(p.shapes[floor2.ir().output].w, 2);
+    EXPECT_EQ(p.shapes[floor2.ir().outputs[0]].h, 2);
+    EXPECT_EQ(p.shapes[floor2.ir().outputs[0]].w, 2);
 
     Loaded ceil2 = window_net("MaxPool", 2, [](Model &m, Node &n) {
         m.attr_ints(n, "strides", {2, 2});
@@ -1297,8 +1328,8 @@ TEST(Loader, PlanPoolCeilMode)
     EXPECT_EQ(ceil2.ir().nodes[0].win.ceil_mode, 1);
     p = plan(ceil2, 5, 4);
     ASSERT_EQ(p.status, CBINFER_STATUS_SUCCESS) << p.msg;
-    EXPECT_EQ(p.shapes[ceil2.ir().output].h, 3);
-    EXPECT_EQ(p.shapes[ceil2.ir().output].w, 2);
+    EXPECT_EQ(p.shapes[ceil2.ir().outputs[0]].h, 3);
+    EXPECT_EQ(p.shapes[ceil2.ir().outputs[0]].w, 2);
 
     // A last window that would start in the end padding is dropped
     // (PyTorch MaxPool2d(2, 2, padding=1, ceil_mode=True) on 5 gives 3).
@@ -1310,8 +1341,8 @@ TEST(Loader, PlanPoolCeilMode)
     ASSERT_EQ(pad.status, CBINFER_STATUS_SUCCESS) << pad.msg;
     p = plan(pad, 5, 6);
     ASSERT_EQ(p.status, CBINFER_STATUS_SUCCESS) << p.msg;
-    EXPECT_EQ(p.shapes[pad.ir().output].h, 3);
-    EXPECT_EQ(p.shapes[pad.ir().output].w, 4);
+    EXPECT_EQ(p.shapes[pad.ir().outputs[0]].h, 3);
+    EXPECT_EQ(p.shapes[pad.ir().outputs[0]].w, 4);
 
     Loaded avg = window_net("AveragePool", 3, [](Model &m, Node &n) {
         m.attr_ints(n, "pads", {1, 1, 1, 1});
@@ -1322,14 +1353,14 @@ TEST(Loader, PlanPoolCeilMode)
     EXPECT_EQ(avg.ir().nodes[0].win.count_include_pad, 1);
     p = plan(avg, 4, 4);
     ASSERT_EQ(p.status, CBINFER_STATUS_SUCCESS) << p.msg;
-    EXPECT_EQ(p.shapes[avg.ir().output].h, 4);
+    EXPECT_EQ(p.shapes[avg.ir().outputs[0]].h, 4);
 
     Loaded dil = window_net("MaxPool", 2,
                             [](Model &m, Node &n) { m.attr_ints(n, "dilations", {2, 2}); });
     ASSERT_EQ(dil.status, CBINFER_STATUS_SUCCESS) << dil.msg;
     p = plan(dil, 4, 4);
     ASSERT_EQ(p.status, CBINFER_STATUS_SUCCESS) << p.msg;
-    EXPECT_EQ(p.shapes[dil.ir().output].h, 2);
+    EXPECT_EQ(p.shapes[dil.ir().outputs[0]].h, 2);
 }
 
 // Issue 11, class 1: a graph that grows a tensor (here a 30000x nearest
@@ -1380,8 +1411,8 @@ TEST(Loader, PlanRejectsBadFrameSizes)
     ASSERT_EQ(l.status, CBINFER_STATUS_SUCCESS) << l.msg;
     Planned ok = plan(l, 5, 6);
     ASSERT_EQ(ok.status, CBINFER_STATUS_SUCCESS) << ok.msg;
-    EXPECT_EQ(ok.shapes[l.ir().output].h, 1);
-    EXPECT_EQ(ok.shapes[l.ir().output].w, 2);
+    EXPECT_EQ(ok.shapes[l.ir().outputs[0]].h, 1);
+    EXPECT_EQ(ok.shapes[l.ir().outputs[0]].w, 2);
     Planned small = plan(l, 4, 6);
     EXPECT_EQ(small.status, CBINFER_STATUS_BAD_FRAME_SIZE);
     EXPECT_NE(small.msg.find("conv_b"), std::string::npos) << small.msg;

@@ -132,3 +132,33 @@ TEST(Bench, PolicyCompareRecordsThePolicy)
     std::remove(json.c_str());
     std::remove(out.c_str());
 }
+
+// A network with several outputs: --dump-output writes one .npy per output
+// (frame_%05d_o<k>.npy), each with its own shape in the header, and compare
+// mode's quality covers them all.
+TEST(Bench, DumpOutputWritesEveryOutput)
+{
+    const std::string raw = ::testing::TempDir() + "cbinfer_multi_in.rgb";
+    const std::string dir = ::testing::TempDir() + "cbinfer_multi_out";
+    const std::string out = ::testing::TempDir() + "cbinfer_multi.txt";
+    std::remove((dir + "/frame_00000_o0.npy").c_str());
+    ASSERT_EQ(std::system(("mkdir -p '" + dir + "'").c_str()), 0);
+    write_raw_frames(raw, 3);
+    const std::string args = "--model '" + cbi_test_model("nanodet") + "' --raw 40x32:'" + raw +
+                             "' --resize 64x32 --frames 2 --warmup 0 --mode compare --threshold 0" +
+                             " --dump-output '" + dir + "'";
+    ASSERT_EQ(cbi_test_run_tool(CBINFER_TEST_BENCH_EXE, args, out), 0) << cbi_test_slurp(out);
+    const char *shapes[] = {"(1, 124, 4, 8)", "(1, 124, 2, 4)", "(1, 124, 1, 2)"};
+    for (int f = 0; f < 2; ++f)
+        for (int k = 0; k < 3; ++k) {
+            char name[64];
+            std::snprintf(name, sizeof name, "/frame_%05d_o%d.npy", f, k);
+            const std::string npy = cbi_test_slurp(dir + name);
+            ASSERT_FALSE(npy.empty()) << name;
+            EXPECT_NE(npy.find(shapes[k]), std::string::npos) << name;
+        }
+    EXPECT_TRUE(cbi_test_slurp(dir + "/frame_00000.npy").empty());
+    EXPECT_NE(cbi_test_slurp(out).find("quality vs dense"), std::string::npos);
+    std::remove(raw.c_str());
+    std::remove(out.c_str());
+}

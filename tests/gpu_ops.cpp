@@ -99,7 +99,9 @@ public:
         net_.n_nodes = 1;
         net_.n_values = n_in + 1;
         net_.input = 0;
-        net_.output = n_in;
+        out_id_ = n_in;
+        net_.outputs = &out_id_;
+        net_.n_outputs = 1;
         const cbi_backend_config cfg{&net_, shapes_.data(), &plan_, mode, prec_};
         ASSERT_EQ(be_->create(&cfg, &ctx_, &err), CBINFER_STATUS_SUCCESS) << be_->name << ": " << err.msg;
         ASSERT_EQ(be_->layer_create(ctx_, 0, &layer_, &err), CBINFER_STATUS_SUCCESS) << err.msg;
@@ -207,6 +209,7 @@ private:
     cbinfer_precision prec_;
     std::vector<cbi_shape> shapes_;
     cbi_net net_{};
+    int out_id_ = 0;
     void *ctx_ = nullptr;
     void *layer_ = nullptr;
     std::vector<cbi_tensor> vals_;

@@ -147,6 +147,20 @@ std::vector<float> output_of(cbinfer_stream_t *s)
     return out;
 }
 
+std::vector<std::vector<float>> outputs_of(cbinfer_stream_t *s, const cbinfer_network_t *net)
+{
+    std::vector<std::vector<float>> out;
+    for (int k = 0; k < cbinfer_network_output_count(net); ++k) {
+        int c = 0, h = 0, w = 0;
+        EXPECT_EQ(cbinfer_stream_output_dims_at(s, k, &c, &h, &w), CBINFER_STATUS_SUCCESS);
+        out.emplace_back((size_t)c * h * w);
+        EXPECT_EQ(cbinfer_stream_read_output_at(s, k, out.back().data(), out.back().size()),
+                  CBINFER_STATUS_SUCCESS)
+            << cbinfer_stream_last_error(s);
+    }
+    return out;
+}
+
 void push(cbinfer_stream_t *s, const std::vector<uint8_t> &rgb, int w, int h)
 {
     ASSERT_EQ(cbinfer_stream_push_rgb8(s, rgb.data(), w, h, (size_t)w * 3), CBINFER_STATUS_SUCCESS)

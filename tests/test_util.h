@@ -73,6 +73,9 @@ StreamPtr make_stream(const cbinfer_network_t *net, int w, int h, cbinfer_backen
                       cbinfer_mode mode, cbinfer_precision prec = CBINFER_PRECISION_FP32);
 // The stream's current output (C x H x W); failures are non-fatal.
 std::vector<float> output_of(cbinfer_stream_t *s);
+// Every output of the stream's network (C x H x W each, in the graph's
+// order), through cbinfer_stream_read_output_at; failures are non-fatal.
+std::vector<std::vector<float>> outputs_of(cbinfer_stream_t *s, const cbinfer_network_t *net);
 // Pushes a packed RGB8 frame. A failure is recorded as fatal (ASSERT) but,
 // push() being a void helper, only returns from push(): the test goes on.
 void push(cbinfer_stream_t *s, const std::vector<uint8_t> &rgb, int w, int h);

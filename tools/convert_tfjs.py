@@ -242,8 +242,10 @@ class Converter:
     def short(self, tf_name):
         """An ONNX node name from a TF name: the last meaningful path part."""
         parts = [p for p in tf_name.split("/") if p and p != "PartitionedCall"]
-        if self.what == "posenet" and len(parts) >= 3:
-            return parts[2] if parts[2] not in ("BatchNorm",) else parts[1]
+        if self.what == "posenet":  # MobilenetV1/MobilenetV1/Conv2d_3_depthwise/..., or
+            named = [p for p in parts if p != "MobilenetV1"]  # MobilenetV1/heatmap_2/BiasAdd
+            if named:
+                return named[0]
         name = parts[-1] if parts else tf_name
         return name.replace("onnx_tf_prefix_", "")
 

@@ -13,6 +13,10 @@
 #   googletest/   the GoogleTest sources (built there)
 #   models/       the converted pretrained models (the synthetic ones are
 #                 built there by tools/convert_models.py, from no data)
+#   data/models/human-models/  NanoDet's and PoseNet's TF.js files, converted
+#                 there by tools/convert_tfjs.py (smaller than the ONNX)
+#   onnx-testdata/ the ONNX node test vectors the op tests run (Debian
+#                 libonnx-testdata), as tests/onnx_node_tests.cpp lists them
 #   data/video/   vtest.avi, for the benchmark (decoded there with OpenCV)
 #   frames/       the frames the tests read, raw rgb24 decoded here:
 #                 vtest.avi frames 0-19, Megamind.avi frame 30
@@ -50,6 +54,16 @@ cp -a /usr/src/googletest "$stage/googletest"
 for m in vgg7-noise1 vgg7-scale2x upconv7-noise1-scale2x realesr-x2; do
   cp "build/models/$m.onnx" "$stage/models/"
 done
+# The TF.js surveillance models, converted there.
+mkdir -p "$stage/data/models/human-models"
+cp "$CBINFER_DATA_DIR"/models/human-models/{nanodet,posenet}.{json,bin} \
+   "$stage/data/models/human-models/"
+# The ONNX node test vectors of the op tests.
+td=/usr/share/libonnx-testdata/data
+for c in $(grep -o '"\(node\|pytorch-converted\)/test_[a-z0-9_A-Z]*"' tests/onnx_node_tests.cpp | tr -d '"'); do
+  mkdir -p "$stage/onnx-testdata/$c"
+  cp -a "$td/$c/." "$stage/onnx-testdata/$c/"
+done
 # The benchmark's video; the tests' frames, decoded here by FFmpeg.
 cp "$CBINFER_DATA_DIR/data/video/vtest.avi" "$stage/data/video/"
 dump() { # video first count out
@@ -68,7 +82,7 @@ mv "$B/bundle.tar.xz.tmp" "$B/bundle.tar.xz"
   echo "cbinfer GPU bundle, $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $(git rev-parse --short HEAD)"
   echo "oneDNN $(dpkg-query -W -f='${Version}' libdnnl-dev), protobuf-c $(dpkg-query -W -f='${Version}' libprotobuf-c-dev), googletest $(dpkg-query -W -f='${Version}' googletest)"
   echo
-  (cd "$stage" && du -sh prefix gen onnx.proto googletest models data frames)
+  (cd "$stage" && du -sh prefix gen onnx.proto googletest models data frames onnx-testdata)
 } > "$B/MANIFEST.txt"
 size=$(stat -c %s "$B/bundle.tar.xz")
 cat "$B/MANIFEST.txt" >&2

@@ -87,6 +87,7 @@ configure() {
     -DCMAKE_CUDA_ARCHITECTURES="$arch" -DDNNL_ROOT="$B/prefix" -DPROTOBUF_C_ROOT="$B/prefix" \
     -DCBINFER_ONNX_PB_DIR="$B/gen" -DGTEST_SOURCE_DIR="$B/googletest" \
     -DCBINFER_DATA_DIR="$B/data" -DCBINFER_PREBUILT_MODELS="$B/models" \
+    -DCBINFER_ONNX_TESTDATA="$B/onnx-testdata" \
     -DCBINFER_GIT_COMMIT="${CBINFER_COMMIT:-}"
 }
 

@@ -64,7 +64,7 @@ def seeds_onnx():
     out["conv_dilated"] = model("conv_dilated", [c], i, 4)
     c0, i0 = conv("c0", "input", 4, 3)
     c1, i1 = conv("c1", "c0", 4, 4, k=3, group=2)
-    out["refused_conv_grouped"] = model("refused_conv_grouped", [c0, c1], i0 + i1, 4)
+    out["conv_grouped"] = model("conv_grouped", [c0, c1], i0 + i1, 4)
     c, i = conv("c1", "input", 8, 3, k=1, pads=[0, 0, 0, 0])
     out["conv_1x1"] = model("conv_1x1", [c], i, 8)
     c = helper.make_node("Conv", ["input", "w", "b"], ["c1"], name="c1", kernel_shape=[3, 3],

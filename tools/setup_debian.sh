@@ -11,6 +11,7 @@ PKGS=(
   libavformat-dev libavcodec-dev libswscale-dev libavutil-dev  # video input
   libdnnl-dev                                              # CPU kernels (oneDNN)
   googletest libgtest-dev valgrind                         # tests
+  libonnx-testdata                                         # the ONNX node test vectors
   clang libclang-rt-dev libomp-dev                         # fuzzing (tools/fuzz.sh: libFuzzer)
   python3-numpy python3-onnx python3-matplotlib            # tools/ (run by /usr/bin/python3)
   python3-pytest                                           # the Python bindings' test

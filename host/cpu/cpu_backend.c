@@ -65,11 +65,13 @@ static size_t cpu_extra_bytes(const cbi_backend_config *cfg, int threads)
         const cbi_node *n = &cfg->net->nodes[i];
         if (n->op != CBI_OP_CONV) continue;
         const cbi_policy pol = cbi_config_policy(cfg, i);
-        const size_t k = (size_t)n->win.kh * n->win.kw * cfg->plans[i].in.c;
+        const size_t k = (size_t)n->win.kh * n->win.kw * cbi_conv_group_cin(n, cfg->plans[i].in.c);
         /* two matmuls' copies (W^T, or W2 for the delta scatter: the same
-         * count), or the padded thin rows */
+         * count), the padded thin rows, or the grouped layout's one copy */
         const int thin = n->cout <= CPU_THIN_COUT && !cbi_policy_uses_scatter(&pol, cfg->plans[i].in.c);
-        weights += thin ? CPU_THIN_COUT * k : 2 * k * (size_t)n->cout;
+        weights += cbi_conv_groups(n) > 1 ? k * (size_t)n->cout
+                   : thin                 ? CPU_THIN_COUT * k
+                                          : 2 * k * (size_t)n->cout;
     }
     return sizeof(float) *
            (weights + chunk * ct_cols +
@@ -229,6 +231,7 @@ static void cpu_layer_destroy(void *bctx, void *layer)
     free(L->out_map);
     free(L->idx);
     free(L->thin_w);
+    free(L->group_w);
     free(L->acc);
     free(L->dimg);
     free(L->s1map);
@@ -257,6 +260,11 @@ static cbinfer_status cpu_layer_create(void *bctx, int node_id, void **out, cbi_
         L->idx = cbi_malloc_array(out_px, sizeof(int32_t));
         ok = L->out_map && L->idx;
     }
+    cbinfer_status pst;
+    if (ok && pol && (pst = cbi_policy_check_node(pol, n, e)) != CBINFER_STATUS_SUCCESS) {
+        cpu_layer_destroy(bctx, L);
+        return pst;
+    }
     if (ok && change_based && n->op == CBI_OP_CONV) {
         L->in_state = cbi_calloc(in_px * p->in.c, sizeof(float));
         L->in_idx = cbi_malloc_array(in_px, sizeof(int32_t));
@@ -273,7 +281,15 @@ static cbinfer_status cpu_layer_create(void *bctx, int node_id, void **out, cbi_
             ok = L->dimg && L->s1map && L->bmap;
             L->w_l1 = cbi_conv_weight_l1(n, p->in.c);
         }
-        if (ok && n->cout <= CPU_THIN_COUT && !cbi_policy_uses_scatter(pol, p->in.c)) {
+        if (ok && cbi_conv_groups(n) > 1) {
+            /* [Cout][kh][kw][cg] -> [kh][kw][cg][Cout] (cpu_group_rows) */
+            const size_t taps_cg = (size_t)n->win.kh * n->win.kw * cbi_conv_group_cin(n, p->in.c);
+            L->group_w = cbi_malloc_array(taps_cg * n->cout, sizeof(float));
+            ok = L->group_w != NULL;
+            for (size_t o = 0; ok && o < (size_t)n->cout; ++o)
+                for (size_t t = 0; t < taps_cg; ++t)
+                    L->group_w[t * n->cout + o] = n->weight[o * taps_cg + t];
+        } else if (ok && n->cout <= CPU_THIN_COUT && !cbi_policy_uses_scatter(pol, p->in.c)) {
             const size_t k = (size_t)n->win.kh * n->win.kw * p->in.c;
             L->thin_w = cbi_calloc(CPU_THIN_COUT * k, sizeof(float));
             ok = L->thin_w != NULL;

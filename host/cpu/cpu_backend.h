@@ -10,6 +10,7 @@
 #ifndef CBI_CPU_BACKEND_H
 #define CBI_CPU_BACKEND_H
 
+#include <math.h>
 #include <stdint.h>
 
 #include <oneapi/dnnl/dnnl.h>
@@ -85,6 +86,7 @@ typedef struct cpu_layer {
     cpu_conv_prims conv; /* Conv only */
     float *thin_w;     /* Conv with Cout <= CPU_THIN_COUT, change-based: the weights
                           [CPU_THIN_COUT][kh][kw][Cin], rows past Cout zero */
+    float *group_w;    /* grouped Conv, change-based: the weights [kh][kw][Cin/group][Cout] */
     /* Delta policies (host/cpu/cpu_delta.c). */
     cbi_policy policy; /* the policy the state was made for */
     float *acc;        /* fp32 pre-activation accumulator [out px][Cout]; NULL when
@@ -126,6 +128,7 @@ static inline float cpu_activate(const cbi_activation *act, int ch, float v)
     case CBI_ACT_LEAKY_RELU: return v > 0.f ? v : v * act->alpha;
     case CBI_ACT_PRELU: return v > 0.f ? v : v * act->slope[act->n_slope == 1 ? 0 : ch];
     case CBI_ACT_CLIP: return v < act->lo ? act->lo : (v > act->hi ? act->hi : v);
+    case CBI_ACT_SIGMOID: return 1.f / (1.f + expf(-v));
     case CBI_ACT_NONE: default: return v;
     }
 }
@@ -157,7 +160,8 @@ typedef struct cpu_conv_geom {
     int cin, h, w;      /* input */
     int cout, ho, wo;   /* output */
     int kh, kw, sh, sw, dh, dw, pad_t, pad_l;
-    int k;              /* kh * kw * cin */
+    int group;          /* channel groups (1: a plain convolution) */
+    int k;              /* kh * kw * cin / group: one output's MACs and weights */
 } cpu_conv_geom;
 cpu_conv_geom cpu_conv_geom_of(const cbi_op_args *a);
 
@@ -175,6 +179,10 @@ int64_t cpu_mark_and_extract(cpu_ctx *ctx, int threads, const cpu_conv_geom *g,
 void cpu_gather_rows(const cpu_conv_geom *g, const float *in, const int32_t *idx, int m,
                      float *col);
 /* Thin layers: Cout dot products per output pixel straight from `in`. */
+/* Grouped convolution rows (cpu_conv.c): y[r][Cout] at output pixels idx
+ * straight from `in`, over cpu_layer.group_w; no im2col, no GEMM. */
+void cpu_group_rows(const cpu_conv_geom *g, const float *in, const float *group_w,
+                    const int32_t *idx, int m, float *y);
 void cpu_thin_rows(const cpu_conv_geom *g, const float *in, const float *thin_w,
                    const int32_t *idx, int m, float *y);
 /* The layer's matmul on m rows of a slot's col scratch (x_cols floats a row)

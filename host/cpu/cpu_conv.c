@@ -43,8 +43,9 @@ cpu_conv_geom cpu_conv_geom_of(const cbi_op_args *a)
         .cout = p->out.c, .ho = p->out.h, .wo = p->out.w,
         .kh = n->win.kh, .kw = n->win.kw, .sh = n->win.sh, .sw = n->win.sw,
         .dh = n->win.dh, .dw = n->win.dw, .pad_t = p->pad_t, .pad_l = p->pad_l,
+        .group = cbi_conv_groups(n),
     };
-    g.k = g.kh * g.kw * g.cin;
+    g.k = g.kh * g.kw * (g.cin / g.group);
     return g;
 }
 
@@ -440,6 +441,46 @@ void cpu_thin_rows(const cpu_conv_geom *g, const float *restrict in,
     }
 }
 
+/* Grouped convolutions: the product is block-diagonal (output channel o
+ * reads the cg = Cin/group input channels of its group only), so an im2col
+ * row of all Cin channels and one GEMM would multiply zeros. Each row
+ * accumulates its kh*kw taps straight from the input instead, over the
+ * weights laid out [kh][kw][cg][Cout] so that the loop over output channels
+ * runs contiguously; depthwise (cg = 1, one output per group) reads the
+ * input pixel's channels contiguously too and vectorises. */
+CPU_SIMD_CLONES
+void cpu_group_rows(const cpu_conv_geom *g, const float *restrict in,
+                    const float *restrict group_w, const int32_t *idx, int m, float *restrict y)
+{
+    const int cout = g->cout, cg = g->cin / g->group, mg = g->cout / g->group;
+    for (int r = 0; r < m; ++r) {
+        float *restrict yr = y + (size_t)r * cout;
+        memset(yr, 0, (size_t)cout * sizeof *yr);
+        const int oy = idx[r] / g->wo, ox = idx[r] % g->wo;
+        for (int ky = 0; ky < g->kh; ++ky) {
+            const int iy = oy * g->sh - g->pad_t + ky * g->dh;
+            if (iy < 0 || iy >= g->h) continue;
+            for (int kx = 0; kx < g->kw; ++kx) {
+                const int ix = ox * g->sw - g->pad_l + kx * g->dw;
+                if (ix < 0 || ix >= g->w) continue;
+                const float *restrict xp = in + ((size_t)iy * g->w + ix) * g->cin;
+                const float *restrict wt = group_w + ((size_t)ky * g->kw + kx) * cg * cout;
+                for (int ci = 0; ci < cg; ++ci) {
+                    const float *restrict wc = wt + (size_t)ci * cout;
+                    if (cg == 1 && mg == 1) {
+                        for (int o = 0; o < cout; ++o) yr[o] += wc[o] * xp[o];
+                    } else {
+                        for (int gi = 0; gi < g->group; ++gi) {
+                            const float v = xp[gi * cg + ci];
+                            for (int j = 0; j < mg; ++j) yr[gi * mg + j] += wc[gi * mg + j] * v;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /* The layer's matmul on one slot, from its col scratch (x_cols floats a
  * row) into y (c->y_cols a row), with the fixed-size matmuls of the layer
  * (cpu_conv_prims): a chunk of at least CPU_CHUNK_ROWS - CPU_PIECE_ROWS rows
@@ -507,7 +548,8 @@ cbinfer_status cpu_rows_gemm(cpu_ctx *ctx, const cpu_layer *L, cbi_op_args *a,
     const int64_t n_chunks = (n + chunk - 1) / chunk;
     const int team = n_chunks < threads ? (int)(n_chunks > 0 ? n_chunks : 1) : threads;
     const int timed = a->collect_stats;
-    const int thin = g->cout <= CPU_THIN_COUT;
+    const int grouped = g->group > 1;
+    const int thin = !grouped && g->cout <= CPU_THIN_COUT;
     double t_col = 0, t_gemm = 0, t_upd = 0;
     cbinfer_status st = CBINFER_STATUS_SUCCESS;
 #pragma omp parallel for num_threads(team) schedule(dynamic, 1) reduction(+ : t_col, t_gemm, t_upd)
@@ -518,10 +560,12 @@ cbinfer_status cpu_rows_gemm(cpu_ctx *ctx, const cpu_layer *L, cbi_op_args *a,
         const int m = (int)(n - r0 < chunk ? n - r0 : chunk);
         cbi_err chunk_err;
         const double s0 = timed ? cbi_now_ms() : 0;
-        if (!thin) cpu_gather_rows(g, src, idx + r0, m, sl->col);
+        if (!thin && !grouped) cpu_gather_rows(g, src, idx + r0, m, sl->col);
         const double s1 = timed ? cbi_now_ms() : 0;
         cbinfer_status cs = CBINFER_STATUS_SUCCESS;
-        if (thin)
+        if (grouped)
+            cpu_group_rows(g, src, L->group_w, idx + r0, m, sl->gemm);
+        else if (thin)
             cpu_thin_rows(g, src, L->thin_w, idx + r0, m, sl->gemm);
         else
             cs = cpu_chunk_gemm(ctx, slot, &L->conv, m, g->k, sl->gemm, &chunk_err, a->node->name);
@@ -561,7 +605,7 @@ cbinfer_status cpu_conv_change(void *bctx, cbi_op_args *a, cbi_err *e)
     const float *x = a->in[0]->data;
     const cbi_changes *in_chg = a->in_chg[0];
     const int64_t npx_in = (int64_t)g.h * g.w, npx_out = (int64_t)g.ho * g.wo;
-    if (!ctx || !L || !L->in_state || (!L->conv.mm[0] && !L->thin_w))
+    if (!ctx || !L || !L->in_state || (!L->conv.mm[0] && !L->thin_w && !L->group_w))
         return cbi_fail(e, CBINFER_STATUS_INTERNAL, "node %s (Conv): no change-based state",
                         a->node->name);
     const int threads = cpu_threads(ctx);

@@ -123,6 +123,8 @@ static int append_activation(dnnl_post_ops_t po, const cbi_activation *act)
         return dnnl_post_ops_append_eltwise(po, 1.f, dnnl_eltwise_relu, act->alpha, 0.f) == dnnl_success;
     case CBI_ACT_CLIP:
         return dnnl_post_ops_append_eltwise(po, 1.f, dnnl_eltwise_clip, act->lo, act->hi) == dnnl_success;
+    case CBI_ACT_SIGMOID:
+        return dnnl_post_ops_append_eltwise(po, 1.f, dnnl_eltwise_logistic, 0.f, 0.f) == dnnl_success;
     case CBI_ACT_NONE: return 1;
     default: return 0;
     }
@@ -139,6 +141,7 @@ cbinfer_status cpu_conv_prims_create(cpu_ctx *ctx, const cbi_node *n, const cbi_
     dnnl_primitive_attr_t attr = NULL, mm_attr = NULL;
     dnnl_post_ops_t po = NULL;
     const int kh = n->win.kh, kw = n->win.kw, cin = p->in.c, cout = p->out.c;
+    const int groups = cbi_conv_groups(n);
     const dnnl_dim_t k = (dnnl_dim_t)kh * kw * cin;
     memset(c, 0, sizeof *c);
     /* oneDNN fixes a primitive's thread partition when its descriptor and the
@@ -152,7 +155,10 @@ cbinfer_status cpu_conv_prims_create(cpu_ctx *ctx, const cbi_node *n, const cbi_
      * layout it picks, bias and (where oneDNN has it) the activation fused. */
     dnnl_memory_desc_t src_md, w_any, w_user, b_md, dst_md;
     const dnnl_dims_t src_dims = {1, cin, p->in.h, p->in.w};
+    /* Grouped: 5-D weights {G, Cout/G, Cin/G, kh, kw}. */
     const dnnl_dims_t w_dims = {cout, cin, kh, kw};
+    const dnnl_dims_t wg_dims = {groups, cout / groups, cin / groups, kh, kw};
+    const int w_nd = groups > 1 ? 5 : 4;
     const dnnl_dims_t b_dims = {cout};
     const dnnl_dims_t dst_dims = {1, cout, p->out.h, p->out.w};
     const dnnl_dims_t strides = {n->win.sh, n->win.sw};
@@ -165,9 +171,14 @@ cbinfer_status cpu_conv_prims_create(cpu_ctx *ctx, const cbi_node *n, const cbi_
     const dnnl_dims_t pad_r = {(dnnl_dim_t)(p->out.h - 1) * n->win.sh + ext_h - p->in.h - p->pad_t,
                                (dnnl_dim_t)(p->out.w - 1) * n->win.sw + ext_w - p->in.w - p->pad_l};
     DNNL_TRY(dnnl_memory_desc_init_by_tag(&src_md, 4, src_dims, dnnl_f32, dnnl_nhwc), "descriptor");
-    DNNL_TRY(dnnl_memory_desc_init_by_tag(&w_any, 4, w_dims, dnnl_f32, dnnl_format_tag_any), "descriptor");
-    /* host/net.h stores conv weights [Cout][kh][kw][Cin]: oneDNN's ohwi. */
-    DNNL_TRY(dnnl_memory_desc_init_by_tag(&w_user, 4, w_dims, dnnl_f32, dnnl_ohwi), "descriptor");
+    DNNL_TRY(dnnl_memory_desc_init_by_tag(&w_any, w_nd, groups > 1 ? wg_dims : w_dims, dnnl_f32,
+                                          dnnl_format_tag_any),
+             "descriptor");
+    /* host/net.h stores conv weights [Cout][kh][kw][Cin/G]: oneDNN's ohwi,
+     * or gohwi with groups (Cout = G x Cout/G, group-major). */
+    DNNL_TRY(dnnl_memory_desc_init_by_tag(&w_user, w_nd, groups > 1 ? wg_dims : w_dims, dnnl_f32,
+                                          groups > 1 ? dnnl_gohwi : dnnl_ohwi),
+             "descriptor");
     DNNL_TRY(dnnl_memory_desc_init_by_tag(&b_md, 1, b_dims, dnnl_f32, dnnl_x), "descriptor");
     DNNL_TRY(dnnl_memory_desc_init_by_tag(&dst_md, 4, dst_dims, dnnl_f32, dnnl_nhwc), "descriptor");
     dnnl_convolution_desc_t cd;
@@ -195,7 +206,8 @@ cbinfer_status cpu_conv_prims_create(cpu_ctx *ctx, const cbi_node *n, const cbi_
     DNNL_TRY(dnnl_memory_create(&c->dense_b, &b_md, ctx->engine, (void *)n->bias), "bias memory");
     DNNL_TRY(dnnl_memory_create(&c->dense_src, &src_md, ctx->engine, DNNL_MEMORY_NONE), "memory");
     DNNL_TRY(dnnl_memory_create(&c->dense_dst, &dst_md, ctx->engine, DNNL_MEMORY_NONE), "memory");
-    if (!change_based || (cout <= CPU_THIN_COUT && !scatters)) goto done; /* thin: no GEMM */
+    /* thin and grouped: no GEMM (cpu_thin_rows, cpu_group_rows) */
+    if (!change_based || groups > 1 || (cout <= CPU_THIN_COUT && !scatters)) goto done;
 
     /* Delta scatter (EvNet, Sigma-Delta): P[rows][kh*kw*Cout] = D[rows][Cin]
      * * W2, W2 = the weights as Cin x (kh*kw*Cout), [Cin][kh][kw][Cout],

@@ -453,8 +453,32 @@ cbinfer_status cpu_pad(void *bctx, cbi_op_args *a, cbi_err *e)
 
 /* --------------------------------------------------------------- Resize --- */
 
-/* Nearest-neighbour Resize, NHWC: every output pixel copies one input pixel's
- * channel run. Scale is out/in when sizes were given, the node's otherwise. */
+/* Linear Resize, NHWC: each output value blends the four input values of its
+ * row and column taps (cbi_resize_linear_tap), first along x, then along y. */
+static void resize_linear(const cbi_node *n, const cbi_node_plan *p, const float *x, float *y)
+{
+    const cbi_shape si = p->in, so = p->out;
+    const int c = so.c;
+    for (int oy = 0; oy < so.h; oy++) {
+        const cbi_resize_tap ty = cbi_resize_linear_tap(n, p, 0, oy);
+        const float *r0 = x + (size_t)ty.i0 * si.w * c, *r1 = x + (size_t)ty.i1 * si.w * c;
+        float *yr = y + (size_t)oy * so.w * c;
+        for (int ox = 0; ox < so.w; ox++) {
+            const cbi_resize_tap tx = cbi_resize_linear_tap(n, p, 1, ox);
+            const float *a0 = r0 + (size_t)tx.i0 * c, *a1 = r0 + (size_t)tx.i1 * c;
+            const float *b0 = r1 + (size_t)tx.i0 * c, *b1 = r1 + (size_t)tx.i1 * c;
+            float *o = yr + (size_t)ox * c;
+            for (int ch = 0; ch < c; ch++) {
+                const float top = a0[ch] + tx.f * (a1[ch] - a0[ch]);
+                const float bot = b0[ch] + tx.f * (b1[ch] - b0[ch]);
+                o[ch] = top + ty.f * (bot - top);
+            }
+        }
+    }
+}
+
+/* Resize, NHWC. Nearest: every output pixel copies one input pixel's channel
+ * run. Scale is out/in when sizes were given, the node's otherwise. */
 cbinfer_status cpu_resize(void *bctx, cbi_op_args *a, cbi_err *e)
 {
     cbinfer_status st = ops_check(a, 1, e);
@@ -468,6 +492,11 @@ cbinfer_status cpu_resize(void *bctx, cbi_op_args *a, cbi_err *e)
     const double t0 = ops_t0(a);
     const float *x = a->in[0]->data;
     float *y = a->out->data;
+    if (n->linear) {
+        resize_linear(n, a->plan, x, y);
+        ops_done(a, CBINFER_STEP_DENSE, t0, ops_px(so));
+        return CBINFER_STATUS_SUCCESS;
+    }
     const int c = so.c;
     const size_t run = (size_t)c * sizeof(float);
     for (int oy = 0; oy < so.h; oy++) {

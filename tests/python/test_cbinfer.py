@@ -98,3 +98,19 @@ def test_policies_at_zero_threshold_equal_dense(net, tmp_path):
     with pytest.raises(cbinfer.Error) as e:
         streams[0].set_policy("evnet:chunk=0")
     assert e.value.status == 101 and "chunk=0" in e.value.message
+
+
+def test_several_outputs_come_as_a_list(tmp_path):
+    net = cbinfer.Network(os.path.join(MODELS, "nanodet.onnx"))
+    assert net.output_names == ["head_s8", "head_s16", "head_s32"]
+    frames = [np.ascontiguousarray(f[250:346, 300:428]) for f in vtest.vtest_frames(2, tmp_path)]
+    dense = net.stream(128, 96, mode="dense")
+    cb = net.stream(128, 96, mode="cbinfer")
+    cb.set_threshold(0.0)
+    assert cb.output_shapes == [(124, 12, 16), (124, 6, 8), (124, 3, 4)]
+    for f in frames:
+        d, c = dense.push(f), cb.push(f)
+        assert isinstance(d, list) and len(d) == 3
+        for a, b, shape in zip(d, c, cb.output_shapes):
+            assert a.shape == shape
+            np.testing.assert_allclose(b, a, atol=1e-4)

@@ -90,6 +90,8 @@ def _lib():
         "cbinfer_network_input_dims": (st, [p, ip, ip, ip]),
         "cbinfer_network_conv_count": (i, [p]),
         "cbinfer_network_conv_name": (cp, [p, i]),
+        "cbinfer_network_output_count": (i, [p]),
+        "cbinfer_network_output_name": (cp, [p, i]),
         "cbinfer_stream_create": (st, [p, i, i, i, i, i, pp, cp, sz]),
         "cbinfer_stream_destroy": (None, [p]),
         "cbinfer_stream_last_error": (cp, [p]),
@@ -101,8 +103,8 @@ def _lib():
         "cbinfer_stream_load_thresholds": (st, [p, cp]),
         "cbinfer_stream_load_break_even": (st, [p, cp]),
         "cbinfer_stream_push_rgb8": (st, [p, p, i, i, sz]),
-        "cbinfer_stream_output_dims": (st, [p, ip, ip, ip]),
-        "cbinfer_stream_read_output": (st, [p, p, sz]),
+        "cbinfer_stream_output_dims_at": (st, [p, i, ip, ip, ip]),
+        "cbinfer_stream_read_output_at": (st, [p, i, p, sz]),
         "cbinfer_stream_frame_stats": (st, [p, ctypes.POINTER(_FrameStats)]),
         "cbinfer_stream_layer_count": (i, [p]),
         "cbinfer_stream_layer_stats": (st, [p, i, ctypes.POINTER(_LayerStats)]),
@@ -165,6 +167,13 @@ class Network:
         return [lib.cbinfer_network_conv_name(self._h, k).decode()
                 for k in range(lib.cbinfer_network_conv_count(self._h))]
 
+    @property
+    def output_names(self):
+        """The graph outputs, in the model's order (a detector's heads, say)."""
+        lib = _lib()
+        return [lib.cbinfer_network_output_name(self._h, k).decode()
+                for k in range(lib.cbinfer_network_output_count(self._h))]
+
     def stream(self, width, height, backend="cpu", mode="cbinfer", precision="fp32",
                policy=None, threads=0):
         """A stream (one camera) for frames of width x height."""
@@ -193,10 +202,14 @@ class Stream:
             self._check(_lib().cbinfer_stream_set_param(self._h, _PARAM_THREADS, threads))
         if policy is not None:
             self.set_policy(policy)
-        c, h, w = ctypes.c_int(), ctypes.c_int(), ctypes.c_int()
-        self._check(_lib().cbinfer_stream_output_dims(self._h, ctypes.byref(c),
-                                                      ctypes.byref(h), ctypes.byref(w)))
-        self.output_shape = (c.value, h.value, w.value)
+        shapes = []
+        for k in range(len(net.output_names)):
+            c, h, w = ctypes.c_int(), ctypes.c_int(), ctypes.c_int()
+            self._check(_lib().cbinfer_stream_output_dims_at(self._h, k, ctypes.byref(c),
+                                                             ctypes.byref(h), ctypes.byref(w)))
+            shapes.append((c.value, h.value, w.value))
+        self.output_shapes = shapes      # one (C, H, W) per output
+        self.output_shape = shapes[0]
 
     def _check(self, st):
         if st:
@@ -265,7 +278,8 @@ class Stream:
 
     def push(self, frame):
         """Runs the network on one H x W x 3 uint8 RGB frame; returns the output
-        as a new float32 array of shape (C, H, W)."""
+        as a new float32 array of shape (C, H, W), or a list of them (in
+        Network.output_names order) when the model has several outputs."""
         a = np.ascontiguousarray(frame, dtype=np.uint8) if isinstance(frame, np.ndarray) \
             else None
         if a is None or a.ndim != 3 or a.shape[2] != 3:
@@ -274,9 +288,12 @@ class Stream:
         lib = _lib()
         self._check(lib.cbinfer_stream_push_rgb8(self._h, a.ctypes.data, a.shape[1],
                                                  a.shape[0], a.shape[1] * 3))
-        out = np.empty(self.output_shape, dtype=np.float32)
-        self._check(lib.cbinfer_stream_read_output(self._h, out.ctypes.data, out.size))
-        return out
+        outs = []
+        for k, shape in enumerate(self.output_shapes):
+            out = np.empty(shape, dtype=np.float32)
+            self._check(lib.cbinfer_stream_read_output_at(self._h, k, out.ctypes.data, out.size))
+            outs.append(out)
+        return outs[0] if len(outs) == 1 else outs
 
     def stats(self):
         """The last frame's statistics, with one dict per layer under 'layers'."""
