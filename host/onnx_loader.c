@@ -1581,7 +1581,7 @@ static void fold_bn(cbi_node *conv, const node_extra *bn)
 {
     int kk = conv->win.kh * conv->win.kw;
     if (conv->op == CBI_OP_CONV) {
-        size_t row = (size_t)kk * conv->cin;
+        size_t row = (size_t)kk * cbi_conv_group_cin(conv, conv->cin); /* [Cout][kh][kw][Cin/g] */
         for (int o = 0; o < conv->cout; ++o)
             for (size_t j = 0; j < row; ++j)
                 conv->weight[o * row + j] = (float)(conv->weight[o * row + j] * bn->scale[o]);

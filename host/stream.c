@@ -640,6 +640,12 @@ cbinfer_status cbinfer_stream_set_policy(cbinfer_stream_t *s, const char *node_n
     memcpy(old, s->policies, (size_t)s->net->n_nodes * sizeof *old);
     const cbi_backend_config cfg = stream_config(s);
     const uint64_t now = memory_estimate(s->be, &cfg, s->threads);
+    /* A refusal known in advance (grouped convs) leaves the stream as it was. */
+    for (int i = lo; i < hi; ++i)
+        if ((st = cbi_policy_check_node(&p, &s->net->nodes[i], &s->err)) != CBINFER_STATUS_SUCCESS) {
+            free(old);
+            return st;
+        }
     for (int i = lo; i < hi; ++i)
         if (s->net->nodes[i].op == CBI_OP_CONV) s->policies[i] = p;
     const uint64_t then = memory_estimate(s->be, &cfg, s->threads);

@@ -1505,3 +1505,28 @@ TEST(LoaderScale, ChainOf50000ConvsLoads)
     EXPECT_EQ(cbinfer_network_conv_reaches(l.net.get(), 0, n - 1), 0);
     EXPECT_EQ(cbinfer_network_conv_reaches(l.net.get(), n / 2, n / 2 - 1), 1);
 }
+
+// BatchNormalization after a grouped Conv folds over the Cin/group weights of
+// each output row (it once scaled Cin of them: past the buffer).
+TEST(Loader, BatchNormFoldsIntoAGroupedConv)
+{
+    Model m;
+    m.input("x", {1, 4, 5, 5});
+    m.init_f("w", {4, 1, 3, 3}, ramp(36));
+    Node &c = m.node("Conv", "dw", {"x", "w"}, {"c"});
+    m.attr_i(c, "group", 4);
+    m.init_f("g", {4}, {0.5f, 2.f, -1.f, 3.f});
+    m.init_f("beta", {4}, {0.f, 0.f, 0.f, 0.f});
+    m.init_f("mean", {4}, {0.f, 0.f, 0.f, 0.f});
+    m.init_f("var", {4}, {1.f, 1.f, 1.f, 1.f});
+    Node &bn = m.node("BatchNormalization", "bn", {"c", "g", "beta", "mean", "var"}, {"y"});
+    m.attr_f(bn, "epsilon", 0.f);
+    m.output("y");
+    Loaded l = load(m);
+    ASSERT_EQ(l.status, CBINFER_STATUS_SUCCESS) << l.msg;
+    const cbi_node &nd = l.ir().nodes[0];
+    ASSERT_EQ(nd.group, 4);
+    const std::vector<float> w = ramp(36), s = {0.5f, 2.f, -1.f, 3.f};
+    for (int o = 0; o < 4; ++o)
+        for (int t = 0; t < 9; ++t) EXPECT_FLOAT_EQ(nd.weight[o * 9 + t], w[o * 9 + t] * s[o]);
+}

@@ -142,3 +142,22 @@ TEST(Surveillance, GroupedConvsRefuseDeltaPolicies)
     StreamPtr ff = make_stream(pose.get(), 33, 33, CBINFER_BACKEND_CPU, CBINFER_MODE_CBINFER_FF);
     EXPECT_TRUE(ff);
 }
+
+// set_policy refuses a delta policy on grouped convs before it touches
+// anything: the stream keeps its policy and goes on running frames.
+TEST(Surveillance, RefusedSetPolicyLeavesTheStreamRunning)
+{
+    NetPtr pose = load("posenet");
+    ASSERT_TRUE(pose);
+    StreamPtr s = make_stream(pose.get(), 33, 33, CBINFER_BACKEND_CPU, CBINFER_MODE_CBINFER);
+    ASSERT_TRUE(s);
+    std::vector<uint8_t> frame(33 * 33 * 3, 100);
+    push(s.get(), frame, 33, 33);
+    EXPECT_EQ(cbinfer_stream_set_policy(s.get(), nullptr, "evnet:pixel"),
+              CBINFER_STATUS_MODEL_UNSUPPORTED_ATTR);
+    char spec[64];
+    ASSERT_EQ(cbinfer_stream_get_policy(s.get(), "Conv2d_1_depthwise", spec, sizeof spec),
+              CBINFER_STATUS_SUCCESS);
+    EXPECT_STREQ(spec, "cbinfer");
+    push(s.get(), frame, 33, 33);
+}
