@@ -564,10 +564,6 @@ static cbinfer_status cu_layer_create_in(cu_ctx *ctx, int node_id, cu_layer *L, 
     case CBI_OP_CONV:
         if (!n->weight || !n->bias)
             return cbi_fail(e, CBINFER_STATUS_INTERNAL, "node %s: Conv without weights", where);
-        if (change_based) {
-            const cbi_policy pol = cbi_config_policy(&ctx->cfg, node_id);
-            CU_TRY(cbi_policy_check_node(&pol, n, e));
-        }
         CU_TRY(cu_upload_weights(ctx, n->weight,
                                  (size_t)p->out.c * n->win.kh * n->win.kw *
                                      cbi_conv_group_cin(n, p->in.c),

@@ -123,7 +123,8 @@ static inline size_t cbi_block_map_bytes(int ho, int wo, int block)
  * ([SC] Eq. 7, the Output-Norm gate's factor). */
 float cbi_conv_weight_l1(const cbi_node *n, int cin);
 
-/* Whether a policy runs on a node (both backends ask at layer creation):
+/* Whether a policy runs on a node (the stream asks before creating or
+ * changing any state, for both backends):
  * the delta policies and Skip-Conv do not take grouped convolutions yet
  * (MODEL_UNSUPPORTED_ATTR, naming the node and the policy). */
 cbinfer_status cbi_policy_check_node(const cbi_policy *p, const cbi_node *n, cbi_err *e);

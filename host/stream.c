@@ -126,6 +126,17 @@ static size_t conv_input_max_elems(const cbi_net *net, const cbi_shape *shapes)
     return most;
 }
 
+/* Whether policy p runs on every node of [lo, hi) (cbi_policy_check_node):
+ * the stream asks before it makes or changes any state, for either backend. */
+static cbinfer_status check_policy_nodes(cbinfer_stream_t *s, const cbi_policy *p, int lo, int hi)
+{
+    for (int i = lo; i < hi; ++i) {
+        cbinfer_status st = cbi_policy_check_node(p, &s->net->nodes[i], &s->err);
+        if (st != CBINFER_STATUS_SUCCESS) return st;
+    }
+    return CBINFER_STATUS_SUCCESS;
+}
+
 /* The largest graph output: the one staging buffer every output is read through. */
 static size_t output_max_elems(const cbi_net *net, const cbi_shape *shapes)
 {
@@ -248,6 +259,9 @@ static cbinfer_status stream_init(cbinfer_stream_t *s, const cbinfer_network_t *
         s->break_even[i] = 1.f;
         s->policies[i] = cbi_policy_of_mode(s->mode);
     }
+    if (s->mode != CBINFER_MODE_DENSE &&
+        (st = check_policy_nodes(s, &s->policies[0], 0, net->n_nodes)) != CBINFER_STATUS_SUCCESS)
+        return st;
 
     st = cbi_net_plan(net, s->height, s->width, s->shapes, s->plans, s->err.msg, sizeof s->err.msg);
     if (st != CBINFER_STATUS_SUCCESS) return st;
@@ -641,11 +655,10 @@ cbinfer_status cbinfer_stream_set_policy(cbinfer_stream_t *s, const char *node_n
     const cbi_backend_config cfg = stream_config(s);
     const uint64_t now = memory_estimate(s->be, &cfg, s->threads);
     /* A refusal known in advance (grouped convs) leaves the stream as it was. */
-    for (int i = lo; i < hi; ++i)
-        if ((st = cbi_policy_check_node(&p, &s->net->nodes[i], &s->err)) != CBINFER_STATUS_SUCCESS) {
-            free(old);
-            return st;
-        }
+    if ((st = check_policy_nodes(s, &p, lo, hi)) != CBINFER_STATUS_SUCCESS) {
+        free(old);
+        return st;
+    }
     for (int i = lo; i < hi; ++i)
         if (s->net->nodes[i].op == CBI_OP_CONV) s->policies[i] = p;
     const uint64_t then = memory_estimate(s->be, &cfg, s->threads);

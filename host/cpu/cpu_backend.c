@@ -260,11 +260,6 @@ static cbinfer_status cpu_layer_create(void *bctx, int node_id, void **out, cbi_
         L->idx = cbi_malloc_array(out_px, sizeof(int32_t));
         ok = L->out_map && L->idx;
     }
-    cbinfer_status pst;
-    if (ok && pol && (pst = cbi_policy_check_node(pol, n, e)) != CBINFER_STATUS_SUCCESS) {
-        cpu_layer_destroy(bctx, L);
-        return pst;
-    }
     if (ok && change_based && n->op == CBI_OP_CONV) {
         L->in_state = cbi_calloc(in_px * p->in.c, sizeof(float));
         L->in_idx = cbi_malloc_array(in_px, sizeof(int32_t));
