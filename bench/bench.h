@@ -10,6 +10,7 @@
 #define CBI_BENCH_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 #include "bench_args.h"
 #include "cbinfer.h"
@@ -32,6 +33,20 @@ typedef struct {
 
 
 #define BENCH_MAX_OUTPUTS 64 /* the loader's limit on graph outputs */
+#define BENCH_MAX_BOXES 1000 /* --task detect: more boxes in a frame are an error */
+#define BENCH_MAX_POSES 20   /* --task pose: poses decoded per frame */
+
+/* --task state (task.c): slot 0 holds the dense stream's results, 1 the
+ * change-based stream's. */
+typedef struct bench_task {
+    cbinfer_detection *boxes[2];
+    int nboxes[2];
+    cbinfer_pose *poses[2];
+    int nposes[2];
+    int pose_out[4];     /* the outputs holding heatmap, offset, displacement_fwd, _bwd */
+    unsigned char *used; /* matching scratch */
+    FILE *dump;          /* --dump-detections */
+} bench_task;
 
 typedef struct bench {
     cbi_bench_args args;
@@ -64,6 +79,7 @@ typedef struct bench {
     long long profile_count;
     int progress;       /* stderr is a terminal: draw a progress bar */
     int progress_shown; /* a bar is on screen */
+    bench_task task;
     char device_name[256];
     char kernels[256]; /* cbinfer_backend_describe() */
     char date[32];
@@ -92,6 +108,20 @@ int bench_push(bench *b, cbinfer_stream_t *s, long long k, double *ms);
  * reopening the input; draws the progress bar under `label`. */
 typedef int (*bench_frame_fn)(bench *b, long long k, int timed, void *ctx);
 int bench_for_each_frame(bench *b, const char *label, bench_frame_fn fn, void *ctx);
+
+/* ---- task.c ---- */
+
+/* Checks the outputs against --task, allocates, opens --dump-detections. */
+int bench_task_open(bench *b);
+/* Frees; closes the dump (non-zero when that fails). Safe without open. */
+int bench_task_close(bench *b);
+/* Sets a run's task fields (before its frames; after any memset). */
+void bench_task_run_init(const bench *b, cbi_run_result *run);
+int bench_task_run_alloc(const bench *b, cbi_run_result *run);
+/* Decodes the frame's outputs (already read into b->out_dense / out_cb),
+ * writes its dump line when dump is set, and in compare mode adds the
+ * agreement to fr and run. */
+int bench_task_frame(bench *b, long long k, int dump, cbi_frame_rec *fr, cbi_run_result *run);
 
 /* ---- the passes ---- */
 

@@ -106,13 +106,14 @@ static int set_input(cbi_bench_args *a, cbi_bench_input kind, const char *flag, 
 static const struct workload {
     const char *name, *video;
     int w, h;
+    int task; /* the --task it implies */
 } workloads[] = {
-    {"vgg7-noise1", "vtest.avi", 384, 288},
-    {"realesr-x2", "vtest.avi", 384, 288},
-    {"scene-labeling-synthetic", "vtest.avi", 1040, 776},
-    {"openpose-synthetic", "vtest.avi", 490, 368},
-    {"nanodet", "vtest.avi", 384, 288}, /* multiples of 32 */
-    {"posenet", "vtest.avi", 385, 289}, /* 16k + 1 */
+    {"vgg7-noise1", "vtest.avi", 384, 288, CBI_BENCH_TASK_NONE},
+    {"realesr-x2", "vtest.avi", 384, 288, CBI_BENCH_TASK_NONE},
+    {"scene-labeling-synthetic", "vtest.avi", 1040, 776, CBI_BENCH_TASK_NONE},
+    {"openpose-synthetic", "vtest.avi", 490, 368, CBI_BENCH_TASK_NONE},
+    {"nanodet", "vtest.avi", 384, 288, CBI_BENCH_TASK_DETECT}, /* multiples of 32 */
+    {"posenet", "vtest.avi", 385, 289, CBI_BENCH_TASK_POSE},   /* 16k + 1 */
 };
 
 const char *cbi_bench_workload_names(void)
@@ -224,6 +225,7 @@ int cbi_bench_resolve(cbi_bench_args *a, const char *exe_path, const char *data_
         a->resize_w = w->w;
         a->resize_h = w->h;
     }
+    if (!a->task_given) a->task = w->task;
     return 0;
 }
 
@@ -287,6 +289,16 @@ const char *cbi_bench_usage(void)
            "  --dump-output DIR     write the output of frame k to DIR/frame_%05d.npy\n"
            "                        (several outputs: DIR/frame_%05d_o<k>.npy)\n"
            "                        (change-based output in compare mode; first pass only)\n"
+           "  --task none|detect|pose   decode the outputs as NanoDet boxes or PoseNet\n"
+           "                        poses (default: the workload's, nanodet and posenet;\n"
+           "                        else none); compare mode reports the change-based\n"
+           "                        boxes' recall and precision against dense (IoU >= 0.5)\n"
+           "                        or the keypoints' PCKh@0.5\n"
+           "  --dump-detections FILE   JSON lines {\"frame\": k, \"detections\": [[x0, y0,\n"
+           "                        x1, y1, score, class], ...]} (pose: \"poses\": [{\"score\",\n"
+           "                        \"keypoints\": [[x, y, score] x 17]}]) in input pixels, per\n"
+           "                        timed frame of the first pass; compare mode adds the\n"
+           "                        dense stream's as \"dense\"\n"
            "  --stats               per-layer table (changed share, time per step) from\n"
            "                        the timed run itself\n"
            "  --reuse-1x1           1x1 convs reuse the producer's change indices\n"
@@ -399,7 +411,7 @@ int cbi_bench_parse_args(int argc, char **argv, cbi_bench_args *out, char *err, 
             "--threshold-scale", "--thresholds", "--break-even", "--sweep", "--json",
             "--export-profile", "--csv", "--workload", "--model-dir", "--calibrate",
             "--threads", "--dump-frames", "--policy", "--granularity", "--gate", "--block",
-            "--reset", "--compute"};
+            "--reset", "--compute", "--task", "--dump-detections"};
         int known = 0;
         for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; ++k)
             known |= strcmp(flag, with_value[k]) == 0;
@@ -485,6 +497,19 @@ int cbi_bench_parse_args(int argc, char **argv, cbi_bench_args *out, char *err, 
         } else if (strcmp(flag, "--dump-frames") == 0) {
             if (*val == '\0') return fail(err, n, "--dump-frames: empty path");
             out->dump_frames = val;
+        } else if (strcmp(flag, "--task") == 0) {
+            if (strcmp(val, "none") == 0)
+                out->task = CBI_BENCH_TASK_NONE;
+            else if (strcmp(val, "detect") == 0)
+                out->task = CBI_BENCH_TASK_DETECT;
+            else if (strcmp(val, "pose") == 0)
+                out->task = CBI_BENCH_TASK_POSE;
+            else
+                rc = fail(err, n, "--task must be none, detect or pose, got '%s'", val);
+            out->task_given = 1;
+        } else if (strcmp(flag, "--dump-detections") == 0) {
+            if (*val == '\0') return fail(err, n, "--dump-detections: empty path");
+            out->dump_detections = val;
         } else if (strcmp(flag, "--dump-output") == 0) {
             if (*val == '\0') return fail(err, n, "--dump-output: empty path");
             out->dump_dir = val;
@@ -592,10 +617,11 @@ int cbi_bench_parse_args(int argc, char **argv, cbi_bench_args *out, char *err, 
         if (out->mode == CBINFER_MODE_DENSE)
             return fail(err, n, "--calibrate measures change-based layers; not with --mode dense");
         static const char *const timed_only[] = {"--sweep", "--json", "--csv", "--export-profile",
-                                                 "--per-layer"};
+                                                 "--per-layer", "--dump-detections"};
         const int given[] = {out->sweep_count > 0, out->json_path != NULL, out->csv_path != NULL,
-                             out->profile_path != NULL, out->per_layer};
-        for (int k = 0; k < 5; ++k)
+                             out->profile_path != NULL, out->per_layer,
+                             out->dump_detections != NULL};
+        for (int k = 0; k < 6; ++k)
             if (given[k])
                 return fail(err, n, "--calibrate runs no timed benchmark; %s does not apply",
                             timed_only[k]);

@@ -25,6 +25,13 @@ typedef enum cbi_bench_input {
  * side; the other modes are cbinfer_mode values (dense, cbinfer). */
 #define CBI_BENCH_MODE_COMPARE 100
 
+/* --task: what the outputs are decoded into (bench/task.c). */
+typedef enum cbi_bench_task {
+    CBI_BENCH_TASK_NONE = 0,   /* raw outputs only */
+    CBI_BENCH_TASK_DETECT = 1, /* NanoDet boxes (cbinfer_decode_nanodet) */
+    CBI_BENCH_TASK_POSE = 2    /* PoseNet poses (cbinfer_decode_posenet) */
+} cbi_bench_task;
+
 /* Most scales one --sweep takes. */
 #define CBI_BENCH_MAX_SWEEP 64
 #define CBI_BENCH_PATH_MAX 4096
@@ -52,6 +59,9 @@ typedef struct cbi_bench_args {
     float threshold;        /* --threshold T (default 0) */
     const char *dump_dir;   /* --dump-output DIR, or NULL */
     const char *dump_frames; /* --dump-frames FILE: the rgb24 frames fed, or NULL */
+    int task;               /* --task, a cbi_bench_task; the workload's by default */
+    int task_given;
+    const char *dump_detections; /* --dump-detections FILE: JSON lines, or NULL */
     int threads;            /* --threads N: CBINFER_PARAM_THREADS (0: every core) */
     int stats;              /* --stats */
     int reuse_1x1;          /* --reuse-1x1: CBINFER_PARAM_REUSE_1X1_INDICES */

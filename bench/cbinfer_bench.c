@@ -163,6 +163,7 @@ typedef struct {
     cbi_run_result *run;
     long long cap;
     int dump;           /* --dump-output in this pass */
+    int dump_task;      /* --dump-detections in this pass */
     double share_sum;   /* over timed frames after the stream's frame 0 */
     long long share_n;
     double share0_sum;  /* the stream's frame 0 */
@@ -198,16 +199,19 @@ static int timed_frame(bench *b, long long k, int timed, void *vctx)
         c->share_n++;
     }
 
-    cbi_frame_rec fr = {k, dense_ms, cb_ms, fs.changed_share, NAN, NAN, NAN, {0, 0, 0}};
+    cbi_frame_rec fr = {k, dense_ms, cb_ms, fs.changed_share, NAN, NAN, NAN, {0, 0, 0},
+                        NAN, NAN, NAN};
+    float *out = b->cb ? b->out_cb : b->out_dense;
     if (b->dense && b->cb) {
         if (read_outputs(b, b->dense, b->out_dense) != 0 || read_outputs(b, b->cb, b->out_cb) != 0)
             return 1;
         cbi_quality(b->out_dense, b->out_cb, b->out_count, &fr.mse, &fr.psnr_db, &fr.max_abs,
                     &fr.nonfinite);
+    } else if ((c->dump || b->args.task != CBI_BENCH_TASK_NONE) && read_outputs(b, s, out) != 0) {
+        return 1;
     }
+    if (bench_task_frame(b, k, c->dump_task, &fr, c->run) != 0) return 1;
     if (c->dump) {
-        float *out = b->cb ? b->out_cb : b->out_dense;
-        if (!(b->dense && b->cb) && read_outputs(b, s, out) != 0) return 1;
         /* One file per output: frame_%05d.npy, or frame_%05d_o<k>.npy when
          * the network has several. */
         for (int o = 0; o < b->n_out; ++o) {
@@ -233,10 +237,16 @@ static int timed_frame(bench *b, long long k, int timed, void *vctx)
     run->frames[run->frame_count++] = fr;
 
     bench_progress_clear(b);
-    if (b->dense && b->cb)
-        printf("frame %6lld  changed %7.3f%%  dense %10.3f ms  cbinfer %10.3f ms  PSNR %7.2f dB\n",
+    if (b->dense && b->cb) {
+        printf("frame %6lld  changed %7.3f%%  dense %10.3f ms  cbinfer %10.3f ms  PSNR %7.2f dB",
                k, 100.0 * fr.changed_share, dense_ms, cb_ms, fr.psnr_db);
-    else
+        if (b->args.task == CBI_BENCH_TASK_DETECT)
+            printf("  boxes %d/%d  person recall %5.3f  precision %5.3f", b->task.nboxes[1],
+                   b->task.nboxes[0], fr.person_recall, fr.person_precision);
+        else if (b->args.task == CBI_BENCH_TASK_POSE)
+            printf("  poses %d/%d  PCKh %5.3f", b->task.nposes[1], b->task.nposes[0], fr.pck);
+        printf("\n");
+    } else
         printf("frame %6lld  changed %7.3f%%  %10.3f ms\n", k, 100.0 * fr.changed_share,
                b->cb ? cb_ms : dense_ms);
     return 0;
@@ -318,6 +328,8 @@ static int timed_pass(bench *b, int pass, double scale, cbi_run_result *run)
 {
     memset(run, 0, sizeof *run);
     run->threshold_scale = scale;
+    bench_task_run_init(b, run);
+    if (bench_task_run_alloc(b, run) != 0) return 1;
     if (b->cb && bench_set_param(b->cb, CBINFER_PARAM_THRESHOLD_SCALE, scale, "threshold scale") != 0)
         return 1;
     if (bench_reset(b->dense) != 0 || bench_reset(b->cb) != 0) return 1;
@@ -327,6 +339,7 @@ static int timed_pass(bench *b, int pass, double scale, cbi_run_result *run)
     memset(&c, 0, sizeof c);
     c.run = run;
     c.dump = b->args.dump_dir && pass == 0;
+    c.dump_task = b->args.dump_detections && pass == 0;
     char label[64];
     if (b->run_count > 1)
         snprintf(label, sizeof label, "pass %d/%d (scale %g)", pass + 1, b->run_count, scale);
@@ -483,6 +496,7 @@ static int run(bench *b)
     b->acc = calloc((size_t)b->layer_count + 1, sizeof *b->acc);
     b->acc0 = calloc((size_t)b->layer_count + 1, sizeof *b->acc0);
     if (!b->out_dense || !b->out_cb || !b->acc || !b->acc0) return bench_error("out of memory");
+    if (bench_task_open(b) != 0) return 1;
 
     char start[48] = "";
     if (a->input != CBI_BENCH_INPUT_NPY) snprintf(start, sizeof start, " from frame %d", a->skip);
@@ -582,6 +596,7 @@ static void bench_free(bench *b)
     for (int i = 0; i < b->run_count && b->runs; ++i) {
         free(b->runs[i].layers);
         free(b->runs[i].frames);
+        free(b->runs[i].classes);
     }
     free(b->runs);
     free(b->profile);
@@ -629,6 +644,7 @@ int main(int argc, char **argv)
     int rc = run(&b);
     if (b.dump_frames && fclose(b.dump_frames) != 0 && rc == 0)
         rc = bench_error("--dump-frames: closing '%s' failed", b.args.dump_frames);
+    if (bench_task_close(&b) != 0 && rc == 0) rc = 1;
     bench_free(&b);
     return rc;
 }

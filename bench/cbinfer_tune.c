@@ -25,6 +25,7 @@
 
 #define MAX_VIDEOS 16
 #define MAX_CONVS 256
+#define TUNE_MAX_OUTPUTS 64 /* the loader's limit on graph outputs */
 #define MSG 512
 
 static const char usage_text[] =
@@ -49,7 +50,8 @@ static const char usage_text[] =
     "                        paper); more frames see how the error builds up\n"
     "  --sequences K         sequences of N+E frames, spread evenly (default 8)\n"
     "search:\n"
-    "  --metric mse|psnr|maxabs  loss: mean MSE over the evaluated frames (default);\n"
+    "  --metric mse|psnr|maxabs  loss: mean MSE over the evaluated frames and every\n"
+    "                        output of the network, one after another (default);\n"
     "                        maxabs: mean of the per-frame largest absolute error;\n"
     "                        psnr: a target, see --budget\n"
     "  --budget B            loss each layer may add (required); with --metric psnr\n"
@@ -83,7 +85,9 @@ typedef struct tune {
     uint8_t **seq;         /* n_seq sequences of warmup + n_eval packed RGB8 frames */
     float **dense;         /* per sequence, the n_eval cached dense outputs */
     float *out;
-    size_t out_elems;
+    size_t out_elems;      /* every output of the network, one after another */
+    int n_out;
+    size_t out_off[TUNE_MAX_OUTPUTS + 1]; /* where output k starts */
     cbi_tune_metric metric;
     const cbinfer_network_t *net;
     int n_conv;
@@ -154,6 +158,16 @@ static void check(cbinfer_status st, cbinfer_stream_t *s, const char *what)
         die("%s: %s", what, s ? cbinfer_stream_last_error(s) : cbinfer_status_string(st));
 }
 
+/* Every output of s after its last frame, one after another into dst. */
+static cbinfer_status read_outputs(const tune *t, cbinfer_stream_t *s, float *dst)
+{
+    cbinfer_status st = CBINFER_STATUS_SUCCESS;
+    for (int o = 0; o < t->n_out && st == CBINFER_STATUS_SUCCESS; ++o)
+        st = cbinfer_stream_read_output_at(s, o, dst + t->out_off[o],
+                                           t->out_off[o + 1] - t->out_off[o]);
+    return st;
+}
+
 /* One evaluation of the current thresholds: per sequence, reset, push the
  * warm-up frames and the evaluated ones, compare each of these with its cached
  * dense output. Returns the loss the search compares (maxabs, else the MSE),
@@ -169,7 +183,7 @@ static double evaluate(tune *t)
                                           (size_t)t->w * 3);
             if (f < t->warmup || st != CBINFER_STATUS_SUCCESS) continue;
             cbinfer_frame_stats fs;
-            st = cbinfer_stream_read_output(t->cb, t->out, t->out_elems);
+            st = read_outputs(t, t->cb, t->out);
             if (st == CBINFER_STATUS_SUCCESS) st = cbinfer_stream_frame_stats(t->cb, &fs);
             if (st != CBINFER_STATUS_SUCCESS) break;
             double mse, psnr, maxabs;
@@ -425,9 +439,16 @@ int main(int argc, char **argv)
                               &t.cb, msg, sizeof msg) != CBINFER_STATUS_SUCCESS)
         die("change-based stream: %s%s", msg, "");
     if (policy) check(cbinfer_stream_set_policy(t.cb, NULL, policy), t.cb, "--policy");
-    int oc, oh, ow;
-    check(cbinfer_stream_output_dims(dense, &oc, &oh, &ow), dense, "output dims");
-    t.out_elems = (size_t)oc * oh * ow;
+    /* The loss covers every output (a detector's heads), as the bench's. */
+    t.n_out = cbinfer_network_output_count(net);
+    if (t.n_out < 1 || t.n_out > TUNE_MAX_OUTPUTS)
+        die("%s: %s", ba.model, "not 1 to 64 outputs");
+    for (int o = 0; o < t.n_out; ++o) {
+        int oc, oh, ow;
+        check(cbinfer_stream_output_dims_at(dense, o, &oc, &oh, &ow), dense, "output dims");
+        t.out_off[o + 1] = t.out_off[o] + (size_t)oc * oh * ow;
+    }
+    t.out_elems = t.out_off[t.n_out];
     t.out = malloc(t.out_elems * sizeof *t.out);
     double *spread = calloc((size_t)n_conv, sizeof *spread);
     if (!t.out || !spread) die("%s%s", "out of memory", "");
@@ -438,8 +459,8 @@ int main(int argc, char **argv)
         for (int e = 0; e < n_eval; ++e) {
             check(cbinfer_stream_push_rgb8(dense, t.seq[k] + (size_t)(warmup + e) * frame_bytes,
                                            w, h, (size_t)w * 3), dense, "dense frame");
-            check(cbinfer_stream_read_output(dense, t.dense[k] + (size_t)e * t.out_elems,
-                                             t.out_elems), dense, "dense output");
+            check(read_outputs(&t, dense, t.dense[k] + (size_t)e * t.out_elems), dense,
+                  "dense output");
             for (int c = 0; stats_init && c < n_conv; ++c) {
                 double mean, sd;
                 check(cbinfer_stream_conv_input_stats(dense, c, &mean, &sd), dense, "input stats");

@@ -4,6 +4,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "bench_args.h"
 #include "json_writer.h"
 
 static void json_latency(cbi_json *j, const char *key, const cbi_latency *l)
@@ -50,6 +51,52 @@ static run_totals totals_of(const cbi_run_result *run)
     }
     t.ov_pct = t.dense > t.macs ? 100.0 * (t.ov_arith + t.ov_ldst) / (t.dense - t.macs) : NAN;
     return t;
+}
+
+static double ratio(long long a, long long b) { return b ? (double)a / (double)b : NAN; }
+
+/* "task": null, or the agreement of the decoded results (compare mode). */
+static void json_task(cbi_json *j, const cbi_run_result *run)
+{
+    if (run->task == CBI_BENCH_TASK_NONE) {
+        cbi_json_null(j, "task");
+        return;
+    }
+    cbi_json_begin_object(j, "task");
+    cbi_json_string(j, "kind", run->task == CBI_BENCH_TASK_DETECT ? "detect" : "pose");
+    if (run->task == CBI_BENCH_TASK_DETECT) {
+        cbi_json_number(j, "match_iou", 0.5);
+        cbi_json_begin_array(j, "classes");
+        for (int c = 0; c < run->class_count && run->classes && run->has_quality; ++c) {
+            const cbi_class_counts *k = &run->classes[c];
+            if (c != 0 && !k->dense && !k->cbinfer) continue;
+            cbi_json_begin_object(j, NULL);
+            cbi_json_int(j, "class", c);
+            cbi_json_string(j, "name", run->class_names ? run->class_names[c] : NULL);
+            cbi_json_int(j, "dense", k->dense);
+            cbi_json_int(j, "cbinfer", k->cbinfer);
+            cbi_json_int(j, "matched", k->matched);
+            cbi_json_number(j, "recall", ratio(k->matched, k->dense));
+            cbi_json_number(j, "precision", ratio(k->matched, k->cbinfer));
+            cbi_json_end_object(j);
+        }
+        cbi_json_end_array(j);
+    } else {
+        cbi_json_string(j, "metric", "PCKh@0.5");
+        cbi_json_number(j, "pck", run->has_quality ? ratio(run->pck_correct, run->pck_total) : NAN);
+        cbi_json_int(j, "keypoints", run->pck_total);
+        cbi_json_int(j, "placed", run->pck_correct);
+        cbi_json_int(j, "dense_poses", run->dense_poses);
+        cbi_json_int(j, "cbinfer_poses", run->cbinfer_poses);
+    }
+    if (run->worst_frame >= 0) {
+        cbi_json_int(j, "worst_frame", run->worst_frame);
+        cbi_json_number(j, "worst_value", run->worst_value);
+    } else {
+        cbi_json_null(j, "worst_frame");
+        cbi_json_null(j, "worst_value");
+    }
+    cbi_json_end_object(j);
 }
 
 static void json_run(cbi_json *j, const cbi_run_result *run)
@@ -102,6 +149,7 @@ static void json_run(cbi_json *j, const cbi_run_result *run)
     } else {
         cbi_json_null(j, "quality");
     }
+    json_task(j, run);
     cbi_json_begin_array(j, "layers");
     for (int i = 0; i < run->layer_count; ++i) {
         const cbi_layer_rec *l = &run->layers[i];
@@ -130,6 +178,12 @@ static void json_run(cbi_json *j, const cbi_run_result *run)
         cbi_json_number(j, "mse", fr->mse);
         cbi_json_number(j, "psnr_db", fr->psnr_db);
         cbi_json_number(j, "max_abs", fr->max_abs);
+        if (run->task == CBI_BENCH_TASK_DETECT) {
+            cbi_json_number(j, "person_recall", fr->person_recall);
+            cbi_json_number(j, "person_precision", fr->person_precision);
+        } else if (run->task == CBI_BENCH_TASK_POSE) {
+            cbi_json_number(j, "pck", fr->pck);
+        }
         cbi_json_end_object(j);
     }
     cbi_json_end_array(j);
@@ -289,6 +343,47 @@ static void print_latency(FILE *f, const char *what, const cbi_latency *l, doubl
             what, l->min, l->mean, l->median, l->p90, l->p95, l->p99, fps);
 }
 
+/* The task agreement of compare mode: per class for detection (persons
+ * first, then the classes either stream found, most dense boxes first), the
+ * keypoints placed for pose. */
+static void print_task(FILE *f, const cbi_run_result *run)
+{
+    if (run->task == CBI_BENCH_TASK_DETECT && run->classes) {
+        fprintf(f, "  detection vs dense (IoU >= 0.5):  class  dense  cbinfer  matched  recall  "
+                   "precision\n");
+        int order[1024], n = 0;
+        for (int c = 0; c < run->class_count && n < 1024; ++c)
+            if (c == 0 || run->classes[c].dense || run->classes[c].cbinfer) order[n++] = c;
+        for (int i = 2; i < n; ++i) /* insertion sort after the persons */
+            for (int j = i; j > 1 && run->classes[order[j]].dense > run->classes[order[j - 1]].dense;
+                 --j) {
+                const int t = order[j];
+                order[j] = order[j - 1];
+                order[j - 1] = t;
+            }
+        for (int i = 0; i < n; ++i) {
+            const cbi_class_counts *k = &run->classes[order[i]];
+            char name[32];
+            if (run->class_names)
+                snprintf(name, sizeof name, "%s", run->class_names[order[i]]);
+            else
+                snprintf(name, sizeof name, "class %d", order[i]);
+            fprintf(f, "    %32s %6lld %8lld %8lld %7.3f %10.3f\n", name, k->dense, k->cbinfer,
+                    k->matched, ratio(k->matched, k->dense), ratio(k->matched, k->cbinfer));
+        }
+        if (run->worst_frame >= 0)
+            fprintf(f, "  worst frame %lld: person recall or precision %.3f\n", run->worst_frame,
+                    run->worst_value);
+    } else if (run->task == CBI_BENCH_TASK_POSE) {
+        fprintf(f, "  pose vs dense: PCKh@0.5 %.4f (%lld of %lld dense keypoints placed; poses of "
+                   "score >= 0.25: dense %lld, cbinfer %lld)\n",
+                ratio(run->pck_correct, run->pck_total), run->pck_correct, run->pck_total,
+                run->dense_poses, run->cbinfer_poses);
+        if (run->worst_frame >= 0)
+            fprintf(f, "  worst frame %lld: PCKh@0.5 %.3f\n", run->worst_frame, run->worst_value);
+    }
+}
+
 void cbi_report_print_run(FILE *f, const cbi_run_result *run)
 {
     fprintf(f, "summary (threshold scale %g, %lld timed frames):\n", run->threshold_scale,
@@ -325,6 +420,7 @@ void cbi_report_print_run(FILE *f, const cbi_run_result *run)
             fprintf(f, "  non-finite values: %lld in each output, in the same places (left out of "
                        "MSE and PSNR)\n",
                     nf->ref);
+        print_task(f, run);
     }
 }
 

@@ -31,7 +31,17 @@ typedef struct cbi_frame_rec {
     double changed_share; /* of the change-based stream (dense mode: of the dense one) */
     double mse, psnr_db, max_abs; /* change-based against dense (compare mode), or NAN */
     cbi_nonfinite nonfinite;      /* ref = dense, x = change-based (compare mode) */
+    /* --task in compare mode, else NAN: the change-based persons' recall and
+     * precision against the dense ones (NAN without any on a side), or the
+     * keypoints' PCKh@0.5 (NAN without a dense keypoint to place). */
+    double person_recall, person_precision, pck;
 } cbi_frame_rec;
+
+/* Boxes of one class over a run (--task detect, compare mode). */
+typedef struct cbi_class_counts {
+    long long dense, cbinfer; /* boxes each stream found */
+    long long matched;        /* change-based boxes paired with a dense one (IoU >= 0.5) */
+} cbi_class_counts;
 
 /* One layer of the measured stream, means over the timed frames without the
  * stream's frame 0 (which runs dense). */
@@ -68,6 +78,17 @@ typedef struct cbi_run_result {
     int layer_count;
     cbi_frame_rec *frames;
     long long frame_count;
+    /* --task: a cbi_bench_task value (0: none); the agreement figures are
+     * those of compare mode. */
+    int task;
+    cbi_class_counts *classes; /* detect: class_count entries */
+    const char *const *class_names; /* detect: class_count names, or NULL */
+    int class_count;
+    long long pck_correct, pck_total;    /* pose: dense keypoints placed / to place */
+    long long dense_poses, cbinfer_poses; /* pose: poses counted by each stream */
+    long long worst_frame;  /* the frame of the lowest person recall or precision, or
+                             * PCK; -1 if none */
+    double worst_value;
 } cbi_run_result;
 
 /* One layer of the profiling pass (--per-layer). */

@@ -545,6 +545,95 @@ CBINFER_API cbinfer_status cbinfer_stream_conv_input_stats(cbinfer_stream_t *str
                                                            int conv_index, double *mean,
                                                            double *stddev);
 
+/* ---------------------------------------------------------------------------
+ * Task decoders: the boxes of a NanoDet detector and the poses of a PoseNet
+ * from their network outputs (as cbinfer_stream_read_output_at gives them, or
+ * from any other runtime). Pure functions of caller memory: no stream, no
+ * device, thread safe. They allocate host scratch for the call and free it
+ * before they return; nothing they are given is retained. On failure err (if
+ * not NULL) receives the reason, truncated to err_len bytes.
+ * ------------------------------------------------------------------------- */
+
+/* A float32 CHW tensor (N = 1) that the caller owns. */
+typedef struct cbinfer_tensor_view {
+    const float *data;
+    int channels, height, width;
+} cbinfer_tensor_view;
+
+typedef struct cbinfer_detection {
+    float x0, y0, x1, y1; /* input pixels, x right, y down, within [0, width] x [0, height] */
+    float score;          /* class probability: the sigmoid of the class logit */
+    int class_id;         /* 0-based class of the model (COCO for NanoDet: 0 = person) */
+} cbinfer_detection;
+
+/* NanoDet (GFL heads): every head holds class_count class logits, then 4
+ * sides (left, top, right, bottom) of B distance bins each, so channels =
+ * class_count + 4 * B. A head of width w and height h has the stride s, a
+ * power of two, with ceil(input_width / s) = w and ceil(input_height / s) =
+ * h. Each cell (x, y) and class c whose sigmoid score exceeds score_threshold
+ * gives a box around the cell's centre ((x + 0.5) s, (y + 0.5) s); each
+ * side's distance is s times the mean bin of a softmax over its B bins. Boxes
+ * are clipped to the input, then each class keeps a box unless it overlaps a
+ * better-scoring kept box of its class by an IoU above iou_threshold (greedy
+ * NMS; ties go to the earlier head, row, column). The kept boxes of all
+ * classes are written to out best first (score, then class), at most
+ * capacity of them; *count gets how many were kept. NMS costs the square of
+ * a class's candidates: with score_threshold 0 every cell is one.
+ * NanoDet's own settings: class_count 80, score_threshold 0.35, iou 0.5.
+ * out may be NULL when capacity is 0. Statuses: NULL_ARGUMENT, BAD_PARAM
+ * (head sizes, counts, thresholds outside [0, 1]), BUFFER_TOO_SMALL (more
+ * boxes were kept than capacity: the best capacity are written, *count says
+ * how many there are), OUT_OF_MEMORY. */
+CBINFER_API cbinfer_status cbinfer_decode_nanodet(const cbinfer_tensor_view *heads, int head_count,
+                                                  int input_width, int input_height,
+                                                  int class_count, float score_threshold,
+                                                  float iou_threshold, cbinfer_detection *out,
+                                                  int capacity, int *count, char *err,
+                                                  size_t err_len);
+
+/* Keypoints of a pose, in the order of cbinfer_pose_keypoint_name(). */
+#define CBINFER_POSE_KEYPOINTS 17
+
+typedef struct cbinfer_keypoint {
+    float x, y;  /* input pixels */
+    float score; /* sigmoid of the heatmap at the keypoint's cell */
+} cbinfer_keypoint;
+
+typedef struct cbinfer_pose {
+    /* Mean over the 17 keypoints of the scores of those that lie farther than
+     * nms_radius from the same keypoint of every earlier pose. */
+    float score;
+    cbinfer_keypoint keypoints[CBINFER_POSE_KEYPOINTS];
+} cbinfer_pose;
+
+/* "nose", "left_eye", ... "right_ankle" (COCO's order); NULL out of range. */
+CBINFER_API const char *cbinfer_pose_keypoint_name(int index);
+
+/* PoseNet's multi-person decoder (Papandreou et al., "PersonLab", 2018, and
+ * TensorFlow.js PoseNet): heatmap holds 17 logits, offsets 34 (17 y, then 17
+ * x), each displacement tensor 32 (16 y, then 16 x) along the 16 edges of
+ * the keypoint tree (nose-eyes-ears, nose-shoulders-elbows-wrists,
+ * shoulders-hips-knees-ankles), all on one grid of stride s: a power of two
+ * with ceil(input / s) = grid on both axes. A cell whose heatmap score
+ * reaches score_threshold and is not beaten in its 3 x 3 window of that
+ * keypoint is a root candidate; candidates are taken best first (ties: row,
+ * column, keypoint) and skipped while within nms_radius input pixels of the
+ * same keypoint of a decoded pose; a root grows its pose along the edges,
+ * first backward, then forward, each step following the displacement and
+ * refining by the offsets twice. At most capacity poses are decoded, in
+ * that order, and *count gets their number; weak poses are the caller's to
+ * drop by score. TF.js's settings: score_threshold 0.5, nms_radius 20.
+ * out may be NULL when capacity is 0. Statuses: NULL_ARGUMENT, BAD_PARAM
+ * (shapes, threshold outside [0, 1], negative radius), OUT_OF_MEMORY. */
+CBINFER_API cbinfer_status cbinfer_decode_posenet(const cbinfer_tensor_view *heatmap,
+                                                  const cbinfer_tensor_view *offsets,
+                                                  const cbinfer_tensor_view *displacement_fwd,
+                                                  const cbinfer_tensor_view *displacement_bwd,
+                                                  int input_width, int input_height,
+                                                  float score_threshold, float nms_radius,
+                                                  cbinfer_pose *out, int capacity, int *count,
+                                                  char *err, size_t err_len);
+
 #ifdef __cplusplus
 }
 #endif

@@ -526,3 +526,33 @@ TEST(BenchArgs, Workload)
     EXPECT_STREQ(p.args.model, "m.onnx");
     EXPECT_EQ(p.args.resize_w, 0);
 }
+
+TEST(BenchArgs, Task)
+{
+    char err[512];
+    // The surveillance workloads decode their outputs by default.
+    Parsed p = parse({"--workload", "nanodet"});
+    ASSERT_EQ(p.rc, 0) << p.err;
+    ASSERT_EQ(cbi_bench_resolve(&p.args, "/b/build/bench/cbinfer-bench", "/d", err, sizeof err), 0);
+    EXPECT_EQ(p.args.task, CBI_BENCH_TASK_DETECT);
+    p = parse({"--workload", "posenet"});
+    ASSERT_EQ(cbi_bench_resolve(&p.args, "/b/build/bench/cbinfer-bench", "/d", err, sizeof err), 0);
+    EXPECT_EQ(p.args.task, CBI_BENCH_TASK_POSE);
+    p = parse({"--workload", "vgg7-noise1"});
+    ASSERT_EQ(cbi_bench_resolve(&p.args, "/b/build/bench/cbinfer-bench", "/d", err, sizeof err), 0);
+    EXPECT_EQ(p.args.task, CBI_BENCH_TASK_NONE);
+    // --task overrides the workload's, and works with any model.
+    p = parse({"--workload", "posenet", "--task", "none"});
+    ASSERT_EQ(cbi_bench_resolve(&p.args, "/b/build/bench/cbinfer-bench", "/d", err, sizeof err), 0);
+    EXPECT_EQ(p.args.task, CBI_BENCH_TASK_NONE);
+    p = parse({"--model", "m.onnx", "--video", "v.avi", "--task", "detect",
+               "--dump-detections", "d.jsonl"});
+    ASSERT_EQ(p.rc, 0) << p.err;
+    EXPECT_EQ(p.args.task, CBI_BENCH_TASK_DETECT);
+    EXPECT_STREQ(p.args.dump_detections, "d.jsonl");
+    p = parse({"--model", "m.onnx", "--video", "v.avi", "--task", "segment"});
+    EXPECT_EQ(p.rc, 2);
+    EXPECT_NE(std::string(p.err).find("none, detect or pose"), std::string::npos) << p.err;
+    p = parse({"--model", "m.onnx", "--video", "v.avi", "--dump-detections", ""});
+    EXPECT_EQ(p.rc, 2);
+}

@@ -12,7 +12,9 @@
 #include <stdexcept>
 
 #include "cbinfer.h"
+#ifndef CBI_TEST_NO_VIDEO
 #include "video.h"
+#endif
 
 std::string cbi_test_data_dir()
 {
@@ -30,6 +32,7 @@ std::string cbi_test_video(const std::string &file)
     return cbi_test_data_dir() + "/data/video/" + file;
 }
 
+#ifndef CBI_TEST_NO_VIDEO  // the loader tests under valgrind link no FFmpeg
 // Opens a sample video from frame `skip`: decoded by FFmpeg, or, in a build
 // without it, from raw rgb24 frames in the folder CBINFER_FRAMES_DIR names:
 // <video>.<W>x<H>.rgb holds frames from 0, <video>.<W>x<H>+<F>.rgb frames
@@ -94,6 +97,7 @@ std::vector<std::vector<uint8_t>> cbi_test_read_frames(const std::string &video,
     cbi_video_close(v);
     return frames;
 }
+#endif  // CBI_TEST_NO_VIDEO
 
 float cbi_test_max_abs_diff(const std::vector<float> &a, const std::vector<float> &b)
 {

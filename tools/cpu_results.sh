@@ -12,18 +12,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
-source tools/data_dir.sh
-# The default tag names the CPU family by its second word ("AMD EPYC" ->
-# epyc), letters and digits only.
-cpu="$( (grep -m1 'model name' /proc/cpuinfo || true) | sed 's/.*: //' | awk '{print tolower($2)}' |
-        tr -cd 'a-z0-9')"
-tag="${1:-cpu-${cpu:-unknown}-$(nproc)c}"
-commit="$(git rev-parse --short HEAD)"
-R="bench/results/$(date +%F)_${tag}_${commit}"
-B=build/bench/cbinfer-bench
-V="$CBINFER_DATA_DIR/data/video"
-T=bench/thresholds
-PY=/usr/bin/python3
+source tools/results_env.sh "$@"
 
 run() { # name, bench arguments...: JSON and log under $R
   local name="$1"

@@ -114,3 +114,14 @@ def test_several_outputs_come_as_a_list(tmp_path):
         for a, b, shape in zip(d, c, cb.output_shapes):
             assert a.shape == shape
             np.testing.assert_allclose(b, a, atol=1e-4)
+
+
+def test_a_network_closed_before_its_stream_waits_for_it(tmp_path):
+    # The garbage collector may finalize a network before its stream when the
+    # two share a reference cycle; the network must outlive the stream.
+    net = cbinfer.Network(os.path.join(MODELS, "vgg7-noise1.onnx"))
+    s = net.stream(32, 24, mode="dense")
+    net.close()
+    assert s.push(np.zeros((24, 32, 3), np.uint8)).shape == s.output_shape
+    s.close()
+    assert net._h is None

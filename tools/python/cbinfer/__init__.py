@@ -16,13 +16,18 @@ shared by the streams of many threads; one Stream is used by one thread at a
 time, as in C. `policy` (or Stream.set_policy) takes a policy spec of
 cbinfer_stream_set_policy: "evnet:pixel", "skipconv:output,block=4",
 "sigmadelta", ...
+
+decode_nanodet() and decode_posenet() turn a detector's or a pose net's
+outputs (as push returns them) into boxes and poses with the library's
+decoders.
 """
 import ctypes
 import os
 
 import numpy as np
 
-__all__ = ["Error", "Network", "Stream", "version"]
+__all__ = ["Error", "Network", "Stream", "decode_nanodet", "decode_posenet",
+           "keypoint_names", "version"]
 
 _BACKENDS = {"cpu": 0, "cuda": 1}
 _MODES = {"dense": 0, "cbinfer": 1, "cbinfer-ff": 2, "evnet": 3, "skipconv": 4,
@@ -59,6 +64,23 @@ class _LayerStats(ctypes.Structure):
                 ("macs_effective", ctypes.c_int64), ("transmitted_el", ctypes.c_int64),
                 ("overhead_arith", ctypes.c_int64), ("overhead_ldst", ctypes.c_int64),
                 ("state_bytes", ctypes.c_int64)]
+
+
+class _TensorView(ctypes.Structure):
+    _fields_ = [("data", ctypes.c_void_p), ("channels", ctypes.c_int), ("height", ctypes.c_int),
+                ("width", ctypes.c_int)]
+
+
+class _Detection(ctypes.Structure):
+    _fields_ = [("x0", ctypes.c_float), ("y0", ctypes.c_float), ("x1", ctypes.c_float),
+                ("y1", ctypes.c_float), ("score", ctypes.c_float), ("class_id", ctypes.c_int)]
+
+
+_KEYPOINTS = 17
+
+
+class _Pose(ctypes.Structure):
+    _fields_ = [("score", ctypes.c_float), ("keypoints", ctypes.c_float * (3 * _KEYPOINTS))]
 
 
 _LIB = None
@@ -111,6 +133,11 @@ def _lib():
         "cbinfer_stream_set_policy": (st, [p, cp, cp]),
         "cbinfer_stream_get_policy": (st, [p, cp, cp, sz]),
         "cbinfer_stream_state_bytes": (st, [p, ctypes.POINTER(ctypes.c_uint64)]),
+        "cbinfer_decode_nanodet": (st, [ctypes.POINTER(_TensorView), i, i, i, i, f, f,
+                                        ctypes.POINTER(_Detection), i, ip, cp, sz]),
+        "cbinfer_decode_posenet": (st, [ctypes.POINTER(_TensorView)] * 4 +
+                                   [i, i, f, f, ctypes.POINTER(_Pose), i, ip, cp, sz]),
+        "cbinfer_pose_keypoint_name": (cp, [i]),
     }
     for name, (res, args) in sigs.items():
         fn = getattr(lib, name)
@@ -123,6 +150,69 @@ def version():
     """The library's version as (major, minor, patch)."""
     v = _lib().cbinfer_version()
     return (v // 10000, v // 100 % 100, v % 100)
+
+
+def _views(arrays, what):
+    """(C, H, W) float32 arrays as tensor views, and the arrays that back them."""
+    kept, views = [], []
+    for k, a in enumerate(arrays):
+        a = np.ascontiguousarray(a, dtype=np.float32)
+        if a.ndim == 4 and a.shape[0] == 1:
+            a = a[0]
+        if a.ndim != 3:
+            raise ValueError(f"{what} {k} must be a (C, H, W) array, not {a.shape}")
+        kept.append(a)
+        views.append(_TensorView(a.ctypes.data, *a.shape))
+    return kept, views
+
+
+def _decode_error(status, err):
+    raise Error(status, err.value.decode(errors="replace"))
+
+
+def decode_nanodet(heads, input_size, classes=80, score_threshold=0.35, iou_threshold=0.5,
+                   capacity=1000):
+    """NanoDet's boxes (cbinfer_decode_nanodet) from its heads, a list of
+    (C, H, W) arrays, for an input of input_size = (width, height) pixels.
+    Returns a float32 array of shape (N, 6): x0, y0, x1, y1, score, class,
+    in input pixels, best first."""
+    kept, views = _views(heads, "head")
+    arr = (_TensorView * len(views))(*views)
+    out = (_Detection * max(capacity, 1))()
+    n, err = ctypes.c_int(0), ctypes.create_string_buffer(512)
+    st = _lib().cbinfer_decode_nanodet(arr, len(views), int(input_size[0]), int(input_size[1]),
+                                       classes, score_threshold, iou_threshold, out, capacity,
+                                       ctypes.byref(n), err, len(err))
+    if st:
+        _decode_error(st, err)
+    del kept
+    return np.array([[d.x0, d.y0, d.x1, d.y1, d.score, d.class_id] for d in out[:n.value]],
+                    dtype=np.float32).reshape(-1, 6)
+
+
+def keypoint_names():
+    """The 17 keypoint names of decode_posenet, in order ("nose", "left_eye", ...)."""
+    return [_lib().cbinfer_pose_keypoint_name(k).decode() for k in range(_KEYPOINTS)]
+
+
+def decode_posenet(heatmap, offsets, displacement_fwd, displacement_bwd, input_size,
+                   score_threshold=0.5, nms_radius=20.0, max_poses=20):
+    """PoseNet's poses (cbinfer_decode_posenet) for an input of input_size =
+    (width, height) pixels. Returns a list of (score, keypoints) with
+    keypoints a float32 (17, 3) array of x, y, score in input pixels, in
+    keypoint_names() order."""
+    kept, views = _views([heatmap, offsets, displacement_fwd, displacement_bwd], "tensor")
+    out = (_Pose * max(max_poses, 1))()
+    n, err = ctypes.c_int(0), ctypes.create_string_buffer(512)
+    refs = [ctypes.byref(v) for v in views]
+    st = _lib().cbinfer_decode_posenet(*refs, int(input_size[0]), int(input_size[1]),
+                                       score_threshold, nms_radius, out, max_poses,
+                                       ctypes.byref(n), err, len(err))
+    if st:
+        _decode_error(st, err)
+    del kept
+    return [(p.score, np.array(p.keypoints, dtype=np.float32).reshape(_KEYPOINTS, 3))
+            for p in out[:n.value]]
 
 
 def _key(table, value, what):
@@ -142,12 +232,27 @@ class Network:
         if st:
             raise Error(st, err.value.decode(errors="replace"))
         self._h = handle
+        self._open_streams = 0
+        self._free_pending = False
 
     def close(self):
-        """Frees the network; its streams must be closed first."""
-        if getattr(self, "_h", None):
-            _lib().cbinfer_network_free(self._h)
-            self._h = None
+        """Frees the network, or, while streams of it are open, once the last
+        of them is closed (C requires the streams to go first; the garbage
+        collector may finalize a network before its streams when they share
+        a reference cycle)."""
+        if not getattr(self, "_h", None):
+            return
+        if self._open_streams > 0:
+            self._free_pending = True
+            return
+        _lib().cbinfer_network_free(self._h)
+        self._h = None
+
+    def _stream_closed(self):
+        self._open_streams -= 1
+        if self._free_pending and self._open_streams == 0:
+            self._free_pending = False
+            self.close()
 
     def __del__(self):
         self.close()
@@ -197,6 +302,7 @@ class Stream:
         if st:
             raise Error(st, err.value.decode(errors="replace"))
         self._h = handle
+        net._open_streams += 1
         self.width, self.height = int(width), int(height)
         if threads:
             self._check(_lib().cbinfer_stream_set_param(self._h, _PARAM_THREADS, threads))
@@ -220,6 +326,7 @@ class Stream:
         if getattr(self, "_h", None):
             _lib().cbinfer_stream_destroy(self._h)
             self._h = None
+            self._net._stream_closed()
 
     def __del__(self):
         self.close()
