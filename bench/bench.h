@@ -33,7 +33,7 @@ typedef struct {
 
 
 #define BENCH_MAX_OUTPUTS 64 /* the loader's limit on graph outputs */
-#define BENCH_MAX_BOXES 1000 /* --task detect: more boxes in a frame are an error */
+#define BENCH_MAX_BOXES 1000 /* --task detect: the best this many boxes of a frame count */
 #define BENCH_MAX_POSES 20   /* --task pose: poses decoded per frame */
 
 /* --task state (task.c): slot 0 holds the dense stream's results, 1 the
@@ -45,6 +45,7 @@ typedef struct bench_task {
     int nposes[2];
     int pose_out[4];     /* the outputs holding heatmap, offset, displacement_fwd, _bwd */
     unsigned char *used; /* matching scratch */
+    long long truncated; /* decodes of this pass that found more than BENCH_MAX_BOXES */
     FILE *dump;          /* --dump-detections */
 } bench_task;
 
@@ -116,7 +117,7 @@ int bench_task_open(bench *b);
 /* Frees; closes the dump (non-zero when that fails). Safe without open. */
 int bench_task_close(bench *b);
 /* Sets a run's task fields (before its frames; after any memset). */
-void bench_task_run_init(const bench *b, cbi_run_result *run);
+void bench_task_run_init(bench *b, cbi_run_result *run);
 int bench_task_run_alloc(const bench *b, cbi_run_result *run);
 /* Decodes the frame's outputs (already read into b->out_dense / out_cb),
  * writes its dump line when dump is set, and in compare mode adds the

@@ -207,7 +207,7 @@ static int timed_frame(bench *b, long long k, int timed, void *vctx)
             return 1;
         cbi_quality(b->out_dense, b->out_cb, b->out_count, &fr.mse, &fr.psnr_db, &fr.max_abs,
                     &fr.nonfinite);
-    } else if ((c->dump || b->args.task != CBI_BENCH_TASK_NONE) && read_outputs(b, s, out) != 0) {
+    } else if ((c->dump || c->dump_task) && read_outputs(b, s, out) != 0) {
         return 1;
     }
     if (bench_task_frame(b, k, c->dump_task, &fr, c->run) != 0) return 1;

@@ -6,6 +6,7 @@
 
 #include "bench_args.h"
 #include "json_writer.h"
+#include "task_metrics.h"
 
 static void json_latency(cbi_json *j, const char *key, const cbi_latency *l)
 {
@@ -65,7 +66,8 @@ static void json_task(cbi_json *j, const cbi_run_result *run)
     cbi_json_begin_object(j, "task");
     cbi_json_string(j, "kind", run->task == CBI_BENCH_TASK_DETECT ? "detect" : "pose");
     if (run->task == CBI_BENCH_TASK_DETECT) {
-        cbi_json_number(j, "match_iou", 0.5);
+        cbi_json_number(j, "match_iou", CBI_TASK_MATCH_IOU);
+        cbi_json_int(j, "decodes_truncated", run->boxes_truncated);
         cbi_json_begin_array(j, "classes");
         for (int c = 0; c < run->class_count && run->classes && run->has_quality; ++c) {
             const cbi_class_counts *k = &run->classes[c];
@@ -349,8 +351,8 @@ static void print_latency(FILE *f, const char *what, const cbi_latency *l, doubl
 static void print_task(FILE *f, const cbi_run_result *run)
 {
     if (run->task == CBI_BENCH_TASK_DETECT && run->classes) {
-        fprintf(f, "  detection vs dense (IoU >= 0.5):  class  dense  cbinfer  matched  recall  "
-                   "precision\n");
+        fprintf(f, "  detection vs dense (IoU >= %g):  class  dense  cbinfer  matched  recall  "
+                   "precision\n", (double)CBI_TASK_MATCH_IOU);
         int order[1024], n = 0;
         for (int c = 0; c < run->class_count && n < 1024; ++c)
             if (c == 0 || run->classes[c].dense || run->classes[c].cbinfer) order[n++] = c;
@@ -371,14 +373,17 @@ static void print_task(FILE *f, const cbi_run_result *run)
             fprintf(f, "    %32s %6lld %8lld %8lld %7.3f %10.3f\n", name, k->dense, k->cbinfer,
                     k->matched, ratio(k->matched, k->dense), ratio(k->matched, k->cbinfer));
         }
+        if (run->boxes_truncated)
+            fprintf(f, "  %lld decodes kept only their best 1000 boxes\n", run->boxes_truncated);
         if (run->worst_frame >= 0)
             fprintf(f, "  worst frame %lld: person recall or precision %.3f\n", run->worst_frame,
                     run->worst_value);
     } else if (run->task == CBI_BENCH_TASK_POSE) {
-        fprintf(f, "  pose vs dense: PCKh@0.5 %.4f (%lld of %lld dense keypoints placed; poses of "
-                   "score >= 0.25: dense %lld, cbinfer %lld)\n",
-                ratio(run->pck_correct, run->pck_total), run->pck_correct, run->pck_total,
-                run->dense_poses, run->cbinfer_poses);
+        fprintf(f, "  pose vs dense: PCKh@%g %.4f (%lld of %lld dense keypoints placed; poses of "
+                   "score >= %g: dense %lld, cbinfer %lld)\n",
+                (double)CBI_TASK_PCK_ALPHA, ratio(run->pck_correct, run->pck_total),
+                run->pck_correct, run->pck_total, (double)CBI_TASK_POSE_MIN, run->dense_poses,
+                run->cbinfer_poses);
         if (run->worst_frame >= 0)
             fprintf(f, "  worst frame %lld: PCKh@0.5 %.3f\n", run->worst_frame, run->worst_value);
     }

@@ -86,6 +86,7 @@ typedef struct cbi_run_result {
     int class_count;
     long long pck_correct, pck_total;    /* pose: dense keypoints placed / to place */
     long long dense_poses, cbinfer_poses; /* pose: poses counted by each stream */
+    long long boxes_truncated; /* detect: decodes that kept only the best 1000 boxes */
     long long worst_frame;  /* the frame of the lowest person recall or precision, or
                              * PCK; -1 if none */
     double worst_value;

@@ -52,24 +52,24 @@ static float dist(const cbinfer_keypoint *a, const cbinfer_keypoint *b)
  * than two keypoints shown. */
 static float head_length(const cbinfer_pose *p)
 {
+    const cbinfer_keypoint *k = p->keypoints;
     float head = 0.0f;
-    int head_n = 0, n = 0;
+    if (shown(&k[3]) && shown(&k[4]))
+        head = dist(&k[3], &k[4]); /* ear to ear */
+    else if (shown(&k[1]) && shown(&k[2]))
+        head = 2.0f * dist(&k[1], &k[2]); /* eyes: about half of that */
+    if (head > 0.0f) return head;
+    int n = 0;
     float x0 = INFINITY, y0 = INFINITY, x1 = -INFINITY, y1 = -INFINITY;
-    for (int k = 0; k < CBINFER_POSE_KEYPOINTS; ++k) {
-        const cbinfer_keypoint *a = &p->keypoints[k];
-        if (!shown(a)) continue;
+    for (int i = 0; i < CBINFER_POSE_KEYPOINTS; ++i) {
+        if (!shown(&k[i])) continue;
         n++;
-        x0 = fminf(x0, a->x);
-        x1 = fmaxf(x1, a->x);
-        y0 = fminf(y0, a->y);
-        y1 = fmaxf(y1, a->y);
-        if (k >= 5) continue; /* nose, eyes, ears: keypoints 0 to 4 */
-        head_n++;
-        for (int j = 0; j < k; ++j)
-            if (shown(&p->keypoints[j])) head = fmaxf(head, dist(a, &p->keypoints[j]));
+        x0 = fminf(x0, k[i].x);
+        x1 = fmaxf(x1, k[i].x);
+        y0 = fminf(y0, k[i].y);
+        y1 = fmaxf(y1, k[i].y);
     }
-    if (n < 2) return 0.0f;
-    return head_n >= 2 ? head : fmaxf(x1 - x0, y1 - y0) / 6.0f;
+    return n < 2 ? 0.0f : fmaxf(x1 - x0, y1 - y0) / 6.0f;
 }
 
 void cbi_pose_pck(const cbinfer_pose *ref, int nref, const cbinfer_pose *x, int nx,

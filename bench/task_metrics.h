@@ -1,7 +1,7 @@
 /*
  * Task agreement of cbinfer-bench (--task, compare mode): how far the
  * change-based stream's boxes and keypoints stray from the dense stream's.
- * Pure functions over decoded results, tested by tests/cpu_task.cpp.
+ * Pure functions over decoded results, tested by tests/cpu_bench_task.cpp.
  */
 #ifndef CBI_TASK_METRICS_H
 #define CBI_TASK_METRICS_H
@@ -35,10 +35,11 @@ void cbi_match_detections(const cbinfer_detection *ref, int nref, const cbinfer_
  * distances; a pose that places none is left unpaired), and each of its keypoints of score >= CBI_TASK_KEYPOINT_MIN
  * counts as placed when that pose's keypoint also scores that much and lies
  * within CBI_TASK_PCK_ALPHA head lengths of it. The head length is the
- * largest distance between two such keypoints of the head (nose, eyes,
- * ears), or a sixth of the larger side of the box around all of them when
- * the head shows fewer than two; a pose with fewer than two such keypoints
- * is not counted. Adds to *placed and *total; used is scratch of nx bytes. */
+ * distance between the two ears where both are shown, else twice that
+ * between the eyes, else a sixth of the larger side of the box around all
+ * shown keypoints; a pose without a length (fewer than two shown keypoints,
+ * all in one place) is not counted. Adds to *placed and *total; used is
+ * scratch of nx bytes. */
 void cbi_pose_pck(const cbinfer_pose *ref, int nref, const cbinfer_pose *x, int nx,
                   long long *placed, long long *total, unsigned char *used);
 

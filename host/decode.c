@@ -22,7 +22,7 @@ static float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
 static int stride_of(int in_w, int in_h, int grid_w, int grid_h)
 {
     for (int s = 1; s <= 1024; s *= 2)
-        if ((in_w + s - 1) / s == grid_w && (in_h + s - 1) / s == grid_h) return s;
+        if ((in_w - 1) / s + 1 == grid_w && (in_h - 1) / s + 1 == grid_h) return s;
     return 0;
 }
 
@@ -317,7 +317,7 @@ static int near_earlier(const cbinfer_pose *poses, int n, int k, float x, float 
 static cbinfer_status posenet(cbi_err *e, const cbinfer_tensor_view *heat,
                               const cbinfer_tensor_view *off, const cbinfer_tensor_view *fwd,
                               const cbinfer_tensor_view *bwd, int in_w, int in_h, float score_thr,
-                              float nms_radius, cbinfer_pose *out, int capacity, int *count)
+                              float nms_radius_px, cbinfer_pose *out, int capacity, int *count)
 {
     if (!count) return cbi_fail(e, CBINFER_STATUS_NULL_ARGUMENT, "count is NULL");
     if (!out && capacity > 0) return cbi_fail(e, CBINFER_STATUS_NULL_ARGUMENT, "out is NULL");
@@ -340,9 +340,9 @@ static cbinfer_status posenet(cbi_err *e, const cbinfer_tensor_view *heat,
         return cbi_fail(e, CBINFER_STATUS_BAD_PARAM, "input %dx%d, capacity %d", in_w, in_h,
                         capacity);
     if ((st = check_unit(e, score_thr, "score threshold")) != CBINFER_STATUS_SUCCESS) return st;
-    if (!(nms_radius >= 0.0f) || isinf(nms_radius))
+    if (!(nms_radius_px >= 0.0f) || isinf(nms_radius_px))
         return cbi_fail(e, CBINFER_STATUS_BAD_PARAM, "NMS radius %g is not a finite value >= 0",
-                        (double)nms_radius);
+                        (double)nms_radius_px);
     pose_grid g = {heat->data, off->data, fwd->data, bwd->data, heat->width, heat->height, 0,
                    (size_t)heat->width * (size_t)heat->height};
     g.stride = stride_of(in_w, in_h, g.gw, g.gh);
@@ -374,7 +374,7 @@ static cbinfer_status posenet(cbi_err *e, const cbinfer_tensor_view *heat,
             }
     if (n) qsort(q, n, sizeof *q, by_root);
 
-    const float r2 = nms_radius * nms_radius;
+    const float r2 = nms_radius_px * nms_radius_px;
     int poses = 0;
     for (size_t i = 0; i < n && poses < capacity; ++i) {
         const root_candidate *r = &q[i];
@@ -417,13 +417,13 @@ cbinfer_status cbinfer_decode_posenet(const cbinfer_tensor_view *heatmap,
                                       const cbinfer_tensor_view *displacement_fwd,
                                       const cbinfer_tensor_view *displacement_bwd,
                                       int input_width, int input_height, float score_threshold,
-                                      float nms_radius, cbinfer_pose *out, int capacity,
+                                      float nms_radius_px, cbinfer_pose *out, int capacity,
                                       int *count, char *err, size_t err_len)
 {
     cbi_err e = {{0}};
     if (count) *count = 0;
     cbinfer_status st = posenet(&e, heatmap, offsets, displacement_fwd, displacement_bwd,
-                                input_width, input_height, score_threshold, nms_radius, out,
+                                input_width, input_height, score_threshold, nms_radius_px, out,
                                 capacity, count);
     cbi_err_copy(&e, err, err_len);
     return st;

@@ -579,7 +579,8 @@ typedef struct cbinfer_detection {
  * classes are written to out best first (score, then class), at most
  * capacity of them; *count gets how many were kept. NMS costs the square of
  * a class's candidates: with score_threshold 0 every cell is one.
- * NanoDet's own settings: class_count 80, score_threshold 0.35, iou 0.5.
+ * NanoDet's demo settings: class_count 80, score_threshold 0.35 (what its
+ * demo shows), iou_threshold 0.5 (its ncnn demo's NMS).
  * out may be NULL when capacity is 0. Statuses: NULL_ARGUMENT, BAD_PARAM
  * (head sizes, counts, thresholds outside [0, 1]), BUFFER_TOO_SMALL (more
  * boxes were kept than capacity: the best capacity are written, *count says
@@ -601,7 +602,7 @@ typedef struct cbinfer_keypoint {
 
 typedef struct cbinfer_pose {
     /* Mean over the 17 keypoints of the scores of those that lie farther than
-     * nms_radius from the same keypoint of every earlier pose. */
+     * nms_radius_px from the same keypoint of every earlier pose. */
     float score;
     cbinfer_keypoint keypoints[CBINFER_POSE_KEYPOINTS];
 } cbinfer_pose;
@@ -617,20 +618,22 @@ CBINFER_API const char *cbinfer_pose_keypoint_name(int index);
  * with ceil(input / s) = grid on both axes. A cell whose heatmap score
  * reaches score_threshold and is not beaten in its 3 x 3 window of that
  * keypoint is a root candidate; candidates are taken best first (ties: row,
- * column, keypoint) and skipped while within nms_radius input pixels of the
+ * column, keypoint) and skipped while within nms_radius_px input pixels of the
  * same keypoint of a decoded pose; a root grows its pose along the edges,
  * first backward, then forward, each step following the displacement and
  * refining by the offsets twice. At most capacity poses are decoded, in
  * that order, and *count gets their number; weak poses are the caller's to
- * drop by score. TF.js's settings: score_threshold 0.5, nms_radius 20.
+ * drop by score. TF.js's settings: score_threshold 0.5, nms_radius_px 20.
  * out may be NULL when capacity is 0. Statuses: NULL_ARGUMENT, BAD_PARAM
- * (shapes, threshold outside [0, 1], negative radius), OUT_OF_MEMORY. */
+ * (shapes, a grid that is no power-of-two stride of the input, threshold
+ * outside [0, 1], a radius that is negative or not finite, a negative
+ * capacity or input size), OUT_OF_MEMORY. */
 CBINFER_API cbinfer_status cbinfer_decode_posenet(const cbinfer_tensor_view *heatmap,
                                                   const cbinfer_tensor_view *offsets,
                                                   const cbinfer_tensor_view *displacement_fwd,
                                                   const cbinfer_tensor_view *displacement_bwd,
                                                   int input_width, int input_height,
-                                                  float score_threshold, float nms_radius,
+                                                  float score_threshold, float nms_radius_px,
                                                   cbinfer_pose *out, int capacity, int *count,
                                                   char *err, size_t err_len);
 

@@ -132,3 +132,20 @@ TEST(BenchTask, PckHeadLengthFromTheBodyWithoutAHead)
 }
 
 }  // namespace
+
+TEST(BenchTask, PckHeadLengthFromTheEyesWithoutTheEars)
+{
+    cbinfer_pose d = person(0, 0.8f);
+    d.keypoints[3].score = d.keypoints[4].score = 0.1f;  // ears hidden
+    d.keypoints[1].x = 98.0f;                            // eyes 4 px apart: head 8 px
+    d.keypoints[2].x = 102.0f;
+    long long placed = 0, total = 0;
+    unsigned char used[1];
+    for (float shift : {3.9f, 4.1f}) {
+        cbinfer_pose x = d;
+        for (int k = 0; k < CBINFER_POSE_KEYPOINTS; ++k) x.keypoints[k].y += shift;
+        cbi_pose_pck(&d, 1, &x, 1, &placed, &total, used);
+    }
+    EXPECT_EQ(total, 2 * 15);
+    EXPECT_EQ(placed, 15);  // within 4 px, not beyond
+}

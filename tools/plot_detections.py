@@ -12,7 +12,7 @@ cbinfer-bench --mode compare run onto that frame, as a PNG (matplotlib).
 (keypoints and the skeleton); --frame is the dump's "frame" index, which is
 also the frame's place in the --dump-frames file. Several --detections /
 --frames / --size triples make one panel each. Dense results are drawn in
-green, the change-based ones in magenta over them.
+wide green, the change-based ones in thin dashed magenta over them.
 """
 import argparse
 import json
@@ -51,16 +51,24 @@ def load_line(path, k):
     sys.exit(f"plot_detections: {path} has no frame {k}")
 
 
-def draw_boxes(ax, boxes, color, style, label):
+# Dense: wide and solid, under the change-based results: thin and dashed,
+# with their labels below the box, so that both stay visible where they agree.
+DENSE = dict(color="lime", ls="-", lw=3.0, alpha=0.8)
+CHANGE = dict(color="magenta", ls="--", lw=1.2, alpha=1.0)
+
+
+def draw_boxes(ax, boxes, st, label, above):
     for i, (x0, y0, x1, y1, score, cls) in enumerate(boxes):
-        ax.add_patch(plt.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, lw=1.4, ec=color,
-                                   ls=style, label=label if i == 0 else None))
+        ax.add_patch(plt.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, lw=st["lw"],
+                                   ec=st["color"], ls=st["ls"], alpha=st["alpha"],
+                                   label=label if i == 0 else None))
         name = COCO[int(cls)] if int(cls) < len(COCO) else f"class {int(cls)}"
-        if style == "-":
-            ax.text(x0, y0 - 2, f"{name} {score:.2f}", color=color, fontsize=6)
+        ax.text(x0, y0 - 2 if above else y1 + 7, f"{name} {score:.2f}", color=st["color"],
+                fontsize=6)
 
 
-def draw_poses(ax, poses, color, style, label):
+def draw_poses(ax, poses, st, label):
+    color, style = st["color"], st["ls"]
     first = True
     for p in poses:
         if p["score"] < POSE_MIN:
@@ -68,8 +76,8 @@ def draw_poses(ax, poses, color, style, label):
         kp = np.array(p["keypoints"])
         for a, b in SKELETON:
             if kp[a, 2] >= KEYPOINT_MIN and kp[b, 2] >= KEYPOINT_MIN:
-                ax.plot(kp[[a, b], 0], kp[[a, b], 1], color=color, ls=style, lw=1.2,
-                        label=label if first else None)
+                ax.plot(kp[[a, b], 0], kp[[a, b], 1], color=color, ls=style, lw=st["lw"],
+                        alpha=st["alpha"], label=label if first else None)
                 first = False
         shown = kp[:, 2] >= KEYPOINT_MIN
         ax.scatter(kp[shown, 0], kp[shown, 1], s=6, color=color)
@@ -99,18 +107,18 @@ def main():
         ax = axes[0][i]
         ax.imshow(load_frame(a.frames[i], w, h, k))
         if "detections" in d:
-            draw_boxes(ax, d["dense"], "lime", "-", "dense")
-            draw_boxes(ax, d["detections"], "magenta", "--", "change-based")
+            draw_boxes(ax, d["dense"], DENSE, "dense", True)
+            draw_boxes(ax, d["detections"], CHANGE, "change-based", False)
         else:
-            draw_poses(ax, d["dense"], "lime", "-", "dense")
-            draw_poses(ax, d["poses"], "magenta", "--", "change-based")
+            draw_poses(ax, d["dense"], DENSE, "dense")
+            draw_poses(ax, d["poses"], CHANGE, "change-based")
         ax.set_title(a.title[i] if a.title and i < len(a.title) else f"frame {k}", fontsize=9)
         ax.set_xlim(0, w)
         ax.set_ylim(h, 0)
         ax.axis("off")
         ax.legend(loc="lower right", fontsize=7, framealpha=0.7)
     fig.tight_layout()
-    fig.savefig(a.out, dpi=130)
+    fig.savefig(a.out, dpi=100)
     print(f"plot_detections: wrote {a.out}", file=sys.stderr)
 
 

@@ -49,7 +49,8 @@ pic() { # name workload thresholds-file frame: frames and detections of frame k
   local name="$1" m="$2" thr="$3" k="$4"
   "$B" --workload "$m" --video "$V/vtest.avi" --skip 400 --frames $((k + 1)) --warmup 0 \
     --mode compare --thresholds "$thr" --dump-frames "${R}_${name}.rgb" \
-    --dump-detections "${R}_${name}.pic.jsonl" >/dev/null 2>&1
+    --dump-detections "${R}_${name}.pic.jsonl" >"${R}_${name}.pic.log" 2>&1 ||
+    { echo "task_results.sh: the picture run failed, see ${R}_${name}.pic.log" >&2; exit 1; }
 }
 worst=$($PY -c 'import json,sys; t=json.load(open(sys.argv[1]))["runs"][0]["task"]; print(t["worst_frame"] if t["worst_frame"] is not None else 100)' \
   "${R}_nanodet_vtest-400-599_tuned.json")
@@ -63,10 +64,15 @@ $PY tools/plot_detections.py \
   --title "PoseNet, vtest frame 500, tuned thresholds" \
   --out bench/results/plots/surveillance_dense-vs-cbinfer_vtest.png
 rm -f "${R}_nanodet.rgb" "${R}_posenet.rgb"
+# PoseNet's per-frame poses are half a megabyte a run: the JSON keeps the
+# per-frame PCK.
+rm -f "${R}"_posenet_*.detections.jsonl
 
 # README rows.
 $PY - "${R}"_{nanodet,posenet}_*.json <<'EOF'
 import json, sys
+def f(v, spec=".3f"):
+    return "-" if v is None else format(v, spec)
 print("| model | video, frames | thresholds | dense ms | cbinfer ms | speed-up | changed | task agreement with dense | worst frame |")
 print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 for path in sys.argv[1:]:
@@ -76,12 +82,13 @@ for path in sys.argv[1:]:
     thr = c["thresholds_file"].split("/")[-1] if c["thresholds_file"] else f"τ = {c['threshold']:g}"
     if run["threshold_scale"] != 1:
         thr += f" x {run['threshold_scale']:g}"
-    clip = f"{c['input'].split('/')[-1]} {c['skip']}-{c['skip'] + c['frames'] - 1}"
+    frames = run["frames"]  # the timed ones: --warmup 1 leaves the first out
+    clip = f"{c['input'].split('/')[-1]} {c['skip'] + frames[0]['index']}-{c['skip'] + frames[-1]['index']}"
     if t["kind"] == "detect":
         p = t["classes"][0]
-        agree = f"persons: recall {p['recall']:.3f}, precision {p['precision']:.3f} ({p['dense']} dense boxes)"
+        agree = f"persons: recall {f(p['recall'])}, precision {f(p['precision'])} ({p['dense']} dense boxes)"
     else:
-        agree = f"PCKh@0.5 {t['pck']:.3f} ({t['keypoints']} keypoints, {t['dense_poses']} poses)"
+        agree = f"PCKh@0.5 {f(t['pck'])} ({t['keypoints']} keypoints, {t['dense_poses']} poses)"
     worst = "-" if t["worst_frame"] is None else f"{c['skip'] + t['worst_frame']}: {t['worst_value']:.2f}"
     print(f"| {c['workload']} {c['width']}x{c['height']} | {clip} | {thr} | "
           f"{run['dense']['latency_ms']['mean']:.2f} | {run['cbinfer']['latency_ms']['mean']:.2f} | "

@@ -59,7 +59,16 @@ def test_nanodet_boxes_match_the_reference(frames, thr):
         np.testing.assert_allclose(got[:, :4], ref[:, :4], atol=2e-3)  # boxes, pixels
         assert (got[:, 0] <= got[:, 2]).all() and (got[:, 1] <= got[:, 3]).all()
         assert (got[:, :4] >= 0).all() and (got[:, [0, 2]] <= 384).all()
-        found_person |= bool(((got[:, 5] == 0) & (got[:, 4] > 0.5)).any())
+        # The layout read right: vtest's confident persons are pedestrians,
+        # boxes taller than wide and of a pedestrian's size at 384x288.
+        people = got[(got[:, 5] == 0) & (got[:, 4] > 0.5)]
+        for x0, y0, x1, y1 in people[:, :4]:
+            assert 1.5 * (x1 - x0) < y1 - y0 and 20 < y1 - y0 < 120, (x0, y0, x1, y1)
+        found_person |= len(people) > 0
+        # capacity is only the first guess: too little room still gives all.
+        np.testing.assert_array_equal(
+            cbinfer.decode_nanodet(heads, (384, 288), score_threshold=thr, capacity=1),
+            cbinfer.decode_nanodet(heads, (384, 288), score_threshold=thr))
     assert found_person  # trained weights, real pedestrians
 
 
@@ -105,16 +114,25 @@ def run_bench(tmp_path, workload, *extra):
     return lines, json.loads(report.read_text())["runs"][0]["task"]
 
 
+# At threshold 0 the change-based outputs equal the dense ones up to float
+# re-association (1e-5 here), so the decoded results agree but for a score
+# within rounding of a threshold, which may fall either way.
+def near(score, thr):
+    return abs(score - thr) < 1e-3
+
+
 def test_bench_detect_at_threshold_zero_agrees_with_dense(tmp_path):
     lines, task = run_bench(tmp_path, "nanodet")
     assert [x["frame"] for x in lines] == [0, 1, 2]
     for x in lines:
-        cb, dense = np.array(x["detections"]), np.array(x["dense"])
+        cb = np.array([b for b in x["detections"] if not near(b[4], 0.35)])
+        dense = np.array([b for b in x["dense"] if not near(b[4], 0.35)])
         assert cb.shape == dense.shape and cb.shape[1] == 6
         np.testing.assert_allclose(cb, dense, atol=0.02)
     person = task["classes"][0]
-    assert task["kind"] == "detect" and person["name"] == "person"
-    assert person["dense"] > 0 and person["recall"] == 1 and person["precision"] == 1
+    assert task["kind"] == "detect" and person["name"] == "person" and person["dense"] > 0
+    assert person["matched"] >= person["dense"] - sum(
+        near(b[4], 0.35) for x in lines for b in x["dense"] if b[5] == 0)
 
 
 def test_bench_pose_at_threshold_zero_agrees_with_dense(tmp_path):
@@ -124,4 +142,6 @@ def test_bench_pose_at_threshold_zero_agrees_with_dense(tmp_path):
         for p, d in zip(x["poses"], x["dense"]):
             assert len(p["keypoints"]) == 17
             np.testing.assert_allclose(p["keypoints"], d["keypoints"], atol=0.02)
-    assert task["kind"] == "pose" and task["keypoints"] > 0 and task["pck"] == 1
+    borderline = sum(near(k[2], 0.5) for x in lines for d in x["dense"] for k in d["keypoints"])
+    assert task["kind"] == "pose" and task["keypoints"] > 0
+    assert task["placed"] >= task["keypoints"] - borderline

@@ -23,6 +23,7 @@ decoders.
 """
 import ctypes
 import os
+import threading
 
 import numpy as np
 
@@ -34,6 +35,7 @@ _MODES = {"dense": 0, "cbinfer": 1, "cbinfer-ff": 2, "evnet": 3, "skipconv": 4,
           "sigmadelta": 5}
 _PRECISIONS = {"fp32": 0, "tf32": 1, "fp16": 2}
 _PARAM_THREADS = 3
+_STATUS_BUFFER_TOO_SMALL = 105
 _PARAM_COLLECT_STATS = 0
 
 
@@ -175,14 +177,20 @@ def decode_nanodet(heads, input_size, classes=80, score_threshold=0.35, iou_thre
     """NanoDet's boxes (cbinfer_decode_nanodet) from its heads, a list of
     (C, H, W) arrays, for an input of input_size = (width, height) pixels.
     Returns a float32 array of shape (N, 6): x0, y0, x1, y1, score, class,
-    in input pixels, best first."""
+    in input pixels, best first; all the boxes kept, however many (capacity
+    is only the first guess at the room they need)."""
     kept, views = _views(heads, "head")
     arr = (_TensorView * len(views))(*views)
-    out = (_Detection * max(capacity, 1))()
     n, err = ctypes.c_int(0), ctypes.create_string_buffer(512)
-    st = _lib().cbinfer_decode_nanodet(arr, len(views), int(input_size[0]), int(input_size[1]),
-                                       classes, score_threshold, iou_threshold, out, capacity,
-                                       ctypes.byref(n), err, len(err))
+    for _ in range(2):  # once more with room for all, if capacity was too small
+        out = (_Detection * max(capacity, 1))()
+        st = _lib().cbinfer_decode_nanodet(arr, len(views), int(input_size[0]),
+                                           int(input_size[1]), classes, score_threshold,
+                                           iou_threshold, out, capacity, ctypes.byref(n), err,
+                                           len(err))
+        if st != _STATUS_BUFFER_TOO_SMALL:
+            break
+        capacity = n.value
     if st:
         _decode_error(st, err)
     del kept
@@ -232,6 +240,7 @@ class Network:
         if st:
             raise Error(st, err.value.decode(errors="replace"))
         self._h = handle
+        self._lock = threading.Lock()  # streams open and close on any thread
         self._open_streams = 0
         self._free_pending = False
 
@@ -240,18 +249,29 @@ class Network:
         of them is closed (C requires the streams to go first; the garbage
         collector may finalize a network before its streams when they share
         a reference cycle)."""
-        if not getattr(self, "_h", None):
+        lock = getattr(self, "_lock", None)
+        if lock is None:  # __init__ failed
             return
-        if self._open_streams > 0:
-            self._free_pending = True
-            return
-        _lib().cbinfer_network_free(self._h)
-        self._h = None
+        with lock:
+            if not self._h:
+                return
+            if self._open_streams > 0:
+                self._free_pending = True
+                return
+            _lib().cbinfer_network_free(self._h)
+            self._h = None
+
+    def _stream_opened(self):
+        with self._lock:
+            self._open_streams += 1
 
     def _stream_closed(self):
-        self._open_streams -= 1
-        if self._free_pending and self._open_streams == 0:
-            self._free_pending = False
+        with self._lock:
+            self._open_streams -= 1
+            last = self._free_pending and self._open_streams == 0
+            if last:
+                self._free_pending = False
+        if last:
             self.close()
 
     def __del__(self):
@@ -302,7 +322,7 @@ class Stream:
         if st:
             raise Error(st, err.value.decode(errors="replace"))
         self._h = handle
-        net._open_streams += 1
+        net._stream_opened()
         self.width, self.height = int(width), int(height)
         if threads:
             self._check(_lib().cbinfer_stream_set_param(self._h, _PARAM_THREADS, threads))
