@@ -24,7 +24,7 @@ LLVMCOV="$(command -v llvm-cov || command -v llvm-cov-14)"
 export OMP_NUM_THREADS=1 ASAN_OPTIONS="detect_leaks=0:allocator_may_return_null=1"
 for t in "${TARGETS[@]}"; do
   case "$t" in
-    onnx) files=(host/onnx_loader.c host/onnx_attrs.c host/onnx_tensors.c host/onnx_graph.c host/onnx_ops.c host/onnx_ops_resize.c host/net.c host/stream.c host/cpu/cpu_conv.c host/cpu/cpu_ops.c host/cpu/cpu_dnnl.c host/cpu/cpu_backend.c) ;;
+    onnx) files=(host/onnx_loader.c host/onnx_attrs.c host/onnx_tensors.c host/onnx_graph.c host/onnx_ops.c host/onnx_ops_resize.c host/net.c host/stream.c host/cpu/cpu_conv.c host/cpu/cpu_ops.c host/cpu/cpu_ops_pixel.c host/cpu/cpu_dnnl.c host/cpu/cpu_backend.c) ;;
     layer_values) files=(host/layer_values.c) ;;
     npy) files=(bench/npy.c) ;;
     raw) files=(host/video/video.c) ;;

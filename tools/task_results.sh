@@ -10,7 +10,7 @@
 #
 #   bash tools/task_results.sh [TAG]      (TAG default: cpu-<model>-<cores>c)
 #
-# Takes about 5 minutes on 2 cores.
+# Takes about 7 minutes on 2 cores.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -42,6 +42,17 @@ run nanodet_vtest-400-599_tau0.05 --workload nanodet --video "$V/vtest.avi" --sk
   --frames 200 --threshold 0.05
 run posenet_vtest-400-599_tau0.01 --workload posenet --video "$V/vtest.avi" --skip 400 \
   --frames 200 --threshold 0.01
+# And the shipped files with the adaptive dense fallback: each layer's
+# break-even share measured on this machine (8 frames of vtest 0-7, outside
+# the held-out frames), then the held-out run with it.
+for m in nanodet posenet; do
+  f=$( [ $m = nanodet ] && echo "$ND" || echo "$PN")
+  echo "task_results.sh: $m calibration" >&2
+  "$B" --workload $m --video "$V/vtest.avi" --frames 8 --mode cbinfer --thresholds "$f" \
+    --calibrate "${R}_$m.break-even" >"${R}_$m.calibrate.log" 2>&1
+  run "${m}_vtest-400-599_tuned_break-even" --workload $m --video "$V/vtest.avi" --skip 400 \
+    --frames 200 --thresholds "$f" --break-even "${R}_$m.break-even"
+done
 
 # The picture: the worst NanoDet frame of the tuned held-out run, and a
 # PoseNet frame, with their frames dumped by a short second run.
@@ -82,6 +93,8 @@ for path in sys.argv[1:]:
     thr = c["thresholds_file"].split("/")[-1] if c["thresholds_file"] else f"τ = {c['threshold']:g}"
     if run["threshold_scale"] != 1:
         thr += f" x {run['threshold_scale']:g}"
+    if c.get("break_even_file"):
+        thr += ", break-even file"
     frames = run["frames"]  # the timed ones: --warmup 1 leaves the first out
     clip = f"{c['input'].split('/')[-1]} {c['skip'] + frames[0]['index']}-{c['skip'] + frames[-1]['index']}"
     if t["kind"] == "detect":

@@ -1,7 +1,7 @@
 /*
  * The CPU backend table: host memory, float32 NHWC tensors, oneDNN kernels,
- * one scratch slot per thread. Kernels live in cpu_conv.c and cpu_ops.c, the
- * oneDNN glue in cpu_dnnl.c.
+ * one scratch slot per thread. Kernels live in cpu_conv.c, cpu_delta.c,
+ * cpu_ops.c and cpu_ops_pixel.c, the oneDNN glue in cpu_dnnl.c.
  */
 #include <math.h>
 #include <omp.h>
@@ -59,11 +59,19 @@ static int thread_count(int threads)
  * two matmuls' (cpu_dnnl.c), or the padded thin rows. */
 static size_t cpu_extra_bytes(const cbi_backend_config *cfg, int threads)
 {
-    size_t max_k, max_cout, max_tap_cout, chunk, ct_cols, weights = 0;
+    size_t max_k, max_cout, max_tap_cout, chunk, ct_cols, weights = 0, tables = 0;
     scratch_plan(cfg, &max_k, &max_cout, &max_tap_cout, &chunk, &ct_cols);
-    for (int i = 0; cfg->mode != CBINFER_MODE_DENSE && i < cfg->net->n_nodes; ++i) {
+    const int change_based = cfg->mode != CBINFER_MODE_DENSE;
+    for (int i = 0; i < cfg->net->n_nodes; ++i) {
         const cbi_node *n = &cfg->net->nodes[i];
-        if (n->op != CBI_OP_CONV) continue;
+        const cbi_node_plan *p = &cfg->plans[i];
+        /* Resize's taps and reach; the change map and list of a pixel-wise
+         * op (host/stream.c counts those of convs and pools). */
+        if (n->op == CBI_OP_RESIZE)
+            tables += (size_t)(p->out.h + p->out.w) * sizeof(cbi_resize_tap) +
+                      2 * (size_t)(p->in.h + p->in.w) * sizeof(int32_t);
+        if (change_based && cpu_op_propagates(n)) tables += (size_t)p->out.h * p->out.w * 5;
+        if (!change_based || n->op != CBI_OP_CONV) continue;
         const cbi_policy pol = cbi_config_policy(cfg, i);
         const size_t k = (size_t)n->win.kh * n->win.kw * cbi_conv_group_cin(n, cfg->plans[i].in.c);
         /* two matmuls' copies (W^T, or W2 for the delta scatter: the same
@@ -73,7 +81,7 @@ static size_t cpu_extra_bytes(const cbi_backend_config *cfg, int threads)
                    : thin                 ? CPU_THIN_COUT * k
                                           : 2 * k * (size_t)n->cout;
     }
-    return sizeof(float) *
+    return tables + sizeof(float) *
            (weights + chunk * ct_cols +
             (size_t)thread_count(threads) * CPU_CHUNK_ROWS * (max_k + max_cout + max_tap_cout));
 }
@@ -236,6 +244,10 @@ static void cpu_layer_destroy(void *bctx, void *layer)
     free(L->dimg);
     free(L->s1map);
     free(L->bmap);
+    free(L->tap_y);
+    free(L->tap_x);
+    free(L->reach_y);
+    free(L->reach_x);
     cpu_conv_prims_destroy(&L->conv);
     free(L);
 }
@@ -250,7 +262,9 @@ static cbinfer_status cpu_layer_create(void *bctx, int node_id, void **out, cbi_
     const cbi_policy *pol = change_based ? &node_policy : NULL;
     *out = NULL;
     const int is_pool = n->op == CBI_OP_MAXPOOL || n->op == CBI_OP_AVGPOOL;
-    if (n->op != CBI_OP_CONV && !(change_based && is_pool)) return CBINFER_STATUS_SUCCESS;
+    if (n->op != CBI_OP_CONV && n->op != CBI_OP_RESIZE &&
+        !(change_based && (is_pool || cpu_op_propagates(n))))
+        return CBINFER_STATUS_SUCCESS;
 
     cpu_layer *L = calloc(1, sizeof *L);
     const size_t in_px = (size_t)p->in.h * p->in.w, out_px = (size_t)p->out.h * p->out.w;
@@ -260,6 +274,7 @@ static cbinfer_status cpu_layer_create(void *bctx, int node_id, void **out, cbi_
         L->idx = cbi_malloc_array(out_px, sizeof(int32_t));
         ok = L->out_map && L->idx;
     }
+    if (ok && n->op == CBI_OP_RESIZE) ok = cpu_resize_tables(n, p, L) == 0;
     if (ok && change_based && n->op == CBI_OP_CONV) {
         L->in_state = cbi_calloc(in_px * p->in.c, sizeof(float));
         L->in_idx = cbi_malloc_array(in_px, sizeof(int32_t));

@@ -31,6 +31,10 @@
  * their dot products straight from the state (host/cpu/cpu_conv.c). */
 #define CPU_THIN_COUT 4
 
+/* Below this many pixels a step runs on one thread: a parallel region costs
+ * more than it saves. */
+#define CPU_PARALLEL_MIN_PX 4096
+
 /* One thread's scratch: its chunk of im2col rows and GEMM results, its oneDNN
  * stream and the scratchpad of the primitives it runs. */
 typedef struct cpu_slot {
@@ -75,8 +79,8 @@ typedef struct cpu_conv_prims {
     int y_cols;                 /* columns of the matmuls' output rows */
 } cpu_conv_prims;
 
-/* Per-node state (allocated by layer_create for Conv and pools; NULL for
- * other ops). */
+/* Per-node state (allocated by layer_create for Conv, Resize, and in
+ * change-based streams pools and the pixel-wise ops; NULL for other ops). */
 typedef struct cpu_layer {
     float *in_state;   /* Conv, change-based: input state (closed loop) or previous input */
     int32_t *in_idx;   /* Conv: changed input pixels, Eq. 3 [in.h * in.w] */
@@ -95,6 +99,11 @@ typedef struct cpu_layer {
     float *s1map;      /* Skip-Conv: per input pixel sum_c |r|, zero between calls */
     uint8_t *bmap;     /* Skip-Conv blocks: one flag per b x b output block */
     float w_l1;        /* Skip-Conv Output-Norm: ||W||_1 over all four dims */
+    /* Resize (any mode): the taps of each output row and column, and for
+     * each input row and column the first and last output coordinate that
+     * reads it ([2 * in.h], [2 * in.w]; first > last when none does). */
+    cbi_resize_tap *tap_y, *tap_x;
+    int32_t *reach_y, *reach_x;
 } cpu_layer;
 
 /* The elementwise loops of the kernels get AVX2 and AVX-512 builds next to
@@ -232,13 +241,24 @@ cbinfer_status cpu_conv_delta(cpu_ctx *ctx, cbi_op_args *a, cbi_err *e);
 
 /* Kernels, host/cpu/cpu_ops.c. */
 cbinfer_status cpu_conv_transpose(void *bctx, cbi_op_args *a, cbi_err *e);
-cbinfer_status cpu_activation(void *bctx, cbi_op_args *a, cbi_err *e);
 cbinfer_status cpu_pool_dense(void *bctx, cbi_op_args *a, cbi_err *e);
 cbinfer_status cpu_pool_change(void *bctx, cbi_op_args *a, cbi_err *e);
+cbinfer_status cpu_pad(void *bctx, cbi_op_args *a, cbi_err *e);
+cbinfer_status cpu_depth_to_space(void *bctx, cbi_op_args *a, cbi_err *e);
+
+/* Pixel-wise kernels, host/cpu/cpu_ops_pixel.c: dense, or over their inputs'
+ * change lists when the layer has out_map and idx (change-based streams). */
+cbinfer_status cpu_activation(void *bctx, cbi_op_args *a, cbi_err *e);
 cbinfer_status cpu_add(void *bctx, cbi_op_args *a, cbi_err *e);
 cbinfer_status cpu_concat(void *bctx, cbi_op_args *a, cbi_err *e);
-cbinfer_status cpu_pad(void *bctx, cbi_op_args *a, cbi_err *e);
 cbinfer_status cpu_resize(void *bctx, cbi_op_args *a, cbi_err *e);
-cbinfer_status cpu_depth_to_space(void *bctx, cbi_op_args *a, cbi_err *e);
+/* The marked pixels of rows [row_lo, row_hi] of a w-wide map, ascending,
+ * into idx (y * w + x); clears them, so the map is all zero again. Skips
+ * eight unmarked pixels at a time. Returns the count. */
+int64_t cpu_map_extract(uint8_t *map, int w, int row_lo, int row_hi, int32_t *idx);
+/* Whether n is one of them. */
+int cpu_op_propagates(const cbi_node *n);
+/* Fills L's Resize tables for node n; -1 when an allocation fails. */
+int cpu_resize_tables(const cbi_node *n, const cbi_node_plan *p, cpu_layer *L);
 
 #endif /* CBI_CPU_BACKEND_H */

@@ -30,10 +30,6 @@
 typedef float cpu_v16 __attribute__((vector_size(64)));
 #define CPU_LOAD_V16(dst, p) memcpy(&(dst), (p), sizeof(cpu_v16))
 
-/* Below this many pixels a step runs on one thread: a parallel region costs
- * more than it saves. */
-#define CPU_PARALLEL_MIN_PX 4096
-
 cpu_conv_geom cpu_conv_geom_of(const cbi_op_args *a)
 {
     const cbi_node *n = a->node;
@@ -83,6 +79,12 @@ static void bias_act_rows(const cbi_node *node, const float *restrict y, const i
             for (int c = 0; c < cout; ++c) {
                 const float v = y[c] + b[c];
                 o[c] = v > 0.f ? v : v * alpha;
+            }
+            break;
+        case CBI_ACT_CLIP: /* ReLU6 */
+            for (int c = 0; c < cout; ++c) {
+                const float v = y[c] + b[c];
+                o[c] = v < act->lo ? act->lo : (v > act->hi ? act->hi : v);
             }
             break;
         default:

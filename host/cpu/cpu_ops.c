@@ -1,7 +1,7 @@
 /*
- * The CPU backend's non-convolution kernels: ConvTranspose, standalone
- * activations, pooling (dense and change-based, paper Sec. III-E), Add,
- * Concat, Pad, Resize (nearest) and DepthToSpace.
+ * The CPU backend's non-convolution kernels: ConvTranspose, pooling (dense
+ * and change-based, paper Sec. III-E), Pad and DepthToSpace. The pixel-wise
+ * ops (Activation, Add, Concat, Resize) are in cpu_ops_pixel.c.
  *
  * Every tensor is float32 NHWC with N = 1 (a pixel's channels contiguous);
  * geometry comes from args->plan (resolved shapes and window pads). No kernel
@@ -12,57 +12,7 @@
 #include <stdint.h>
 #include <string.h>
 
-
-#include "cpu_backend.h"
-
-/* ------------------------------------------------------------- helpers --- */
-
-static double ops_t0(const cbi_op_args *a)
-{
-    return a->collect_stats ? cbi_now_ms() : 0.0;
-}
-
-static void ops_done(const cbi_op_args *a, cbinfer_step step, double t0_ms, int64_t out_px)
-{
-    if (a->stats) a->stats->changed_px = out_px;
-    if (a->collect_stats) cpu_step_time(a, step, t0_ms, cbi_now_ms());
-}
-
-static const char *ops_name(const cbi_op_args *a)
-{
-    return a->node && a->node->name ? a->node->name : "?";
-}
-
-/* Checks the pointers every kernel needs and that the first n inputs exist. */
-static cbinfer_status ops_check(const cbi_op_args *a, int n_in_min, cbi_err *e)
-{
-    if (!a || !a->node || !a->plan || !a->out || !a->out->data)
-        return cbi_fail(e, CBINFER_STATUS_NULL_ARGUMENT, "node %s: missing op arguments",
-                        a && a->node && a->node->name ? a->node->name : "?");
-    if (a->n_in < n_in_min)
-        return cbi_fail(e, CBINFER_STATUS_INTERNAL, "node %s (%s): %d inputs, need %d",
-                        ops_name(a), a->node->op_type, a->n_in, n_in_min);
-    for (int i = 0; i < a->n_in; i++)
-        if (!a->in[i] || !a->in[i]->data)
-            return cbi_fail(e, CBINFER_STATUS_NULL_ARGUMENT, "node %s: input %d missing",
-                            ops_name(a), i);
-    return CBINFER_STATUS_SUCCESS;
-}
-
-static int64_t ops_px(cbi_shape s)
-{
-    return (int64_t)s.h * s.w;
-}
-
-static int64_t ops_numel(cbi_shape s)
-{
-    return (int64_t)s.c * s.h * s.w;
-}
-
-static int ops_same_shape(cbi_shape x, cbi_shape y)
-{
-    return x.c == y.c && x.h == y.h && x.w == y.w;
-}
+#include "cpu_ops_common.h"
 
 /* -------------------------------------------------------- ConvTranspose --- */
 
@@ -143,29 +93,6 @@ cbinfer_status cpu_conv_transpose(void *bctx, cbi_op_args *a, cbi_err *e)
     return CBINFER_STATUS_SUCCESS;
 }
 
-/* ----------------------------------------------------------- Activation --- */
-
-/* Standalone Relu / LeakyRelu / PRelu / Clip, elementwise over NHWC (channel
- * = index % c); may run in place. */
-cbinfer_status cpu_activation(void *bctx, cbi_op_args *a, cbi_err *e)
-{
-    cbinfer_status st = ops_check(a, 1, e);
-    if (st != CBINFER_STATUS_SUCCESS) return st;
-    const cbi_shape s = a->plan->out;
-    if (!ops_same_shape(s, a->in[0]->shape))
-        return cbi_fail(e, CBINFER_STATUS_INTERNAL, "node %s (%s): input/output shapes differ",
-                        ops_name(a), a->node->op_type);
-    const double t0 = ops_t0(a);
-    const float *x = a->in[0]->data;
-    float *y = a->out->data;
-    const int64_t px = ops_px(s);
-    for (int64_t q = 0; q < px; q++)
-        for (int c = 0; c < s.c; c++)
-            y[q * s.c + c] = cpu_activate(&a->node->act, c, x[q * s.c + c]);
-    ops_done(a, CBINFER_STEP_DENSE, t0, px);
-    return CBINFER_STATUS_SUCCESS;
-}
-
 /* -------------------------------------------------------------- Pooling --- */
 
 /* The op's checks and its geometry (cbi_pool_geom_of, shared with CUDA). */
@@ -186,28 +113,34 @@ static int64_t ops_pool_out_px(const cbi_pool_geom *g)
     return (int64_t)g->ho * g->wo;
 }
 
+/* The taps k in [0, kern) of a window starting at i0 (stride d) that land in
+ * [lo, hi): *k0 to *k1 - 1 (empty when *k0 >= *k1). */
+static void ops_tap_range(int i0, int kern, int d, int lo, int hi, int *k0, int *k1)
+{
+    *k0 = i0 >= lo ? 0 : (lo - i0 + d - 1) / d;
+    *k1 = i0 + (kern - 1) * d < hi ? kern : (hi - 1 - i0 >= 0 ? (hi - 1 - i0) / d + 1 : 0);
+    if (*k0 > kern) *k0 = kern;
+}
+
 /* One output pixel (oy, ox), all channels. The single place a pooled value is
  * computed, so the dense and change-based paths agree bit for bit. MaxPool
  * ignores padding (-inf); AveragePool divides by the taps inside the padded
  * input (count_include_pad; taps past it from ceil_mode never count) or by the
  * taps inside the input. */
-static void ops_pool_pixel(const cbi_pool_geom *g, const float *x, float *y, int oy, int ox)
+static inline void ops_pool_pixel(const cbi_pool_geom *g, const float *restrict x,
+                                  float *restrict y, int oy, int ox)
 {
     const int c = g->c;
-    float *dst = y + ((size_t)oy * g->wo + ox) * c;
+    float *restrict dst = y + ((size_t)oy * g->wo + ox) * c;
     const int y0 = oy * g->sh - g->pad_t, x0 = ox * g->sw - g->pad_l;
-    int n_in = 0, n_pad = 0;
+    int ky0, ky1, kx0, kx1;
+    ops_tap_range(y0, g->kh, g->dh, 0, g->h, &ky0, &ky1);
+    ops_tap_range(x0, g->kw, g->dw, 0, g->w, &kx0, &kx1);
     for (int ch = 0; ch < c; ch++) dst[ch] = g->is_max ? -INFINITY : 0.f;
-    for (int ky = 0; ky < g->kh; ky++) {
-        const int iy = y0 + ky * g->dh;
-        const int row_in = iy >= 0 && iy < g->h;
-        const int row_pad = iy >= -g->pad_t && iy < g->h + g->pad_b;
-        for (int kx = 0; kx < g->kw; kx++) {
-            const int ix = x0 + kx * g->dw;
-            if (row_pad && ix >= -g->pad_l && ix < g->w + g->pad_r) n_pad++;
-            if (!row_in || ix < 0 || ix >= g->w) continue;
-            n_in++;
-            const float *src = x + ((size_t)iy * g->w + ix) * c;
+    for (int ky = ky0; ky < ky1; ky++) {
+        const float *row = x + (size_t)(y0 + ky * g->dh) * g->w * c;
+        for (int kx = kx0; kx < kx1; kx++) {
+            const float *restrict src = row + (size_t)(x0 + kx * g->dw) * c;
             if (g->is_max) {
                 for (int ch = 0; ch < c; ch++) dst[ch] = src[ch] > dst[ch] ? src[ch] : dst[ch];
             } else {
@@ -215,17 +148,41 @@ static void ops_pool_pixel(const cbi_pool_geom *g, const float *x, float *y, int
             }
         }
     }
-    if (!g->is_max) {
-        const int div = g->include_pad ? n_pad : n_in;
-        if (div > 0)
-            for (int ch = 0; ch < c; ch++) dst[ch] /= (float)div;
+    if (g->is_max) return;
+    int div = (ky1 > ky0 ? ky1 - ky0 : 0) * (kx1 > kx0 ? kx1 - kx0 : 0);
+    if (g->include_pad) {
+        int py0, py1, px0, px1;
+        ops_tap_range(y0, g->kh, g->dh, -g->pad_t, g->h + g->pad_b, &py0, &py1);
+        ops_tap_range(x0, g->kw, g->dw, -g->pad_l, g->w + g->pad_r, &px0, &px1);
+        div = (py1 > py0 ? py1 - py0 : 0) * (px1 > px0 ? px1 - px0 : 0);
+    }
+    if (div > 0)
+        for (int ch = 0; ch < c; ch++) dst[ch] /= (float)div;
+}
+
+/* Output pixels idx[k0..k1) of a pool (k itself when idx is NULL). */
+typedef struct pool_job {
+    const cbi_pool_geom *g;
+    const float *x;
+    float *y;
+    const int32_t *idx;
+} pool_job;
+
+static CPU_SIMD_CLONES void pool_block(const void *p, int64_t k0, int64_t k1)
+{
+    const pool_job *j = p;
+    const int wo = j->g->wo;
+    for (int64_t k = k0; k < k1; k++) {
+        const int64_t q = j->idx ? j->idx[k] : k;
+        ops_pool_pixel(j->g, j->x, j->y, (int)(q / wo), (int)(q % wo));
     }
 }
 
-static void ops_pool_all(const cbi_pool_geom *g, const float *x, float *y)
+static void ops_pool_pixels(const cbi_pool_geom *g, const float *x, float *y, const int32_t *idx,
+                            int64_t n, int threads)
 {
-    for (int oy = 0; oy < g->ho; oy++)
-        for (int ox = 0; ox < g->wo; ox++) ops_pool_pixel(g, x, y, oy, ox);
+    const pool_job j = {g, x, y, idx};
+    ops_run_blocks(pool_block, &j, n, (int64_t)g->c * g->kh * g->kw, threads);
 }
 
 /* MaxPool / AveragePool over the whole frame, NHWC, ONNX semantics (ceil_mode
@@ -236,33 +193,40 @@ cbinfer_status cpu_pool_dense(void *bctx, cbi_op_args *a, cbi_err *e)
     cbinfer_status st = ops_pool_geom(a, &g, e);
     if (st != CBINFER_STATUS_SUCCESS) return st;
     const double t0 = ops_t0(a);
-    ops_pool_all(&g, a->in[0]->data, a->out->data);
+    ops_pool_pixels(&g, a->in[0]->data, a->out->data, NULL, ops_pool_out_px(&g), ops_threads(bctx));
     if (a->stats) a->stats->changed_in_px = ops_pool_in_px(&g);
     ops_done(a, CBINFER_STEP_POOL, t0, ops_pool_out_px(&g));
     return CBINFER_STATUS_SUCCESS;
 }
 
-/* First output row/column whose window can contain input coordinate i
- * (window start o*s - pad, taps at start + k*d for k < kern). */
-static int ops_pool_first(int i, int pad, int kern, int s, int d)
+/* The output coordinates o along an axis whose window (start o*s - pad, taps
+ * at start + k*d for k < kern) can hold input coordinate i: [*lo, *hi],
+ * clipped to [0, n_out) (empty when *lo > *hi). With d > 1 some of them fall
+ * between taps (ops_pool_holds). */
+static void ops_pool_reach(int i, int pad, int kern, int s, int d, int n_out, int *lo, int *hi)
 {
     const int num = i + pad - (kern - 1) * d; /* o*s >= num */
-    if (num <= 0) return 0;
-    return (num + s - 1) / s;
+    *lo = num <= 0 ? 0 : (num + s - 1) / s;
+    *hi = (i + pad) / s; /* o*s <= i + pad, i + pad >= 0 */
+    if (*hi > n_out - 1) *hi = n_out - 1;
+}
+
+/* Whether the window of output coordinate o has a tap on input i. */
+static int ops_pool_holds(int i, int pad, int s, int d, int o)
+{
+    return (i + pad - o * s) % d == 0;
 }
 
 /*
  * Change-based pooling, paper Sec. III-E case (2): no change detection of its
  * own; the producer's index list in_chg[0] (input pixels rewritten this
- * frame, ascending) drives the update. Output rows are walked in order; for
- * each, the changed input pixels of the rows its windows cover form one
- * contiguous run of the ascending list (two monotone cursors). Each such pixel
- * marks the output columns whose windows hold it in layer->out_map; the marked
- * span is then extracted in ascending order into layer->idx and cleared again,
- * so out_map is all zero between calls and each affected output pixel is
- * computed exactly once (ANCHORS point 7, unlike CBinfer's once per change).
- * Work scales with the number of changes plus the output height, never with
- * the frame area. NHWC.
+ * frame, ascending) drives the update. Each changed input pixel marks the
+ * rectangle of output pixels whose windows hold it in layer->out_map (with
+ * dilation, only those with a tap on it); the rows between the first and the
+ * last mark are then read out in ascending order into layer->idx and cleared
+ * (cpu_map_extract), so out_map is all zero between calls and each affected
+ * output pixel is computed exactly once (ANCHORS point 7, unlike CBinfer's
+ * once per change). NHWC.
  */
 cbinfer_status cpu_pool_change(void *bctx, cbi_op_args *a, cbi_err *e)
 {
@@ -280,7 +244,7 @@ cbinfer_status cpu_pool_change(void *bctx, cbi_op_args *a, cbi_err *e)
 
     if (a->first || !chg || chg->all) {
         if (a->first) memset(layer->out_map, 0, (size_t)ops_pool_out_px(&g));
-        ops_pool_all(&g, x, y);
+        ops_pool_pixels(&g, x, y, NULL, ops_pool_out_px(&g), ops_threads(bctx));
         a->out_chg->all = 1;
         a->out_chg->idx = layer->idx;
         a->out_chg->count = ops_pool_out_px(&g);
@@ -295,107 +259,36 @@ cbinfer_status cpu_pool_change(void *bctx, cbi_op_args *a, cbi_err *e)
     const int32_t *cin = chg->idx;
     const int64_t n_chg = chg->count;
     uint8_t *map = layer->out_map;
-    int64_t n_out = 0, lo = 0, hi = 0;
-    /* The first output row any change can reach. */
-    int oy = n_chg > 0 ? ops_pool_first(cin[0] / g.w, g.pad_t, g.kh, g.sh, g.dh) : g.ho;
-    for (; oy < g.ho; oy++) {
-        const int y0 = oy * g.sh - g.pad_t;
-        const int y_last = y0 + (g.kh - 1) * g.dh;
-        const int64_t first_px = (int64_t)(y0 > 0 ? y0 : 0) * g.w;
-        const int64_t end_px = (int64_t)(y_last + 1 < g.h ? y_last + 1 : g.h) * g.w;
-        while (lo < n_chg && cin[lo] < first_px) lo++;
-        if (lo >= n_chg) break; /* windows only move down: nothing left to reach */
-        if (hi < lo) hi = lo;
-        while (hi < n_chg && cin[hi] < end_px) hi++;
-        int span_lo = g.wo, span_hi = -1;
-        uint8_t *row = map + (size_t)oy * g.wo;
-        for (int64_t k = lo; k < hi; k++) {
-            const int iy = cin[k] / g.w, ix = cin[k] % g.w;
-            if ((iy - y0) % g.dh != 0) continue; /* between dilated taps */
-            for (int ox = ops_pool_first(ix, g.pad_l, g.kw, g.sw, g.dw); ox < g.wo; ox++) {
-                const int rel = ix - (ox * g.sw - g.pad_l);
-                if (rel < 0) break;
-                if (rel % g.dw != 0) continue;
-                assert(rel <= (g.kw - 1) * g.dw);
-                row[ox] = 1;
-                if (ox < span_lo) span_lo = ox;
-                if (ox > span_hi) span_hi = ox;
+    int row_lo = g.ho, row_hi = -1;
+    for (int64_t k = 0; k < n_chg; k++) {
+        const int iy = cin[k] / g.w, ix = cin[k] % g.w;
+        int y0, y1, x0, x1;
+        ops_pool_reach(iy, g.pad_t, g.kh, g.sh, g.dh, g.ho, &y0, &y1);
+        ops_pool_reach(ix, g.pad_l, g.kw, g.sw, g.dw, g.wo, &x0, &x1);
+        if (y0 > y1 || x0 > x1) continue;
+        for (int oy = y0; oy <= y1; oy++) {
+            uint8_t *row = map + (size_t)oy * g.wo;
+            if (g.dh == 1 && g.dw == 1) {
+                memset(row + x0, 1, (size_t)(x1 - x0 + 1));
+                continue;
             }
+            if (!ops_pool_holds(iy, g.pad_t, g.sh, g.dh, oy)) continue;
+            for (int ox = x0; ox <= x1; ox++)
+                if (ops_pool_holds(ix, g.pad_l, g.sw, g.dw, ox)) row[ox] = 1;
         }
-        for (int ox = span_lo; ox <= span_hi; ox++) {
-            if (!row[ox]) continue;
-            row[ox] = 0;
-            layer->idx[n_out++] = oy * g.wo + ox;
-        }
+        if (y0 < row_lo) row_lo = y0;
+        if (y1 > row_hi) row_hi = y1;
     }
+    const int64_t n_out = cpu_map_extract(map, g.wo, row_lo, row_hi, layer->idx);
     assert(n_out <= ops_pool_out_px(&g));
 
-    for (int64_t k = 0; k < n_out; k++)
-        ops_pool_pixel(&g, x, y, layer->idx[k] / g.wo, layer->idx[k] % g.wo);
+    ops_pool_pixels(&g, x, y, layer->idx, n_out, ops_threads(bctx));
 
     a->out_chg->all = 0;
     a->out_chg->idx = layer->idx;
     a->out_chg->count = n_out;
     if (a->stats) a->stats->changed_in_px = n_chg;
     ops_done(a, CBINFER_STEP_POOL, t0, n_out);
-    return CBINFER_STATUS_SUCCESS;
-}
-
-/* ------------------------------------------------------------------ Add --- */
-
-/* Elementwise sum of two equally shaped NHWC tensors (residual connections). */
-cbinfer_status cpu_add(void *bctx, cbi_op_args *a, cbi_err *e)
-{
-    cbinfer_status st = ops_check(a, 2, e);
-    if (st != CBINFER_STATUS_SUCCESS) return st;
-    const cbi_shape s = a->plan->out;
-    if (!ops_same_shape(a->in[0]->shape, s) || !ops_same_shape(a->in[1]->shape, s))
-        return cbi_fail(e, CBINFER_STATUS_INTERNAL,
-                        "node %s (Add): shapes %dx%dx%d + %dx%dx%d -> %dx%dx%d differ", ops_name(a),
-                        a->in[0]->shape.c, a->in[0]->shape.h, a->in[0]->shape.w,
-                        a->in[1]->shape.c, a->in[1]->shape.h, a->in[1]->shape.w, s.c, s.h, s.w);
-    const double t0 = ops_t0(a);
-    const float *x0 = a->in[0]->data, *x1 = a->in[1]->data;
-    float *y = a->out->data;
-    const int64_t ne = ops_numel(s);
-    for (int64_t i = 0; i < ne; i++) y[i] = x0[i] + x1[i];
-    ops_done(a, CBINFER_STEP_DENSE, t0, ops_px(s));
-    return CBINFER_STATUS_SUCCESS;
-}
-
-/* --------------------------------------------------------------- Concat --- */
-
-/* Channel concatenation, NHWC: per pixel, each input's channel run in order. */
-cbinfer_status cpu_concat(void *bctx, cbi_op_args *a, cbi_err *e)
-{
-    cbinfer_status st = ops_check(a, 1, e);
-    if (st != CBINFER_STATUS_SUCCESS) return st;
-    const cbi_shape s = a->plan->out;
-    int c_sum = 0;
-    for (int i = 0; i < a->n_in; i++) {
-        const cbi_shape si = a->in[i]->shape;
-        if (si.h != s.h || si.w != s.w)
-            return cbi_fail(e, CBINFER_STATUS_INTERNAL,
-                            "node %s (Concat): input %d is %dx%d, output %dx%d", ops_name(a), i,
-                            si.h, si.w, s.h, s.w);
-        c_sum += si.c;
-    }
-    if (c_sum != s.c)
-        return cbi_fail(e, CBINFER_STATUS_INTERNAL,
-                        "node %s (Concat): input channels sum to %d, output has %d", ops_name(a),
-                        c_sum, s.c);
-    const double t0 = ops_t0(a);
-    float *y = a->out->data;
-    const int64_t px = ops_px(s);
-    int off = 0;
-    for (int i = 0; i < a->n_in; i++) {
-        const int ci = a->in[i]->shape.c;
-        const float *x = a->in[i]->data;
-        for (int64_t q = 0; q < px; q++)
-            memcpy(y + q * s.c + off, x + q * ci, (size_t)ci * sizeof(float));
-        off += ci;
-    }
-    ops_done(a, CBINFER_STEP_DENSE, t0, px);
     return CBINFER_STATUS_SUCCESS;
 }
 
@@ -445,67 +338,6 @@ cbinfer_status cpu_pad(void *bctx, cbi_op_args *a, cbi_err *e)
             } else {
                 memcpy(yr + (size_t)ox * c, xr + (size_t)ix * c, run);
             }
-        }
-    }
-    ops_done(a, CBINFER_STEP_DENSE, t0, ops_px(so));
-    return CBINFER_STATUS_SUCCESS;
-}
-
-/* --------------------------------------------------------------- Resize --- */
-
-/* Linear Resize, NHWC: each output value blends the four input values of its
- * row and column taps (cbi_resize_linear_tap), first along x, then along y. */
-static void resize_linear(const cbi_node *n, const cbi_node_plan *p, const float *x, float *y)
-{
-    const cbi_shape si = p->in, so = p->out;
-    const int c = so.c;
-    for (int oy = 0; oy < so.h; oy++) {
-        const cbi_resize_tap ty = cbi_resize_linear_tap(n, p, 0, oy);
-        const float *r0 = x + (size_t)ty.i0 * si.w * c, *r1 = x + (size_t)ty.i1 * si.w * c;
-        float *yr = y + (size_t)oy * so.w * c;
-        for (int ox = 0; ox < so.w; ox++) {
-            const cbi_resize_tap tx = cbi_resize_linear_tap(n, p, 1, ox);
-            const float *a0 = r0 + (size_t)tx.i0 * c, *a1 = r0 + (size_t)tx.i1 * c;
-            const float *b0 = r1 + (size_t)tx.i0 * c, *b1 = r1 + (size_t)tx.i1 * c;
-            float *o = yr + (size_t)ox * c;
-            for (int ch = 0; ch < c; ch++) {
-                const float top = a0[ch] + tx.f * (a1[ch] - a0[ch]);
-                const float bot = b0[ch] + tx.f * (b1[ch] - b0[ch]);
-                o[ch] = top + ty.f * (bot - top);
-            }
-        }
-    }
-}
-
-/* Resize, NHWC. Nearest: every output pixel copies one input pixel's channel
- * run. Scale is out/in when sizes were given, the node's otherwise. */
-cbinfer_status cpu_resize(void *bctx, cbi_op_args *a, cbi_err *e)
-{
-    cbinfer_status st = ops_check(a, 1, e);
-    if (st != CBINFER_STATUS_SUCCESS) return st;
-    const cbi_node *n = a->node;
-    const cbi_shape si = a->plan->in, so = a->plan->out;
-    if (si.c != so.c || si.h < 1 || si.w < 1)
-        return cbi_fail(e, CBINFER_STATUS_INTERNAL,
-                        "node %s (Resize): bad geometry %dx%dx%d -> %dx%dx%d", ops_name(a), si.c,
-                        si.h, si.w, so.c, so.h, so.w);
-    const double t0 = ops_t0(a);
-    const float *x = a->in[0]->data;
-    float *y = a->out->data;
-    if (n->linear) {
-        resize_linear(n, a->plan, x, y);
-        ops_done(a, CBINFER_STEP_DENSE, t0, ops_px(so));
-        return CBINFER_STATUS_SUCCESS;
-    }
-    const int c = so.c;
-    const size_t run = (size_t)c * sizeof(float);
-    for (int oy = 0; oy < so.h; oy++) {
-        const int iy = cbi_resize_src(n, a->plan, 0, oy);
-        const float *xr = x + (size_t)iy * si.w * c;
-        float *yr = y + (size_t)oy * so.w * c;
-        for (int ox = 0; ox < so.w; ox++) {
-            const int ix = cbi_resize_src(n, a->plan, 1, ox);
-            memcpy(yr + (size_t)ox * c, xr + (size_t)ix * c, run);
         }
     }
     ops_done(a, CBINFER_STEP_DENSE, t0, ops_px(so));
