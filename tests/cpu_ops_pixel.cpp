@@ -63,8 +63,8 @@ struct PixelOp {
         for (const Shape &s : ins) in.push_back(random_vec(rng, (size_t)s.c * s.h * s.w));
         out_listed.assign((size_t)out.c * out.h * out.w, 777.f);
         out_dense = out_listed;
-        // A dirty map: the first (dense) frame must leave it as it found it,
-        // and listed frames must clear what they set.
+        // The map as layer_create makes it (zeroed): listed frames must
+        // clear what they set.
         map.assign((size_t)out.h * out.w, 0);
         idx.assign((size_t)out.h * out.w, -1);
         layer.out_map = map.data();
@@ -120,8 +120,13 @@ std::vector<int32_t> expected_list(const PixelOp &op, const std::vector<std::vec
 
 // Frames of random sparse changes (one input at a time, both, none, a blob,
 // everything), with dense producers now and then.
-void run_frames(PixelOp &op, Kernel kernel, std::mt19937 &rng, const std::string &what)
+// threads > 1: the kernels split their pixels over that many threads (a
+// context with that many slots).
+void run_frames(PixelOp &op, Kernel kernel, std::mt19937 &rng, const std::string &what,
+                int threads = 1)
 {
+    cpu_ctx ctx{};
+    ctx.n_slots = threads;
     const int n_in = (int)op.in.size();
     cbi_changes in_chg[CBI_MAX_INPUTS]{}, out_chg{}, dense_chg[CBI_MAX_INPUTS]{}, dense_out{};
     cbinfer_layer_stats stats{}, dense_stats{};
@@ -150,7 +155,7 @@ void run_frames(PixelOp &op, Kernel kernel, std::mt19937 &rng, const std::string
         a.first = first;
         stats.ran_dense = 1;
         cbi_err err{};
-        ASSERT_EQ(kernel(nullptr, &a, &err), CBINFER_STATUS_SUCCESS) << what << ": " << err.msg;
+        ASSERT_EQ(kernel(&ctx, &a, &err), CBINFER_STATUS_SUCCESS) << what << ": " << err.msg;
         cbi_op_args d = op.args(false, op.out_dense, op.out_dense_t, dense_chg, &dense_out, &dense_stats);
         ASSERT_EQ(kernel(nullptr, &d, &err), CBINFER_STATUS_SUCCESS) << what << ": " << err.msg;
         ASSERT_EQ(std::memcmp(op.out_listed.data(), op.out_dense.data(), op.out_dense.size() * sizeof(float)), 0)
@@ -200,6 +205,26 @@ TEST(PixelOps, ActivationAddConcatListedEqualDense)
         }
     }
     EXPECT_EQ(runs, 12);
+}
+
+TEST(PixelOps, ThreadedListedEqualDense)
+{
+    // Large enough that the kernels split their pixels over two threads.
+    std::mt19937 rng(34);
+    const Shape s{64, 48, 40};
+    PixelOp add(CBI_OP_ADD, "Add");
+    add.setup(rng, {s, s}, s);
+    run_frames(add, cpu_add, rng, "threaded Add", 2);
+    PixelOp cat(CBI_OP_CONCAT, "Concat");
+    cat.setup(rng, {s, {32, 48, 40}}, {96, 48, 40});
+    run_frames(cat, cpu_concat, rng, "threaded Concat", 2);
+    PixelOp rs(CBI_OP_RESIZE, "Resize");
+    rs.node.linear = 1;
+    rs.node.coord = CBI_RESIZE_HALF_PIXEL;
+    rs.node.size_h = 96;
+    rs.node.size_w = 80;
+    rs.setup(rng, {s}, {s.c, 96, 80});
+    run_frames(rs, cpu_resize, rng, "threaded Resize", 2);
 }
 
 TEST(PixelOps, ResizeListedEqualsDense)

@@ -238,6 +238,10 @@ std::vector<PoolCfg> pool_cfgs()
     v.push_back({true, 3, 2, 2, 1, 2, 1, 0, true, false});
     v.push_back({false, 3, 2, 1, 2, 0, 1, 2, true, true});
     v.push_back({false, 3, 3, 1, 1, 1, 0, 0, true, false});
+    // Dilated AveragePool; a stride past the window (inputs no output reads).
+    v.push_back({false, 2, 2, 2, 1, 1, 1, 1, false, true});
+    v.push_back({true, 2, 3, 1, 0, 0, 0, 0, false, false});
+    v.push_back({false, 2, 4, 1, 0, 1, 1, 0, true, false});
     return v;
 }
 

@@ -70,7 +70,9 @@ static size_t cpu_extra_bytes(const cbi_backend_config *cfg, int threads)
         if (n->op == CBI_OP_RESIZE)
             tables += (size_t)(p->out.h + p->out.w) * sizeof(cbi_resize_tap) +
                       2 * (size_t)(p->in.h + p->in.w) * sizeof(int32_t);
-        if (change_based && cpu_op_propagates(n)) tables += (size_t)p->out.h * p->out.w * 5;
+        const size_t out_px = (size_t)p->out.h * p->out.w;
+        if (change_based && n->op == CBI_OP_RESIZE) tables += out_px * 5;
+        else if (change_based && cpu_op_propagates(n) && n->n_inputs > 1) tables += out_px * 4;
         if (!change_based || n->op != CBI_OP_CONV) continue;
         const cbi_policy pol = cbi_config_policy(cfg, i);
         const size_t k = (size_t)n->win.kh * n->win.kw * cbi_conv_group_cin(n, cfg->plans[i].in.c);
@@ -269,10 +271,13 @@ static cbinfer_status cpu_layer_create(void *bctx, int node_id, void **out, cbi_
     cpu_layer *L = calloc(1, sizeof *L);
     const size_t in_px = (size_t)p->in.h * p->in.w, out_px = (size_t)p->out.h * p->out.w;
     int ok = L != NULL;
-    if (ok && change_based) {
-        L->out_map = cbi_calloc(out_px, 1);
+    /* The change map and list: convs and pools; Resize's marks; the merged
+     * list of a pixel-wise op with several inputs (one input: its list). */
+    const int needs_map = n->op == CBI_OP_CONV || is_pool || n->op == CBI_OP_RESIZE;
+    if (ok && change_based && (needs_map || n->n_inputs > 1)) {
+        L->out_map = needs_map ? cbi_calloc(out_px, 1) : NULL;
         L->idx = cbi_malloc_array(out_px, sizeof(int32_t));
-        ok = L->out_map && L->idx;
+        ok = (!needs_map || L->out_map) && L->idx;
     }
     if (ok && n->op == CBI_OP_RESIZE) ok = cpu_resize_tables(n, p, L) == 0;
     if (ok && change_based && n->op == CBI_OP_CONV) {

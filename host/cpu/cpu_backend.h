@@ -84,9 +84,10 @@ typedef struct cpu_conv_prims {
 typedef struct cpu_layer {
     float *in_state;   /* Conv, change-based: input state (closed loop) or previous input */
     int32_t *in_idx;   /* Conv: changed input pixels, Eq. 3 [in.h * in.w] */
-    uint8_t *out_map;  /* Conv and pools: output pixels to recompute, Eq. 4 [out.h * out.w];
-                          all zero between calls (cleared where it was set) */
-    int32_t *idx;      /* Conv and pools: extracted indices of out_map [out.h * out.w] */
+    uint8_t *out_map;  /* Conv, pools, Resize: output pixels to recompute, Eq. 4
+                          [out.h * out.w]; all zero between calls (cleared where set) */
+    int32_t *idx;      /* the same: extracted indices of out_map; pixel-wise ops with
+                          several inputs: their merged list [out.h * out.w] */
     cpu_conv_prims conv; /* Conv only */
     float *thin_w;     /* Conv with Cout <= CPU_THIN_COUT, change-based: the weights
                           [CPU_THIN_COUT][kh][kw][Cin], rows past Cout zero */

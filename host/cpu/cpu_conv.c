@@ -158,6 +158,24 @@ static int64_t detect_block(const cpu_layer *gate, const float *x, float *state,
 {
     if (gate) return cpu_gate_block(gate, x, state, (int)c, list, begin, end, tau, changed);
     int64_t n = 0;
+    if (c <= 4) {
+        /* Few channels (a network's input): branch-free, since whether a
+         * pixel changed is close to random where noise meets τ. Every
+         * pixel's index is written and counted when it changed; the state
+         * takes the input or itself. */
+        for (int64_t i = begin; i < end; ++i) {
+            const int32_t px = list ? list[i] : (int32_t)i;
+            const float *xp = x + (size_t)px * c;
+            float *sp = state + (size_t)px * c;
+            int hit = 0;
+            for (size_t ch = 0; ch < c; ++ch) hit |= !(fabsf(xp[ch] - sp[ch]) <= tau);
+            changed[n] = px;
+            n += hit;
+            const int take = hit | feed_forward;
+            for (size_t ch = 0; ch < c; ++ch) sp[ch] = take ? xp[ch] : sp[ch];
+        }
+        return n;
+    }
     for (int64_t i = begin; i < end; ++i) {
         const int32_t px = list ? list[i] : (int32_t)i;
         const float *xp = x + (size_t)px * c;

@@ -6,7 +6,8 @@
  * through pooling (Sec. III-E); the same holds for every op whose output
  * pixel reads a fixed set of input pixels. When each input arrives with a
  * change list (cbi_changes.all == 0) and the node has change state (a
- * change-based stream, cpu_pixel_layer_init), the op rewrites only the output
+ * change-based stream: a cpu_layer, with idx for a merge and out_map for
+ * Resize's marks), the op rewrites only the output
  * pixels that read a listed input pixel, and hands their list on:
  *   - Activation, Add, Concat read the same pixel of each input: the output
  *     list is the union of the input lists (one input: its list as it is);
@@ -35,7 +36,7 @@
 static cbinfer_status ops_listed(const cbi_op_args *a, int *listed, cbi_err *e)
 {
     const cpu_layer *L = a->layer;
-    *listed = !a->first && L && L->idx && a->out_chg;
+    *listed = !a->first && L && a->out_chg && (a->n_in == 1 || L->idx);
     for (int i = 0; *listed && i < a->n_in; i++) {
         const cbi_changes *c = a->in_chg[i];
         if (!c || c->all) {
@@ -294,7 +295,9 @@ typedef struct resize_job {
     const int32_t *idx;
 } resize_job;
 
-static CPU_SIMD_CLONES void resize_block(const void *p, int64_t k0, int64_t k1)
+/* Not cloned for wider instruction sets: those would contract the blends
+ * into FMAs, and the values would then depend on the CPU. */
+static void resize_block(const void *p, int64_t k0, int64_t k1)
 {
     const resize_job *j = p;
     const cbi_shape si = j->plan->in, so = j->plan->out;
@@ -359,7 +362,7 @@ cbinfer_status cpu_resize(void *bctx, cbi_op_args *a, cbi_err *e)
     const cpu_layer *L = a->layer;
     int listed;
     if ((st = ops_listed(a, &listed, e)) != CBINFER_STATUS_SUCCESS) return st;
-    if (listed && (!L->tap_y || !L->reach_y || !L->out_map))
+    if (listed && (!L->tap_y || !L->reach_y || !L->out_map || !L->idx))
         return cbi_fail(e, CBINFER_STATUS_INTERNAL, "node %s (Resize): no change state",
                         ops_name(a));
     const double t0 = ops_t0(a);
