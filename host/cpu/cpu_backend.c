@@ -48,6 +48,17 @@ static void scratch_plan(const cbi_backend_config *cfg, size_t *max_k, size_t *m
     if (*chunk > max_px) *chunk = max_px;
 }
 
+/* The change state of node n's layer in a change-based stream, beyond a
+ * conv's own: an out_map (convs, pools, Resize's marks) and an idx list
+ * (those, and the merged list of a pixel-wise op with several inputs; one
+ * input passes its list on). */
+static void change_buffers(const cbi_node *n, int *map, int *list)
+{
+    const int is_pool = n->op == CBI_OP_MAXPOOL || n->op == CBI_OP_AVGPOOL;
+    *map = n->op == CBI_OP_CONV || is_pool || n->op == CBI_OP_RESIZE;
+    *list = *map || (cpu_op_propagates(n) && n->n_inputs > 1);
+}
+
 static int thread_count(int threads)
 {
     const int procs = omp_get_num_procs() > 0 ? omp_get_num_procs() : 1;
@@ -70,9 +81,11 @@ static size_t cpu_extra_bytes(const cbi_backend_config *cfg, int threads)
         if (n->op == CBI_OP_RESIZE)
             tables += (size_t)(p->out.h + p->out.w) * sizeof(cbi_resize_tap) +
                       2 * (size_t)(p->in.h + p->in.w) * sizeof(int32_t);
-        const size_t out_px = (size_t)p->out.h * p->out.w;
-        if (change_based && n->op == CBI_OP_RESIZE) tables += out_px * 5;
-        else if (change_based && cpu_op_propagates(n) && n->n_inputs > 1) tables += out_px * 4;
+        if (change_based && cpu_op_propagates(n)) {
+            int map, list;
+            change_buffers(n, &map, &list);
+            tables += (size_t)p->out.h * p->out.w * ((size_t)map + (list ? sizeof(int32_t) : 0));
+        }
         if (!change_based || n->op != CBI_OP_CONV) continue;
         const cbi_policy pol = cbi_config_policy(cfg, i);
         const size_t k = (size_t)n->win.kh * n->win.kw * cbi_conv_group_cin(n, cfg->plans[i].in.c);
@@ -271,13 +284,15 @@ static cbinfer_status cpu_layer_create(void *bctx, int node_id, void **out, cbi_
     cpu_layer *L = calloc(1, sizeof *L);
     const size_t in_px = (size_t)p->in.h * p->in.w, out_px = (size_t)p->out.h * p->out.w;
     int ok = L != NULL;
-    /* The change map and list: convs and pools; Resize's marks; the merged
-     * list of a pixel-wise op with several inputs (one input: its list). */
-    const int needs_map = n->op == CBI_OP_CONV || is_pool || n->op == CBI_OP_RESIZE;
-    if (ok && change_based && (needs_map || n->n_inputs > 1)) {
-        L->out_map = needs_map ? cbi_calloc(out_px, 1) : NULL;
+    int needs_map, needs_list;
+    change_buffers(n, &needs_map, &needs_list);
+    if (ok && change_based && needs_map) {
+        L->out_map = cbi_calloc(out_px, 1);
+        ok = L->out_map != NULL;
+    }
+    if (ok && change_based && needs_list) {
         L->idx = cbi_malloc_array(out_px, sizeof(int32_t));
-        ok = (!needs_map || L->out_map) && L->idx;
+        ok = L->idx != NULL;
     }
     if (ok && n->op == CBI_OP_RESIZE) ok = cpu_resize_tables(n, p, L) == 0;
     if (ok && change_based && n->op == CBI_OP_CONV) {

@@ -173,7 +173,7 @@ static CPU_SIMD_CLONES void pool_block(const void *p, int64_t k0, int64_t k1)
     const pool_job *j = p;
     const int wo = j->g->wo;
     for (int64_t k = k0; k < k1; k++) {
-        const int64_t q = j->idx ? j->idx[k] : k;
+        const int64_t q = OPS_PIXEL(j->idx, k);
         ops_pool_pixel(j->g, j->x, j->y, (int)(q / wo), (int)(q % wo));
     }
 }

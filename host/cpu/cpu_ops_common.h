@@ -45,11 +45,6 @@ static inline int64_t ops_px(cbi_shape s)
     return (int64_t)s.h * s.w;
 }
 
-static inline int64_t ops_numel(cbi_shape s)
-{
-    return (int64_t)s.c * s.h * s.w;
-}
-
 static inline int ops_same_shape(cbi_shape x, cbi_shape y)
 {
     return x.c == y.c && x.h == y.h && x.w == y.w;
@@ -60,6 +55,9 @@ static inline int ops_threads(const void *bctx)
 {
     return cpu_threads((const cpu_ctx *)bctx);
 }
+
+/* Output pixel k of a job: idx[k], or k itself over the whole tensor. */
+#define OPS_PIXEL(idx, k) ((idx) ? (int64_t)(idx)[(k)] : (int64_t)(k))
 
 /* Runs fn over items [0, n) of a job, split into one block per thread when
  * they add up to enough work: CPU_PARALLEL_MIN_PX pixels of 16 floats, where

@@ -27,9 +27,6 @@
 
 #include "cpu_ops_common.h"
 
-/* Output pixel k of a job: idx[k], or k itself over the whole tensor. */
-#define OPS_PIXEL(idx, k) ((idx) ? (int64_t)(idx)[(k)] : (int64_t)(k))
-
 /* Whether this call can run over change lists: not the first frame, change
  * state present, and every input with a list. A list without indices is a
  * broken producer. */
