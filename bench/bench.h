@@ -95,15 +95,28 @@ int bench_stream_error(const cbinfer_stream_t *s, const char *what, cbinfer_stat
 const char *bench_backend_name(int backend);
 
 int bench_set_param(cbinfer_stream_t *s, cbinfer_param key, double v, const char *what);
+/* Applies every stream option of the command line to s, a stream of mode
+ * (thresholds, policy, files, parameters). */
+int bench_configure_stream(bench *b, cbinfer_stream_t *s, cbinfer_mode mode);
 /* Resets s (NULL is accepted). */
 int bench_reset(cbinfer_stream_t *s);
+/* Opens the video or raw input (not stdin's second time) from frame skip,
+ * at --resize, as a handle of the caller's. */
+int bench_video_open(const bench *b, int skip, cbi_video **out);
 /* Opens (or reopens, for another pass) the input at --skip; the first call
  * sets the frame size. */
 int bench_source_open(bench *b);
 /* Takes the progress bar off the screen (before a line on stdout). */
 void bench_progress_clear(bench *b);
+/* Redraws "label [#####.....] done/total" on stderr (a terminal only);
+ * total < 0: unknown. */
+void bench_progress_draw(bench *b, const char *label, long long done, long long total);
 /* Pushes the current frame into s; ms gets the wall time of the call. */
 int bench_push(bench *b, cbinfer_stream_t *s, long long k, double *ms);
+/* Pushes a packed RGB8 frame (frame k, for the message) into s and adds the
+ * wall time of the call to *ms. */
+int bench_push_rgb(cbinfer_stream_t *s, const uint8_t *rgb, int width, int height, long long k,
+                   double *ms);
 
 /* Calls fn for every frame of one pass (warm-up, then timed frames), after
  * reopening the input; draws the progress bar under `label`. */
@@ -130,5 +143,8 @@ int bench_task_frame(bench *b, long long k, int dump, cbi_frame_rec *fr, cbi_run
 int bench_profile_pass(bench *b, double scale);
 /* --calibrate: writes the break-even file and prints the table (calibrate.c). */
 int bench_calibrate(bench *b);
+/* --cameras N: the many-camera pass at threshold scale `scale`, into *out
+ * (cameras_pass.c). */
+int bench_cameras_pass(bench *b, double scale, cbi_cameras_rec *out);
 
 #endif /* CBI_BENCH_H */

@@ -303,6 +303,12 @@ const char *cbi_bench_usage(void)
            "                        the timed run itself\n"
            "  --reuse-1x1           1x1 convs reuse the producer's change indices\n"
            "  --threads N           CPU threads of each stream (default 0: every core)\n"
+           "  --cameras N           also N cameras in one process: N streams on the input\n"
+           "                        from N start frames spread over it, --frames each\n"
+           "                        (default: an N-th of the input), stepped together;\n"
+           "                        times a dense batch, N change-based streams pushed one\n"
+           "                        by one and a change-based batch (by mode), in\n"
+           "                        camera-frames per second\n"
            "  --dump-frames FILE    write the rgb24 frames fed to the network (after\n"
            "                        --resize, warm-up included, first pass) to FILE, as\n"
            "                        --raw WxH:FILE reads them (tools/ort_bench.mjs too)\n"
@@ -411,7 +417,7 @@ int cbi_bench_parse_args(int argc, char **argv, cbi_bench_args *out, char *err, 
             "--threshold-scale", "--thresholds", "--break-even", "--sweep", "--json",
             "--export-profile", "--csv", "--workload", "--model-dir", "--calibrate",
             "--threads", "--dump-frames", "--policy", "--granularity", "--gate", "--block",
-            "--reset", "--compute", "--task", "--dump-detections"};
+            "--reset", "--compute", "--task", "--dump-detections", "--cameras"};
         int known = 0;
         for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; ++k)
             known |= strcmp(flag, with_value[k]) == 0;
@@ -494,6 +500,9 @@ int cbi_bench_parse_args(int argc, char **argv, cbi_bench_args *out, char *err, 
         } else if (strcmp(flag, "--threads") == 0) {
             rc = parse_int(flag, val, 0, 4096, &num, err, n);
             out->threads = (int)num;
+        } else if (strcmp(flag, "--cameras") == 0) {
+            rc = parse_int(flag, val, 1, 256, &num, err, n);
+            out->cameras = (int)num;
         } else if (strcmp(flag, "--dump-frames") == 0) {
             if (*val == '\0') return fail(err, n, "--dump-frames: empty path");
             out->dump_frames = val;
@@ -631,6 +640,13 @@ int cbi_bench_parse_args(int argc, char **argv, cbi_bench_args *out, char *err, 
         return fail(err, n, "--raw WxH:- reads stdin, which can be read only once; --sweep, "
                             "--per-layer, --export-profile and --calibrate read the frames again "
                             "and need a file");
+    if (out->cameras > 0) {
+        if (out->input == CBI_BENCH_INPUT_NPY)
+            return fail(err, n, "--cameras needs a video or raw frames, not --input-npy");
+        if (out->input == CBI_BENCH_INPUT_RAW && strcmp(out->input_path, "-") == 0)
+            return fail(err, n, "--cameras reads the frames again; it needs a file, not stdin");
+        if (out->calibrate_path) return fail(err, n, "--cameras does not apply to --calibrate");
+    }
     if (out->input == CBI_BENCH_INPUT_NPY) {
         /* One tensor, fed as is: frame selection and resizing have nothing to act on. */
         if (resize_given) return fail(err, n, "--resize does not apply to --input-npy");

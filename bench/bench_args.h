@@ -63,6 +63,7 @@ typedef struct cbi_bench_args {
     int task_given;
     const char *dump_detections; /* --dump-detections FILE: JSON lines, or NULL */
     int threads;            /* --threads N: CBINFER_PARAM_THREADS (0: every core) */
+    int cameras;            /* --cameras N (0: none): the many-camera pass */
     int stats;              /* --stats */
     int reuse_1x1;          /* --reuse-1x1: CBINFER_PARAM_REUSE_1X1_INDICES */
     int warmup;             /* --warmup N: frames pushed before timing (default 0) */

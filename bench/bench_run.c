@@ -55,8 +55,7 @@ void bench_progress_clear(bench *b)
     b->progress_shown = 0;
 }
 
-/* Redraws "label [#####.....] done/total" in place; total < 0: unknown. */
-static void progress_draw(bench *b, const char *label, long long done, long long total)
+void bench_progress_draw(bench *b, const char *label, long long done, long long total)
 {
     if (!b->progress) return;
     enum { WIDTH = 30 };
@@ -73,6 +72,18 @@ static void progress_draw(bench *b, const char *label, long long done, long long
 }
 
 /* --------------------------------------------------------------- input ---- */
+
+int bench_video_open(const bench *b, int skip, cbi_video **out)
+{
+    const cbi_bench_args *a = &b->args;
+    char err[512];
+    const int r =
+        a->input == CBI_BENCH_INPUT_VIDEO
+            ? cbi_video_open(a->input_path, a->resize_w, a->resize_h, skip, out, err, sizeof err)
+            : cbi_video_open_raw(a->input_path, a->raw_w, a->raw_h, a->resize_w, a->resize_h,
+                                 skip, out, err, sizeof err);
+    return r == 0 ? 0 : bench_error("%s", err);
+}
 
 /* Opens (or reopens, for another pass) the input at --skip. The first call
  * sets the frame size; stdin can be read only once. */
@@ -117,12 +128,7 @@ int bench_source_open(bench *b)
                      "a file");
     cbi_video_close(b->video);
     b->video = NULL;
-    int r = a->input == CBI_BENCH_INPUT_VIDEO
-                ? cbi_video_open(a->input_path, a->resize_w, a->resize_h, a->skip, &b->video, err,
-                                 sizeof err)
-                : cbi_video_open_raw(a->input_path, a->raw_w, a->raw_h, a->resize_w, a->resize_h,
-                                     a->skip, &b->video, err, sizeof err);
-    if (r != 0) return bench_error("%s", err);
+    if (bench_video_open(b, a->skip, &b->video) != 0) return 1;
     b->read_since_open = 0;
     if (first) {
         cbi_video_size(b->video, &b->width, &b->height);
@@ -178,6 +184,18 @@ int bench_push(bench *b, cbinfer_stream_t *s, long long k, double *ms)
     return 0;
 }
 
+int bench_push_rgb(cbinfer_stream_t *s, const uint8_t *rgb, int width, int height, long long k,
+                   double *ms)
+{
+    const double t0 = now_ms();
+    const cbinfer_status st = cbinfer_stream_push_rgb8(s, rgb, width, height, (size_t)width * 3);
+    *ms += now_ms() - t0;
+    if (st == CBINFER_STATUS_SUCCESS) return 0;
+    char what[64];
+    snprintf(what, sizeof what, "frame %lld", k);
+    return bench_stream_error(s, what, st);
+}
+
 /* Calls fn for every frame of one pass, after reopening the input. */
 int bench_for_each_frame(bench *b, const char *label, bench_frame_fn fn, void *ctx)
 {
@@ -192,7 +210,7 @@ int bench_for_each_frame(bench *b, const char *label, bench_frame_fn fn, void *c
             bench_progress_clear(b);
             return 1;
         }
-        progress_draw(b, label, k + 1, total);
+        bench_progress_draw(b, label, k + 1, total);
     }
     bench_progress_clear(b);
     if (k <= b->args.warmup)
@@ -215,3 +233,28 @@ int bench_reset(cbinfer_stream_t *s)
     return st == CBINFER_STATUS_SUCCESS ? 0 : bench_stream_error(s, "reset", st);
 }
 
+int bench_configure_stream(bench *b, cbinfer_stream_t *s, cbinfer_mode mode)
+{
+    const cbi_bench_args *a = &b->args;
+    cbinfer_status st = cbinfer_stream_set_threshold_all(s, a->threshold);
+    if (st != CBINFER_STATUS_SUCCESS) return bench_stream_error(s, "--threshold", st);
+    if (mode != CBINFER_MODE_DENSE && strcmp(a->policy_spec, "cbinfer") != 0) {
+        st = cbinfer_stream_set_policy(s, NULL, a->policy_spec);
+        if (st != CBINFER_STATUS_SUCCESS) return bench_stream_error(s, "--policy", st);
+    }
+    if (mode != CBINFER_MODE_DENSE && a->thresholds_file) {
+        st = cbinfer_stream_load_thresholds(s, a->thresholds_file);
+        if (st != CBINFER_STATUS_SUCCESS) return bench_stream_error(s, "--thresholds", st);
+    }
+    if (mode != CBINFER_MODE_DENSE && a->break_even_file) {
+        st = cbinfer_stream_load_break_even(s, a->break_even_file);
+        if (st != CBINFER_STATUS_SUCCESS) return bench_stream_error(s, "--break-even", st);
+    }
+    if (a->reuse_1x1 && bench_set_param(s, CBINFER_PARAM_REUSE_1X1_INDICES, 1.0, "--reuse-1x1") != 0)
+        return 1;
+    if (a->stats && bench_set_param(s, CBINFER_PARAM_COLLECT_STATS, 1.0, "--stats") != 0) return 1;
+    if (bench_set_param(s, CBINFER_PARAM_THREADS, a->threads, "--threads") != 0) return 1;
+    if (bench_set_param(s, CBINFER_PARAM_THRESHOLD_SCALE, a->threshold_scale, "--threshold-scale") != 0)
+        return 1;
+    return 0;
+}

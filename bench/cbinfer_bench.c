@@ -347,6 +347,7 @@ static int timed_pass(bench *b, int pass, double scale, cbi_run_result *run)
         snprintf(label, sizeof label, "timed run");
     if (bench_for_each_frame(b, label, timed_frame, &c) != 0) return 1;
     if (summarise(b, &c) != 0) return 1;
+    if (b->args.cameras > 0 && bench_cameras_pass(b, scale, &run->cameras) != 0) return 1;
     cbi_report_print_run(stdout, run);
     if (b->args.stats) {
         int after0 = b->layer_count > 0 && b->acc[0].n > 0;
@@ -387,28 +388,7 @@ static int create_stream(bench *b, cbinfer_mode mode, cbinfer_stream_t **out)
         return bench_error("creating a %dx%d %s stream (%s): %s%s%s", b->width, b->height,
                      mode_name(mode), precision_name(a->precision), cbinfer_status_string(st),
                      *err ? ": " : "", err);
-    cbinfer_stream_t *s = *out;
-    st = cbinfer_stream_set_threshold_all(s, a->threshold);
-    if (st != CBINFER_STATUS_SUCCESS) return bench_stream_error(s, "--threshold", st);
-    if (mode != CBINFER_MODE_DENSE && strcmp(a->policy_spec, "cbinfer") != 0) {
-        st = cbinfer_stream_set_policy(s, NULL, a->policy_spec);
-        if (st != CBINFER_STATUS_SUCCESS) return bench_stream_error(s, "--policy", st);
-    }
-    if (mode != CBINFER_MODE_DENSE && a->thresholds_file) {
-        st = cbinfer_stream_load_thresholds(s, a->thresholds_file);
-        if (st != CBINFER_STATUS_SUCCESS) return bench_stream_error(s, "--thresholds", st);
-    }
-    if (mode != CBINFER_MODE_DENSE && a->break_even_file) {
-        st = cbinfer_stream_load_break_even(s, a->break_even_file);
-        if (st != CBINFER_STATUS_SUCCESS) return bench_stream_error(s, "--break-even", st);
-    }
-    if (a->reuse_1x1 && bench_set_param(s, CBINFER_PARAM_REUSE_1X1_INDICES, 1.0, "--reuse-1x1") != 0)
-        return 1;
-    if (a->stats && bench_set_param(s, CBINFER_PARAM_COLLECT_STATS, 1.0, "--stats") != 0) return 1;
-    if (bench_set_param(s, CBINFER_PARAM_THREADS, a->threads, "--threads") != 0) return 1;
-    if (bench_set_param(s, CBINFER_PARAM_THRESHOLD_SCALE, a->threshold_scale, "--threshold-scale") != 0)
-        return 1;
-    return 0;
+    return bench_configure_stream(b, *out, mode);
 }
 
 /* "model name" of /proc/cpuinfo, or "unknown CPU". */
@@ -597,6 +577,7 @@ static void bench_free(bench *b)
         free(b->runs[i].layers);
         free(b->runs[i].frames);
         free(b->runs[i].classes);
+        free(b->runs[i].cameras.starts);
     }
     free(b->runs);
     free(b->profile);

@@ -152,6 +152,22 @@ static void json_run(cbi_json *j, const cbi_run_result *run)
         cbi_json_null(j, "quality");
     }
     json_task(j, run);
+    if (run->cameras.n > 0) {
+        const cbi_cameras_rec *c = &run->cameras;
+        cbi_json_begin_object(j, "cameras");
+        cbi_json_int(j, "n", c->n);
+        cbi_json_int(j, "steps", c->steps);
+        cbi_json_begin_array(j, "starts");
+        for (int i = 0; c->starts && i < c->n; ++i) cbi_json_int(j, NULL, c->starts[i]);
+        cbi_json_end_array(j);
+        cbi_json_number(j, "dense_fps", c->dense_fps);
+        cbi_json_number(j, "independent_fps", c->independent_fps);
+        cbi_json_number(j, "batched_fps", c->batched_fps);
+        cbi_json_number(j, "batched_vs_independent_max_abs", c->batched_vs_independent_max_abs);
+        cbi_json_end_object(j);
+    } else {
+        cbi_json_null(j, "cameras");
+    }
     cbi_json_begin_array(j, "layers");
     for (int i = 0; i < run->layer_count; ++i) {
         const cbi_layer_rec *l = &run->layers[i];
@@ -410,6 +426,20 @@ void cbi_report_print_run(FILE *f, const cbi_run_result *run)
     if (run->dense_syncs > 0 || run->cbinfer_syncs > 0)
         fprintf(f, "  host syncs per frame: dense %.2f  cbinfer %.2f\n", run->dense_syncs,
                 run->cbinfer_syncs);
+    if (run->cameras.n > 0) {
+        const cbi_cameras_rec *c = &run->cameras;
+        fprintf(f, "  %d cameras (%lld timed steps), camera-frames/s:", c->n, c->steps);
+        if (!isnan(c->dense_fps)) fprintf(f, " dense batch %.1f", c->dense_fps);
+        if (!isnan(c->independent_fps))
+            fprintf(f, "%s change-based independent %.1f, batch %.1f (%.2fx independent",
+                    isnan(c->dense_fps) ? "" : ";", c->independent_fps, c->batched_fps,
+                    c->batched_fps / c->independent_fps);
+        if (!isnan(c->independent_fps) && !isnan(c->dense_fps))
+            fprintf(f, ", %.2fx dense batch", c->batched_fps / c->dense_fps);
+        if (!isnan(c->independent_fps))
+            fprintf(f, "); max |batch - independent| %.3g", c->batched_vs_independent_max_abs);
+        fputc('\n', f);
+    }
     if (run->has_quality) {
         const cbi_nonfinite *nf = &run->nonfinite;
         if (nf->mismatched)

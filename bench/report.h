@@ -57,6 +57,19 @@ typedef struct cbi_layer_rec {
     int dense_frames;     /* frames in which the layer ran its dense path */
 } cbi_layer_rec;
 
+/* --cameras N: N streams on the video from N start frames, stepped
+ * together. Throughputs are camera-frames per second over the timed steps
+ * (every camera's frame counts), NAN where the mode did not run that side. */
+typedef struct cbi_cameras_rec {
+    int n;                      /* cameras; 0: no --cameras pass */
+    long long steps;            /* timed steps (frames per camera) */
+    long long *starts;          /* n start frames, counted from --skip (malloc'd) */
+    double dense_fps;           /* dense batch (one convolution over N images per layer) */
+    double independent_fps;     /* N change-based streams, pushed one after another */
+    double batched_fps;         /* a change-based batch (one GEMM per layer) */
+    double batched_vs_independent_max_abs; /* over every output, stream and timed step */
+} cbi_cameras_rec;
+
 /* One pass (one threshold scale of --sweep). */
 typedef struct cbi_run_result {
     double threshold_scale;
@@ -90,6 +103,7 @@ typedef struct cbi_run_result {
     long long worst_frame;  /* the frame of the lowest person recall or precision, or
                              * PCK; -1 if none */
     double worst_value;
+    cbi_cameras_rec cameras;
 } cbi_run_result;
 
 /* One layer of the profiling pass (--per-layer). */

@@ -667,6 +667,8 @@ static const cbi_backend cu_backend = {
     NULL, /* set_threads: CBINFER_PARAM_THREADS is a CPU setting */
     cu_extra_bytes,
     cbi_cuda_host_syncs,
+    NULL, /* batch_layer_create: no batched path yet (host/batch.c refuses) */
+    NULL, /* conv_batch */
 };
 
 static_assert(CBI_K_CONV_DENSE == 0 && CBI_K_CONV_CHANGE == 1 && CBI_K_CONV_TRANSPOSE == 2 &&

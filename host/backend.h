@@ -90,6 +90,9 @@ typedef struct cbi_op_args {
     int deterministic; /* CBINFER_PARAM_DETERMINISTIC: the delta scatter in a fixed order */
 } cbi_op_args;
 
+/* The most streams one batch steps together (cbinfer_batch_create). */
+#define CBI_MAX_BATCH 256
+
 /* Op families; every backend implements all of them. */
 typedef enum cbi_kernel {
     CBI_K_CONV_DENSE = 0,  /* im2col + GEMM (CPU) / cuDNN (CUDA), fused bias + act */
@@ -147,6 +150,25 @@ typedef struct cbi_backend {
     /* Optional (NULL: never waits for a device). How many times the context
      * has waited for its device so far (cbinfer_frame_stats.host_syncs). */
     int64_t (*host_syncs)(const void *bctx);
+
+    /* Optional (NULL: no batched path; host/batch.c refuses the backend).
+     * A batch's context is created like a stream's, from the config of its
+     * first stream with mode DENSE or CBINFER (no delta products) and no
+     * policy table. Its Conv layers hold no state, only the primitives of
+     * one and of `images` images and the recompute GEMM. */
+    cbinfer_status (*batch_layer_create)(void *bctx, int node_id, int images, void **layer,
+                                         cbi_err *err);
+    /* One Conv node for n streams (batch.c: streams under a delta policy
+     * are not among them). args[j] is stream j's, its layer that stream's
+     * own (the state); blayer the batch's. Streams on their first frame, or
+     * past their break-even share, run dense: all n of them as one
+     * convolution of `images` images when n equals it and their tensors are
+     * image after image; otherwise each alone. The others run one GEMM over
+     * the rows of all of them. Per-stream results, stats and change lists
+     * are what kernel[CBI_K_CONV_CHANGE] (kernel[CBI_K_CONV_DENSE] in a
+     * dense stream) would give each; step times are shared evenly. */
+    cbinfer_status (*conv_batch)(void *bctx, void *blayer, int n, cbi_op_args *const *args,
+                                 cbi_err *err);
 } cbi_backend;
 
 /* The CPU backend (always present), and a line on its kernels. */

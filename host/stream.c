@@ -3,6 +3,7 @@
  * loop; for each node it picks the backend kernel (dense or change-based),
  * passes the producer's change list along (cbi_changes), and records stats.
  */
+#include <assert.h>
 #include <float.h>
 #include <math.h>
 #include <stdio.h>
@@ -11,42 +12,8 @@
 
 #include "backend.h"
 #include "layer_values.h"
+#include "stream_internal.h"
 
-struct cbinfer_stream {
-    const cbi_net *net;
-    int width, height;
-    cbinfer_mode mode;
-    cbinfer_precision precision;
-    cbinfer_backend backend;
-    const cbi_backend *be;
-    void *bctx;
-    cbi_shape *shapes;       /* per value */
-    cbi_node_plan *plans;    /* per node */
-    cbi_tensor *values;      /* per value, backend memory */
-    cbi_changes *chg;        /* per value, this frame */
-    void **layers;           /* per node, backend state */
-    float *thresholds;       /* per node (used by Conv nodes) */
-    float *break_even;       /* per node: dense fallback share (Conv nodes, default 1) */
-    cbi_policy *policies;    /* per node: change policy (Conv nodes) */
-    int refresh_period;      /* CBINFER_PARAM_REFRESH_PERIOD */
-    int deterministic;       /* CBINFER_PARAM_DETERMINISTIC */
-    cbinfer_layer_stats *stats; /* per node */
-    cbinfer_frame_stats frame;
-    double threshold_scale;
-    int collect_stats;
-    int reuse_1x1;
-    int threads;             /* CBINFER_PARAM_THREADS */
-    size_t max_bytes;        /* cbinfer_stream_create_limited's cap, 0 for none */
-    float *h_in;             /* NHWC staging of the network input */
-    float *h_out;            /* NHWC staging of the network output */
-    float *h_conv_in;        /* host copy of one conv input (cbinfer_stream_conv_input_stats) */
-    int first;               /* next frame initialises all state */
-    int have_output;
-    cbinfer_status broken;   /* not SUCCESS: layers could not be re-created (THREADS or a
-                              * policy); every push fails */
-    char broken_msg[512];    /* why */
-    cbi_err err;
-};
 
 static size_t shape_elems(cbi_shape s)
 {
@@ -56,13 +23,13 @@ static size_t shape_elems(cbi_shape s)
 /* Records a failure in the stream's last-error message and returns status. */
 #define STREAM_FAIL(s, status, ...) cbi_fail(&(s)->err, (status), __VA_ARGS__)
 
-void cbinfer_stream_destroy(cbinfer_stream_t *s)
+void cbi_stream_free(cbinfer_stream_t *s)
 {
     if (!s) return;
     if (s->be && s->bctx) {
         if (s->layers)
             for (int i = 0; i < s->net->n_nodes; ++i) s->be->layer_destroy(s->bctx, s->layers[i]);
-        if (s->values)
+        if (s->values && !s->borrowed_values)
             for (int i = 0; i < s->net->n_values; ++i) s->be->release(s->bctx, s->values[i].data);
         s->be->destroy(s->bctx);
     }
@@ -79,6 +46,12 @@ void cbinfer_stream_destroy(cbinfer_stream_t *s)
     free(s->h_out);
     free(s->h_conv_in);
     free(s);
+}
+
+void cbinfer_stream_destroy(cbinfer_stream_t *s)
+{
+    /* A batch's member goes with its batch (cbinfer_batch_destroy). */
+    if (s && !s->batch) cbi_stream_free(s);
 }
 
 static int64_t node_dense_macs(const cbi_node *n, const cbi_node_plan *p)
@@ -108,8 +81,7 @@ cbinfer_status cbinfer_backend_describe(cbinfer_backend backend, char *buf, size
     return CBINFER_STATUS_BAD_PARAM;
 }
 
-/* Bytes of one stored activation value at a precision. */
-static size_t value_bytes(cbinfer_precision precision)
+size_t cbi_value_bytes(cbinfer_precision precision)
 {
     return precision == CBINFER_PRECISION_FP16 ? 2 : sizeof(float);
 }
@@ -155,7 +127,7 @@ static size_t output_max_elems(const cbi_net *net, const cbi_shape *shapes)
 static uint64_t memory_estimate(const cbi_backend *be, const cbi_backend_config *cfg, int threads)
 {
     const cbi_net *net = cfg->net;
-    const uint64_t elem = value_bytes(cfg->precision);
+    const uint64_t elem = cbi_value_bytes(cfg->precision);
     const int change_based = cfg->mode != CBINFER_MODE_DENSE;
     uint64_t bytes = 0;
     for (int v = 0; v < net->n_values; ++v) bytes += shape_elems(cfg->shapes[v]) * elem;
@@ -202,11 +174,11 @@ static void layer_state_stats(cbinfer_stream_t *s, int i)
     s->stats[i].state_bytes =
         n->op == CBI_OP_CONV && s->mode != CBINFER_MODE_DENSE
             ? (int64_t)cbi_policy_state_bytes(&s->policies[i], n, &s->plans[i],
-                                              value_bytes(s->precision))
+                                              cbi_value_bytes(s->precision))
             : 0;
 }
 
-static const cbi_backend *backend_of(cbinfer_backend backend)
+const cbi_backend *cbi_backend_of(cbinfer_backend backend)
 {
     switch (backend) {
     case CBINFER_BACKEND_CPU: return cbi_cpu_backend();
@@ -238,7 +210,7 @@ static cbinfer_status check_memory(uint64_t total, uint64_t new_bytes, size_t ca
 }
 
 static cbinfer_status stream_init(cbinfer_stream_t *s, const cbinfer_network_t *network,
-                                  cbinfer_backend backend)
+                                  cbinfer_backend backend, void *const *slices)
 {
     const cbi_net *net = &network->net;
     cbinfer_status st;
@@ -267,7 +239,7 @@ static cbinfer_status stream_init(cbinfer_stream_t *s, const cbinfer_network_t *
     if (st != CBINFER_STATUS_SUCCESS) return st;
 
     s->backend = backend;
-    s->be = backend_of(backend); /* not NULL: check_stream_args saw to it */
+    s->be = cbi_backend_of(backend); /* not NULL: check_stream_args saw to it */
     const cbi_backend_config cfg = stream_config(s);
     const uint64_t need = memory_estimate(s->be, &cfg, 0);
     st = check_memory(need, need, s->max_bytes, backend == CBINFER_BACKEND_CPU, &s->err);
@@ -278,9 +250,14 @@ static cbinfer_status stream_init(cbinfer_stream_t *s, const cbinfer_network_t *
         return st;
     }
 
-    const size_t elem = value_bytes(s->precision);
+    const size_t elem = cbi_value_bytes(s->precision);
+    s->borrowed_values = slices != NULL;
     for (int v = 0; v < net->n_values; ++v) {
         s->values[v].shape = s->shapes[v];
+        if (slices) {
+            s->values[v].data = slices[v];
+            continue;
+        }
         st = s->be->alloc(s->bctx, shape_elems(s->shapes[v]) * elem, &s->values[v].data, &s->err);
         if (st != CBINFER_STATUS_SUCCESS) return st;
     }
@@ -304,9 +281,9 @@ static cbinfer_status stream_init(cbinfer_stream_t *s, const cbinfer_network_t *
 
 /* The checks of every argument of stream creation but `out`, the backend's
  * presence in this build and the CPU's one precision included. */
-static cbinfer_status check_stream_args(const cbinfer_network_t *network, int width, int height,
-                                        cbinfer_backend backend, cbinfer_mode mode,
-                                        cbinfer_precision precision, cbi_err *e)
+cbinfer_status cbi_stream_check_args(const cbinfer_network_t *network, int width, int height,
+                                     cbinfer_backend backend, cbinfer_mode mode,
+                                     cbinfer_precision precision, cbi_err *e)
 {
     if (!network) return cbi_fail(e, CBINFER_STATUS_NULL_ARGUMENT, "network is NULL");
     if (width <= 0 || height <= 0)
@@ -317,7 +294,7 @@ static cbinfer_status check_stream_args(const cbinfer_network_t *network, int wi
         return cbi_fail(e, CBINFER_STATUS_BAD_PARAM, "unknown mode %d", (int)mode);
     if ((unsigned)precision > CBINFER_PRECISION_FP16)
         return cbi_fail(e, CBINFER_STATUS_BAD_PARAM, "unknown precision %d", (int)precision);
-    if (!backend_of(backend))
+    if (!cbi_backend_of(backend))
         return cbi_fail(e, CBINFER_STATUS_BACKEND_UNAVAILABLE,
                         "cbinfer was built without CUDA (CBINFER_CUDA=OFF or no nvcc)");
     if (backend == CBINFER_BACKEND_CPU && precision != CBINFER_PRECISION_FP32)
@@ -332,7 +309,7 @@ cbinfer_status cbinfer_stream_memory_bytes(const cbinfer_network_t *network, int
                                            char *err, size_t err_len)
 {
     cbi_err e = {""};
-    cbinfer_status st = bytes ? check_stream_args(network, width, height, backend, mode,
+    cbinfer_status st = bytes ? cbi_stream_check_args(network, width, height, backend, mode,
                                                   precision, &e)
                               : cbi_fail(&e, CBINFER_STATUS_NULL_ARGUMENT, "bytes is NULL");
     const cbi_net *net = st ? NULL : &network->net;
@@ -345,13 +322,41 @@ cbinfer_status cbinfer_stream_memory_bytes(const cbinfer_network_t *network, int
         const cbi_backend_config cfg = {
             .net = net, .shapes = shapes, .plans = plans, .mode = mode, .precision = precision,
         };
-        *bytes = memory_estimate(backend_of(backend), &cfg, 0);
+        *bytes = memory_estimate(cbi_backend_of(backend), &cfg, 0);
     }
     free(shapes);
     free(plans);
     if (st) cbi_err_copy(&e, err, err_len);
     else if (err && err_len) err[0] = '\0';
     return st;
+}
+
+cbinfer_status cbi_stream_create_in(const cbinfer_network_t *network, int width, int height,
+                                    cbinfer_backend backend, cbinfer_mode mode,
+                                    cbinfer_precision precision, size_t max_bytes,
+                                    void *const *slices, cbinfer_stream_t **out, cbi_err *e)
+{
+    *out = NULL;
+    cbinfer_status st = cbi_stream_check_args(network, width, height, backend, mode, precision, e);
+    if (st != CBINFER_STATUS_SUCCESS) return st;
+    cbinfer_stream_t *s = calloc(1, sizeof *s);
+    if (!s) return cbi_fail(e, CBINFER_STATUS_OUT_OF_MEMORY, "stream context");
+    s->width = width;
+    s->height = height;
+    s->mode = mode;
+    s->precision = precision;
+    s->max_bytes = max_bytes;
+    s->threshold_scale = 1.0;
+    s->refresh_period = 256;
+    s->first = 1;
+    st = stream_init(s, network, backend, slices);
+    if (st != CBINFER_STATUS_SUCCESS) {
+        *e = s->err;
+        cbi_stream_free(s);
+        return st;
+    }
+    *out = s;
+    return CBINFER_STATUS_SUCCESS;
 }
 
 cbinfer_status cbinfer_stream_create_limited(const cbinfer_network_t *network, int width,
@@ -365,35 +370,11 @@ cbinfer_status cbinfer_stream_create_limited(const cbinfer_network_t *network, i
         cbi_err_copy(&(cbi_err){"out is NULL"}, err, err_len);
         return CBINFER_STATUS_NULL_ARGUMENT;
     }
-    *out = NULL;
     cbi_err e;
-    cbinfer_status st = check_stream_args(network, width, height, backend, mode, precision, &e);
-    if (st != CBINFER_STATUS_SUCCESS) {
-        cbi_err_copy(&e, err, err_len);
-        return st;
-    }
-
-    cbinfer_stream_t *s = calloc(1, sizeof *s);
-    if (!s) {
-        cbi_err_copy(&(cbi_err){"stream context"}, err, err_len);
-        return CBINFER_STATUS_OUT_OF_MEMORY;
-    }
-    s->width = width;
-    s->height = height;
-    s->mode = mode;
-    s->precision = precision;
-    s->max_bytes = max_bytes;
-    s->threshold_scale = 1.0;
-    s->refresh_period = 256;
-    s->first = 1;
-    st = stream_init(s, network, backend);
-    if (st != CBINFER_STATUS_SUCCESS) {
-        cbi_err_copy(&s->err, err, err_len);
-        cbinfer_stream_destroy(s);
-        return st;
-    }
-    *out = s;
-    return CBINFER_STATUS_SUCCESS;
+    const cbinfer_status st = cbi_stream_create_in(network, width, height, backend, mode,
+                                                   precision, max_bytes, NULL, out, &e);
+    if (st != CBINFER_STATUS_SUCCESS) cbi_err_copy(&e, err, err_len);
+    return st;
 }
 
 cbinfer_status cbinfer_stream_create(const cbinfer_network_t *network, int width, int height,
@@ -773,93 +754,71 @@ static int inputs_unchanged(const cbinfer_stream_t *s, const cbi_node *n)
     return 1;
 }
 
-static cbinfer_status run_network(cbinfer_stream_t *s)
+int cbi_stream_node_begin(cbinfer_stream_t *s, int i, cbi_op_args *a, cbi_kernel *k)
 {
-    const cbi_net *net = s->net;
-    cbinfer_status st;
-    int64_t changed = 0, total = 0, macs = 0, dense_macs = 0, macs_eff = 0, ov_arith = 0,
-            ov_ldst = 0;
-    const int64_t frame_index = s->first ? 0 : s->frame.frame_index + 1;
-    int conv_ordinal = 0;
+    const cbi_node *n = &s->net->nodes[i];
+    cbinfer_layer_stats *ls = &s->stats[i];
+    cbi_changes *out_chg = &s->chg[n->output];
+    const int64_t frame_index = s->run.frame_index;
+    *k = node_kernel(s, n);
+    assert(*k != CBI_K_COUNT);
 
-    /* The pushed frame may differ anywhere. */
-    s->chg[net->input] = (cbi_changes){.all = 1};
+    ls->changed_px = ls->changed_in_px = ls->macs = 0;
+    ls->macs_effective = -1; /* a kernel that counts otherwise sets it */
+    ls->transmitted_el = ls->overhead_arith = ls->overhead_ldst = 0;
+    const cbi_policy *pol = &s->policies[i];
+    const int conv_i = n->op == CBI_OP_CONV ? s->run.conv_ordinal++ : -1;
+    const int refresh = conv_i >= 0 && s->refresh_period > 0 &&
+                        cbi_policy_closed_accumulator(pol, s->plans[i].in.c) && frame_index > 0 &&
+                        (frame_index + conv_i) % s->refresh_period == 0;
+    ls->ran_dense = s->first || !is_change_kernel(*k);
+    memset(ls->step_ms, 0, sizeof ls->step_ms);
+    ls->total_ms = 0;
 
-    for (int i = 0; i < net->n_nodes; ++i) {
-        const cbi_node *n = &net->nodes[i];
-        cbinfer_layer_stats *ls = &s->stats[i];
-        cbi_changes *out_chg = &s->chg[n->output];
-        const cbi_kernel k = node_kernel(s, n);
-        if (k == CBI_K_COUNT)
-            return STREAM_FAIL(s, CBINFER_STATUS_INTERNAL, "node %s: no kernel", n->name);
-
-        ls->changed_px = ls->changed_in_px = ls->macs = 0;
-        ls->macs_effective = -1; /* a kernel that counts otherwise sets it */
-        ls->transmitted_el = ls->overhead_arith = ls->overhead_ldst = 0;
-        const cbi_policy *pol = &s->policies[i];
-        const int conv_i = n->op == CBI_OP_CONV ? conv_ordinal++ : -1;
-        const int refresh = conv_i >= 0 && s->refresh_period > 0 &&
-                            cbi_policy_closed_accumulator(pol, s->plans[i].in.c) && frame_index > 0 &&
-                            (frame_index + conv_i) % s->refresh_period == 0;
-        ls->ran_dense = s->first || !is_change_kernel(k);
-        memset(ls->step_ms, 0, sizeof ls->step_ms);
-        ls->total_ms = 0;
-
-        if (!s->first && !is_change_kernel(k) && inputs_unchanged(s, n)) {
-            *out_chg = (cbi_changes){.all = 0, .count = 0};
-            ls->ran_dense = 0;
-            ls->macs_effective = 0;
-            continue;
-        }
-
-        cbi_op_args a = {
-            .node = n, .plan = &s->plans[i], .layer = s->layers[i], .n_in = n->n_inputs,
-            .out = &s->values[n->output], .out_chg = out_chg, .first = s->first,
-            .threshold = (float)(s->thresholds[i] * s->threshold_scale),
-            .feed_forward = pol->kind == CBI_POLICY_CBINFER_FF,
-            .reuse_indices = s->reuse_1x1, .collect_stats = s->collect_stats,
-            .dense_fallback = s->break_even[i] < 1.f, .break_even = s->break_even[i],
-            .stats = ls, .policy = pol, .frame_index = frame_index, .refresh = refresh,
-            .deterministic = s->deterministic,
-        };
-        for (int j = 0; j < n->n_inputs; ++j) {
-            a.in[j] = &s->values[n->inputs[j]];
-            a.in_chg[j] = &s->chg[n->inputs[j]];
-        }
-        *out_chg = (cbi_changes){.all = 1};
-        /* ls->ran_dense is preset above; a change-based conv that falls back
-         * to its dense path (break-even) sets it. */
-        const double t0 = cbi_now_ms();
-        st = s->be->kernel[k](s->bctx, &a, &s->err);
-        if (st != CBINFER_STATUS_SUCCESS) return st;
-        if (s->collect_stats) {
-            /* Per-layer wall time needs the device to finish the layer. */
-            st = s->be->synchronize(s->bctx, &s->err);
-            if (st != CBINFER_STATUS_SUCCESS) return st;
-            ls->total_ms = cbi_now_ms() - t0;
-        }
-        if (n->op == CBI_OP_CONV) {
-            changed += ls->changed_px;
-            total += ls->total_px;
-        }
-        if (ls->macs_effective < 0) ls->macs_effective = ls->macs;
-        macs += ls->macs;
-        dense_macs += ls->dense_macs;
-        macs_eff += ls->macs_effective;
-        ov_arith += ls->overhead_arith;
-        ov_ldst += ls->overhead_ldst;
+    if (!s->first && !is_change_kernel(*k) && inputs_unchanged(s, n)) {
+        *out_chg = (cbi_changes){.all = 0, .count = 0};
+        ls->ran_dense = 0;
+        ls->macs_effective = 0;
+        return 0;
     }
-    s->frame.macs = macs;
-    s->frame.macs_effective = macs_eff;
-    s->frame.overhead_arith = ov_arith;
-    s->frame.overhead_ldst = ov_ldst;
-    s->frame.dense_macs = dense_macs;
-    s->frame.changed_share = total ? (double)changed / (double)total : 1.0;
-    return CBINFER_STATUS_SUCCESS;
+
+    *a = (cbi_op_args){
+        .node = n, .plan = &s->plans[i], .layer = s->layers[i], .n_in = n->n_inputs,
+        .out = &s->values[n->output], .out_chg = out_chg, .first = s->first,
+        .threshold = (float)(s->thresholds[i] * s->threshold_scale),
+        .feed_forward = pol->kind == CBI_POLICY_CBINFER_FF,
+        .reuse_indices = s->reuse_1x1, .collect_stats = s->collect_stats,
+        .dense_fallback = s->break_even[i] < 1.f, .break_even = s->break_even[i],
+        .stats = ls, .policy = pol, .frame_index = frame_index, .refresh = refresh,
+        .deterministic = s->deterministic,
+    };
+    for (int j = 0; j < n->n_inputs; ++j) {
+        a->in[j] = &s->values[n->inputs[j]];
+        a->in_chg[j] = &s->chg[n->inputs[j]];
+    }
+    /* ls->ran_dense is preset above; a change-based conv that falls back
+     * to its dense path (break-even) sets it. */
+    *out_chg = (cbi_changes){.all = 1};
+    return 1;
 }
 
-/* Uploads s->h_in, runs every node, waits for the device. */
-static cbinfer_status process_frame(cbinfer_stream_t *s, double t_start_ms)
+void cbi_stream_node_end(cbinfer_stream_t *s, int i)
+{
+    cbinfer_layer_stats *ls = &s->stats[i];
+    cbi_frame_run *r = &s->run;
+    if (s->net->nodes[i].op == CBI_OP_CONV) {
+        r->changed_px += ls->changed_px;
+        r->total_px += ls->total_px;
+    }
+    if (ls->macs_effective < 0) ls->macs_effective = ls->macs;
+    r->macs += ls->macs;
+    r->dense_macs += ls->dense_macs;
+    r->macs_eff += ls->macs_effective;
+    r->ov_arith += ls->overhead_arith;
+    r->ov_ldst += ls->overhead_ldst;
+}
+
+cbinfer_status cbi_stream_frame_begin(cbinfer_stream_t *s, double t0_ms)
 {
     if (s->broken != CBINFER_STATUS_SUCCESS)
         return STREAM_FAIL(s, s->broken,
@@ -867,9 +826,18 @@ static cbinfer_status process_frame(cbinfer_stream_t *s, double t_start_ms)
                            "cbinfer_stream_set_policy succeeds; re-creating its layers "
                            "failed: %s",
                            s->broken_msg);
-    const int64_t syncs0 = s->be->host_syncs ? s->be->host_syncs(s->bctx) : 0;
-    cbinfer_status st = s->be->upload(s->bctx, &s->values[s->net->input], s->h_in, &s->err);
-    if (st == CBINFER_STATUS_SUCCESS) st = run_network(s);
+    s->run = (cbi_frame_run){
+        .t0_ms = t0_ms,
+        .frame_index = s->first ? 0 : s->frame.frame_index + 1,
+        .syncs0 = s->be->host_syncs ? s->be->host_syncs(s->bctx) : 0,
+    };
+    /* The pushed frame may differ anywhere. */
+    s->chg[s->net->input] = (cbi_changes){.all = 1};
+    return s->be->upload(s->bctx, &s->values[s->net->input], s->h_in, &s->err);
+}
+
+cbinfer_status cbi_stream_frame_end(cbinfer_stream_t *s, cbinfer_status st)
+{
     if (st == CBINFER_STATUS_SUCCESS) st = s->be->synchronize(s->bctx, &s->err);
     if (st != CBINFER_STATUS_SUCCESS) {
         /* Half-updated state cannot be trusted: start over at the next frame. */
@@ -877,12 +845,48 @@ static cbinfer_status process_frame(cbinfer_stream_t *s, double t_start_ms)
         s->have_output = 0;
         return st;
     }
-    s->frame.frame_index = s->first ? 0 : s->frame.frame_index + 1;
-    s->frame.total_ms = cbi_now_ms() - t_start_ms;
-    s->frame.host_syncs = s->be->host_syncs ? s->be->host_syncs(s->bctx) - syncs0 : 0;
+    const cbi_frame_run *r = &s->run;
+    s->frame.macs = r->macs;
+    s->frame.macs_effective = r->macs_eff;
+    s->frame.overhead_arith = r->ov_arith;
+    s->frame.overhead_ldst = r->ov_ldst;
+    s->frame.dense_macs = r->dense_macs;
+    s->frame.changed_share = r->total_px ? (double)r->changed_px / (double)r->total_px : 1.0;
+    s->frame.frame_index = r->frame_index;
+    s->frame.total_ms = cbi_now_ms() - r->t0_ms;
+    s->frame.host_syncs = s->be->host_syncs ? s->be->host_syncs(s->bctx) - r->syncs0 : 0;
     s->first = 0;
     s->have_output = 1;
     return CBINFER_STATUS_SUCCESS;
+}
+
+/* Every node of s in order (the input uploaded). */
+static cbinfer_status run_network(cbinfer_stream_t *s)
+{
+    for (int i = 0; i < s->net->n_nodes; ++i) {
+        cbi_op_args a;
+        cbi_kernel k;
+        if (!cbi_stream_node_begin(s, i, &a, &k)) continue;
+        const double t0 = cbi_now_ms();
+        cbinfer_status st = s->be->kernel[k](s->bctx, &a, &s->err);
+        if (st != CBINFER_STATUS_SUCCESS) return st;
+        if (s->collect_stats) {
+            /* Per-layer wall time needs the device to finish the layer. */
+            st = s->be->synchronize(s->bctx, &s->err);
+            if (st != CBINFER_STATUS_SUCCESS) return st;
+            s->stats[i].total_ms = cbi_now_ms() - t0;
+        }
+        cbi_stream_node_end(s, i);
+    }
+    return CBINFER_STATUS_SUCCESS;
+}
+
+/* Uploads s->h_in, runs every node, waits for the device. */
+static cbinfer_status process_frame(cbinfer_stream_t *s, double t0_ms)
+{
+    cbinfer_status st = cbi_stream_frame_begin(s, t0_ms);
+    if (st == CBINFER_STATUS_SUCCESS) st = run_network(s);
+    return cbi_stream_frame_end(s, st);
 }
 
 static cbinfer_status check_frame_size(cbinfer_stream_t *s, int width, int height)
@@ -894,12 +898,10 @@ static cbinfer_status check_frame_size(cbinfer_stream_t *s, int width, int heigh
     return CBINFER_STATUS_SUCCESS;
 }
 
-cbinfer_status cbinfer_stream_push_rgb8(cbinfer_stream_t *s, const uint8_t *rgb, int width,
-                                        int height, size_t stride_bytes)
+cbinfer_status cbi_stream_stage_rgb8(cbinfer_stream_t *s, const uint8_t *rgb, int width,
+                                     int height, size_t stride_bytes)
 {
-    if (!s) return CBINFER_STATUS_NULL_ARGUMENT;
     if (!rgb) return STREAM_FAIL(s, CBINFER_STATUS_NULL_ARGUMENT, "frame pointer is NULL");
-    const double t0 = cbi_now_ms();
     cbinfer_status st = check_frame_size(s, width, height);
     if (st != CBINFER_STATUS_SUCCESS) return st;
     if (s->net->in_c != 3)
@@ -915,7 +917,16 @@ cbinfer_status cbinfer_stream_push_rgb8(cbinfer_stream_t *s, const uint8_t *rgb,
         float *dst = s->h_in + (size_t)y * width * 3;
         for (int x = 0; x < width * 3; ++x) dst[x] = (float)row[x] * scale + offset;
     }
-    return process_frame(s, t0);
+    return CBINFER_STATUS_SUCCESS;
+}
+
+cbinfer_status cbinfer_stream_push_rgb8(cbinfer_stream_t *s, const uint8_t *rgb, int width,
+                                        int height, size_t stride_bytes)
+{
+    if (!s) return CBINFER_STATUS_NULL_ARGUMENT;
+    const double t0 = cbi_now_ms();
+    const cbinfer_status st = cbi_stream_stage_rgb8(s, rgb, width, height, stride_bytes);
+    return st != CBINFER_STATUS_SUCCESS ? st : process_frame(s, t0);
 }
 
 cbinfer_status cbinfer_stream_push_nchw(cbinfer_stream_t *s, const float *data, int channels,

@@ -546,6 +546,76 @@ CBINFER_API cbinfer_status cbinfer_stream_conv_input_stats(cbinfer_stream_t *str
                                                            double *stddev);
 
 /* ---------------------------------------------------------------------------
+ * Batch: N streams of one network and one frame size, stepped together (many
+ * cameras in one process). A batched push gives every stream one frame and
+ * runs each convolution once for all of them: dense streams as one
+ * convolution over N images, change-based streams (policies cbinfer and
+ * cbinfer-ff) as one GEMM over the changed pixels of every stream, each row
+ * tagged with its stream and pixel. Each stream keeps its own state,
+ * thresholds, break-even shares, policy, parameters and statistics, set and
+ * read with the stream calls above on cbinfer_batch_stream(); a batched push
+ * leaves every stream as a push of its frame to that stream alone would
+ * (outputs equal up to float re-association). Layers under a delta policy
+ * (evnet, skipconv, sigmadelta), and any stream on its first frame while
+ * others are not, run per stream within the step.
+ * A batch is used by one thread at a time; its streams share its scratch,
+ * so they may also be pushed on their own, from that same thread.
+ * CPU backend only for now: CUDA returns BACKEND_UNAVAILABLE.
+ * ------------------------------------------------------------------------- */
+typedef struct cbinfer_batch cbinfer_batch_t;
+
+/* Creates n_streams (>= 1) streams as cbinfer_stream_create would, their
+ * activations laid out image after image so that the dense convolutions
+ * run as one over N images, plus the batch's own convolution primitives.
+ * On failure *out is NULL and err (if not NULL) receives the reason.
+ * Thread safe with respect to the shared network.
+ * Statuses: as cbinfer_stream_create; BAD_PARAM (n_streams outside
+ * [1, 256]); BACKEND_UNAVAILABLE (CUDA). */
+CBINFER_API cbinfer_status cbinfer_batch_create(const cbinfer_network_t *net, int n_streams,
+                                                int width, int height, cbinfer_backend backend,
+                                                cbinfer_mode mode, cbinfer_precision precision,
+                                                cbinfer_batch_t **out, char *err,
+                                                size_t err_len);
+
+/* Frees a batch and its streams; NULL is accepted. */
+CBINFER_API void cbinfer_batch_destroy(cbinfer_batch_t *batch);
+
+/* The number of streams (0 for NULL). */
+CBINFER_API int cbinfer_batch_size(const cbinfer_batch_t *batch);
+
+/* Stream `index` of the batch, owned by it (NULL when index is out of range
+ * or batch is NULL): configure it and read its outputs and statistics with
+ * the stream calls. cbinfer_stream_destroy() leaves it alone; it goes with
+ * cbinfer_batch_destroy(). */
+CBINFER_API cbinfer_stream_t *cbinfer_batch_stream(cbinfer_batch_t *batch, int index);
+
+/* Detailed message of the batch's last failed call ("" if none); it names
+ * the stream where one failed. Valid until the next call on the batch. */
+CBINFER_API const char *cbinfer_batch_last_error(const cbinfer_batch_t *batch);
+
+/* Sets a tunable on every stream of the batch (cbinfer_stream_set_param);
+ * CBINFER_PARAM_THREADS also sets the threads of the batched convolutions.
+ * Stops at the first stream that refuses, and says which.
+ * Statuses: NULL_ARGUMENT, BAD_PARAM, OUT_OF_MEMORY. */
+CBINFER_API cbinfer_status cbinfer_batch_set_param(cbinfer_batch_t *batch, cbinfer_param key,
+                                                   double value);
+
+/* Pushes frames[j] (interleaved RGB8 of width x height, row stride in bytes)
+ * to stream j, for every j < cbinfer_batch_size(), and runs the network on
+ * all of them. Synchronises the device before returning. Each stream's
+ * frame statistics are its own, but for total_ms, the whole step's, and its
+ * layers' total_ms and step times, which for a batched convolution are the
+ * step's time divided evenly among the streams that took part. On failure
+ * every stream starts over (its next frame runs dense), as a stream does
+ * after a failed push.
+ * Statuses: NULL_ARGUMENT (frames or one of them), BAD_FRAME_SIZE,
+ * BAD_PARAM (stride, a network that does not take RGB), BACKEND_ERROR,
+ * and what a stream's push returns. */
+CBINFER_API cbinfer_status cbinfer_batch_push_rgb8(cbinfer_batch_t *batch,
+                                                   const uint8_t *const *frames, int width,
+                                                   int height, size_t stride_bytes);
+
+/* ---------------------------------------------------------------------------
  * Task decoders: the boxes of a NanoDet detector and the poses of a PoseNet
  * from their network outputs (as cbinfer_stream_read_output_at gives them, or
  * from any other runtime). Pure functions of caller memory: no stream, no

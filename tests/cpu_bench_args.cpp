@@ -556,3 +556,17 @@ TEST(BenchArgs, Task)
     p = parse({"--model", "m.onnx", "--video", "v.avi", "--dump-detections", ""});
     EXPECT_EQ(p.rc, 2);
 }
+
+TEST(BenchArgs, Cameras)
+{
+    Parsed p = parse_with({"--cameras", "8"});
+    ASSERT_EQ(p.rc, 0) << p.err;
+    EXPECT_EQ(p.args.cameras, 8);
+    EXPECT_EQ(parse_with({}).args.cameras, 0);
+    expect_usage_error(parse_with({"--cameras", "0"}), "--cameras");
+    expect_usage_error(parse_with({"--cameras", "257"}), "--cameras");
+    expect_usage_error(parse({"--model", "m.onnx", "--input-npy", "x.npy", "--cameras", "2"}),
+                       "--input-npy");
+    expect_usage_error(parse({"--model", "m.onnx", "--raw", "8x8:-", "--cameras", "2"}), "stdin");
+    expect_usage_error(parse_with({"--cameras", "2", "--calibrate", "b.thr"}), "--calibrate");
+}

@@ -484,7 +484,8 @@ TEST(BenchJson, ReportSchema)
     ASSERT_EQ(v["runs"].arr.size(), 1u);
     const JVal &run = v["runs"].arr[0];
     EXPECT_EQ(run.keys(), (std::vector<std::string>{"threshold_scale", "dense", "cbinfer",
-                                                    "speedup", "quality", "task", "layers", "frames"}));
+                                                    "speedup", "quality", "task", "cameras", "layers",
+                                                    "frames"}));
     EXPECT_EQ(run["dense"]["latency_ms"].keys(),
               (std::vector<std::string>{"min", "mean", "median", "p90", "p95", "p99"}));
     EXPECT_DOUBLE_EQ(run["dense"]["latency_ms"]["mean"].num, 10.25);

@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 
 #include <cstdio>
+#include <cctype>
 #include <cstdlib>
 #include <fstream>
 #include <string>
@@ -160,5 +161,46 @@ TEST(Bench, DumpOutputWritesEveryOutput)
     EXPECT_TRUE(cbi_test_slurp(dir + "/frame_00000.npy").empty());
     EXPECT_NE(cbi_test_slurp(out).find("quality vs dense"), std::string::npos);
     std::remove(raw.c_str());
+    std::remove(out.c_str());
+}
+
+// --cameras N end to end: N cameras of the same frames from spread start
+// frames, a dense batch, independent streams and a change-based batch in
+// one compare run; the batch equals the independent streams, the JSON has
+// the three throughputs. Usage errors: stdin, --input-npy, --calibrate.
+TEST(Bench, CamerasComparesBatchedWithIndependent)
+{
+    const std::string raw = ::testing::TempDir() + "cbinfer_cameras_in.rgb";
+    const std::string json = ::testing::TempDir() + "cbinfer_cameras.json";
+    const std::string out = ::testing::TempDir() + "cbinfer_cameras.txt";
+    write_raw_frames(raw, 12);
+    const std::string model = cbi_test_model("vgg7-noise1");
+    const std::string args = "--model '" + model + "' --raw 40x32:'" + raw +
+                             "' --frames 3 --warmup 1 --mode compare --threshold 0.02 "
+                             "--cameras 3 --json '" + json + "'";
+    ASSERT_EQ(cbi_test_run_tool(CBINFER_TEST_BENCH_EXE, args, out), 0) << cbi_test_slurp(out);
+    const std::string text = cbi_test_slurp(out), j = cbi_test_slurp(json);
+    EXPECT_NE(text.find("3 cameras (3 timed steps)"), std::string::npos) << text;
+    EXPECT_NE(text.find("max |batch - independent| 0\n"), std::string::npos) << text;
+    EXPECT_NE(j.find("\"cameras\": {"), std::string::npos) << j.substr(0, 3000);
+    // 12 frames, 4 per camera: starts 0, 4 and 8.
+    std::string flat;
+    for (char ch : j)
+        if (!std::isspace((unsigned char)ch)) flat += ch;
+    EXPECT_NE(flat.find("\"starts\":[0,4,8]"), std::string::npos) << j.substr(0, 3000);
+    for (const char *key : {"\"dense_fps\": ", "\"independent_fps\": ", "\"batched_fps\": "}) {
+        const size_t at = j.find(key);
+        ASSERT_NE(at, std::string::npos) << key;
+        EXPECT_GT(std::strtod(j.c_str() + at + std::string(key).size(), nullptr), 0.0) << key;
+    }
+    EXPECT_NE(j.find("\"batched_vs_independent_max_abs\": 0"), std::string::npos);
+    // More frames per camera than the input has: a runtime error.
+    EXPECT_EQ(cbi_test_run_tool(CBINFER_TEST_BENCH_EXE,
+                                "--model '" + model + "' --raw 40x32:'" + raw +
+                                    "' --frames 20 --cameras 3",
+                                out),
+              1);
+    std::remove(raw.c_str());
+    std::remove(json.c_str());
     std::remove(out.c_str());
 }

@@ -245,7 +245,7 @@ static cbinfer_status cpu_set_threads(void *bctx, int threads, cbi_err *e)
     return slots_create(bctx, threads, e);
 }
 
-static void cpu_layer_destroy(void *bctx, void *layer)
+void cpu_layer_destroy(void *bctx, void *layer)
 {
     cpu_layer *L = layer;
     if (!L) return;
@@ -265,6 +265,26 @@ static void cpu_layer_destroy(void *bctx, void *layer)
     free(L->reach_x);
     cpu_conv_prims_destroy(&L->conv);
     free(L);
+}
+
+int cpu_row_weights(const cbi_node *n, const cbi_node_plan *p, const cbi_policy *pol,
+                    cpu_layer *L)
+{
+    if (cbi_conv_groups(n) > 1) {
+        /* [Cout][kh][kw][cg] -> [kh][kw][cg][Cout] (cpu_group_rows) */
+        const size_t taps_cg = (size_t)n->win.kh * n->win.kw * cbi_conv_group_cin(n, p->in.c);
+        L->group_w = cbi_malloc_array(taps_cg * n->cout, sizeof(float));
+        if (!L->group_w) return -1;
+        for (size_t o = 0; o < (size_t)n->cout; ++o)
+            for (size_t t = 0; t < taps_cg; ++t)
+                L->group_w[t * n->cout + o] = n->weight[o * taps_cg + t];
+    } else if (n->cout <= CPU_THIN_COUT && !cbi_policy_uses_scatter(pol, p->in.c)) {
+        const size_t k = (size_t)n->win.kh * n->win.kw * p->in.c;
+        L->thin_w = cbi_calloc(CPU_THIN_COUT * k, sizeof(float));
+        if (!L->thin_w) return -1;
+        memcpy(L->thin_w, n->weight, (size_t)n->cout * k * sizeof(float));
+    }
+    return 0;
 }
 
 static cbinfer_status cpu_layer_create(void *bctx, int node_id, void **out, cbi_err *e)
@@ -311,27 +331,14 @@ static cbinfer_status cpu_layer_create(void *bctx, int node_id, void **out, cbi_
             ok = L->dimg && L->s1map && L->bmap;
             L->w_l1 = cbi_conv_weight_l1(n, p->in.c);
         }
-        if (ok && cbi_conv_groups(n) > 1) {
-            /* [Cout][kh][kw][cg] -> [kh][kw][cg][Cout] (cpu_group_rows) */
-            const size_t taps_cg = (size_t)n->win.kh * n->win.kw * cbi_conv_group_cin(n, p->in.c);
-            L->group_w = cbi_malloc_array(taps_cg * n->cout, sizeof(float));
-            ok = L->group_w != NULL;
-            for (size_t o = 0; ok && o < (size_t)n->cout; ++o)
-                for (size_t t = 0; t < taps_cg; ++t)
-                    L->group_w[t * n->cout + o] = n->weight[o * taps_cg + t];
-        } else if (ok && n->cout <= CPU_THIN_COUT && !cbi_policy_uses_scatter(pol, p->in.c)) {
-            const size_t k = (size_t)n->win.kh * n->win.kw * p->in.c;
-            L->thin_w = cbi_calloc(CPU_THIN_COUT * k, sizeof(float));
-            ok = L->thin_w != NULL;
-            if (ok) memcpy(L->thin_w, n->weight, (size_t)n->cout * k * sizeof(float));
-        }
+        if (ok) ok = cpu_row_weights(n, p, pol, L) == 0;
     }
     if (!ok) {
         cpu_layer_destroy(bctx, L);
         return cbi_fail(e, CBINFER_STATUS_OUT_OF_MEMORY, "state of node %s", n->name);
     }
     if (n->op == CBI_OP_CONV) {
-        cbinfer_status st = cpu_conv_prims_create(ctx, n, p, pol, &L->conv, e);
+        cbinfer_status st = cpu_conv_prims_create(ctx, n, p, pol, 1, &L->conv, e);
         if (st != CBINFER_STATUS_SUCCESS) {
             cpu_layer_destroy(bctx, L);
             return st;
@@ -354,6 +361,8 @@ static const cbi_backend cpu_backend = {
     .extra_bytes = cpu_extra_bytes,
     .layer_create = cpu_layer_create,
     .layer_destroy = cpu_layer_destroy,
+    .batch_layer_create = cpu_batch_layer_create,
+    .conv_batch = cpu_conv_batch,
     .kernel = {
         [CBI_K_CONV_DENSE] = cpu_conv_dense,
         [CBI_K_CONV_CHANGE] = cpu_conv_change,

@@ -63,11 +63,19 @@ typedef struct cpu_ctx {
     size_t max_tap_cout;   /* kh * kw * Cout of the widest conv (delta scatter rows) */
 } cpu_ctx;
 
+/* A dense convolution primitive over `images` NHWC images, bias and eltwise
+ * fused. */
+typedef struct cpu_dense_prim {
+    dnnl_primitive_t prim;
+    dnnl_memory_t src, dst, w, b; /* src and dst: handles set at each call */
+    int act_fused;              /* 0: the activation runs as a pass after the primitive */
+    int images;
+} cpu_dense_prim;
+
 /* oneDNN state of one convolution (any mode). */
 typedef struct cpu_conv_prims {
-    dnnl_primitive_t dense;     /* convolution, NHWC in and out, bias and eltwise fused */
-    dnnl_memory_t dense_src, dense_dst, dense_w, dense_b; /* handles set at each call */
-    int dense_act_fused;        /* 0: the activation runs as a pass after the primitive */
+    cpu_dense_prim dense;       /* one image */
+    cpu_dense_prim dense_n;     /* a batch's layer: all of its images at once (host/batch.c) */
     /* Change-based: matmuls of [0] CPU_CHUNK_ROWS and [1] CPU_PIECE_ROWS
      * rows, on one thread. Recompute and Skip-Conv (Cout > CPU_THIN_COUT):
      * rows x K by K x Cout into the slot's gemm scratch. Delta scatter:
@@ -146,9 +154,11 @@ static inline float cpu_activate(const cbi_activation *act, int ch, float v)
 /* oneDNN glue, host/cpu/cpu_dnnl.c. Every failure becomes a status and a
  * message naming the node. */
 cbinfer_status cpu_dnnl_status(dnnl_status_t s, cbi_err *e, const char *node, const char *what);
-/* pol: the layer's change policy, NULL in a dense stream. */
+/* pol: the layer's change policy, NULL in a dense stream. images > 1: also
+ * the dense convolution of that many images (a batch's layer). */
 cbinfer_status cpu_conv_prims_create(cpu_ctx *ctx, const cbi_node *n, const cbi_node_plan *p,
-                                     const cbi_policy *pol, cpu_conv_prims *c, cbi_err *e);
+                                     const cbi_policy *pol, int images, cpu_conv_prims *c,
+                                     cbi_err *e);
 void cpu_conv_prims_destroy(cpu_conv_prims *c);
 /* Runs prim with args on a slot's stream and scratchpad, and waits for it.
  * args must have room for one more entry (the scratchpad). The primitive runs
@@ -185,6 +195,11 @@ cbinfer_status cpu_conv_dense_from(cpu_ctx *ctx, cpu_layer *L, cbi_op_args *a, c
 int64_t cpu_mark_and_extract(cpu_ctx *ctx, int threads, const cpu_conv_geom *g,
                              const int32_t *changed, int64_t n_in, uint8_t *map, int32_t *idx,
                              const cbi_op_args *a);
+/* Runs the dense primitive d (d->images images) on src into dst, and the
+ * activation pass over px pixels an image where it is not fused and
+ * `activate` (dst is the output, not an accumulator). */
+cbinfer_status cpu_dense_run(cpu_ctx *ctx, const cpu_dense_prim *d, const cbi_node *node,
+                             const float *src, float *dst, int activate, int64_t px, cbi_err *e);
 /* Partial im2col of m output pixels idx from `in` into col (K floats a row). */
 void cpu_gather_rows(const cpu_conv_geom *g, const float *in, const int32_t *idx, int m,
                      float *col);
@@ -211,6 +226,24 @@ typedef void (*cpu_rows_update)(const cbi_node *node, const float *y, const int3
 /* CBinfer's fused update: bias, activation and the scatter of the rows. */
 void cpu_recompute_update(const cbi_node *node, const float *y, const int32_t *idx, int m,
                           const cpu_layer *L, float *out);
+/* Rows of one source: n output pixels idx, gathered from src and updated
+ * into out; L is the layer whose state the update may use (the stream's). */
+typedef struct cpu_row_src {
+    const float *src;
+    const int32_t *idx;
+    int64_t n;
+    float *out;
+    const cpu_layer *L;
+} cpu_row_src;
+/* Output-stationary rows of n_src sources as one list, one chunk per
+ * thread: a chunk may span sources (a batch's streams), its im2col rows
+ * gathered from each, one GEMM with W's matmul (thin and grouped layers:
+ * direct products with W's weights), each run of rows updated into its
+ * source. times: the im2col, GEMM and update ms, the mean over the threads
+ * (when timed). */
+cbinfer_status cpu_rows_run(cpu_ctx *ctx, const cpu_layer *W, const cbi_node *node,
+                            const cpu_conv_geom *g, const cpu_row_src *srcs, int n_src,
+                            cpu_rows_update update, int timed, double times[3], cbi_err *e);
 /* Output-stationary rows, one chunk per thread: partial im2col of the n
  * output pixels idx from src, the GEMM with the layer's W^T matmul (thin
  * layers: direct dot products), then update. Step times are the mean over
@@ -235,6 +268,29 @@ int64_t cpu_detect_changes(cpu_ctx *ctx, int threads, const cpu_conv_geom *g, co
 int64_t cpu_gate_block(const cpu_layer *L, const float *x, float *ref, int cin,
                        const int32_t *list, int64_t begin, int64_t end, float theta,
                        int32_t *changed);
+
+/* The recompute steps of cpu_conv_change (the batch runs them per stream
+ * around one GEMM, cpu_batch.c). cpu_change_rows: Eq. 3 and 4 against L's
+ * state, giving the *n output pixels *idx to recompute; or *dense = 1 when
+ * the layer runs dense this frame (the first, or past its break-even
+ * share), the state then holding the input and out_chg all.
+ * cpu_change_done: after the rows ran, the change list and stats. */
+cbinfer_status cpu_change_rows(cpu_ctx *ctx, cpu_layer *L, cbi_op_args *a, const int32_t **idx,
+                               int64_t *n, int *dense, cbi_err *e);
+void cpu_change_done(cbi_op_args *a, const int32_t *idx, int64_t n);
+
+/* The backend's layer_destroy (cpu_backend.c), for any layer of the context. */
+void cpu_layer_destroy(void *bctx, void *layer);
+/* Batches (cpu_batch.c): the backend's batch_layer_create and conv_batch. */
+cbinfer_status cpu_batch_layer_create(void *bctx, int node_id, int images, void **layer,
+                                      cbi_err *e);
+cbinfer_status cpu_conv_batch(void *bctx, void *blayer, int n, cbi_op_args *const *args,
+                              cbi_err *e);
+/* The weights of L's change-based rows for node n under policy pol: the
+ * thin layers' padded rows or the grouped layout (cpu_backend.c); -1 when
+ * an allocation fails. */
+int cpu_row_weights(const cbi_node *n, const cbi_node_plan *p, const cbi_policy *pol,
+                    cpu_layer *L);
 
 /* Kernel of the delta policies, host/cpu/cpu_delta.c (called by
  * cpu_conv_change for EVNET, SKIPCONV and SIGMADELTA layers). */

@@ -106,39 +106,44 @@ static void activate_rows(const cbi_node *node, float *y, int64_t rows, int thre
 cbinfer_status cpu_conv_dense(void *bctx, cbi_op_args *a, cbi_err *e)
 {
     cpu_layer *L = a->layer;
-    if (!bctx || !L || !L->conv.dense)
+    if (!bctx || !L || !L->conv.dense.prim)
         return cbi_fail(e, CBINFER_STATUS_INTERNAL, "node %s (Conv): no convolution primitive",
                         a->node->name);
     return cpu_conv_dense_from(bctx, L, a, a->in[0]->data, a->out->data, e);
+}
+
+cbinfer_status cpu_dense_run(cpu_ctx *ctx, const cpu_dense_prim *d, const cbi_node *node,
+                             const float *src, float *dst, int activate, int64_t px, cbi_err *e)
+{
+    dnnl_memory_set_data_handle(d->src, (void *)src);
+    dnnl_memory_set_data_handle(d->dst, dst);
+    dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, d->src}, {DNNL_ARG_WEIGHTS, d->w},
+                               {DNNL_ARG_BIAS, d->b}, {DNNL_ARG_DST, d->dst}};
+    /* oneDNN fixed the primitive's thread count when it was created; the
+     * caller's OpenMP setting is set to the same for the call (for anything
+     * that asks at execution) and given back. */
+    const int threads = cpu_threads(ctx);
+    const int caller_threads = omp_get_max_threads();
+    omp_set_num_threads(threads);
+    cbinfer_status st = cpu_dnnl_execute(ctx, 0, d->prim, 4, args, e, node->name);
+    omp_set_num_threads(caller_threads);
+    if (st == CBINFER_STATUS_SUCCESS && !d->act_fused && activate)
+        activate_rows(node, dst, px * d->images, threads);
+    return st;
 }
 
 cbinfer_status cpu_conv_dense_from(cpu_ctx *ctx, cpu_layer *L, cbi_op_args *a, const float *src,
                                    float *dst, cbi_err *e)
 {
     const cpu_conv_geom g = cpu_conv_geom_of(a);
-    const size_t npx = (size_t)g.ho * g.wo;
-    const int threads = cpu_threads(ctx);
+    const int64_t npx = (int64_t)g.ho * g.wo;
     const double t0 = cbi_now_ms();
-
-    cpu_conv_prims *c = &L->conv;
-    dnnl_memory_set_data_handle(c->dense_src, (void *)src);
-    dnnl_memory_set_data_handle(c->dense_dst, dst);
-    dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, c->dense_src}, {DNNL_ARG_WEIGHTS, c->dense_w},
-                               {DNNL_ARG_BIAS, c->dense_b}, {DNNL_ARG_DST, c->dense_dst}};
-    /* oneDNN fixed the primitive's thread count when it was created; the
-     * caller's OpenMP setting is set to the same for the call (for anything
-     * that asks at execution) and given back. */
-    const int caller_threads = omp_get_max_threads();
-    omp_set_num_threads(threads);
-    cbinfer_status st = cpu_dnnl_execute(ctx, 0, c->dense, 4, args, e, a->node->name);
-    omp_set_num_threads(caller_threads);
+    const cbinfer_status st =
+        cpu_dense_run(ctx, &L->conv.dense, a->node, src, dst, dst == a->out->data, npx, e);
     if (st != CBINFER_STATUS_SUCCESS) return st;
-    if (!c->dense_act_fused && dst == a->out->data)
-        activate_rows(a->node, dst, (int64_t)npx, threads);
-
     cpu_step_time(a, CBINFER_STEP_DENSE, t0, cbi_now_ms());
-    a->stats->changed_px = (int64_t)npx;
-    a->stats->macs = (int64_t)npx * g.k * g.cout;
+    a->stats->changed_px = npx;
+    a->stats->macs = npx * g.k * g.cout;
     return CBINFER_STATUS_SUCCESS;
 }
 
@@ -559,15 +564,26 @@ void cpu_add_step_times(const cbi_op_args *a, double t_col, double t_gemm, doubl
     a->stats->step_ms[CBINFER_STEP_UPDATE] += t_upd / team;
 }
 
-cbinfer_status cpu_rows_gemm(cpu_ctx *ctx, const cpu_layer *L, cbi_op_args *a,
-                             const cpu_conv_geom *g, const float *src, const int32_t *idx,
-                             int64_t n, cpu_rows_update update, cbi_err *e)
+/* The first source of srcs[0..n_src) whose rows reach past row r0 of
+ * their concatenation, and r0's offset in it (*off). */
+static int row_source(const cpu_row_src *srcs, int n_src, int64_t r0, int64_t *off)
 {
+    int s = 0;
+    while (s < n_src - 1 && r0 >= srcs[s].n) r0 -= srcs[s++].n;
+    *off = r0;
+    return s;
+}
+
+cbinfer_status cpu_rows_run(cpu_ctx *ctx, const cpu_layer *W, const cbi_node *node,
+                            const cpu_conv_geom *g, const cpu_row_src *srcs, int n_src,
+                            cpu_rows_update update, int timed, double times[3], cbi_err *e)
+{
+    int64_t n = 0;
+    for (int s = 0; s < n_src; ++s) n += srcs[s].n;
     const int threads = cpu_threads(ctx);
     const int64_t chunk = cpu_chunk_rows(n, threads);
     const int64_t n_chunks = (n + chunk - 1) / chunk;
     const int team = n_chunks < threads ? (int)(n_chunks > 0 ? n_chunks : 1) : threads;
-    const int timed = a->collect_stats;
     const int grouped = g->group > 1;
     const int thin = !grouped && g->cout <= CPU_THIN_COUT;
     double t_col = 0, t_gemm = 0, t_upd = 0;
@@ -578,20 +594,37 @@ cbinfer_status cpu_rows_gemm(cpu_ctx *ctx, const cpu_layer *L, cbi_op_args *a,
         cpu_slot *sl = &ctx->slots[slot];
         const int64_t r0 = ch * chunk;
         const int m = (int)(n - r0 < chunk ? n - r0 : chunk);
+        int64_t off0;
+        const int s0 = row_source(srcs, n_src, r0, &off0);
         cbi_err chunk_err;
-        const double s0 = timed ? cbi_now_ms() : 0;
-        if (!thin && !grouped) cpu_gather_rows(g, src, idx + r0, m, sl->col);
-        const double s1 = timed ? cbi_now_ms() : 0;
+        const double c0 = timed ? cbi_now_ms() : 0;
         cbinfer_status cs = CBINFER_STATUS_SUCCESS;
-        if (grouped)
-            cpu_group_rows(g, src, L->group_w, idx + r0, m, sl->gemm);
-        else if (thin)
-            cpu_thin_rows(g, src, L->thin_w, idx + r0, m, sl->gemm);
-        else
-            cs = cpu_chunk_gemm(ctx, slot, &L->conv, m, g->k, sl->gemm, &chunk_err, a->node->name);
-        const double s2 = timed ? cbi_now_ms() : 0;
+        /* Rows [0, m) of the chunk, one run per source it spans: im2col
+         * rows (or, thin and grouped, the products themselves). */
+        for (int s = s0, r = 0; r < m; ++s) {
+            const int64_t off = s == s0 ? off0 : 0;
+            const int len = (int)(srcs[s].n - off < m - r ? srcs[s].n - off : m - r);
+            const int32_t *idx = srcs[s].idx + off;
+            if (grouped)
+                cpu_group_rows(g, srcs[s].src, W->group_w, idx, len, sl->gemm + (size_t)r * g->cout);
+            else if (thin)
+                cpu_thin_rows(g, srcs[s].src, W->thin_w, idx, len, sl->gemm + (size_t)r * g->cout);
+            else
+                cpu_gather_rows(g, srcs[s].src, idx, len, sl->col + (size_t)r * g->k);
+            r += len;
+        }
+        const double c1 = timed ? cbi_now_ms() : 0;
+        if (!thin && !grouped)
+            cs = cpu_chunk_gemm(ctx, slot, &W->conv, m, g->k, sl->gemm, &chunk_err, node->name);
+        const double c2 = timed ? cbi_now_ms() : 0;
         if (cs == CBINFER_STATUS_SUCCESS) {
-            update(a->node, sl->gemm, idx + r0, m, L, a->out->data);
+            for (int s = s0, r = 0; r < m; ++s) {
+                const int64_t off = s == s0 ? off0 : 0;
+                const int len = (int)(srcs[s].n - off < m - r ? srcs[s].n - off : m - r);
+                update(node, sl->gemm + (size_t)r * g->cout, srcs[s].idx + off, len, srcs[s].L,
+                       srcs[s].out);
+                r += len;
+            }
         } else {
 #pragma omp critical(cpu_conv_error)
             if (st == CBINFER_STATUS_SUCCESS) {
@@ -599,12 +632,27 @@ cbinfer_status cpu_rows_gemm(cpu_ctx *ctx, const cpu_layer *L, cbi_op_args *a,
                 *e = chunk_err;
             }
         }
-        const double s3 = timed ? cbi_now_ms() : 0;
-        t_col += s1 - s0;
-        t_gemm += s2 - s1;
-        t_upd += s3 - s2;
+        const double c3 = timed ? cbi_now_ms() : 0;
+        /* Thin and grouped rows are their own GEMM. */
+        t_col += (thin || grouped) ? 0 : c1 - c0;
+        t_gemm += (thin || grouped) ? c1 - c0 : c2 - c1;
+        t_upd += c3 - c2;
     }
-    if (st == CBINFER_STATUS_SUCCESS) cpu_add_step_times(a, t_col, t_gemm, t_upd, team);
+    times[0] = t_col / team;
+    times[1] = t_gemm / team;
+    times[2] = t_upd / team;
+    return st;
+}
+
+cbinfer_status cpu_rows_gemm(cpu_ctx *ctx, const cpu_layer *L, cbi_op_args *a,
+                             const cpu_conv_geom *g, const float *src, const int32_t *idx,
+                             int64_t n, cpu_rows_update update, cbi_err *e)
+{
+    const cpu_row_src one = {.src = src, .idx = idx, .n = n, .out = a->out->data, .L = L};
+    double t[3];
+    const cbinfer_status st =
+        cpu_rows_run(ctx, L, a->node, g, &one, 1, update, a->collect_stats, t, e);
+    if (st == CBINFER_STATUS_SUCCESS) cpu_add_step_times(a, t[0], t[1], t[2], 1);
     return st;
 }
 
@@ -615,32 +663,31 @@ void cpu_recompute_update(const cbi_node *node, const float *y, const int32_t *i
     bias_act_rows(node, y, idx, m, out);
 }
 
-cbinfer_status cpu_conv_change(void *bctx, cbi_op_args *a, cbi_err *e)
+cbinfer_status cpu_change_rows(cpu_ctx *ctx, cpu_layer *L, cbi_op_args *a, const int32_t **idx,
+                               int64_t *n, int *dense, cbi_err *e)
 {
-    cpu_ctx *ctx = bctx;
-    cpu_layer *L = a->layer;
-    if (ctx && L && a->policy && cbi_policy_is_delta(a->policy))
-        return cpu_conv_delta(ctx, a, e);
     const cpu_conv_geom g = cpu_conv_geom_of(a);
     const float *x = a->in[0]->data;
     const cbi_changes *in_chg = a->in_chg[0];
     const int64_t npx_in = (int64_t)g.h * g.w, npx_out = (int64_t)g.ho * g.wo;
-    if (!ctx || !L || !L->in_state || (!L->conv.mm[0] && !L->thin_w && !L->group_w))
+    if (!L || !L->in_state || !L->in_idx)
         return cbi_fail(e, CBINFER_STATUS_INTERNAL, "node %s (Conv): no change-based state",
                         a->node->name);
     const int threads = cpu_threads(ctx);
+    *dense = 0;
+    *idx = NULL;
+    *n = 0;
 
     if (a->first) {
         /* First frame: dense, and the state starts as the input. */
         memcpy(L->in_state, x, (size_t)npx_in * g.cin * sizeof *x);
         a->out_chg->all = 1;
         a->stats->changed_in_px = npx_in;
-        return cpu_conv_dense(bctx, a, e);
+        *dense = 1;
+        return CBINFER_STATUS_SUCCESS;
     }
 
     double t0 = cbi_now_ms();
-    const int32_t *idx;
-    int64_t n;
     if (a->reuse_indices && !in_chg->all && conv_is_pointwise(&g)) {
         /* Sec. III-E case 2: a pointwise conv spreads no change, so the
          * producer's indices are this layer's. The state still follows them
@@ -649,16 +696,16 @@ cbinfer_status cpu_conv_change(void *bctx, cbi_op_args *a, cbi_err *e)
             const size_t off = (size_t)in_chg->idx[i] * g.cin;
             memcpy(L->in_state + off, x + off, (size_t)g.cin * sizeof *x);
         }
-        idx = in_chg->idx;
-        n = in_chg->count;
-        a->stats->changed_in_px = n;
+        *idx = in_chg->idx;
+        *n = in_chg->count;
+        a->stats->changed_in_px = *n;
         cpu_step_time(a, CBINFER_STEP_EXTRACT, t0, cbi_now_ms());
     } else {
         int64_t n_in = cpu_detect_changes(ctx, threads, &g, x, L->in_state, in_chg, a->threshold,
                                           a->feed_forward, NULL, L->in_idx);
         cpu_step_time(a, CBINFER_STEP_CHANGE_DETECT, t0, cbi_now_ms());
-        n = cpu_mark_and_extract(ctx, threads, &g, L->in_idx, n_in, L->out_map, L->idx, a);
-        idx = L->idx;
+        *n = cpu_mark_and_extract(ctx, threads, &g, L->in_idx, n_in, L->out_map, L->idx, a);
+        *idx = L->idx;
         a->stats->changed_in_px = n_in;
     }
 
@@ -666,19 +713,19 @@ cbinfer_status cpu_conv_change(void *bctx, cbi_op_args *a, cbi_err *e)
      * dense path is cheaper. The state takes the input everywhere, so the
      * output computed from the input is the convolution of the state and the
      * closed loop continues from there. The map was cleared by extraction. */
-    if (a->dense_fallback && (double)n > (double)a->break_even * (double)npx_out) {
+    if (a->dense_fallback && (double)*n > (double)a->break_even * (double)npx_out) {
         memcpy(L->in_state, x, (size_t)npx_in * g.cin * sizeof *x);
         a->out_chg->all = 1;
         a->stats->ran_dense = 1;
-        return cpu_conv_dense(bctx, a, e);
+        *dense = 1;
     }
+    return CBINFER_STATUS_SUCCESS;
+}
 
-    /* Gather (partial im2col from the state: in the closed loop the stored
-     * output must be the convolution of the state; feed-forward, the state
-     * equals the input after detection), GEMM, and the fused bias +
-     * activation + scatter. */
-    const cbinfer_status st = cpu_rows_gemm(ctx, L, a, &g, L->in_state, idx, n, cpu_recompute_update, e);
-    if (st != CBINFER_STATUS_SUCCESS) return st;
+void cpu_change_done(cbi_op_args *a, const int32_t *idx, int64_t n)
+{
+    const cpu_conv_geom g = cpu_conv_geom_of(a);
+    const cbi_changes *in_chg = a->in_chg[0];
     a->out_chg->all = 0;
     a->out_chg->idx = (int32_t *)idx;
     a->out_chg->count = n;
@@ -686,8 +733,34 @@ cbinfer_status cpu_conv_change(void *bctx, cbi_op_args *a, cbi_err *e)
     a->stats->macs = n * g.k * g.cout;
     /* Every tested element is a gate evaluation, every channel of a changed
      * pixel a transmission; there is no accumulator. */
-    const int64_t tested = (in_chg->all ? npx_in : in_chg->count) * g.cin;
+    const int64_t tested = (in_chg->all ? (int64_t)g.h * g.w : in_chg->count) * g.cin;
     a->stats->transmitted_el = a->stats->changed_in_px * g.cin;
     cbi_count_overhead(a->stats, tested, a->stats->transmitted_el, 0);
+}
+
+cbinfer_status cpu_conv_change(void *bctx, cbi_op_args *a, cbi_err *e)
+{
+    cpu_ctx *ctx = bctx;
+    cpu_layer *L = a->layer;
+    if (ctx && L && a->policy && cbi_policy_is_delta(a->policy))
+        return cpu_conv_delta(ctx, a, e);
+    if (!ctx || !L || (!L->conv.mm[0] && !L->thin_w && !L->group_w))
+        return cbi_fail(e, CBINFER_STATUS_INTERNAL, "node %s (Conv): no change-based state",
+                        a->node->name);
+    const int32_t *idx;
+    int64_t n;
+    int dense;
+    cbinfer_status st = cpu_change_rows(ctx, L, a, &idx, &n, &dense, e);
+    if (st != CBINFER_STATUS_SUCCESS) return st;
+    if (dense) return cpu_conv_dense(bctx, a, e);
+
+    /* Gather (partial im2col from the state: in the closed loop the stored
+     * output must be the convolution of the state; feed-forward, the state
+     * equals the input after detection), GEMM, and the fused bias +
+     * activation + scatter. */
+    const cpu_conv_geom g = cpu_conv_geom_of(a);
+    st = cpu_rows_gemm(ctx, L, a, &g, L->in_state, idx, n, cpu_recompute_update, e);
+    if (st != CBINFER_STATUS_SUCCESS) return st;
+    cpu_change_done(a, idx, n);
     return CBINFER_STATUS_SUCCESS;
 }

@@ -513,7 +513,7 @@ cbinfer_status cpu_conv_delta(cpu_ctx *ctx, cbi_op_args *a, cbi_err *e)
     const int threads = cpu_threads(ctx);
     const int skip = pol->kind == CBI_POLICY_SKIPCONV;
     const int scatter = cbi_policy_uses_scatter(pol, g.cin);
-    if (!L->in_state || !L->conv.dense || (skip && !L->dimg) ||
+    if (!L->in_state || !L->conv.dense.prim || (skip && !L->dimg) ||
         (scatter && !L->conv.mm[0]) || (!scatter && !L->conv.mm[0] && !L->thin_w))
         return cbi_fail(e, CBINFER_STATUS_INTERNAL, "node %s (Conv): no delta-policy state",
                         a->node->name);

@@ -130,37 +130,27 @@ static int append_activation(dnnl_post_ops_t po, const cbi_activation *act)
     }
 }
 
-cbinfer_status cpu_conv_prims_create(cpu_ctx *ctx, const cbi_node *n, const cbi_node_plan *p,
-                                     const cbi_policy *pol, cpu_conv_prims *c, cbi_err *e)
+/* The dense convolution of node n over `images` images: a convolution
+ * primitive on NHWC tensors (N = images), weights in the layout it picks,
+ * bias and, unless keeps_acc or oneDNN lacks it, the activation fused
+ * (*act_fused says which). Created for the context's thread count. */
+static cbinfer_status dense_create(cpu_ctx *ctx, const cbi_node *n, const cbi_node_plan *p,
+                                   int images, int keeps_acc, cpu_dense_prim *d, cbi_err *e)
 {
-    const int change_based = pol != NULL;
-    const int scatters = pol && cbi_policy_uses_scatter(pol, p->in.c);
-    float *w2 = NULL;
     cbinfer_status st = CBINFER_STATUS_SUCCESS;
-    dnnl_primitive_desc_t pd = NULL, mm_pd = NULL;
-    dnnl_primitive_attr_t attr = NULL, mm_attr = NULL;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_primitive_attr_t attr = NULL;
     dnnl_post_ops_t po = NULL;
     const int kh = n->win.kh, kw = n->win.kw, cin = p->in.c, cout = p->out.c;
     const int groups = cbi_conv_groups(n);
-    const dnnl_dim_t k = (dnnl_dim_t)kh * kw * cin;
-    memset(c, 0, sizeof *c);
-    /* oneDNN fixes a primitive's thread partition when its descriptor and the
-     * primitive are created, from the OpenMP thread count then in force: the
-     * dense convolution gets the context's, the matmuls (one per thread) 1.
-     * The caller's setting is given back at the end. */
-    const int caller_threads = omp_get_max_threads();
-    omp_set_num_threads(cpu_threads(ctx));
-
-    /* Dense: a convolution primitive on the NHWC tensors, weights in the
-     * layout it picks, bias and (where oneDNN has it) the activation fused. */
     dnnl_memory_desc_t src_md, w_any, w_user, b_md, dst_md;
-    const dnnl_dims_t src_dims = {1, cin, p->in.h, p->in.w};
+    const dnnl_dims_t src_dims = {images, cin, p->in.h, p->in.w};
     /* Grouped: 5-D weights {G, Cout/G, Cin/G, kh, kw}. */
     const dnnl_dims_t w_dims = {cout, cin, kh, kw};
     const dnnl_dims_t wg_dims = {groups, cout / groups, cin / groups, kh, kw};
     const int w_nd = groups > 1 ? 5 : 4;
     const dnnl_dims_t b_dims = {cout};
-    const dnnl_dims_t dst_dims = {1, cout, p->out.h, p->out.w};
+    const dnnl_dims_t dst_dims = {images, cout, p->out.h, p->out.w};
     const dnnl_dims_t strides = {n->win.sh, n->win.sw};
     const dnnl_dims_t dilates = {n->win.dh - 1, n->win.dw - 1};
     /* The plan's output size is the truth: the trailing padding is what
@@ -190,22 +180,65 @@ cbinfer_status cpu_conv_prims_create(cpu_ctx *ctx, const cbi_node *n, const cbi_
     DNNL_TRY(dnnl_primitive_attr_create(&attr), "attributes");
     DNNL_TRY(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user), "attributes");
     DNNL_TRY(dnnl_post_ops_create(&po), "post-ops");
+    d->act_fused = !keeps_acc && append_activation(po, &n->act);
+    if (d->act_fused) DNNL_TRY(dnnl_primitive_attr_set_post_ops(attr, po), "post-ops");
+    DNNL_TRY(dnnl_primitive_desc_create(&pd, &cd, attr, ctx->engine, NULL), "convolution");
+    st = make_primitive(ctx, pd, 0, &d->prim, e, n->name, "convolution");
+    if (st != CBINFER_STATUS_SUCCESS) goto done;
+    st = reorder_weights(ctx, &w_user, n->weight,
+                         dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0), &d->w, e,
+                         n->name);
+    if (st != CBINFER_STATUS_SUCCESS) goto done;
+    DNNL_TRY(dnnl_memory_create(&d->b, &b_md, ctx->engine, (void *)n->bias), "bias memory");
+    DNNL_TRY(dnnl_memory_create(&d->src, &src_md, ctx->engine, DNNL_MEMORY_NONE), "memory");
+    DNNL_TRY(dnnl_memory_create(&d->dst, &dst_md, ctx->engine, DNNL_MEMORY_NONE), "memory");
+    d->images = images;
+done:
+    dnnl_primitive_desc_destroy(pd);
+    dnnl_primitive_attr_destroy(attr);
+    dnnl_post_ops_destroy(po);
+    return st;
+}
+
+static void dense_destroy(cpu_dense_prim *d)
+{
+    dnnl_primitive_destroy(d->prim);
+    dnnl_memory_destroy(d->src);
+    dnnl_memory_destroy(d->dst);
+    dnnl_memory_destroy(d->w);
+    dnnl_memory_destroy(d->b);
+    memset(d, 0, sizeof *d);
+}
+
+cbinfer_status cpu_conv_prims_create(cpu_ctx *ctx, const cbi_node *n, const cbi_node_plan *p,
+                                     const cbi_policy *pol, int images, cpu_conv_prims *c,
+                                     cbi_err *e)
+{
+    const int change_based = pol != NULL;
+    const int scatters = pol && cbi_policy_uses_scatter(pol, p->in.c);
+    float *w2 = NULL;
+    cbinfer_status st = CBINFER_STATUS_SUCCESS;
+    dnnl_primitive_desc_t mm_pd = NULL;
+    dnnl_primitive_attr_t mm_attr = NULL;
+    const int kh = n->win.kh, kw = n->win.kw, cin = p->in.c, cout = p->out.c;
+    const int groups = cbi_conv_groups(n);
+    const dnnl_dim_t k = (dnnl_dim_t)kh * kw * cin;
+    memset(c, 0, sizeof *c);
+    /* oneDNN fixes a primitive's thread partition when its descriptor and the
+     * primitive are created, from the OpenMP thread count then in force: the
+     * dense convolutions get the context's, the matmuls (one per thread) 1.
+     * The caller's setting is given back at the end. */
+    const int caller_threads = omp_get_max_threads();
+    omp_set_num_threads(cpu_threads(ctx));
+
     /* A kept accumulator is the pre-activation: the dense pass writes it
      * without the activation, which then runs as a pass into the output. */
     const int keeps_acc = pol && cbi_policy_accumulates(pol, p->in.c) &&
                           !cbi_activation_invertible(&n->act, n->cout);
-    c->dense_act_fused = !keeps_acc && append_activation(po, &n->act);
-    if (c->dense_act_fused) DNNL_TRY(dnnl_primitive_attr_set_post_ops(attr, po), "post-ops");
-    DNNL_TRY(dnnl_primitive_desc_create(&pd, &cd, attr, ctx->engine, NULL), "convolution");
-    st = make_primitive(ctx, pd, 0, &c->dense, e, n->name, "convolution");
+    st = dense_create(ctx, n, p, 1, keeps_acc, &c->dense, e);
+    if (st == CBINFER_STATUS_SUCCESS && images > 1)
+        st = dense_create(ctx, n, p, images, keeps_acc, &c->dense_n, e);
     if (st != CBINFER_STATUS_SUCCESS) goto done;
-    st = reorder_weights(ctx, &w_user, n->weight,
-                         dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0), &c->dense_w, e,
-                         n->name);
-    if (st != CBINFER_STATUS_SUCCESS) goto done;
-    DNNL_TRY(dnnl_memory_create(&c->dense_b, &b_md, ctx->engine, (void *)n->bias), "bias memory");
-    DNNL_TRY(dnnl_memory_create(&c->dense_src, &src_md, ctx->engine, DNNL_MEMORY_NONE), "memory");
-    DNNL_TRY(dnnl_memory_create(&c->dense_dst, &dst_md, ctx->engine, DNNL_MEMORY_NONE), "memory");
     /* thin and grouped: no GEMM (cpu_thin_rows, cpu_group_rows) */
     if (!change_based || groups > 1 || (cout <= CPU_THIN_COUT && !scatters)) goto done;
 
@@ -281,11 +314,8 @@ cbinfer_status cpu_conv_prims_create(cpu_ctx *ctx, const cbi_node *n, const cbi_
 
 done:
     free(w2);
-    dnnl_primitive_desc_destroy(pd);
     dnnl_primitive_desc_destroy(mm_pd);
-    dnnl_primitive_attr_destroy(attr);
     dnnl_primitive_attr_destroy(mm_attr);
-    dnnl_post_ops_destroy(po);
     omp_set_num_threads(caller_threads);
     if (st != CBINFER_STATUS_SUCCESS) cpu_conv_prims_destroy(c);
     return st;
@@ -293,11 +323,8 @@ done:
 
 void cpu_conv_prims_destroy(cpu_conv_prims *c)
 {
-    dnnl_primitive_destroy(c->dense);
-    dnnl_memory_destroy(c->dense_src);
-    dnnl_memory_destroy(c->dense_dst);
-    dnnl_memory_destroy(c->dense_w);
-    dnnl_memory_destroy(c->dense_b);
+    dense_destroy(&c->dense);
+    dense_destroy(&c->dense_n);
     for (int v = 0; v < 2; ++v) {
         dnnl_primitive_destroy(c->mm[v]);
         dnnl_memory_destroy(c->mm_w[v]);
