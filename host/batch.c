@@ -280,7 +280,10 @@ cbinfer_status cbinfer_batch_push_rgb8(cbinfer_batch_t *b, const uint8_t *const 
     if (!b) return CBINFER_STATUS_NULL_ARGUMENT;
     if (!frames) return BATCH_FAIL(b, CBINFER_STATUS_NULL_ARGUMENT, "frames is NULL");
     const double t0 = cbi_now_ms();
-    cbinfer_status st;
+    /* A failed thread change (cbinfer_batch_set_param) left layers out:
+     * without them the step would run stream by stream, so they come first. */
+    cbinfer_status st = create_batch_layers(b);
+    if (st != CBINFER_STATUS_SUCCESS) return st;
     /* Every frame is checked and staged before any state moves. */
     for (int j = 0; j < b->n; ++j) {
         cbinfer_stream_t *s = b->streams[j];
