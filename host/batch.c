@@ -287,6 +287,9 @@ cbinfer_status cbinfer_batch_push_rgb8(cbinfer_batch_t *b, const uint8_t *const 
     /* Every frame is checked and staged before any state moves. */
     for (int j = 0; j < b->n; ++j) {
         cbinfer_stream_t *s = b->streams[j];
+        if (s->broken != CBINFER_STATUS_SUCCESS)
+            return BATCH_FAIL(b, s->broken, "stream %d cannot run frames until its threads or "
+                              "policy are set again: %s", j, s->broken_msg);
         st = cbi_stream_stage_rgb8(s, frames[j], width, height, stride_bytes);
         if (st != CBINFER_STATUS_SUCCESS)
             return BATCH_FAIL(b, st, "stream %d: %s", j, s->err.msg);

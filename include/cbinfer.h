@@ -558,8 +558,11 @@ CBINFER_API cbinfer_status cbinfer_stream_conv_input_stats(cbinfer_stream_t *str
  * (outputs equal up to float re-association). Layers under a delta policy
  * (evnet, skipconv, sigmadelta), and any stream on its first frame while
  * others are not, run per stream within the step.
- * A batch is used by one thread at a time; its streams share its scratch,
- * so they may also be pushed on their own, from that same thread.
+ * A batch is used by one thread at a time; its streams may also be pushed
+ * on their own, from that same thread. The batched convolutions run on the
+ * batch's own threads (cbinfer_batch_set_param), not on a member's
+ * CBINFER_PARAM_THREADS. Each member holds a stream's memory, and the batch
+ * about one stream's more.
  * CPU backend only for now: CUDA returns BACKEND_UNAVAILABLE.
  * ------------------------------------------------------------------------- */
 typedef struct cbinfer_batch cbinfer_batch_t;
