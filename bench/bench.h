@@ -93,6 +93,8 @@ int bench_error(const char *fmt, ...);
 /* A failed call on a stream: the status text plus the stream's detail; 1. */
 int bench_stream_error(const cbinfer_stream_t *s, const char *what, cbinfer_status st);
 const char *bench_backend_name(int backend);
+/* CLOCK_MONOTONIC in milliseconds. */
+double bench_now_ms(void);
 
 int bench_set_param(cbinfer_stream_t *s, cbinfer_param key, double v, const char *what);
 /* Applies every stream option of the command line to s, a stream of mode

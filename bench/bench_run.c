@@ -34,7 +34,7 @@ int bench_stream_error(const cbinfer_stream_t *s, const char *what, cbinfer_stat
     return bench_error("%s: %s%s%s", what, cbinfer_status_string(st), *detail ? ": " : "", detail);
 }
 
-static double now_ms(void)
+double bench_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -170,12 +170,12 @@ static long long pass_length(const bench *b)
 /* Pushes the current frame into s; ms gets the wall time of the call. */
 int bench_push(bench *b, cbinfer_stream_t *s, long long k, double *ms)
 {
-    double t0 = now_ms();
+    double t0 = bench_now_ms();
     cbinfer_status st =
         b->args.input == CBI_BENCH_INPUT_NPY
             ? cbinfer_stream_push_nchw(s, b->npy_data, b->in_c, b->height, b->width)
             : cbinfer_stream_push_rgb8(s, b->rgb, b->width, b->height, (size_t)b->width * 3);
-    *ms = now_ms() - t0;
+    *ms = bench_now_ms() - t0;
     if (st != CBINFER_STATUS_SUCCESS) {
         char what[64];
         snprintf(what, sizeof what, "frame %lld", k);
@@ -187,9 +187,9 @@ int bench_push(bench *b, cbinfer_stream_t *s, long long k, double *ms)
 int bench_push_rgb(cbinfer_stream_t *s, const uint8_t *rgb, int width, int height, long long k,
                    double *ms)
 {
-    const double t0 = now_ms();
+    const double t0 = bench_now_ms();
     const cbinfer_status st = cbinfer_stream_push_rgb8(s, rgb, width, height, (size_t)width * 3);
-    *ms += now_ms() - t0;
+    *ms += bench_now_ms() - t0;
     if (st == CBINFER_STATUS_SUCCESS) return 0;
     char what[64];
     snprintf(what, sizeof what, "frame %lld", k);

@@ -11,11 +11,9 @@
  * the steps after --warmup; the batch's outputs are checked against the
  * independent streams' at every timed step.
  */
-#define _POSIX_C_SOURCE 200809L /* clock_gettime */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "bench.h"
 
@@ -32,13 +30,6 @@ typedef struct cameras {
     cbinfer_batch_t *dense, *batch;
     cbinfer_stream_t **alone; /* n independent change-based streams, or NULL */
 } cameras;
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
-}
 
 static void cameras_free(cameras *c)
 {
@@ -155,10 +146,10 @@ static int make_streams(bench *b, cameras *c, cbinfer_mode mode, double scale)
 static int push_batch(const bench *b, const cameras *c, cbinfer_batch_t *batch, long long t,
                       double *ms)
 {
-    const double t0 = now_ms();
+    const double t0 = bench_now_ms();
     const cbinfer_status st = cbinfer_batch_push_rgb8(batch, c->ptrs, b->width, b->height,
                                                       (size_t)b->width * 3);
-    *ms += now_ms() - t0;
+    *ms += bench_now_ms() - t0;
     return st == CBINFER_STATUS_SUCCESS
                ? 0
                : bench_error("--cameras: step %lld: %s: %s", t, cbinfer_status_string(st),

@@ -61,11 +61,6 @@ void cbinfer_batch_destroy(cbinfer_batch_t *b)
     free(b);
 }
 
-static size_t value_elems(cbi_shape s)
-{
-    return (size_t)s.c * s.h * s.w;
-}
-
 /* Creates (or, after a thread change, re-creates) the batch's layers. */
 static cbinfer_status create_batch_layers(cbinfer_batch_t *b)
 {
@@ -143,10 +138,10 @@ static cbinfer_status batch_init(cbinfer_batch_t *b, const cbinfer_network_t *ne
     if (st != CBINFER_STATUS_SUCCESS) b->bctx = NULL;
     const size_t elem = cbi_value_bytes(precision);
     for (int v = 0; st == CBINFER_STATUS_SUCCESS && v < net->n_values; ++v)
-        st = b->be->alloc(b->bctx, value_elems(b->shapes[v]) * elem * n, &b->arrays[v], &b->err);
+        st = b->be->alloc(b->bctx, cbi_shape_elems(b->shapes[v]) * elem * n, &b->arrays[v], &b->err);
     for (int j = 0; st == CBINFER_STATUS_SUCCESS && j < n; ++j) {
         for (int v = 0; v < net->n_values; ++v)
-            slices[v] = (char *)b->arrays[v] + value_elems(b->shapes[v]) * elem * j;
+            slices[v] = (char *)b->arrays[v] + cbi_shape_elems(b->shapes[v]) * elem * j;
         cbi_err e;
         st = cbi_stream_create_in(network, b->width, b->height, backend, b->mode, precision, 0,
                                   slices, &b->streams[j], &e);

@@ -15,11 +15,6 @@
 #include "stream_internal.h"
 
 
-static size_t shape_elems(cbi_shape s)
-{
-    return (size_t)s.c * s.h * s.w;
-}
-
 /* Records a failure in the stream's last-error message and returns status. */
 #define STREAM_FAIL(s, status, ...) cbi_fail(&(s)->err, (status), __VA_ARGS__)
 
@@ -92,7 +87,7 @@ static size_t conv_input_max_elems(const cbi_net *net, const cbi_shape *shapes)
 {
     size_t most = 1;
     for (int c = 0; c < net->n_conv; ++c) {
-        const size_t e = shape_elems(shapes[net->nodes[net->conv_nodes[c]].inputs[0]]);
+        const size_t e = cbi_shape_elems(shapes[net->nodes[net->conv_nodes[c]].inputs[0]]);
         if (e > most) most = e;
     }
     return most;
@@ -114,7 +109,7 @@ static size_t output_max_elems(const cbi_net *net, const cbi_shape *shapes)
 {
     size_t m = 0;
     for (int k = 0; k < net->n_outputs; ++k) {
-        const size_t n = shape_elems(shapes[net->outputs[k]]);
+        const size_t n = cbi_shape_elems(shapes[net->outputs[k]]);
         if (n > m) m = n;
     }
     return m;
@@ -130,7 +125,7 @@ static uint64_t memory_estimate(const cbi_backend *be, const cbi_backend_config 
     const uint64_t elem = cbi_value_bytes(cfg->precision);
     const int change_based = cfg->mode != CBINFER_MODE_DENSE;
     uint64_t bytes = 0;
-    for (int v = 0; v < net->n_values; ++v) bytes += shape_elems(cfg->shapes[v]) * elem;
+    for (int v = 0; v < net->n_values; ++v) bytes += cbi_shape_elems(cfg->shapes[v]) * elem;
     for (int i = 0; i < net->n_nodes; ++i) {
         const cbi_node *n = &net->nodes[i];
         const cbi_node_plan *p = &cfg->plans[i];
@@ -152,7 +147,7 @@ static uint64_t memory_estimate(const cbi_backend *be, const cbi_backend_config 
             bytes += out_px * 5;
         }
     }
-    bytes += (shape_elems(cfg->shapes[net->input]) + output_max_elems(net, cfg->shapes) +
+    bytes += (cbi_shape_elems(cfg->shapes[net->input]) + output_max_elems(net, cfg->shapes) +
               conv_input_max_elems(net, cfg->shapes)) * sizeof(float);
     return bytes + be->extra_bytes(cfg, threads);
 }
@@ -258,7 +253,7 @@ static cbinfer_status stream_init(cbinfer_stream_t *s, const cbinfer_network_t *
             s->values[v].data = slices[v];
             continue;
         }
-        st = s->be->alloc(s->bctx, shape_elems(s->shapes[v]) * elem, &s->values[v].data, &s->err);
+        st = s->be->alloc(s->bctx, cbi_shape_elems(s->shapes[v]) * elem, &s->values[v].data, &s->err);
         if (st != CBINFER_STATUS_SUCCESS) return st;
     }
     for (int i = 0; i < net->n_nodes; ++i) {
@@ -271,7 +266,7 @@ static cbinfer_status stream_init(cbinfer_stream_t *s, const cbinfer_network_t *
         s->stats[i].dense_macs = node_dense_macs(n, &s->plans[i]);
         layer_state_stats(s, i);
     }
-    s->h_in = cbi_malloc_array(shape_elems(s->shapes[net->input]), sizeof(float));
+    s->h_in = cbi_malloc_array(cbi_shape_elems(s->shapes[net->input]), sizeof(float));
     s->h_out = cbi_malloc_array(output_max_elems(net, s->shapes), sizeof(float));
     s->h_conv_in = cbi_malloc_array(conv_input_max_elems(net, s->shapes), sizeof(float));
     if (!s->h_in || !s->h_out || !s->h_conv_in)
@@ -1030,7 +1025,7 @@ cbinfer_status cbinfer_stream_conv_input_stats(cbinfer_stream_t *s, int conv_ind
     if (st != CBINFER_STATUS_SUCCESS) return st;
     /* Two passes in double: the tensors are small enough, and a one-pass sum of
      * squares loses the spread of inputs with a large mean. */
-    const size_t n = shape_elems(in->shape);
+    const size_t n = cbi_shape_elems(in->shape);
     double sum = 0;
     for (size_t i = 0; i < n; ++i) sum += s->h_conv_in[i];
     const double m = n ? sum / (double)n : 0.0;

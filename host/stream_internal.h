@@ -64,6 +64,12 @@ struct cbinfer_stream {
 };
 
 
+/* Elements of a tensor of shape s. */
+static inline size_t cbi_shape_elems(cbi_shape s)
+{
+    return (size_t)s.c * s.h * s.w;
+}
+
 /* Creates a stream as cbinfer_stream_create_limited does. With `slices`
  * (per value, backend memory of the value's size that the caller owns and
  * keeps until the stream is gone) its tensors live there; NULL: it allocates
