@@ -74,7 +74,7 @@ static void json_task(cbi_json *j, const cbi_run_result *run)
             if (c != 0 && !k->dense && !k->cbinfer) continue;
             cbi_json_begin_object(j, NULL);
             cbi_json_int(j, "class", c);
-            cbi_json_string(j, "name", run->class_names ? run->class_names[c] : NULL);
+            cbi_json_string(j, "name", run->class_name ? run->class_name(c) : NULL);
             cbi_json_int(j, "dense", k->dense);
             cbi_json_int(j, "cbinfer", k->cbinfer);
             cbi_json_int(j, "matched", k->matched);
@@ -382,8 +382,8 @@ static void print_task(FILE *f, const cbi_run_result *run)
         for (int i = 0; i < n; ++i) {
             const cbi_class_counts *k = &run->classes[order[i]];
             char name[32];
-            if (run->class_names)
-                snprintf(name, sizeof name, "%s", run->class_names[order[i]]);
+            if (run->class_name)
+                snprintf(name, sizeof name, "%s", run->class_name(order[i]));
             else
                 snprintf(name, sizeof name, "class %d", order[i]);
             fprintf(f, "    %32s %6lld %8lld %8lld %7.3f %10.3f\n", name, k->dense, k->cbinfer,

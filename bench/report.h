@@ -95,7 +95,7 @@ typedef struct cbi_run_result {
      * those of compare mode. */
     int task;
     cbi_class_counts *classes; /* detect: class_count entries */
-    const char *const *class_names; /* detect: class_count names, or NULL */
+    const char *(*class_name)(int); /* detect: the name of class c < class_count, or NULL */
     int class_count;
     long long pck_correct, pck_total;    /* pose: dense keypoints placed / to place */
     long long dense_poses, cbinfer_poses; /* pose: poses counted by each stream */

@@ -15,24 +15,12 @@
 
 /* NanoDet's demo settings: the score its demo shows boxes at, the NMS of its
  * ncnn demo. */
-#define NANODET_CLASSES 80
+#define NANODET_CLASSES CBINFER_COCO_CLASSES
 #define NANODET_SCORE 0.35f
 #define NANODET_IOU 0.5f
 /* TF.js PoseNet's multi-person defaults, with room for vtest's crowd. */
 #define POSENET_SCORE 0.5f
 #define POSENET_NMS_RADIUS 20.0f
-
-static const char *const k_coco[NANODET_CLASSES] = {
-    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat",
-    "traffic light", "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog",
-    "horse", "sheep", "cow", "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella",
-    "handbag", "tie", "suitcase", "frisbee", "skis", "snowboard", "sports ball", "kite",
-    "baseball bat", "baseball glove", "skateboard", "surfboard", "tennis racket", "bottle",
-    "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple", "sandwich", "orange",
-    "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch", "potted plant",
-    "bed", "dining table", "toilet", "tv", "laptop", "mouse", "remote", "keyboard", "cell phone",
-    "microwave", "oven", "toaster", "sink", "refrigerator", "book", "clock", "vase", "scissors",
-    "teddy bear", "hair drier", "toothbrush"};
 
 static const char *const k_pose_outputs[4] = {"heatmap", "offset", "displacement_fwd",
                                               "displacement_bwd"};
@@ -108,7 +96,7 @@ int bench_task_run_alloc(const bench *b, cbi_run_result *run)
     run->classes = calloc(NANODET_CLASSES, sizeof *run->classes);
     if (!run->classes) return bench_error("out of memory");
     run->class_count = NANODET_CLASSES;
-    run->class_names = k_coco;
+    run->class_name = cbinfer_coco_class_name;
     return 0;
 }
 

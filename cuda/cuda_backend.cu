@@ -228,10 +228,32 @@ static size_t shape_elems(cbi_shape s)
     return (size_t)s.c * (size_t)s.h * (size_t)s.w;
 }
 
+/* The context's device as the thread's current one; returns the device to
+ * restore, or -1 when it already was current. */
+static int cu_bind(void *bctx)
+{
+    const cu_ctx *ctx = (const cu_ctx *)bctx;
+    int cur = -1;
+    if (cudaGetDevice(&cur) != cudaSuccess) {
+        (void)cudaGetLastError(); /* the next call on the device reports it */
+        return -1;
+    }
+    if (cur == ctx->device) return -1;
+    if (cudaSetDevice(ctx->device) != cudaSuccess) (void)cudaGetLastError();
+    return cur;
+}
+
+static void cu_unbind(void *bctx, int saved)
+{
+    (void)bctx;
+    if (saved >= 0 && cudaSetDevice(saved) != cudaSuccess) (void)cudaGetLastError();
+}
+
 static void cu_destroy(void *bctx)
 {
     cu_ctx *ctx = (cu_ctx *)bctx;
     if (!ctx) return;
+    const int saved = cu_bind(ctx);
     if (ctx->stream) (void)cudaStreamSynchronize(ctx->stream);
     cudaFree(ctx->d_col);
     cudaFree(ctx->d_y);
@@ -248,8 +270,9 @@ static void cu_destroy(void *bctx)
     if (ctx->ev_stop) cudaEventDestroy(ctx->ev_stop);
     if (ctx->cudnn) cudnnDestroy(ctx->cudnn);
     if (ctx->cublas) cublasDestroy(ctx->cublas);
-    if (ctx->stream) cudaStreamDestroy(ctx->stream);
+    if (ctx->stream && ctx->own_stream) cudaStreamDestroy(ctx->stream);
     (void)cudaGetLastError(); /* teardown errors have nowhere to go */
+    cu_unbind(ctx, saved);
     free(ctx);
 }
 
@@ -319,8 +342,13 @@ static size_t cu_extra_bytes(const cbi_backend_config *cfg, int threads)
 static cbinfer_status cu_create_in(cu_ctx *ctx, cbi_err *e)
 {
     const char *w = "cuda backend create";
-    CBINFER_CUDA_TRY(cudaGetDevice(&ctx->device), e, w);
-    CBINFER_CUDA_TRY(cudaStreamCreateWithFlags(&ctx->stream, cudaStreamNonBlocking), e, w);
+    ctx->device = ctx->cfg.device;
+    if (ctx->cfg.user_stream) {
+        ctx->stream = (cudaStream_t)ctx->cfg.user_stream;
+    } else {
+        CBINFER_CUDA_TRY(cudaStreamCreateWithFlags(&ctx->stream, cudaStreamNonBlocking), e, w);
+        ctx->own_stream = 1;
+    }
     CBINFER_CUBLAS_TRY(cublasCreate(&ctx->cublas), e, w);
     CBINFER_CUBLAS_TRY(cublasSetStream(ctx->cublas, ctx->stream), e, w);
     /* FP32 stays strict: TF32 only through the compute type of cublasGemmEx. */
@@ -370,19 +398,23 @@ static cbinfer_status cu_create(const cbi_backend_config *cfg, void **out, cbi_e
                         rc != cudaSuccess ? cudaGetErrorString(rc)
                                           : "cudaGetDeviceCount found none");
     }
+    if (cfg->device < 0 || cfg->device >= n_dev)
+        return cbi_fail(e, CBINFER_STATUS_BAD_PARAM, "CUDA device %d: this machine has %d (0 to %d)",
+                        cfg->device, n_dev, n_dev - 1);
     cu_ctx *ctx = (cu_ctx *)calloc(1, sizeof *ctx);
     if (!ctx) return cbi_fail(e, CBINFER_STATUS_OUT_OF_MEMORY, "cuda backend context");
     ctx->cfg = *cfg;
+    ctx->device = cfg->device;
     ctx->precision = (int)cfg->precision;
     ctx->dt = cfg->precision == CBINFER_PRECISION_FP16 ? CBI_CUDA_F16 : CBI_CUDA_F32;
     ctx->elem_bytes = cu_elem_bytes(cfg->precision);
+    /* Created on its device; the caller's current device comes back after. */
+    const int saved = cu_bind(ctx);
     cbinfer_status st = cu_create_in(ctx, e);
-    if (st != CBINFER_STATUS_SUCCESS) {
-        cu_destroy(ctx);
-        return st;
-    }
-    *out = ctx;
-    return CBINFER_STATUS_SUCCESS;
+    if (st != CBINFER_STATUS_SUCCESS) cu_destroy(ctx);
+    cu_unbind(ctx, saved);
+    if (st == CBINFER_STATUS_SUCCESS) *out = ctx;
+    return st;
 }
 
 /* ------------------------------------------------------------- memory ---- */
@@ -458,6 +490,43 @@ static cbinfer_status cu_download(void *bctx, float *dst, const cbi_tensor *src,
     CU_TRY(cu_sync(ctx, "download", e));
     memcpy(dst, ctx->h_stage, n * sizeof(float));
     return CBINFER_STATUS_SUCCESS;
+}
+
+/* BAD_PARAM unless p is device (or managed) memory of the context's device. */
+static cbinfer_status check_device_ptr(const cu_ctx *ctx, const void *p, const char *call,
+                                       const char *what, cbi_err *e)
+{
+    cudaPointerAttributes at;
+    CBINFER_CUDA_TRY(cudaPointerGetAttributes(&at, p), e, call);
+    if (at.type != cudaMemoryTypeDevice && at.type != cudaMemoryTypeManaged)
+        return cbi_fail(e, CBINFER_STATUS_BAD_PARAM, "%s: %s is not device memory (cudaMalloc'ed)",
+                        call, what);
+    if (at.type == cudaMemoryTypeDevice && at.device != ctx->device)
+        return cbi_fail(e, CBINFER_STATUS_BAD_PARAM, "%s: %s is on device %d, the stream on %d",
+                        call, what, at.device, ctx->device);
+    return CBINFER_STATUS_SUCCESS;
+}
+
+static cbinfer_status cu_upload_rgb8(void *bctx, cbi_tensor *dst, const uint8_t *rgb, int width,
+                                     int height, size_t stride, float scale, float offset,
+                                     cbi_err *e)
+{
+    cu_ctx *ctx = (cu_ctx *)bctx;
+    CU_TRY(check_device_ptr(ctx, rgb, "push_rgb8_device", "the frame", e));
+    CBINFER_CUDA_TRY(launch_rgb8_to_tensor(ctx->dt, rgb, dst->data, width, height, stride, scale,
+                                           offset, ctx->stream),
+                     e, "push_rgb8_device");
+    return CBINFER_STATUS_SUCCESS;
+}
+
+static cbinfer_status cu_download_nchw(void *bctx, float *dst, const cbi_tensor *src, cbi_err *e)
+{
+    cu_ctx *ctx = (cu_ctx *)bctx;
+    CU_TRY(check_device_ptr(ctx, dst, "read_output_device", "the buffer", e));
+    CBINFER_CUDA_TRY(launch_tensor_to_nchw(ctx->dt, src->data, dst, src->shape.c, src->shape.h,
+                                           src->shape.w, ctx->stream),
+                     e, "read_output_device");
+    return ctx->own_stream ? cu_sync(ctx, "read_output_device", e) : CBINFER_STATUS_SUCCESS;
 }
 
 static cbinfer_status cu_synchronize(void *bctx, cbi_err *e)
@@ -669,6 +738,10 @@ static const cbi_backend cu_backend = {
     cbi_cuda_host_syncs,
     NULL, /* batch_layer_create: no batched path yet (host/batch.c refuses) */
     NULL, /* conv_batch */
+    cu_bind,
+    cu_unbind,
+    cu_upload_rgb8,
+    cu_download_nchw,
 };
 
 static_assert(CBI_K_CONV_DENSE == 0 && CBI_K_CONV_CHANGE == 1 && CBI_K_CONV_TRANSPOSE == 2 &&

@@ -27,6 +27,7 @@ typedef struct cu_ctx {
     cbi_cuda_dtype dt;   /* storage type of activations and weights */
     size_t elem_bytes;   /* 4 or 2 */
     cudaStream_t stream; /* every operation of the context runs here */
+    int own_stream;      /* 1: created (and destroyed) here; 0: the caller's */
     cublasHandle_t cublas;
     cudnnHandle_t cudnn;
 

@@ -131,6 +131,13 @@ cudaError_t launch_activation(cbi_cuda_dtype dt, const void *x, void *y, const c
 
 cudaError_t launch_f32_to_f16(const float *src, void *dst, int64_t n, cudaStream_t stream);
 cudaError_t launch_f16_to_f32(const void *src, float *dst, int64_t n, cudaStream_t stream);
+/* A device RGB8 frame into the NHWC input (byte * scale + offset). */
+cudaError_t launch_rgb8_to_tensor(cbi_cuda_dtype dt, const uint8_t *rgb, void *dst, int width,
+                                  int height, size_t stride, float scale, float offset,
+                                  cudaStream_t stream);
+/* An NHWC tensor (c x h x w) into float32 NCHW at dst. */
+cudaError_t launch_tensor_to_nchw(cbi_cuda_dtype dt, const void *src, float *dst, int c, int h,
+                                  int w, cudaStream_t stream);
 
 /* ---- pool.cu ------------------------------------------------------------- */
 

@@ -48,6 +48,11 @@ typedef struct cbi_backend_config {
      * between layer_destroy and layer_create of a node, never while one
      * exists). NULL for a dense stream. */
     const cbi_policy *policies;
+    /* cbinfer_stream_options: the device ordinal and the caller's device
+     * stream (NULL: the context makes its own). A CPU context gets 0 and
+     * NULL. */
+    int device;
+    void *user_stream;
 } cbi_backend_config;
 
 /* The change policy of node i under cfg: its entry of cfg->policies, or
@@ -169,6 +174,24 @@ typedef struct cbi_backend {
      * dense stream) would give each; step times are shared evenly. */
     cbinfer_status (*conv_batch)(void *bctx, void *blayer, int n, cbi_op_args *const *args,
                                  cbi_err *err);
+
+    /* Optional (NULL: the backend has no devices). bind makes the context's
+     * device the calling thread's current one for a call on the stream and
+     * returns what unbind needs to restore the caller's. */
+    int (*bind)(void *bctx);
+    void (*unbind)(void *bctx, int saved);
+    /* Optional (NULL: device memory is host memory, and the host paths
+     * serve cbinfer_stream_push_rgb8_device / _read_output_device).
+     * upload_rgb8: an RGB8 frame in device memory (rows of stride bytes)
+     * into the NHWC input tensor, value = byte * scale + offset, queued on
+     * the context's stream. download_nchw: a tensor into float32 NCHW device
+     * memory at dst, queued on the caller's stream, or, on a stream of the
+     * context's own, waited for before it returns. Both check that the
+     * pointer is device memory of the context's device. */
+    cbinfer_status (*upload_rgb8)(void *bctx, cbi_tensor *dst, const uint8_t *rgb, int width,
+                                  int height, size_t stride, float scale, float offset,
+                                  cbi_err *err);
+    cbinfer_status (*download_nchw)(void *bctx, float *dst, const cbi_tensor *src, cbi_err *err);
 } cbi_backend;
 
 /* The CPU backend (always present), and a line on its kernels. */

@@ -143,8 +143,8 @@ static cbinfer_status batch_init(cbinfer_batch_t *b, const cbinfer_network_t *ne
         for (int v = 0; v < net->n_values; ++v)
             slices[v] = (char *)b->arrays[v] + cbi_shape_elems(b->shapes[v]) * elem * j;
         cbi_err e;
-        st = cbi_stream_create_in(network, b->width, b->height, backend, b->mode, precision, 0,
-                                  slices, &b->streams[j], &e);
+        st = cbi_stream_create_in(network, b->width, b->height, backend, b->mode, precision,
+                                  NULL, slices, &b->streams[j], &e);
         if (st != CBINFER_STATUS_SUCCESS)
             cbi_fail(&b->err, st, "stream %d: %s", j, e.msg);
         else
@@ -290,7 +290,7 @@ cbinfer_status cbinfer_batch_push_rgb8(cbinfer_batch_t *b, const uint8_t *const 
             return BATCH_FAIL(b, st, "stream %d: %s", j, s->err.msg);
     }
     for (int j = 0; j < b->n; ++j) {
-        st = cbi_stream_frame_begin(b->streams[j], t0);
+        st = cbi_stream_frame_begin(b->streams[j], t0, NULL, 0);
         if (st != CBINFER_STATUS_SUCCESS) {
             BATCH_FAIL(b, st, "stream %d: %s", j, b->streams[j]->err.msg);
             break;

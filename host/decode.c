@@ -220,6 +220,23 @@ cbinfer_status cbinfer_decode_nanodet(const cbinfer_tensor_view *heads, int head
     return st;
 }
 
+static const char *const k_coco_names[CBINFER_COCO_CLASSES] = {
+    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat",
+    "traffic light", "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog",
+    "horse", "sheep", "cow", "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella",
+    "handbag", "tie", "suitcase", "frisbee", "skis", "snowboard", "sports ball", "kite",
+    "baseball bat", "baseball glove", "skateboard", "surfboard", "tennis racket", "bottle",
+    "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple", "sandwich", "orange",
+    "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch", "potted plant",
+    "bed", "dining table", "toilet", "tv", "laptop", "mouse", "remote", "keyboard", "cell phone",
+    "microwave", "oven", "toaster", "sink", "refrigerator", "book", "clock", "vase", "scissors",
+    "teddy bear", "hair drier", "toothbrush"};
+
+const char *cbinfer_coco_class_name(int class_id)
+{
+    return class_id >= 0 && class_id < CBINFER_COCO_CLASSES ? k_coco_names[class_id] : NULL;
+}
+
 /* ------------------------------------------------------------- PoseNet -- */
 
 static const char *const k_keypoint_names[CBINFER_POSE_KEYPOINTS] = {

@@ -18,15 +18,29 @@
 /* Records a failure in the stream's last-error message and returns status. */
 #define STREAM_FAIL(s, status, ...) cbi_fail(&(s)->err, (status), __VA_ARGS__)
 
+/* Makes the stream's device current for one call (CUDA); unbind restores
+ * the caller's. */
+static int bind(const cbinfer_stream_t *s)
+{
+    return s->be && s->be->bind && s->bctx ? s->be->bind(s->bctx) : -1;
+}
+
+static void unbind(const cbinfer_stream_t *s, int saved)
+{
+    if (s->be && s->be->unbind && s->bctx) s->be->unbind(s->bctx, saved);
+}
+
 void cbi_stream_free(cbinfer_stream_t *s)
 {
     if (!s) return;
     if (s->be && s->bctx) {
+        const int saved = bind(s);
         if (s->layers)
             for (int i = 0; i < s->net->n_nodes; ++i) s->be->layer_destroy(s->bctx, s->layers[i]);
         if (s->values && !s->borrowed_values)
             for (int i = 0; i < s->net->n_values; ++i) s->be->release(s->bctx, s->values[i].data);
-        s->be->destroy(s->bctx);
+        unbind(s, saved);
+        s->be->destroy(s->bctx); /* binds itself */
     }
     free(s->shapes);
     free(s->plans);
@@ -159,6 +173,7 @@ static cbi_backend_config stream_config(const cbinfer_stream_t *s)
         .net = s->net, .shapes = s->shapes, .plans = s->plans, .mode = s->mode,
         .precision = s->precision,
         .policies = s->mode == CBINFER_MODE_DENSE ? NULL : s->policies,
+        .device = s->device, .user_stream = s->cuda_stream,
     };
 }
 
@@ -204,6 +219,40 @@ static cbinfer_status check_memory(uint64_t total, uint64_t new_bytes, size_t ca
     return CBINFER_STATUS_SUCCESS;
 }
 
+/* The tensors, layers and staging of a stream whose backend context exists. */
+static cbinfer_status stream_alloc(cbinfer_stream_t *s, void *const *slices)
+{
+    const cbi_net *net = s->net;
+    cbinfer_status st;
+    const size_t elem = cbi_value_bytes(s->precision);
+    s->borrowed_values = slices != NULL;
+    for (int v = 0; v < net->n_values; ++v) {
+        s->values[v].shape = s->shapes[v];
+        if (slices) {
+            s->values[v].data = slices[v];
+            continue;
+        }
+        st = s->be->alloc(s->bctx, cbi_shape_elems(s->shapes[v]) * elem, &s->values[v].data, &s->err);
+        if (st != CBINFER_STATUS_SUCCESS) return st;
+    }
+    for (int i = 0; i < net->n_nodes; ++i) {
+        st = s->be->layer_create(s->bctx, i, &s->layers[i], &s->err);
+        if (st != CBINFER_STATUS_SUCCESS) return st;
+        const cbi_node *n = &net->nodes[i];
+        s->stats[i].name = n->name;
+        s->stats[i].op = n->op_type;
+        s->stats[i].total_px = (int64_t)s->plans[i].out.h * s->plans[i].out.w;
+        s->stats[i].dense_macs = node_dense_macs(n, &s->plans[i]);
+        layer_state_stats(s, i);
+    }
+    s->h_in = cbi_malloc_array(cbi_shape_elems(s->shapes[net->input]), sizeof(float));
+    s->h_out = cbi_malloc_array(output_max_elems(net, s->shapes), sizeof(float));
+    s->h_conv_in = cbi_malloc_array(conv_input_max_elems(net, s->shapes), sizeof(float));
+    if (!s->h_in || !s->h_out || !s->h_conv_in)
+        return STREAM_FAIL(s, CBINFER_STATUS_OUT_OF_MEMORY, "staging buffers");
+    return CBINFER_STATUS_SUCCESS;
+}
+
 static cbinfer_status stream_init(cbinfer_stream_t *s, const cbinfer_network_t *network,
                                   cbinfer_backend backend, void *const *slices)
 {
@@ -244,34 +293,10 @@ static cbinfer_status stream_init(cbinfer_stream_t *s, const cbinfer_network_t *
         s->bctx = NULL;
         return st;
     }
-
-    const size_t elem = cbi_value_bytes(s->precision);
-    s->borrowed_values = slices != NULL;
-    for (int v = 0; v < net->n_values; ++v) {
-        s->values[v].shape = s->shapes[v];
-        if (slices) {
-            s->values[v].data = slices[v];
-            continue;
-        }
-        st = s->be->alloc(s->bctx, cbi_shape_elems(s->shapes[v]) * elem, &s->values[v].data, &s->err);
-        if (st != CBINFER_STATUS_SUCCESS) return st;
-    }
-    for (int i = 0; i < net->n_nodes; ++i) {
-        st = s->be->layer_create(s->bctx, i, &s->layers[i], &s->err);
-        if (st != CBINFER_STATUS_SUCCESS) return st;
-        const cbi_node *n = &net->nodes[i];
-        s->stats[i].name = n->name;
-        s->stats[i].op = n->op_type;
-        s->stats[i].total_px = (int64_t)s->plans[i].out.h * s->plans[i].out.w;
-        s->stats[i].dense_macs = node_dense_macs(n, &s->plans[i]);
-        layer_state_stats(s, i);
-    }
-    s->h_in = cbi_malloc_array(cbi_shape_elems(s->shapes[net->input]), sizeof(float));
-    s->h_out = cbi_malloc_array(output_max_elems(net, s->shapes), sizeof(float));
-    s->h_conv_in = cbi_malloc_array(conv_input_max_elems(net, s->shapes), sizeof(float));
-    if (!s->h_in || !s->h_out || !s->h_conv_in)
-        return STREAM_FAIL(s, CBINFER_STATUS_OUT_OF_MEMORY, "staging buffers");
-    return CBINFER_STATUS_SUCCESS;
+    const int saved = bind(s);
+    st = stream_alloc(s, slices);
+    unbind(s, saved);
+    return st;
 }
 
 /* The checks of every argument of stream creation but `out`, the backend's
@@ -326,13 +351,41 @@ cbinfer_status cbinfer_stream_memory_bytes(const cbinfer_network_t *network, int
     return st;
 }
 
+void cbinfer_stream_options_init(cbinfer_stream_options *o)
+{
+    if (o) *o = (cbinfer_stream_options){.struct_size = sizeof *o};
+}
+
+/* The options' checks: the struct's size and what a backend accepts. */
+static cbinfer_status check_options(const cbinfer_stream_options *o, cbinfer_backend backend,
+                                    cbi_err *e)
+{
+    if (o->struct_size != sizeof *o)
+        return cbi_fail(e, CBINFER_STATUS_BAD_PARAM,
+                        "options.struct_size is %zu, this library's is %zu: fill the options "
+                        "with cbinfer_stream_options_init()",
+                        o->struct_size, sizeof *o);
+    if (o->device < 0)
+        return cbi_fail(e, CBINFER_STATUS_BAD_PARAM, "options.device is %d", o->device);
+    if (backend == CBINFER_BACKEND_CPU && (o->device != 0 || o->cuda_stream))
+        return cbi_fail(e, CBINFER_STATUS_BAD_PARAM,
+                        "the cpu backend takes no %s (options.%s)",
+                        o->device ? "device" : "CUDA stream", o->device ? "device" : "cuda_stream");
+    return CBINFER_STATUS_SUCCESS;
+}
+
 cbinfer_status cbi_stream_create_in(const cbinfer_network_t *network, int width, int height,
                                     cbinfer_backend backend, cbinfer_mode mode,
-                                    cbinfer_precision precision, size_t max_bytes,
-                                    void *const *slices, cbinfer_stream_t **out, cbi_err *e)
+                                    cbinfer_precision precision,
+                                    const cbinfer_stream_options *options, void *const *slices,
+                                    cbinfer_stream_t **out, cbi_err *e)
 {
     *out = NULL;
+    cbinfer_stream_options o;
+    cbinfer_stream_options_init(&o);
+    if (options) o = *options;
     cbinfer_status st = cbi_stream_check_args(network, width, height, backend, mode, precision, e);
+    if (st == CBINFER_STATUS_SUCCESS) st = check_options(&o, backend, e);
     if (st != CBINFER_STATUS_SUCCESS) return st;
     cbinfer_stream_t *s = calloc(1, sizeof *s);
     if (!s) return cbi_fail(e, CBINFER_STATUS_OUT_OF_MEMORY, "stream context");
@@ -340,7 +393,9 @@ cbinfer_status cbi_stream_create_in(const cbinfer_network_t *network, int width,
     s->height = height;
     s->mode = mode;
     s->precision = precision;
-    s->max_bytes = max_bytes;
+    s->max_bytes = o.max_bytes;
+    s->device = o.device;
+    s->cuda_stream = o.cuda_stream;
     s->threshold_scale = 1.0;
     s->refresh_period = 256;
     s->first = 1;
@@ -354,11 +409,11 @@ cbinfer_status cbi_stream_create_in(const cbinfer_network_t *network, int width,
     return CBINFER_STATUS_SUCCESS;
 }
 
-cbinfer_status cbinfer_stream_create_limited(const cbinfer_network_t *network, int width,
-                                             int height, cbinfer_backend backend,
-                                             cbinfer_mode mode, cbinfer_precision precision,
-                                             size_t max_bytes, cbinfer_stream_t **out, char *err,
-                                             size_t err_len)
+cbinfer_status cbinfer_stream_create_ex(const cbinfer_network_t *network, int width, int height,
+                                        cbinfer_backend backend, cbinfer_mode mode,
+                                        cbinfer_precision precision,
+                                        const cbinfer_stream_options *options,
+                                        cbinfer_stream_t **out, char *err, size_t err_len)
 {
     if (err && err_len) err[0] = '\0';
     if (!out) {
@@ -367,9 +422,22 @@ cbinfer_status cbinfer_stream_create_limited(const cbinfer_network_t *network, i
     }
     cbi_err e;
     const cbinfer_status st = cbi_stream_create_in(network, width, height, backend, mode,
-                                                   precision, max_bytes, NULL, out, &e);
+                                                   precision, options, NULL, out, &e);
     if (st != CBINFER_STATUS_SUCCESS) cbi_err_copy(&e, err, err_len);
     return st;
+}
+
+cbinfer_status cbinfer_stream_create_limited(const cbinfer_network_t *network, int width,
+                                             int height, cbinfer_backend backend,
+                                             cbinfer_mode mode, cbinfer_precision precision,
+                                             size_t max_bytes, cbinfer_stream_t **out, char *err,
+                                             size_t err_len)
+{
+    cbinfer_stream_options o;
+    cbinfer_stream_options_init(&o);
+    o.max_bytes = max_bytes;
+    return cbinfer_stream_create_ex(network, width, height, backend, mode, precision, &o, out,
+                                    err, err_len);
 }
 
 cbinfer_status cbinfer_stream_create(const cbinfer_network_t *network, int width, int height,
@@ -648,8 +716,11 @@ cbinfer_status cbinfer_stream_set_policy(cbinfer_stream_t *s, const char *node_n
         }
     }
     free(old);
+    const int saved = bind(s);
     drop_layers(s, lo, hi);
-    return create_missing_layers(s);
+    st = create_missing_layers(s);
+    unbind(s, saved);
+    return st;
 }
 
 cbinfer_status cbinfer_stream_get_policy(const cbinfer_stream_t *s, const char *node_name,
@@ -813,7 +884,8 @@ void cbi_stream_node_end(cbinfer_stream_t *s, int i)
     r->ov_ldst += ls->overhead_ldst;
 }
 
-cbinfer_status cbi_stream_frame_begin(cbinfer_stream_t *s, double t0_ms)
+cbinfer_status cbi_stream_frame_begin(cbinfer_stream_t *s, double t0_ms,
+                                      const uint8_t *device_rgb, size_t stride)
 {
     if (s->broken != CBINFER_STATUS_SUCCESS)
         return STREAM_FAIL(s, s->broken,
@@ -828,7 +900,11 @@ cbinfer_status cbi_stream_frame_begin(cbinfer_stream_t *s, double t0_ms)
     };
     /* The pushed frame may differ anywhere. */
     s->chg[s->net->input] = (cbi_changes){.all = 1};
-    return s->be->upload(s->bctx, &s->values[s->net->input], s->h_in, &s->err);
+    cbi_tensor *in = &s->values[s->net->input];
+    if (device_rgb)
+        return s->be->upload_rgb8(s->bctx, in, device_rgb, s->width, s->height, stride,
+                                  s->net->input_scale, s->net->input_offset, &s->err);
+    return s->be->upload(s->bctx, in, s->h_in, &s->err);
 }
 
 cbinfer_status cbi_stream_frame_end(cbinfer_stream_t *s, cbinfer_status st)
@@ -876,12 +952,18 @@ static cbinfer_status run_network(cbinfer_stream_t *s)
     return CBINFER_STATUS_SUCCESS;
 }
 
-/* Uploads s->h_in, runs every node, waits for the device. */
-static cbinfer_status process_frame(cbinfer_stream_t *s, double t0_ms)
+/* Uploads the input (s->h_in, or device_rgb on a backend with
+ * upload_rgb8), runs every node, waits for the device; the stream's device
+ * is current meanwhile. */
+static cbinfer_status process_frame(cbinfer_stream_t *s, double t0_ms, const uint8_t *device_rgb,
+                                    size_t stride)
 {
-    cbinfer_status st = cbi_stream_frame_begin(s, t0_ms);
+    const int saved = bind(s);
+    cbinfer_status st = cbi_stream_frame_begin(s, t0_ms, device_rgb, stride);
     if (st == CBINFER_STATUS_SUCCESS) st = run_network(s);
-    return cbi_stream_frame_end(s, st);
+    st = cbi_stream_frame_end(s, st);
+    unbind(s, saved);
+    return st;
 }
 
 static cbinfer_status check_frame_size(cbinfer_stream_t *s, int width, int height)
@@ -893,8 +975,9 @@ static cbinfer_status check_frame_size(cbinfer_stream_t *s, int width, int heigh
     return CBINFER_STATUS_SUCCESS;
 }
 
-cbinfer_status cbi_stream_stage_rgb8(cbinfer_stream_t *s, const uint8_t *rgb, int width,
-                                     int height, size_t stride_bytes)
+/* The checks of an RGB8 frame's arguments. */
+static cbinfer_status check_rgb8(cbinfer_stream_t *s, const void *rgb, int width, int height,
+                                 size_t stride_bytes)
 {
     if (!rgb) return STREAM_FAIL(s, CBINFER_STATUS_NULL_ARGUMENT, "frame pointer is NULL");
     cbinfer_status st = check_frame_size(s, width, height);
@@ -905,6 +988,14 @@ cbinfer_status cbi_stream_stage_rgb8(cbinfer_stream_t *s, const uint8_t *rgb, in
     if (stride_bytes < (size_t)width * 3)
         return STREAM_FAIL(s, CBINFER_STATUS_BAD_PARAM, "row stride %zu < 3 * width %d",
                            stride_bytes, width);
+    return CBINFER_STATUS_SUCCESS;
+}
+
+cbinfer_status cbi_stream_stage_rgb8(cbinfer_stream_t *s, const uint8_t *rgb, int width,
+                                     int height, size_t stride_bytes)
+{
+    cbinfer_status st = check_rgb8(s, rgb, width, height, stride_bytes);
+    if (st != CBINFER_STATUS_SUCCESS) return st;
     /* NHWC with C = 3 is the RGB8 layout: one scale and offset per value. */
     const float scale = s->net->input_scale, offset = s->net->input_offset;
     for (int y = 0; y < height; ++y) {
@@ -921,7 +1012,25 @@ cbinfer_status cbinfer_stream_push_rgb8(cbinfer_stream_t *s, const uint8_t *rgb,
     if (!s) return CBINFER_STATUS_NULL_ARGUMENT;
     const double t0 = cbi_now_ms();
     const cbinfer_status st = cbi_stream_stage_rgb8(s, rgb, width, height, stride_bytes);
-    return st != CBINFER_STATUS_SUCCESS ? st : process_frame(s, t0);
+    return st != CBINFER_STATUS_SUCCESS ? st : process_frame(s, t0, NULL, 0);
+}
+
+cbinfer_status cbinfer_stream_host_syncs(const cbinfer_stream_t *s, int64_t *count)
+{
+    if (!s || !count) return CBINFER_STATUS_NULL_ARGUMENT;
+    *count = s->be->host_syncs ? s->be->host_syncs(s->bctx) : 0;
+    return CBINFER_STATUS_SUCCESS;
+}
+
+cbinfer_status cbinfer_stream_push_rgb8_device(cbinfer_stream_t *s, const void *rgb, int width,
+                                               int height, size_t stride_bytes)
+{
+    if (!s) return CBINFER_STATUS_NULL_ARGUMENT;
+    if (!s->be->upload_rgb8) /* device memory is host memory */
+        return cbinfer_stream_push_rgb8(s, rgb, width, height, stride_bytes);
+    const double t0 = cbi_now_ms();
+    cbinfer_status st = check_rgb8(s, rgb, width, height, stride_bytes);
+    return st != CBINFER_STATUS_SUCCESS ? st : process_frame(s, t0, rgb, stride_bytes);
 }
 
 cbinfer_status cbinfer_stream_push_nchw(cbinfer_stream_t *s, const float *data, int channels,
@@ -938,7 +1047,7 @@ cbinfer_status cbinfer_stream_push_nchw(cbinfer_stream_t *s, const float *data, 
     const size_t hw = (size_t)height * width;
     for (size_t p = 0; p < hw; ++p)
         for (int c = 0; c < channels; ++c) s->h_in[p * channels + c] = data[c * hw + p];
-    return process_frame(s, t0);
+    return process_frame(s, t0, NULL, 0);
 }
 
 cbinfer_status cbinfer_stream_output_dims_at(const cbinfer_stream_t *s, int index, int *channels,
@@ -959,10 +1068,11 @@ cbinfer_status cbinfer_stream_output_dims(const cbinfer_stream_t *s, int *channe
     return cbinfer_stream_output_dims_at(s, 0, channels, height, width);
 }
 
-cbinfer_status cbinfer_stream_read_output_at(cbinfer_stream_t *s, int index, float *dst,
-                                             size_t capacity)
+/* Output `index` of the last frame into dst: host memory, or with `device`
+ * device memory of a backend with download_nchw. */
+static cbinfer_status read_output(cbinfer_stream_t *s, int index, void *dst, size_t capacity,
+                                  int device)
 {
-    if (!s) return CBINFER_STATUS_NULL_ARGUMENT;
     if (index < 0 || index >= s->net->n_outputs)
         return STREAM_FAIL(s, CBINFER_STATUS_BAD_PARAM, "output %d of a network with %d", index,
                            s->net->n_outputs);
@@ -975,11 +1085,33 @@ cbinfer_status cbinfer_stream_read_output_at(cbinfer_stream_t *s, int index, flo
     if (capacity < hw * o.c)
         return STREAM_FAIL(s, CBINFER_STATUS_BUFFER_TOO_SMALL,
                            "output %d needs %zu floats, buffer has %zu", index, hw * o.c, capacity);
+    if (device) return s->be->download_nchw(s->bctx, dst, &s->values[v], &s->err);
     cbinfer_status st = s->be->download(s->bctx, s->h_out, &s->values[v], &s->err);
     if (st != CBINFER_STATUS_SUCCESS) return st;
+    float *out = dst;
     for (size_t p = 0; p < hw; ++p)
-        for (int c = 0; c < o.c; ++c) dst[c * hw + p] = s->h_out[p * o.c + c];
+        for (int c = 0; c < o.c; ++c) out[c * hw + p] = s->h_out[p * o.c + c];
     return CBINFER_STATUS_SUCCESS;
+}
+
+cbinfer_status cbinfer_stream_read_output_at(cbinfer_stream_t *s, int index, float *dst,
+                                             size_t capacity)
+{
+    if (!s) return CBINFER_STATUS_NULL_ARGUMENT;
+    const int saved = bind(s);
+    const cbinfer_status st = read_output(s, index, dst, capacity, 0);
+    unbind(s, saved);
+    return st;
+}
+
+cbinfer_status cbinfer_stream_read_output_device(cbinfer_stream_t *s, int index, void *dst,
+                                                 size_t capacity)
+{
+    if (!s) return CBINFER_STATUS_NULL_ARGUMENT;
+    const int saved = bind(s);
+    const cbinfer_status st = read_output(s, index, dst, capacity, s->be->download_nchw != NULL);
+    unbind(s, saved);
+    return st;
 }
 
 cbinfer_status cbinfer_stream_read_output(cbinfer_stream_t *s, float *dst, size_t capacity)
@@ -1021,7 +1153,9 @@ cbinfer_status cbinfer_stream_conv_input_stats(cbinfer_stream_t *s, int conv_ind
     if (!s->have_output)
         return STREAM_FAIL(s, CBINFER_STATUS_NOT_READY, "no frame processed since creation or reset");
     const cbi_tensor *in = &s->values[s->net->nodes[s->net->conv_nodes[conv_index]].inputs[0]];
+    const int saved = bind(s);
     cbinfer_status st = s->be->download(s->bctx, s->h_conv_in, in, &s->err);
+    unbind(s, saved);
     if (st != CBINFER_STATUS_SUCCESS) return st;
     /* Two passes in double: the tensors are small enough, and a one-pass sum of
      * squares loses the spread of inputs with a large mean. */

@@ -47,6 +47,8 @@ struct cbinfer_stream {
     int reuse_1x1;
     int threads;             /* CBINFER_PARAM_THREADS */
     size_t max_bytes;        /* cbinfer_stream_create_limited's cap, 0 for none */
+    int device;              /* cbinfer_stream_options */
+    void *cuda_stream;
     float *h_in;             /* NHWC staging of the network input */
     float *h_out;            /* NHWC staging of the network output */
     float *h_conv_in;        /* host copy of one conv input (cbinfer_stream_conv_input_stats) */
@@ -70,14 +72,15 @@ static inline size_t cbi_shape_elems(cbi_shape s)
     return (size_t)s.c * s.h * s.w;
 }
 
-/* Creates a stream as cbinfer_stream_create_limited does. With `slices`
- * (per value, backend memory of the value's size that the caller owns and
- * keeps until the stream is gone) its tensors live there; NULL: it allocates
- * its own. */
+/* Creates a stream as cbinfer_stream_create_ex does (options NULL: the
+ * defaults). With `slices` (per value, backend memory of the value's size
+ * that the caller owns and keeps until the stream is gone) its tensors live
+ * there; NULL: it allocates its own. */
 cbinfer_status cbi_stream_create_in(const cbinfer_network_t *network, int width, int height,
                                     cbinfer_backend backend, cbinfer_mode mode,
-                                    cbinfer_precision precision, size_t max_bytes,
-                                    void *const *slices, cbinfer_stream_t **out, cbi_err *e);
+                                    cbinfer_precision precision,
+                                    const cbinfer_stream_options *options, void *const *slices,
+                                    cbinfer_stream_t **out, cbi_err *e);
 /* The checks of stream creation's arguments but `out`: the backend's
  * presence in this build and the CPU's one precision included. */
 cbinfer_status cbi_stream_check_args(const cbinfer_network_t *network, int width, int height,
@@ -102,7 +105,10 @@ size_t cbi_value_bytes(cbinfer_precision precision);
  * Each returns the stream's status and message on failure. */
 cbinfer_status cbi_stream_stage_rgb8(cbinfer_stream_t *s, const uint8_t *rgb, int width,
                                      int height, size_t stride_bytes);
-cbinfer_status cbi_stream_frame_begin(cbinfer_stream_t *s, double t0_ms);
+/* device_rgb: the frame in device memory (cbinfer_stream_push_rgb8_device,
+ * a backend with upload_rgb8) instead of the staging; NULL for the staging. */
+cbinfer_status cbi_stream_frame_begin(cbinfer_stream_t *s, double t0_ms,
+                                      const uint8_t *device_rgb, size_t stride);
 int cbi_stream_node_begin(cbinfer_stream_t *s, int i, cbi_op_args *a, cbi_kernel *k);
 void cbi_stream_node_end(cbinfer_stream_t *s, int i);
 cbinfer_status cbi_stream_frame_end(cbinfer_stream_t *s, cbinfer_status st);

@@ -235,6 +235,39 @@ CBINFER_API cbinfer_status cbinfer_stream_create_limited(const cbinfer_network_t
                                                          size_t max_bytes, cbinfer_stream_t **out,
                                                          char *err, size_t err_len);
 
+/* Options of cbinfer_stream_create_ex. Fill them with
+ * cbinfer_stream_options_init(), then set what you need: fields appended in
+ * later versions get their defaults there, and struct_size tells the library
+ * which fields the caller knows. */
+typedef struct cbinfer_stream_options {
+    size_t struct_size; /* sizeof(cbinfer_stream_options), set by _init */
+    size_t max_bytes;   /* as cbinfer_stream_create_limited; 0 (default): no cap */
+    /* CUDA: the device ordinal the stream lives on (default 0). Every call
+     * on the stream makes it the calling thread's current device for the
+     * call's duration and then restores the caller's. CPU: must be 0. */
+    int device;
+    /* CUDA: a cudaStream_t of the caller's, on `device`, that all of the
+     * stream's work is queued on (its kernels, copies and the cuDNN and
+     * cuBLAS calls); the caller keeps it alive until the stream is
+     * destroyed. NULL (default): the stream creates its own. CPU: must be
+     * NULL. */
+    void *cuda_stream;
+} cbinfer_stream_options;
+
+CBINFER_API void cbinfer_stream_options_init(cbinfer_stream_options *options);
+
+/* As cbinfer_stream_create() with options (NULL: the defaults).
+ * Statuses: those of cbinfer_stream_create, and BAD_PARAM for a
+ * struct_size this library does not know, a device that does not exist or a
+ * CPU stream given a device or a CUDA stream. */
+CBINFER_API cbinfer_status cbinfer_stream_create_ex(const cbinfer_network_t *net, int width,
+                                                    int height, cbinfer_backend backend,
+                                                    cbinfer_mode mode,
+                                                    cbinfer_precision precision,
+                                                    const cbinfer_stream_options *options,
+                                                    cbinfer_stream_t **out, char *err,
+                                                    size_t err_len);
+
 /* The bytes a stream of these settings would hold, without creating it: its
  * activations, the per-layer state of the change-based modes, the weights in
  * the backend's layouts, host staging and the backend's scratch (CPU: for
@@ -461,6 +494,46 @@ CBINFER_API cbinfer_status cbinfer_stream_push_rgb8(cbinfer_stream_t *stream, co
 CBINFER_API cbinfer_status cbinfer_stream_push_nchw(cbinfer_stream_t *stream, const float *data,
                                                     int channels, int height, int width);
 
+/* Device memory in and out (the embedding API). On the CUDA backend the
+ * pointers are device memory of the stream's device (cudaMalloc'ed, or
+ * another pipeline element's buffers); on the CPU backend, where device
+ * memory is host memory, they are host pointers and the calls behave as
+ * cbinfer_stream_push_rgb8 and cbinfer_stream_read_output_at.
+ *
+ * Host synchronisations (cbinfer_frame_stats.host_syncs counts a push's):
+ *   push (any of the three)  CUDA: 1 at the end of the frame, plus 1 per
+ *                            index extraction (each change-based
+ *                            convolution or pooling that ran change-based;
+ *                            a delta policy's layer one more when it falls
+ *                            back to dense), plus, with COLLECT_STATS, 1
+ *                            per timed step and per layer. A frame that
+ *                            runs every layer dense (the first, a dense
+ *                            stream) takes exactly 1. CPU: 0.
+ *   read_output_device       0 on a stream created on a caller's CUDA
+ *                            stream: the copy is queued there, in order
+ *                            with the caller's later work; 1 otherwise
+ *                            (it returns with the copy done). CPU: 0.
+ *   read_output(_at)         CUDA: 1 (the copy to the host). CPU: 0. */
+
+/* Host synchronisations of the stream since its creation: every wait for
+ * its device, of any call (0 on the CPU). Thread safe for readers; no device
+ * sync. Statuses: NULL_ARGUMENT. */
+CBINFER_API cbinfer_status cbinfer_stream_host_syncs(const cbinfer_stream_t *stream,
+                                                     int64_t *count);
+
+/* As cbinfer_stream_push_rgb8, from device memory: rgb stays where it is
+ * and is converted into the network's input on the device, no host copy.
+ * The caller must not change rgb until the push has returned.
+ * Statuses as push_rgb8. */
+CBINFER_API cbinfer_status cbinfer_stream_push_rgb8_device(cbinfer_stream_t *stream,
+                                                           const void *rgb, int width,
+                                                           int height, size_t stride_bytes);
+
+/* As cbinfer_stream_read_output_at, into device memory: float32 NCHW,
+ * capacity floats, written on the device without a host copy. */
+CBINFER_API cbinfer_status cbinfer_stream_read_output_device(cbinfer_stream_t *stream, int index,
+                                                             void *dst, size_t capacity);
+
 /* Shape of network output 0 for this stream; _at: of output `index`
  * (BAD_PARAM when out of range). Any output pointer may be NULL. */
 CBINFER_API cbinfer_status cbinfer_stream_output_dims(const cbinfer_stream_t *stream,
@@ -664,6 +737,12 @@ CBINFER_API cbinfer_status cbinfer_decode_nanodet(const cbinfer_tensor_view *hea
                                                   float iou_threshold, cbinfer_detection *out,
                                                   int capacity, int *count, char *err,
                                                   size_t err_len);
+
+/* The 80 classes of COCO detection in NanoDet's order, 0-based: "person",
+ * "bicycle", "car", ... "toothbrush"; NULL out of range. The strings are
+ * static, for the life of the process. Thread safe. */
+#define CBINFER_COCO_CLASSES 80
+CBINFER_API const char *cbinfer_coco_class_name(int class_id);
 
 /* Keypoints of a pose, in the order of cbinfer_pose_keypoint_name(). */
 #define CBINFER_POSE_KEYPOINTS 17

@@ -272,6 +272,11 @@ TEST(Decode, PosenetRefusesBadArguments)
     EXPECT_STREQ(cbinfer_pose_keypoint_name(16), "right_ankle");
     EXPECT_EQ(cbinfer_pose_keypoint_name(17), nullptr);
     EXPECT_EQ(cbinfer_pose_keypoint_name(-1), nullptr);
+    EXPECT_STREQ(cbinfer_coco_class_name(0), "person");
+    EXPECT_STREQ(cbinfer_coco_class_name(2), "car");
+    EXPECT_STREQ(cbinfer_coco_class_name(CBINFER_COCO_CLASSES - 1), "toothbrush");
+    EXPECT_EQ(cbinfer_coco_class_name(CBINFER_COCO_CLASSES), nullptr);
+    EXPECT_EQ(cbinfer_coco_class_name(-1), nullptr);
 }
 
 }  // namespace

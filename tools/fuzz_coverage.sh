@@ -15,7 +15,7 @@ CXX="${FUZZ_CXX:-clang++}"
 cov_flags="-fprofile-instr-generate -fcoverage-mapping"
 cmake -S . -B build-fuzz-cov -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCMAKE_C_COMPILER="$CC" -DCMAKE_CXX_COMPILER="$CXX" -DCBINFER_FUZZ=ON \
-  -DCBINFER_CUDA=OFF -DCBINFER_BUILD_TESTS=OFF -DCBINFER_BUILD_BENCH=OFF \
+  -DCBINFER_CUDA=OFF -DCBINFER_GST=OFF -DCBINFER_BUILD_TESTS=OFF -DCBINFER_BUILD_BENCH=OFF \
   -DCMAKE_C_FLAGS="$cov_flags" -DCMAKE_EXE_LINKER_FLAGS="$cov_flags" \
   -DCBINFER_DATA_DIR="$CBINFER_DATA_DIR" >&2
 cmake --build build-fuzz-cov -j "$(nproc)" >&2

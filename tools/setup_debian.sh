@@ -15,6 +15,9 @@ PKGS=(
   clang libclang-rt-dev libomp-dev                         # fuzzing (tools/fuzz.sh: libFuzzer)
   python3-numpy python3-onnx python3-matplotlib            # tools/ (run by /usr/bin/python3)
   python3-pytest                                           # the Python bindings' test
+  libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev     # the GStreamer element
+  gstreamer1.0-tools gstreamer1.0-plugins-base             # its tests: gst-launch-1.0,
+  gstreamer1.0-plugins-good gstreamer1.0-libav             #   avidemux, vtest.avi's DivX 3 decoder
 )
 missing=()
 for p in "${PKGS[@]}"; do

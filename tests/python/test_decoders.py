@@ -102,6 +102,8 @@ def test_decoders_refuse_bad_input():
         cbinfer.decode_posenet(z((17, 19, 25)), z((17, 19, 25)), z((32, 19, 25)),
                                z((32, 19, 25)), (385, 289))
     assert cbinfer.keypoint_names()[0] == "nose" and len(cbinfer.keypoint_names()) == 17
+    names = cbinfer.coco_class_names()
+    assert len(names) == 80 and names[0] == "person" and names[2] == "car"
 
 
 def run_bench(tmp_path, workload, *extra):

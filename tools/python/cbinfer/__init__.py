@@ -28,7 +28,7 @@ import threading
 import numpy as np
 
 __all__ = ["Error", "Network", "Stream", "decode_nanodet", "decode_posenet",
-           "keypoint_names", "version"]
+           "keypoint_names", "coco_class_names", "version"]
 
 _BACKENDS = {"cpu": 0, "cuda": 1}
 _MODES = {"dense": 0, "cbinfer": 1, "cbinfer-ff": 2, "evnet": 3, "skipconv": 4,
@@ -79,6 +79,7 @@ class _Detection(ctypes.Structure):
 
 
 _KEYPOINTS = 17
+_COCO_CLASSES = 80
 
 
 class _Pose(ctypes.Structure):
@@ -140,6 +141,7 @@ def _lib():
         "cbinfer_decode_posenet": (st, [ctypes.POINTER(_TensorView)] * 4 +
                                    [i, i, f, f, ctypes.POINTER(_Pose), i, ip, cp, sz]),
         "cbinfer_pose_keypoint_name": (cp, [i]),
+        "cbinfer_coco_class_name": (cp, [i]),
     }
     for name, (res, args) in sigs.items():
         fn = getattr(lib, name)
@@ -196,6 +198,11 @@ def decode_nanodet(heads, input_size, classes=80, score_threshold=0.35, iou_thre
     del kept
     return np.array([[d.x0, d.y0, d.x1, d.y1, d.score, d.class_id] for d in out[:n.value]],
                     dtype=np.float32).reshape(-1, 6)
+
+
+def coco_class_names():
+    """The 80 COCO class names of decode_nanodet's class ids, in order ("person", ...)."""
+    return [_lib().cbinfer_coco_class_name(k).decode() for k in range(_COCO_CLASSES)]
 
 
 def keypoint_names():
