@@ -54,7 +54,8 @@ __global__ void rgb8_to_tensor_kernel(const uint8_t *__restrict__ rgb, T *__rest
     CU_GRID_STRIDE(i, n)
     {
         const int64_t y = i / row_values, x = i % row_values;
-        cu_st(dst, i, (float)rgb[y * stride + x] * scale + offset);
+        /* Rounded twice, as the host staging computes it (no FMA). */
+        cu_st(dst, i, __fadd_rn(__fmul_rn((float)rgb[y * stride + x], scale), offset));
     }
 }
 

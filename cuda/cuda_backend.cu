@@ -342,7 +342,6 @@ static size_t cu_extra_bytes(const cbi_backend_config *cfg, int threads)
 static cbinfer_status cu_create_in(cu_ctx *ctx, cbi_err *e)
 {
     const char *w = "cuda backend create";
-    ctx->device = ctx->cfg.device;
     if (ctx->cfg.user_stream) {
         ctx->stream = (cudaStream_t)ctx->cfg.user_stream;
     } else {
@@ -398,22 +397,44 @@ static cbinfer_status cu_create(const cbi_backend_config *cfg, void **out, cbi_e
                         rc != cudaSuccess ? cudaGetErrorString(rc)
                                           : "cudaGetDeviceCount found none");
     }
-    if (cfg->device < 0 || cfg->device >= n_dev)
+    int device = cfg->device, saved = -1;
+    if (device == CBINFER_DEVICE_CURRENT) CBINFER_CUDA_TRY(cudaGetDevice(&device), e, "create");
+    if (device < 0 || device >= n_dev)
         return cbi_fail(e, CBINFER_STATUS_BAD_PARAM, "CUDA device %d: this machine has %d (0 to %d)",
-                        cfg->device, n_dev, n_dev - 1);
-    cu_ctx *ctx = (cu_ctx *)calloc(1, sizeof *ctx);
-    if (!ctx) return cbi_fail(e, CBINFER_STATUS_OUT_OF_MEMORY, "cuda backend context");
+                        device, n_dev, n_dev - 1);
+    /* Created on its device; the caller's current device comes back after. */
+    CBINFER_CUDA_TRY(cudaGetDevice(&saved), e, "create");
+    CBINFER_CUDA_TRY(cudaSetDevice(device), e, "create (cudaSetDevice)");
+    cbinfer_status st = CBINFER_STATUS_SUCCESS;
+#if CUDART_VERSION >= 12080
+    if (cfg->user_stream) {
+        int on = -1;
+        const cudaError_t rc = cudaStreamGetDevice((cudaStream_t)cfg->user_stream, &on);
+        if (rc != cudaSuccess)
+            st = cu_fail_cuda(e, rc, "cudaStreamGetDevice", "options.cuda_stream");
+        else if (on != device)
+            st = cbi_fail(e, CBINFER_STATUS_BAD_PARAM,
+                          "options.cuda_stream is on device %d, the stream's device is %d", on,
+                          device);
+    }
+#endif
+    cu_ctx *ctx = st == CBINFER_STATUS_SUCCESS ? (cu_ctx *)calloc(1, sizeof *ctx) : NULL;
+    if (!ctx) {
+        (void)cudaSetDevice(saved);
+        return st != CBINFER_STATUS_SUCCESS
+                   ? st
+                   : cbi_fail(e, CBINFER_STATUS_OUT_OF_MEMORY, "cuda backend context");
+    }
     ctx->cfg = *cfg;
-    ctx->device = cfg->device;
+    ctx->cfg.device = device;
+    ctx->device = device;
     ctx->precision = (int)cfg->precision;
     ctx->dt = cfg->precision == CBINFER_PRECISION_FP16 ? CBI_CUDA_F16 : CBI_CUDA_F32;
     ctx->elem_bytes = cu_elem_bytes(cfg->precision);
-    /* Created on its device; the caller's current device comes back after. */
-    const int saved = cu_bind(ctx);
-    cbinfer_status st = cu_create_in(ctx, e);
+    st = cu_create_in(ctx, e);
     if (st != CBINFER_STATUS_SUCCESS) cu_destroy(ctx);
-    cu_unbind(ctx, saved);
-    if (st == CBINFER_STATUS_SUCCESS) *out = ctx;
+    else *out = ctx;
+    (void)cudaSetDevice(saved);
     return st;
 }
 
@@ -492,18 +513,25 @@ static cbinfer_status cu_download(void *bctx, float *dst, const cbi_tensor *src,
     return CBINFER_STATUS_SUCCESS;
 }
 
-/* BAD_PARAM unless p is device (or managed) memory of the context's device. */
-static cbinfer_status check_device_ptr(const cu_ctx *ctx, const void *p, const char *call,
-                                       const char *what, cbi_err *e)
+static cbinfer_status cu_check_device_ptr(void *bctx, const void *p, size_t align,
+                                          const char *what, cbi_err *e)
 {
+    const cu_ctx *ctx = (const cu_ctx *)bctx;
     cudaPointerAttributes at;
-    CBINFER_CUDA_TRY(cudaPointerGetAttributes(&at, p), e, call);
+    const cudaError_t rc = cudaPointerGetAttributes(&at, p);
+    if (rc != cudaSuccess) {
+        (void)cudaGetLastError(); /* not left for the next launch to report */
+        return cu_fail_cuda(e, rc, "cudaPointerGetAttributes", what);
+    }
     if (at.type != cudaMemoryTypeDevice && at.type != cudaMemoryTypeManaged)
-        return cbi_fail(e, CBINFER_STATUS_BAD_PARAM, "%s: %s is not device memory (cudaMalloc'ed)",
-                        call, what);
+        return cbi_fail(e, CBINFER_STATUS_BAD_PARAM, "%s is not device memory (cudaMalloc'ed)",
+                        what);
     if (at.type == cudaMemoryTypeDevice && at.device != ctx->device)
-        return cbi_fail(e, CBINFER_STATUS_BAD_PARAM, "%s: %s is on device %d, the stream on %d",
-                        call, what, at.device, ctx->device);
+        return cbi_fail(e, CBINFER_STATUS_BAD_PARAM, "%s is on device %d, the stream on %d", what,
+                        at.device, ctx->device);
+    if (align > 1 && (uintptr_t)p % align != 0)
+        return cbi_fail(e, CBINFER_STATUS_BAD_PARAM, "%s is not aligned to %zu bytes", what,
+                        align);
     return CBINFER_STATUS_SUCCESS;
 }
 
@@ -512,7 +540,6 @@ static cbinfer_status cu_upload_rgb8(void *bctx, cbi_tensor *dst, const uint8_t 
                                      cbi_err *e)
 {
     cu_ctx *ctx = (cu_ctx *)bctx;
-    CU_TRY(check_device_ptr(ctx, rgb, "push_rgb8_device", "the frame", e));
     CBINFER_CUDA_TRY(launch_rgb8_to_tensor(ctx->dt, rgb, dst->data, width, height, stride, scale,
                                            offset, ctx->stream),
                      e, "push_rgb8_device");
@@ -522,7 +549,6 @@ static cbinfer_status cu_upload_rgb8(void *bctx, cbi_tensor *dst, const uint8_t 
 static cbinfer_status cu_download_nchw(void *bctx, float *dst, const cbi_tensor *src, cbi_err *e)
 {
     cu_ctx *ctx = (cu_ctx *)bctx;
-    CU_TRY(check_device_ptr(ctx, dst, "read_output_device", "the buffer", e));
     CBINFER_CUDA_TRY(launch_tensor_to_nchw(ctx->dt, src->data, dst, src->shape.c, src->shape.h,
                                            src->shape.w, ctx->stream),
                      e, "read_output_device");
@@ -742,6 +768,7 @@ static const cbi_backend cu_backend = {
     cu_unbind,
     cu_upload_rgb8,
     cu_download_nchw,
+    cu_check_device_ptr,
 };
 
 static_assert(CBI_K_CONV_DENSE == 0 && CBI_K_CONV_CHANGE == 1 && CBI_K_CONV_TRANSPOSE == 2 &&

@@ -186,12 +186,16 @@ typedef struct cbi_backend {
      * into the NHWC input tensor, value = byte * scale + offset, queued on
      * the context's stream. download_nchw: a tensor into float32 NCHW device
      * memory at dst, queued on the caller's stream, or, on a stream of the
-     * context's own, waited for before it returns. Both check that the
-     * pointer is device memory of the context's device. */
+     * context's own, waited for before it returns. The host checks their
+     * pointers first (check_device_ptr). */
     cbinfer_status (*upload_rgb8)(void *bctx, cbi_tensor *dst, const uint8_t *rgb, int width,
                                   int height, size_t stride, float scale, float offset,
                                   cbi_err *err);
     cbinfer_status (*download_nchw)(void *bctx, float *dst, const cbi_tensor *src, cbi_err *err);
+    /* With upload_rgb8: BAD_PARAM (the message starting with `what`) unless
+     * p is device memory of the context's device, aligned to `align` bytes. */
+    cbinfer_status (*check_device_ptr)(void *bctx, const void *p, size_t align, const char *what,
+                                       cbi_err *err);
 } cbi_backend;
 
 /* The CPU backend (always present), and a line on its kernels. */

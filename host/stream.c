@@ -353,24 +353,31 @@ cbinfer_status cbinfer_stream_memory_bytes(const cbinfer_network_t *network, int
 
 void cbinfer_stream_options_init(cbinfer_stream_options *o)
 {
-    if (o) *o = (cbinfer_stream_options){.struct_size = sizeof *o};
+    if (o) *o = (cbinfer_stream_options){.struct_size = sizeof *o, .device = CBINFER_DEVICE_CURRENT};
 }
 
-/* The options' checks: the struct's size and what a backend accepts. */
-static cbinfer_status check_options(const cbinfer_stream_options *o, cbinfer_backend backend,
-                                    cbi_err *e)
+/* The caller's options, or the defaults, into *o: the struct's size
+ * checked before anything else of it is read, then what a backend accepts.
+ * (This is the struct's first version: there is no older size to take.) */
+static cbinfer_status take_options(const cbinfer_stream_options *options,
+                                   cbinfer_backend backend, cbinfer_stream_options *o, cbi_err *e)
 {
-    if (o->struct_size != sizeof *o)
+    cbinfer_stream_options_init(o);
+    if (!options) return CBINFER_STATUS_SUCCESS;
+    if (options->struct_size != sizeof *o)
         return cbi_fail(e, CBINFER_STATUS_BAD_PARAM,
                         "options.struct_size is %zu, this library's is %zu: fill the options "
-                        "with cbinfer_stream_options_init()",
-                        o->struct_size, sizeof *o);
-    if (o->device < 0)
+                        "with cbinfer_stream_options_init() of this cbinfer.h",
+                        options->struct_size, sizeof *o);
+    *o = *options;
+    if (o->device < CBINFER_DEVICE_CURRENT)
         return cbi_fail(e, CBINFER_STATUS_BAD_PARAM, "options.device is %d", o->device);
-    if (backend == CBINFER_BACKEND_CPU && (o->device != 0 || o->cuda_stream))
+    if (backend == CBINFER_BACKEND_CPU && o->device > 0)
+        return cbi_fail(e, CBINFER_STATUS_BAD_PARAM, "the cpu backend takes no device "
+                                                     "(options.device %d)", o->device);
+    if (backend == CBINFER_BACKEND_CPU && o->cuda_stream)
         return cbi_fail(e, CBINFER_STATUS_BAD_PARAM,
-                        "the cpu backend takes no %s (options.%s)",
-                        o->device ? "device" : "CUDA stream", o->device ? "device" : "cuda_stream");
+                        "the cpu backend takes no CUDA stream (options.cuda_stream)");
     return CBINFER_STATUS_SUCCESS;
 }
 
@@ -382,10 +389,8 @@ cbinfer_status cbi_stream_create_in(const cbinfer_network_t *network, int width,
 {
     *out = NULL;
     cbinfer_stream_options o;
-    cbinfer_stream_options_init(&o);
-    if (options) o = *options;
     cbinfer_status st = cbi_stream_check_args(network, width, height, backend, mode, precision, e);
-    if (st == CBINFER_STATUS_SUCCESS) st = check_options(&o, backend, e);
+    if (st == CBINFER_STATUS_SUCCESS) st = take_options(options, backend, &o, e);
     if (st != CBINFER_STATUS_SUCCESS) return st;
     cbinfer_stream_t *s = calloc(1, sizeof *s);
     if (!s) return cbi_fail(e, CBINFER_STATUS_OUT_OF_MEMORY, "stream context");
@@ -1030,6 +1035,11 @@ cbinfer_status cbinfer_stream_push_rgb8_device(cbinfer_stream_t *s, const void *
         return cbinfer_stream_push_rgb8(s, rgb, width, height, stride_bytes);
     const double t0 = cbi_now_ms();
     cbinfer_status st = check_rgb8(s, rgb, width, height, stride_bytes);
+    if (st != CBINFER_STATUS_SUCCESS) return st;
+    /* Checked before the frame starts: a wrong pointer leaves the state be. */
+    const int saved = bind(s);
+    st = s->be->check_device_ptr(s->bctx, rgb, 1, "push_rgb8_device: the frame", &s->err);
+    unbind(s, saved);
     return st != CBINFER_STATUS_SUCCESS ? st : process_frame(s, t0, rgb, stride_bytes);
 }
 
@@ -1085,7 +1095,13 @@ static cbinfer_status read_output(cbinfer_stream_t *s, int index, void *dst, siz
     if (capacity < hw * o.c)
         return STREAM_FAIL(s, CBINFER_STATUS_BUFFER_TOO_SMALL,
                            "output %d needs %zu floats, buffer has %zu", index, hw * o.c, capacity);
-    if (device) return s->be->download_nchw(s->bctx, dst, &s->values[v], &s->err);
+    if (device) {
+        cbinfer_status st = s->be->check_device_ptr(s->bctx, dst, sizeof(float),
+                                                    "read_output_device: the buffer", &s->err);
+        return st != CBINFER_STATUS_SUCCESS ? st
+                                            : s->be->download_nchw(s->bctx, dst, &s->values[v],
+                                                                   &s->err);
+    }
     cbinfer_status st = s->be->download(s->bctx, s->h_out, &s->values[v], &s->err);
     if (st != CBINFER_STATUS_SUCCESS) return st;
     float *out = dst;

@@ -236,30 +236,39 @@ CBINFER_API cbinfer_status cbinfer_stream_create_limited(const cbinfer_network_t
                                                          char *err, size_t err_len);
 
 /* Options of cbinfer_stream_create_ex. Fill them with
- * cbinfer_stream_options_init(), then set what you need: fields appended in
- * later versions get their defaults there, and struct_size tells the library
- * which fields the caller knows. */
+ * cbinfer_stream_options_init(), then set what you need. Fields appended in
+ * later versions get their defaults there; struct_size says which version of
+ * the struct the caller was built with, and a library refuses a struct newer
+ * than its own (it cannot honour fields it does not know). */
 typedef struct cbinfer_stream_options {
     size_t struct_size; /* sizeof(cbinfer_stream_options), set by _init */
     size_t max_bytes;   /* as cbinfer_stream_create_limited; 0 (default): no cap */
-    /* CUDA: the device ordinal the stream lives on (default 0). Every call
-     * on the stream makes it the calling thread's current device for the
-     * call's duration and then restores the caller's. CPU: must be 0. */
+    /* CUDA: the device ordinal the stream lives on; CBINFER_DEVICE_CURRENT
+     * (default, and what cbinfer_stream_create uses) is the calling thread's
+     * current device at creation. Every call on the stream makes that
+     * device current for the call's duration and then restores the
+     * caller's (by ordinal: the primary context of the device must be the
+     * one in use). CPU: CBINFER_DEVICE_CURRENT or 0. */
     int device;
-    /* CUDA: a cudaStream_t of the caller's, on `device`, that all of the
+    /* CUDA: a cudaStream_t of the caller's, on that device, that all of the
      * stream's work is queued on (its kernels, copies and the cuDNN and
      * cuBLAS calls); the caller keeps it alive until the stream is
-     * destroyed. NULL (default): the stream creates its own. CPU: must be
+     * destroyed. A push's final wait is then a cudaStreamSynchronize of it,
+     * which also waits for the caller's work queued there before. NULL
+     * (default): the stream creates its own (non-blocking). CPU: must be
      * NULL. */
     void *cuda_stream;
 } cbinfer_stream_options;
+
+#define CBINFER_DEVICE_CURRENT (-1)
 
 CBINFER_API void cbinfer_stream_options_init(cbinfer_stream_options *options);
 
 /* As cbinfer_stream_create() with options (NULL: the defaults).
  * Statuses: those of cbinfer_stream_create, and BAD_PARAM for a
- * struct_size this library does not know, a device that does not exist or a
- * CPU stream given a device or a CUDA stream. */
+ * struct_size this library does not know, a device that does not exist, a
+ * CUDA stream on another device, or a CPU stream given a device or a CUDA
+ * stream; BACKEND_ERROR when the device cannot be made current. */
 CBINFER_API cbinfer_status cbinfer_stream_create_ex(const cbinfer_network_t *net, int width,
                                                     int height, cbinfer_backend backend,
                                                     cbinfer_mode mode,
@@ -500,37 +509,63 @@ CBINFER_API cbinfer_status cbinfer_stream_push_nchw(cbinfer_stream_t *stream, co
  * memory is host memory, they are host pointers and the calls behave as
  * cbinfer_stream_push_rgb8 and cbinfer_stream_read_output_at.
  *
- * Host synchronisations (cbinfer_frame_stats.host_syncs counts a push's):
- *   push (any of the three)  CUDA: 1 at the end of the frame, plus 1 per
- *                            index extraction (each change-based
- *                            convolution or pooling that ran change-based;
- *                            a delta policy's layer one more when it falls
- *                            back to dense), plus, with COLLECT_STATS, 1
- *                            per timed step and per layer. A frame that
- *                            runs every layer dense (the first, a dense
- *                            stream) takes exactly 1. CPU: 0.
+ * The frame must be complete on the device when the push is called: queue
+ * its producer on the stream's cuda_stream, or wait for it first.
+ *
+ * Host synchronisations (waits for the device; cbinfer_frame_stats.host_syncs
+ * counts a push's, cbinfer_stream_host_syncs all since creation). CPU: none,
+ * ever. CUDA:
+ *   push (any of the three)  1 at the end of the frame, plus, per layer
+ *                            that runs change-based this frame (not on the
+ *                            first frame, not skipped for unchanged inputs):
+ *                              cbinfer, cbinfer-ff conv: 1 (its index
+ *                                extraction; 0 when it reuses a 1x1's
+ *                                indices or nothing changed);
+ *                              pooling of a change list: 1;
+ *                              evnet, sigmadelta, scatter kernel: 2 (the
+ *                                sent inputs and the reached outputs);
+ *                                recompute kernel: 1; the refresh frame
+ *                                of CBINFER_PARAM_REFRESH_PERIOD: 1;
+ *                              skipconv: 1, and 1 more when an output was
+ *                                reached;
+ *                            plus, with COLLECT_STATS, 1 per timed step
+ *                            (per chunk where a step loops over chunks) and
+ *                            1 per layer that ran. A frame that runs every
+ *                            layer dense (the first, a dense stream) takes
+ *                            exactly 1, and 1 more after a failed push.
  *   read_output_device       0 on a stream created on a caller's CUDA
  *                            stream: the copy is queued there, in order
  *                            with the caller's later work; 1 otherwise
- *                            (it returns with the copy done). CPU: 0.
- *   read_output(_at)         CUDA: 1 (the copy to the host). CPU: 0. */
+ *                            (it returns with the copy done).
+ *   read_output(_at),        1 (the copy to the host).
+ *   conv_input_stats
+ *   creation, set_policy     a few per layer (weights and tables uploaded
+ *                            from pageable memory), counted by
+ *                            cbinfer_stream_host_syncs. Not counted: the
+ *                            waits cudaFree and cuDNN's algorithm search
+ *                            make on their own. */
 
-/* Host synchronisations of the stream since its creation: every wait for
- * its device, of any call (0 on the CPU). Thread safe for readers; no device
- * sync. Statuses: NULL_ARGUMENT. */
+/* Host synchronisations of the stream since its creation, as counted above
+ * (0 on the CPU). Not concurrently with other calls on the stream; no
+ * device sync. Statuses: NULL_ARGUMENT. */
 CBINFER_API cbinfer_status cbinfer_stream_host_syncs(const cbinfer_stream_t *stream,
                                                      int64_t *count);
 
-/* As cbinfer_stream_push_rgb8, from device memory: rgb stays where it is
- * and is converted into the network's input on the device, no host copy.
- * The caller must not change rgb until the push has returned.
- * Statuses as push_rgb8. */
+/* As cbinfer_stream_push_rgb8, from device memory: rgb (at least
+ * (height - 1) * stride_bytes + 3 * width bytes) stays where it is and is
+ * converted into the network's input on the device, no host copy. The
+ * caller must not change rgb until the push has returned.
+ * Statuses as push_rgb8, and BAD_PARAM (CUDA: not device memory of the
+ * stream's device; the stream's state is kept). */
 CBINFER_API cbinfer_status cbinfer_stream_push_rgb8_device(cbinfer_stream_t *stream,
                                                            const void *rgb, int width,
                                                            int height, size_t stride_bytes);
 
 /* As cbinfer_stream_read_output_at, into device memory: float32 NCHW,
- * capacity floats, written on the device without a host copy. */
+ * capacity floats, written on the device without a host copy.
+ * Statuses: NULL_ARGUMENT, NOT_READY, BUFFER_TOO_SMALL, BAD_PARAM (index;
+ * CUDA: dst not device memory of the stream's device, or not 4-byte
+ * aligned), BACKEND_ERROR. */
 CBINFER_API cbinfer_status cbinfer_stream_read_output_device(cbinfer_stream_t *stream, int index,
                                                              void *dst, size_t capacity);
 

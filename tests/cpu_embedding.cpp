@@ -35,7 +35,7 @@ TEST(Embedding, OptionsAreCheckedAtCreation)
     cbinfer_stream_options_init(&o);
     EXPECT_EQ(o.struct_size, sizeof o);
     EXPECT_EQ(o.max_bytes, 0u);
-    EXPECT_EQ(o.device, 0);
+    EXPECT_EQ(o.device, CBINFER_DEVICE_CURRENT);
     EXPECT_EQ(o.cuda_stream, nullptr);
     cbinfer_stream_options_init(nullptr); // accepted
 
@@ -44,6 +44,10 @@ TEST(Embedding, OptionsAreCheckedAtCreation)
     ASSERT_EQ(create(net.get(), &o, &s, &err), CBINFER_STATUS_SUCCESS) << err;
     cbinfer_stream_destroy(s);
     ASSERT_EQ(create(net.get(), nullptr, &s, &err), CBINFER_STATUS_SUCCESS) << err;
+    cbinfer_stream_destroy(s);
+    cbinfer_stream_options zero = o;
+    zero.device = 0; // the CPU's one "device"
+    ASSERT_EQ(create(net.get(), &zero, &s, &err), CBINFER_STATUS_SUCCESS) << err;
     cbinfer_stream_destroy(s);
 
     cbinfer_stream_options bad = o;
@@ -55,7 +59,10 @@ TEST(Embedding, OptionsAreCheckedAtCreation)
     bad.device = 1;
     EXPECT_EQ(create(net.get(), &bad, &s, &err), CBINFER_STATUS_BAD_PARAM);
     EXPECT_NE(err.find("device"), std::string::npos) << err;
-    bad.device = -1;
+    bad.device = -2;
+    EXPECT_EQ(create(net.get(), &bad, &s, &err), CBINFER_STATUS_BAD_PARAM);
+    bad = o;
+    bad.struct_size = sizeof o + 8; // a newer header's struct
     EXPECT_EQ(create(net.get(), &bad, &s, &err), CBINFER_STATUS_BAD_PARAM);
     bad = o;
     int not_a_stream = 0;

@@ -76,7 +76,9 @@ TEST(GpuEmbedding, CallerStreamAndDeviceBuffersMatchTheHostPath)
                       cudaSuccess);
             ASSERT_EQ(cudaStreamSynchronize(cs), cudaSuccess);
             push(host.get(), f, kW, kH);
-            EXPECT_LE(cbi_test_max_abs_diff(got, output_of(host.get())), 1e-5f);
+            // Each stream picks its cuDNN algorithms by timing: float
+            // re-association apart, the same outputs.
+            EXPECT_LE(cbi_test_max_abs_diff(got, output_of(host.get())), 1e-4f);
         }
     }
     cudaStreamDestroy(cs); // after the stream that used it
@@ -129,21 +131,43 @@ TEST(GpuEmbedding, DeviceChecks)
                                        sizeof err),
               CBINFER_STATUS_BAD_PARAM);
     EXPECT_NE(std::string(err).find("device"), std::string::npos) << err;
-    // The caller's current device is left as it was.
-    int cur = -1;
-    ASSERT_EQ(cudaGetDevice(&cur), cudaSuccess);
     StreamPtr st = make_stream(net.get(), kW, kH, CBINFER_BACKEND_CUDA, CBINFER_MODE_DENSE);
     ASSERT_TRUE(st);
-    int after = -2;
-    ASSERT_EQ(cudaGetDevice(&after), cudaSuccess);
-    EXPECT_EQ(after, cur);
+    if (count >= 2) {
+        // The default is the current device; an explicit one leaves the
+        // caller's current device as it was.
+        ASSERT_EQ(cudaSetDevice(count - 1), cudaSuccess);
+        o.device = 0;
+        ASSERT_EQ(cbinfer_stream_create_ex(net.get(), kW, kH, CBINFER_BACKEND_CUDA,
+                                           CBINFER_MODE_DENSE, CBINFER_PRECISION_FP32, &o, &s, err,
+                                           sizeof err),
+                  CBINFER_STATUS_SUCCESS)
+            << err;
+        StreamPtr on0(s);
+        int cur = -1;
+        ASSERT_EQ(cudaGetDevice(&cur), cudaSuccess);
+        EXPECT_EQ(cur, count - 1);
+        std::vector<uint8_t> f((size_t)kW * kH * 3, 70);
+        push(on0.get(), f, kW, kH);
+        ASSERT_EQ(cudaGetDevice(&cur), cudaSuccess);
+        EXPECT_EQ(cur, count - 1);
+        // A frame on device count-1 is refused by a stream on device 0.
+        DeviceBuffer d_rgb(f.size());
+        EXPECT_EQ(cbinfer_stream_push_rgb8_device(on0.get(), d_rgb.p, kW, kH, kW * 3),
+                  CBINFER_STATUS_BAD_PARAM);
+        ASSERT_EQ(cudaSetDevice(0), cudaSuccess);
+    }
     // Host memory where device memory is due is refused, not read.
     std::vector<uint8_t> frame((size_t)kW * kH * 3, 50);
+    push(st.get(), frame, kW, kH);
     EXPECT_EQ(cbinfer_stream_push_rgb8_device(st.get(), frame.data(), kW, kH, kW * 3),
               CBINFER_STATUS_BAD_PARAM);
     EXPECT_NE(std::string(cbinfer_stream_last_error(st.get())).find("device memory"),
               std::string::npos);
-    push(st.get(), frame, kW, kH);
+    // A refused pointer leaves the stream's frame in place.
+    std::vector<float> host((size_t)3 * kW * kH);
+    EXPECT_EQ(cbinfer_stream_read_output_at(st.get(), 0, host.data(), host.size()),
+              CBINFER_STATUS_SUCCESS);
     std::vector<float> out((size_t)3 * kW * kH);
     EXPECT_EQ(cbinfer_stream_read_output_device(st.get(), 0, out.data(), out.size()),
               CBINFER_STATUS_BAD_PARAM);

@@ -812,6 +812,7 @@ static void gst_cbinfer_init(GstCbinfer *self)
 {
     self->task = TASK_AUTO;
     self->backend = CBINFER_BACKEND_CPU;
+    self->device = CBINFER_DEVICE_CURRENT;
     self->mode = CBINFER_MODE_CBINFER;
     self->precision = CBINFER_PRECISION_FP32;
     self->policy = g_strdup("cbinfer");
@@ -848,8 +849,9 @@ static void gst_cbinfer_class_init(GstCbinferClass *klass)
                                             backend_type(), CBINFER_BACKEND_CPU, rw));
     g_object_class_install_property(
         oc, PROP_DEVICE,
-        g_param_spec_int("device", "Device", "CUDA device ordinal (backend=cuda)", 0, 1024, 0,
-                         rw));
+        g_param_spec_int("device", "Device",
+                         "CUDA device ordinal (backend=cuda); -1: the thread's current device",
+                         -1, 1024, -1, rw));
     g_object_class_install_property(
         oc, PROP_MODE, g_param_spec_enum("mode", "Mode", "Dense or change-based", mode_type(),
                                          CBINFER_MODE_CBINFER, rw));
