@@ -12,6 +12,7 @@
  * goes to conv_batch for every stream under a recompute policy, every
  * other node (and a Conv under a delta policy) to the stream's own kernel.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,6 +25,7 @@ struct cbinfer_batch {
     cbinfer_mode mode;
     const cbi_backend *be;
     void *bctx;            /* the batched convolutions' context */
+    int threads;           /* its CBINFER_PARAM_THREADS (0: every core) */
     cbi_shape *shapes;     /* per value (its config's) */
     cbi_node_plan *plans;  /* per node */
     void **blayers;        /* per node: the batch's layer (Conv), else NULL */
@@ -91,18 +93,15 @@ static cbinfer_status check_batch(cbinfer_batch_t *b, const cbinfer_network_t *n
         return BATCH_FAIL(b, CBINFER_STATUS_BACKEND_UNAVAILABLE,
                           "the %s backend has no batched path yet; push its streams one by one",
                           b->be->name);
-    uint64_t one, avail;
+    uint64_t one;
     char msg[sizeof b->err.msg];
     st = cbinfer_stream_memory_bytes(network, b->width, b->height, backend, b->mode, precision,
                                      &one, msg, sizeof msg);
     if (st != CBINFER_STATUS_SUCCESS) return BATCH_FAIL(b, st, "%s", msg);
     const uint64_t need = one * (uint64_t)(n_streams + 1);
-    if (backend == CBINFER_BACKEND_CPU && cbi_mem_available(&avail) && need > avail)
-        return BATCH_FAIL(b, CBINFER_STATUS_OUT_OF_MEMORY,
-                          "a batch of %d streams needs about %.1f MiB, and the system has "
-                          "%.1f MiB available",
-                          n_streams, need / 1048576.0, avail / 1048576.0);
-    return CBINFER_STATUS_SUCCESS;
+    char what[64];
+    snprintf(what, sizeof what, "a batch of %d streams", n_streams);
+    return cbi_check_memory(need, need, 0, backend == CBINFER_BACKEND_CPU, what, &b->err);
 }
 
 static cbinfer_status batch_init(cbinfer_batch_t *b, const cbinfer_network_t *network,
@@ -217,6 +216,8 @@ cbinfer_status cbinfer_batch_set_param(cbinfer_batch_t *b, cbinfer_param key, do
             return BATCH_FAIL(b, st, "stream %d: %s", j, cbinfer_stream_last_error(b->streams[j]));
     }
     if (key != CBINFER_PARAM_THREADS || !b->be->set_threads) return CBINFER_STATUS_SUCCESS;
+    if ((int)value == b->threads && create_batch_layers(b) == CBINFER_STATUS_SUCCESS)
+        return CBINFER_STATUS_SUCCESS; /* unchanged (and whole): nothing to re-create */
     /* The batch's layers hold primitives made for its thread count. */
     for (int i = 0; i < b->net->n_nodes; ++i) {
         b->be->layer_destroy(b->bctx, b->blayers[i]);
@@ -224,6 +225,7 @@ cbinfer_status cbinfer_batch_set_param(cbinfer_batch_t *b, cbinfer_param key, do
     }
     st = b->be->set_threads(b->bctx, (int)value, &b->err);
     if (st == CBINFER_STATUS_SUCCESS) st = create_batch_layers(b);
+    if (st == CBINFER_STATUS_SUCCESS) b->threads = (int)value;
     return st;
 }
 
@@ -235,7 +237,10 @@ static cbinfer_status run_node(cbinfer_batch_t *b, int i)
     int n_batched = 0, timed = 0;
     for (int j = 0; j < b->n; ++j) {
         cbinfer_stream_t *s = b->streams[j];
-        b->runs[j] = (unsigned char)cbi_stream_node_begin(s, i, &b->args[j], &b->kernels[j]);
+        const int run = cbi_stream_node_begin(s, i, &b->args[j], &b->kernels[j]);
+        if (run < 0) return BATCH_FAIL(b, CBINFER_STATUS_INTERNAL, "stream %d: %s", j,
+                                       cbinfer_stream_last_error(s));
+        b->runs[j] = (unsigned char)run;
         if (!b->runs[j]) continue;
         timed |= s->collect_stats;
         const cbi_policy *pol = b->args[j].policy;

@@ -3,7 +3,6 @@
  * loop; for each node it picks the backend kernel (dense or change-based),
  * passes the producer's change list along (cbi_changes), and records stats.
  */
-#include <assert.h>
 #include <float.h>
 #include <math.h>
 #include <stdio.h>
@@ -203,20 +202,25 @@ const cbi_backend *cbi_backend_of(cbinfer_backend backend)
  * memory, the CPU backend) more new bytes than the system has available, so
  * that an overcommitting kernel does not let creation succeed and then kill
  * the process at the first frame. */
-static cbinfer_status check_memory(uint64_t total, uint64_t new_bytes, size_t cap,
-                                   int host_memory, cbi_err *e)
+cbinfer_status cbi_check_memory(uint64_t total, uint64_t new_bytes, size_t cap, int host_memory,
+                                const char *what, cbi_err *e)
 {
     const double mib = 1024.0 * 1024.0;
     if (cap && total > cap)
-        return cbi_fail(e, CBINFER_STATUS_OUT_OF_MEMORY,
-                        "the stream needs %.1f MiB, over its cap of %.1f MiB", total / mib,
-                        cap / mib);
+        return cbi_fail(e, CBINFER_STATUS_OUT_OF_MEMORY, "%s needs %.1f MiB, over its cap of "
+                        "%.1f MiB", what, total / mib, cap / mib);
     uint64_t avail;
     if (host_memory && cbi_mem_available(&avail) && new_bytes > avail)
         return cbi_fail(e, CBINFER_STATUS_OUT_OF_MEMORY,
-                        "the stream needs %.1f MiB more, and the system has %.1f MiB available",
+                        "%s needs %.1f MiB more, and the system has %.1f MiB available", what,
                         new_bytes / mib, avail / mib);
     return CBINFER_STATUS_SUCCESS;
+}
+
+static cbinfer_status check_memory(uint64_t total, uint64_t new_bytes, size_t cap,
+                                   int host_memory, cbi_err *e)
+{
+    return cbi_check_memory(total, new_bytes, cap, host_memory, "the stream", e);
 }
 
 /* The tensors, layers and staging of a stream whose backend context exists. */
@@ -832,7 +836,10 @@ int cbi_stream_node_begin(cbinfer_stream_t *s, int i, cbi_op_args *a, cbi_kernel
     cbi_changes *out_chg = &s->chg[n->output];
     const int64_t frame_index = s->run.frame_index;
     *k = node_kernel(s, n);
-    assert(*k != CBI_K_COUNT);
+    if (*k == CBI_K_COUNT) { /* the loader admits no such node */
+        STREAM_FAIL(s, CBINFER_STATUS_INTERNAL, "node %s (%s): no kernel", n->name, n->op_type);
+        return -1;
+    }
 
     ls->changed_px = ls->changed_in_px = ls->macs = 0;
     ls->macs_effective = -1; /* a kernel that counts otherwise sets it */
@@ -942,7 +949,9 @@ static cbinfer_status run_network(cbinfer_stream_t *s)
     for (int i = 0; i < s->net->n_nodes; ++i) {
         cbi_op_args a;
         cbi_kernel k;
-        if (!cbi_stream_node_begin(s, i, &a, &k)) continue;
+        const int run = cbi_stream_node_begin(s, i, &a, &k);
+        if (run < 0) return CBINFER_STATUS_INTERNAL;
+        if (!run) continue;
         const double t0 = cbi_now_ms();
         cbinfer_status st = s->be->kernel[k](s->bctx, &a, &s->err);
         if (st != CBINFER_STATUS_SUCCESS) return st;

@@ -86,6 +86,11 @@ cbinfer_status cbi_stream_create_in(const cbinfer_network_t *network, int width,
 cbinfer_status cbi_stream_check_args(const cbinfer_network_t *network, int width, int height,
                                      cbinfer_backend backend, cbinfer_mode mode,
                                      cbinfer_precision precision, cbi_err *e);
+/* OUT_OF_MEMORY (with what, "the stream" or "a batch of 4 streams", in the
+ * message) when total bytes pass cap (0: none), or when new_bytes more of
+ * host memory (host_memory) pass what the system has available. */
+cbinfer_status cbi_check_memory(uint64_t total, uint64_t new_bytes, size_t cap, int host_memory,
+                                const char *what, cbi_err *e);
 /* Destroys s, a batch's member included. */
 void cbi_stream_free(cbinfer_stream_t *s);
 /* The backend table of a backend built in, NULL otherwise. */
@@ -98,7 +103,9 @@ size_t cbi_value_bytes(cbinfer_precision precision);
  *   cbi_stream_frame_begin     uploads it, starts the totals
  *   for every node i in order:
  *     cbi_stream_node_begin    0: the node is skipped (its inputs did not
- *                              change); 1: run kernel *k on *a, then
+ *                              change); 1: run kernel *k on *a, then;
+ *                              -1: no kernel for the node (INTERNAL, in
+ *                              the stream's message)
  *     cbi_stream_node_end      adds the node's stats to the totals
  *   cbi_stream_frame_end       waits for the device, closes the frame's stats;
  *                              given a failure, restarts the temporal state
