@@ -125,3 +125,26 @@ def test_a_network_closed_before_its_stream_waits_for_it(tmp_path):
     assert s.push(np.zeros((24, 32, 3), np.uint8)).shape == s.output_shape
     s.close()
     assert net._h is None
+
+
+def test_batch_equals_independent_streams(net, tmp_path):
+    frames = vtest_frames(6, tmp_path)
+    starts = [0, 2, 3]  # three cameras, each from its own frame
+    with net.batch(3, W, H) as b:
+        alone = [net.stream(W, H) for _ in starts]
+        for cam in (b.streams[1], alone[1]):
+            cam.set_threshold(0.05)
+        for step in range(3):
+            cams = [frames[s + step] for s in starts]
+            got = b.push(cams)
+            assert len(got) == 3
+            for j, s in enumerate(alone):
+                np.testing.assert_array_equal(got[j], s.push(cams[j]))
+        assert b.streams[1].threshold(net.conv_names[0]) == pytest.approx(0.05)
+        assert b.streams[2].stats()["frame_index"] == 2
+        with pytest.raises(ValueError, match="3 frames needed"):
+            b.push(cams[:2])
+        with pytest.raises(ValueError, match="frame 1 must be"):
+            b.push([cams[0], cams[1][:-1], cams[2]])
+    with pytest.raises(cbinfer.Error, match="257|streams"):
+        net.batch(257, W, H)

@@ -27,7 +27,7 @@ import threading
 
 import numpy as np
 
-__all__ = ["Error", "Network", "Stream", "decode_nanodet", "decode_posenet",
+__all__ = ["Batch", "Error", "Network", "Stream", "decode_nanodet", "decode_posenet",
            "keypoint_names", "coco_class_names", "version"]
 
 _BACKENDS = {"cpu": 0, "cuda": 1}
@@ -142,6 +142,12 @@ def _lib():
                                    [i, i, f, f, ctypes.POINTER(_Pose), i, ip, cp, sz]),
         "cbinfer_pose_keypoint_name": (cp, [i]),
         "cbinfer_coco_class_name": (cp, [i]),
+        "cbinfer_batch_create": (st, [p, i, i, i, i, i, i, pp, cp, sz]),
+        "cbinfer_batch_destroy": (None, [p]),
+        "cbinfer_batch_stream": (p, [p, i]),
+        "cbinfer_batch_last_error": (cp, [p]),
+        "cbinfer_batch_set_param": (st, [p, i, ctypes.c_double]),
+        "cbinfer_batch_push_rgb8": (st, [p, ctypes.POINTER(ctypes.c_void_p), i, i, sz]),
     }
     for name, (res, args) in sigs.items():
         fn = getattr(lib, name)
@@ -311,6 +317,11 @@ class Network:
         """A stream (one camera) for frames of width x height."""
         return Stream(self, width, height, backend, mode, precision, policy, threads)
 
+    def batch(self, n, width, height, backend="cpu", mode="cbinfer", precision="fp32",
+              threads=0):
+        """n cameras of width x height stepped together (Batch)."""
+        return Batch(self, n, width, height, backend, mode, precision, threads)
+
 
 class Stream:
     """One camera's state (cbinfer_stream_create). Keeps its Network alive."""
@@ -344,12 +355,26 @@ class Stream:
         self.output_shapes = shapes      # one (C, H, W) per output
         self.output_shape = shapes[0]
 
+    @classmethod
+    def _member(cls, batch, handle):
+        """Stream j of a batch: the batch owns it (close() leaves it be)."""
+        s = cls.__new__(cls)
+        s._net, s._h, s._batch = batch._net, ctypes.c_void_p(handle), batch
+        s.width, s.height = batch.width, batch.height
+        s.output_shapes = batch.output_shapes
+        s.output_shape = batch.output_shapes[0]
+        return s
+
     def _check(self, st):
         if st:
             raise Error(st, _lib().cbinfer_stream_last_error(self._h).decode(errors="replace"))
 
     def close(self):
-        """Frees the stream and all of its memory."""
+        """Frees the stream and all of its memory (a batch's member goes with
+        its batch)."""
+        if getattr(self, "_batch", None) is not None:
+            self._h = None
+            return
         if getattr(self, "_h", None):
             _lib().cbinfer_stream_destroy(self._h)
             self._h = None
@@ -450,3 +475,92 @@ class Stream:
     def reset(self):
         """Forgets the temporal state: the next frame runs dense."""
         self._check(_lib().cbinfer_stream_reset(self._h))
+
+
+class Batch:
+    """n cameras of one network and one frame size, stepped together
+    (cbinfer_batch_create): push() gives every camera one frame and runs each
+    convolution once for all of them. Each camera keeps its own state,
+    thresholds, policy and statistics: set and read them on streams[j]."""
+
+    def __init__(self, net, n, width, height, backend="cpu", mode="cbinfer", precision="fp32",
+                 threads=0):
+        self._net = net
+        self._h = None
+        err = ctypes.create_string_buffer(1024)
+        handle = ctypes.c_void_p()
+        st = _lib().cbinfer_batch_create(net._h, int(n), int(width), int(height),
+                                         _key(_BACKENDS, backend, "backend"),
+                                         _key(_MODES, mode, "mode"),
+                                         _key(_PRECISIONS, precision, "precision"),
+                                         ctypes.byref(handle), err, len(err))
+        if st:
+            raise Error(st, err.value.decode(errors="replace"))
+        self._h = handle
+        net._stream_opened()
+        self.width, self.height = int(width), int(height)
+        lib = _lib()
+        first = lib.cbinfer_batch_stream(self._h, 0)
+        shapes = []
+        for k in range(len(net.output_names)):
+            c, h, w = ctypes.c_int(), ctypes.c_int(), ctypes.c_int()
+            lib.cbinfer_stream_output_dims_at(first, k, ctypes.byref(c), ctypes.byref(h),
+                                              ctypes.byref(w))
+            shapes.append((c.value, h.value, w.value))
+        self.output_shapes = shapes
+        self.streams = [Stream._member(self, lib.cbinfer_batch_stream(self._h, j))
+                        for j in range(int(n))]
+        if threads:
+            self._check(lib.cbinfer_batch_set_param(self._h, _PARAM_THREADS, threads))
+
+    def _check(self, st):
+        if st:
+            raise Error(st, _lib().cbinfer_batch_last_error(self._h).decode(errors="replace"))
+
+    def close(self):
+        """Frees the batch and its streams."""
+        if getattr(self, "_h", None):
+            for s in self.streams:
+                s._h = None
+            _lib().cbinfer_batch_destroy(self._h)
+            self._h = None
+            self._net._stream_closed()
+
+    def __del__(self):
+        self.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __len__(self):
+        return len(self.streams)
+
+    def push(self, frames):
+        """One H x W x 3 uint8 frame per camera; returns a list with each
+        camera's output, as Stream.push returns it."""
+        if len(frames) != len(self.streams):
+            raise ValueError(f"{len(self.streams)} frames needed, got {len(frames)}")
+        arrays = []
+        for j, f in enumerate(frames):
+            a = np.ascontiguousarray(f, dtype=np.uint8) if isinstance(f, np.ndarray) else None
+            if a is None or a.shape != (self.height, self.width, 3):
+                shape = getattr(f, "shape", type(f).__name__)
+                raise ValueError(f"frame {j} must be a {self.height} x {self.width} x 3 uint8 "
+                                 f"array, not {shape}")
+            arrays.append(a)
+        ptrs = (ctypes.c_void_p * len(arrays))(*[a.ctypes.data for a in arrays])
+        self._check(_lib().cbinfer_batch_push_rgb8(self._h, ptrs, self.width, self.height,
+                                                   self.width * 3))
+        lib = _lib()
+        outs = []
+        for s in self.streams:
+            o = []
+            for k, shape in enumerate(self.output_shapes):
+                out = np.empty(shape, dtype=np.float32)
+                s._check(lib.cbinfer_stream_read_output_at(s._h, k, out.ctypes.data, out.size))
+                o.append(out)
+            outs.append(o[0] if len(o) == 1 else o)
+        return outs
