@@ -323,7 +323,33 @@ class Network:
         return Batch(self, n, width, height, backend, mode, precision, threads)
 
 
-class Stream:
+class _Closing:
+    """close() at garbage collection and at the end of a with block."""
+
+    def __del__(self):
+        self.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _output_shapes(stream_handle, n_outputs):
+    """(C, H, W) of each output of a stream."""
+    shapes = []
+    for k in range(n_outputs):
+        c, h, w = ctypes.c_int(), ctypes.c_int(), ctypes.c_int()
+        st = _lib().cbinfer_stream_output_dims_at(stream_handle, k, ctypes.byref(c),
+                                                   ctypes.byref(h), ctypes.byref(w))
+        if st:
+            raise Error(st, f"output {k}")
+        shapes.append((c.value, h.value, w.value))
+    return shapes
+
+
+class Stream(_Closing):
     """One camera's state (cbinfer_stream_create). Keeps its Network alive."""
 
     def __init__(self, net, width, height, backend="cpu", mode="cbinfer", precision="fp32",
@@ -346,14 +372,8 @@ class Stream:
             self._check(_lib().cbinfer_stream_set_param(self._h, _PARAM_THREADS, threads))
         if policy is not None:
             self.set_policy(policy)
-        shapes = []
-        for k in range(len(net.output_names)):
-            c, h, w = ctypes.c_int(), ctypes.c_int(), ctypes.c_int()
-            self._check(_lib().cbinfer_stream_output_dims_at(self._h, k, ctypes.byref(c),
-                                                             ctypes.byref(h), ctypes.byref(w)))
-            shapes.append((c.value, h.value, w.value))
-        self.output_shapes = shapes      # one (C, H, W) per output
-        self.output_shape = shapes[0]
+        self.output_shapes = _output_shapes(self._h, len(net.output_names))  # (C, H, W) each
+        self.output_shape = self.output_shapes[0]
 
     @classmethod
     def _member(cls, batch, handle):
@@ -379,15 +399,6 @@ class Stream:
             _lib().cbinfer_stream_destroy(self._h)
             self._h = None
             self._net._stream_closed()
-
-    def __del__(self):
-        self.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     def set_policy(self, spec, layer=None):
         """The change policy ("evnet:pixel", "skipconv:output,block=4", ...) of
@@ -447,10 +458,15 @@ class Stream:
         lib = _lib()
         self._check(lib.cbinfer_stream_push_rgb8(self._h, a.ctypes.data, a.shape[1],
                                                  a.shape[0], a.shape[1] * 3))
+        return self._outputs()
+
+    def _outputs(self):
+        """The last frame's outputs: one array, or a list for several."""
         outs = []
         for k, shape in enumerate(self.output_shapes):
             out = np.empty(shape, dtype=np.float32)
-            self._check(lib.cbinfer_stream_read_output_at(self._h, k, out.ctypes.data, out.size))
+            self._check(_lib().cbinfer_stream_read_output_at(self._h, k, out.ctypes.data,
+                                                             out.size))
             outs.append(out)
         return outs[0] if len(outs) == 1 else outs
 
@@ -477,7 +493,7 @@ class Stream:
         self._check(_lib().cbinfer_stream_reset(self._h))
 
 
-class Batch:
+class Batch(_Closing):
     """n cameras of one network and one frame size, stepped together
     (cbinfer_batch_create): push() gives every camera one frame and runs each
     convolution once for all of them. Each camera keeps its own state,
@@ -500,14 +516,8 @@ class Batch:
         net._stream_opened()
         self.width, self.height = int(width), int(height)
         lib = _lib()
-        first = lib.cbinfer_batch_stream(self._h, 0)
-        shapes = []
-        for k in range(len(net.output_names)):
-            c, h, w = ctypes.c_int(), ctypes.c_int(), ctypes.c_int()
-            lib.cbinfer_stream_output_dims_at(first, k, ctypes.byref(c), ctypes.byref(h),
-                                              ctypes.byref(w))
-            shapes.append((c.value, h.value, w.value))
-        self.output_shapes = shapes
+        self.output_shapes = _output_shapes(lib.cbinfer_batch_stream(self._h, 0),
+                                            len(net.output_names))
         self.streams = [Stream._member(self, lib.cbinfer_batch_stream(self._h, j))
                         for j in range(int(n))]
         if threads:
@@ -525,15 +535,6 @@ class Batch:
             _lib().cbinfer_batch_destroy(self._h)
             self._h = None
             self._net._stream_closed()
-
-    def __del__(self):
-        self.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     def __len__(self):
         return len(self.streams)
@@ -554,13 +555,4 @@ class Batch:
         ptrs = (ctypes.c_void_p * len(arrays))(*[a.ctypes.data for a in arrays])
         self._check(_lib().cbinfer_batch_push_rgb8(self._h, ptrs, self.width, self.height,
                                                    self.width * 3))
-        lib = _lib()
-        outs = []
-        for s in self.streams:
-            o = []
-            for k, shape in enumerate(self.output_shapes):
-                out = np.empty(shape, dtype=np.float32)
-                s._check(lib.cbinfer_stream_read_output_at(s._h, k, out.ctypes.data, out.size))
-                o.append(out)
-            outs.append(o[0] if len(o) == 1 else o)
-        return outs
+        return [s._outputs() for s in self.streams]
