@@ -88,24 +88,23 @@ cbinfer_status cu_conv_rows(cu_ctx *ctx, cbi_op_args *a, const void *src, const 
     return CBINFER_STATUS_SUCCESS;
 }
 
-static int cu_is_pointwise(const cbi_cuda_conv_geom *g)
+int cu_is_pointwise(const cbi_cuda_conv_geom *g)
 {
     return g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && g->pad_t == 0 &&
            g->pad_l == 0 && g->ho == g->h && g->wo == g->w;
 }
 
-cbinfer_status cu_conv_change(void *bctx, cbi_op_args *a, cbi_err *e)
+cbinfer_status cu_change_rows(cu_ctx *ctx, cbi_op_args *a, const int32_t **rows, int64_t *n_rows,
+                              int64_t *n_changed_in, int *dense, cbi_err *e)
 {
-    cu_ctx *ctx = (cu_ctx *)bctx;
-    CU_TRY(cu_check_args(a, 1, e));
     cu_layer *L = (cu_layer *)a->layer;
     const char *where = cu_name(a);
     const cbi_changes *in_chg = a->in_chg[0];
-    if (!L || !L->d_state || !L->d_map || !L->d_idx || !a->out_chg || !in_chg)
-        return cbi_fail(e, CBINFER_STATUS_INTERNAL, "node %s: no change-based conv state", where);
-    if (a->policy && cbi_policy_is_delta(a->policy)) return cu_conv_delta(ctx, a, e);
     const cbi_cuda_conv_geom g = cu_conv_geom(a);
     const int64_t npx_in = (int64_t)g.h * g.w, npx_out = (int64_t)g.ho * g.wo;
+    *dense = 0;
+    *rows = NULL;
+    *n_rows = *n_changed_in = 0;
 
     if (a->first) {
         /* First frame: dense, the state starts as the input, the map clean. */
@@ -116,7 +115,8 @@ cbinfer_status cu_conv_change(void *bctx, cbi_op_args *a, cbi_err *e)
         CBINFER_CUDA_TRY(cudaMemsetAsync(L->d_map, 0, (size_t)npx_out, ctx->stream), e, where);
         a->out_chg->all = 1;
         a->stats->changed_in_px = npx_in;
-        return cu_conv_dense(bctx, a, e);
+        *dense = 1;
+        return CBINFER_STATUS_SUCCESS;
     }
     if (!in_chg->all && in_chg->count > 0 && !in_chg->idx)
         return cbi_fail(e, CBINFER_STATUS_INTERNAL, "node %s: change list without indices",
@@ -183,15 +183,41 @@ cbinfer_status cu_conv_change(void *bctx, cbi_op_args *a, cbi_err *e)
         a->out_chg->all = 1;
         a->stats->changed_in_px = n_in;
         a->stats->ran_dense = 1;
-        return cu_conv_dense(bctx, a, e);
+        *dense = 1;
+        return CBINFER_STATUS_SUCCESS;
     }
+    *rows = idx;
+    *n_rows = n;
+    *n_changed_in = n_in;
+    return CBINFER_STATUS_SUCCESS;
+}
 
-    CU_TRY(cu_conv_rows(ctx, a, L->d_state, idx, n, CU_ROWS_OUTPUT, NULL, e));
+void cu_change_done(cbi_op_args *a, const int32_t *rows, int64_t n, int64_t n_changed_in)
+{
+    const cbi_cuda_conv_geom g = cu_conv_geom(a);
     a->out_chg->all = 0;
-    a->out_chg->idx = (int32_t *)idx;
+    a->out_chg->idx = (int32_t *)rows;
     a->out_chg->count = n;
-    a->stats->changed_in_px = n_in;
+    a->stats->changed_in_px = n_changed_in;
     a->stats->changed_px = n;
     a->stats->macs = n * g.k * g.cout;
+}
+
+cbinfer_status cu_conv_change(void *bctx, cbi_op_args *a, cbi_err *e)
+{
+    cu_ctx *ctx = (cu_ctx *)bctx;
+    CU_TRY(cu_check_args(a, 1, e));
+    cu_layer *L = (cu_layer *)a->layer;
+    if (!L || !L->d_state || !L->d_map || !L->d_idx || !a->out_chg || !a->in_chg[0])
+        return cbi_fail(e, CBINFER_STATUS_INTERNAL, "node %s: no change-based conv state",
+                        cu_name(a));
+    if (a->policy && cbi_policy_is_delta(a->policy)) return cu_conv_delta(ctx, a, e);
+    const int32_t *rows = NULL;
+    int64_t n = 0, n_in = 0;
+    int dense = 0;
+    CU_TRY(cu_change_rows(ctx, a, &rows, &n, &n_in, &dense, e));
+    if (dense) return cu_conv_dense(bctx, a, e);
+    CU_TRY(cu_conv_rows(ctx, a, L->d_state, rows, n, CU_ROWS_OUTPUT, NULL, e));
+    cu_change_done(a, rows, n, n_in);
     return CBINFER_STATUS_SUCCESS;
 }

@@ -77,7 +77,7 @@ void cu_cudnn_teardown(cu_layer *L)
     L->use_cudnn = L->fused = 0;
 }
 
-cbinfer_status cu_cudnn_setup(cu_ctx *ctx, int node_id, cu_layer *L, cbi_err *e)
+cbinfer_status cu_cudnn_setup(cu_ctx *ctx, int node_id, int images, cu_layer *L, cbi_err *e)
 {
     const cbi_node *n = &ctx->cfg.net->nodes[node_id];
     const cbi_node_plan *p = &ctx->cfg.plans[node_id];
@@ -93,11 +93,11 @@ cbinfer_status cu_cudnn_setup(cu_ctx *ctx, int node_id, cu_layer *L, cbi_err *e)
     CBINFER_CUDNN_TRY(cudnnCreateTensorDescriptor(&L->y_desc), e, where);
     CBINFER_CUDNN_TRY(cudnnCreateFilterDescriptor(&L->w_desc), e, where);
     CBINFER_CUDNN_TRY(cudnnCreateConvolutionDescriptor(&L->conv_desc), e, where);
-    CBINFER_CUDNN_TRY(cudnnSetTensor4dDescriptor(L->x_desc, CUDNN_TENSOR_NHWC, dtype, 1, p->in.c,
-                                                 p->in.h, p->in.w),
+    CBINFER_CUDNN_TRY(cudnnSetTensor4dDescriptor(L->x_desc, CUDNN_TENSOR_NHWC, dtype, images,
+                                                 p->in.c, p->in.h, p->in.w),
                       e, where);
-    CBINFER_CUDNN_TRY(cudnnSetTensor4dDescriptor(L->y_desc, CUDNN_TENSOR_NHWC, dtype, 1, p->out.c,
-                                                 p->out.h, p->out.w),
+    CBINFER_CUDNN_TRY(cudnnSetTensor4dDescriptor(L->y_desc, CUDNN_TENSOR_NHWC, dtype, images,
+                                                 p->out.c, p->out.h, p->out.w),
                       e, where);
     /* Grouped: the filter holds Cin/group channels and the descriptor the
      * group count ([Cout][kh][kw][Cin/group] is cuDNN's grouped NHWC filter). */
@@ -120,7 +120,7 @@ cbinfer_status cu_cudnn_setup(cu_ctx *ctx, int node_id, cu_layer *L, cbi_err *e)
     CBINFER_CUDNN_TRY(cudnnGetConvolution2dForwardOutputDim(L->conv_desc, L->x_desc, L->w_desc,
                                                             &on, &oc, &oh, &ow),
                       e, where);
-    if (on != 1 || oc != p->out.c || oh != p->out.h || ow != p->out.w) {
+    if (on != images || oc != p->out.c || oh != p->out.h || ow != p->out.w) {
         /* Asymmetric pads that change the output size: im2col path. */
         cu_cudnn_teardown(L);
         return CBINFER_STATUS_SUCCESS;

@@ -555,6 +555,11 @@ static cbinfer_status cu_download_nchw(void *bctx, float *dst, const cbi_tensor 
     return ctx->own_stream ? cu_sync(ctx, "read_output_device", e) : CBINFER_STATUS_SUCCESS;
 }
 
+static void *cu_device_stream(void *bctx)
+{
+    return bctx ? (void *)((cu_ctx *)bctx)->stream : NULL;
+}
+
 static cbinfer_status cu_synchronize(void *bctx, cbi_err *e)
 {
     return cu_sync((cu_ctx *)bctx, "synchronize", e);
@@ -664,7 +669,7 @@ static cbinfer_status cu_layer_create_in(cu_ctx *ctx, int node_id, cu_layer *L, 
                                      cbi_conv_group_cin(n, p->in.c),
                                  &L->d_w, where, e));
         CU_TRY(cu_upload_floats(ctx, n->bias, (size_t)p->out.c, &L->d_bias, where, e));
-        CU_TRY(cu_cudnn_setup(ctx, node_id, L, e));
+        CU_TRY(cu_cudnn_setup(ctx, node_id, 1, L, e));
         if (change_based) {
             CU_TRY(cu_zeroed(ctx, in_px * p->in.c * ctx->elem_bytes, &L->d_state, where, e));
             CU_TRY(cu_change_state(ctx, L, out_px, where, e));
@@ -762,13 +767,14 @@ static const cbi_backend cu_backend = {
     NULL, /* set_threads: CBINFER_PARAM_THREADS is a CPU setting */
     cu_extra_bytes,
     cbi_cuda_host_syncs,
-    NULL, /* batch_layer_create: no batched path yet (host/batch.c refuses) */
-    NULL, /* conv_batch */
+    cu_batch_layer_create,
+    cu_conv_batch,
     cu_bind,
     cu_unbind,
     cu_upload_rgb8,
     cu_download_nchw,
     cu_check_device_ptr,
+    cu_device_stream,
 };
 
 static_assert(CBI_K_CONV_DENSE == 0 && CBI_K_CONV_CHANGE == 1 && CBI_K_CONV_TRANSPOSE == 2 &&

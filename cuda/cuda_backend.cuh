@@ -264,6 +264,24 @@ __device__ __forceinline__ int cu_footprint(const cbi_cuda_conv_geom &g, int32_t
 /* ------------------------------------------------------ kernel entries ---- */
 
 cbinfer_status cu_conv_dense(void *bctx, cbi_op_args *a, cbi_err *e);
+/* A change-based Conv of the recompute policies in two halves, for one
+ * stream alone (cu_conv_change) or for a batch's (conv_batch.cu):
+ * cu_change_rows detects and extracts; *dense = 1 when the frame is to run
+ * dense (the first, or past break-even: state and out_chg already set, the
+ * caller runs the dense convolution); else *rows, *n_rows are the output
+ * pixels to recompute from L->d_state, and after that cu_change_done closes
+ * the layer's change list and stats. */
+cbinfer_status cu_change_rows(cu_ctx *ctx, cbi_op_args *a, const int32_t **rows, int64_t *n_rows,
+                              int64_t *n_changed_in, int *dense, cbi_err *e);
+void cu_change_done(cbi_op_args *a, const int32_t *rows, int64_t n, int64_t n_changed_in);
+/* 1x1, stride 1, unpadded, same size: a pointwise convolution. */
+int cu_is_pointwise(const cbi_cuda_conv_geom *g);
+/* Batches (conv_batch.cu): a Conv's cuDNN set-up for `images` images, and
+ * one Conv node for n streams (cbi_backend.conv_batch). */
+cbinfer_status cu_batch_layer_create(void *bctx, int node_id, int images, void **layer,
+                                     cbi_err *e);
+cbinfer_status cu_conv_batch(void *bctx, void *blayer, int n, cbi_op_args *const *args,
+                             cbi_err *e);
 cbinfer_status cu_conv_change(void *bctx, cbi_op_args *a, cbi_err *e);
 /* A change-based Conv under a delta policy (conv_delta.cu), from cu_conv_change. */
 cbinfer_status cu_conv_delta(cu_ctx *ctx, cbi_op_args *a, cbi_err *e);
@@ -286,7 +304,7 @@ cbinfer_status cu_depth_to_space(void *bctx, cbi_op_args *a, cbi_err *e);
 /* Layer setup and teardown per op family (called by layer_create/destroy):
  * cuDNN descriptors and algorithm of a Conv (conv_dense.cu), resize tables
  * (resize.cu). */
-cbinfer_status cu_cudnn_setup(cu_ctx *ctx, int node_id, cu_layer *L, cbi_err *e);
+cbinfer_status cu_cudnn_setup(cu_ctx *ctx, int node_id, int images, cu_layer *L, cbi_err *e);
 void cu_cudnn_teardown(cu_layer *L);
 cbinfer_status cu_resize_setup(cu_ctx *ctx, int node_id, cu_layer *L, cbi_err *e);
 

@@ -159,8 +159,9 @@ typedef struct cbi_backend {
     /* Optional (NULL: no batched path; host/batch.c refuses the backend).
      * A batch's context is created like a stream's, from the config of its
      * first stream with mode DENSE or CBINFER (no delta products) and no
-     * policy table. Its Conv layers hold no state, only the primitives of
-     * one and of `images` images and the recompute GEMM. */
+     * policy table. Its Conv layers hold no state, only what one and
+     * `images` images need (CPU: primitives and the recompute GEMM; CUDA:
+     * cuDNN descriptors for the N images; the weights are the streams'). */
     cbinfer_status (*batch_layer_create)(void *bctx, int node_id, int images, void **layer,
                                          cbi_err *err);
     /* One Conv node for n streams (batch.c: streams under a delta policy
@@ -196,6 +197,11 @@ typedef struct cbi_backend {
      * p is device memory of the context's device, aligned to `align` bytes. */
     cbinfer_status (*check_device_ptr)(void *bctx, const void *p, size_t align, const char *what,
                                        cbi_err *err);
+    /* Optional (NULL: no device queue). The context's device stream, for
+     * contexts that must queue on it: a batch's members are created on the
+     * batch context's (cbinfer_stream_options.cuda_stream), so that their
+     * own kernels and conv_batch's are ordered. */
+    void *(*device_stream)(void *bctx);
 } cbi_backend;
 
 /* The CPU backend (always present), and a line on its kernels. */

@@ -45,11 +45,13 @@ void cbinfer_batch_destroy(cbinfer_batch_t *b)
     if (!b) return;
     for (int j = 0; b->streams && j < b->n; ++j) cbi_stream_free(b->streams[j]);
     if (b->be && b->bctx) {
+        const int saved = b->be->bind ? b->be->bind(b->bctx) : -1;
         for (int i = 0; b->blayers && i < b->net->n_nodes; ++i)
             b->be->layer_destroy(b->bctx, b->blayers[i]);
         for (int v = 0; b->arrays && v < b->net->n_values; ++v)
             b->be->release(b->bctx, b->arrays[v]);
-        b->be->destroy(b->bctx);
+        if (b->be->unbind) b->be->unbind(b->bctx, saved);
+        b->be->destroy(b->bctx); /* binds itself */
     }
     free(b->shapes);
     free(b->plans);
@@ -131,10 +133,15 @@ static cbinfer_status batch_init(cbinfer_batch_t *b, const cbinfer_network_t *ne
     const cbi_backend_config cfg = {
         .net = net, .shapes = b->shapes, .plans = b->plans,
         .mode = b->mode == CBINFER_MODE_DENSE ? CBINFER_MODE_DENSE : CBINFER_MODE_CBINFER,
-        .precision = precision,
+        .precision = precision, .device = CBINFER_DEVICE_CURRENT,
     };
     if (st == CBINFER_STATUS_SUCCESS) st = b->be->create(&cfg, &b->bctx, &b->err);
     if (st != CBINFER_STATUS_SUCCESS) b->bctx = NULL;
+    /* The members queue on the batch context's device stream (CUDA), so
+     * that their kernels and the batched ones are ordered. */
+    cbinfer_stream_options members;
+    cbinfer_stream_options_init(&members);
+    if (b->bctx && b->be->device_stream) members.cuda_stream = b->be->device_stream(b->bctx);
     const size_t elem = cbi_value_bytes(precision);
     for (int v = 0; st == CBINFER_STATUS_SUCCESS && v < net->n_values; ++v)
         st = b->be->alloc(b->bctx, cbi_shape_elems(b->shapes[v]) * elem * n, &b->arrays[v], &b->err);
@@ -143,7 +150,7 @@ static cbinfer_status batch_init(cbinfer_batch_t *b, const cbinfer_network_t *ne
             slices[v] = (char *)b->arrays[v] + cbi_shape_elems(b->shapes[v]) * elem * j;
         cbi_err e;
         st = cbi_stream_create_in(network, b->width, b->height, backend, b->mode, precision,
-                                  NULL, slices, &b->streams[j], &e);
+                                  &members, slices, &b->streams[j], &e);
         if (st != CBINFER_STATUS_SUCCESS)
             cbi_fail(&b->err, st, "stream %d: %s", j, e.msg);
         else
@@ -274,11 +281,9 @@ static cbinfer_status run_node(cbinfer_batch_t *b, int i)
     return CBINFER_STATUS_SUCCESS;
 }
 
-cbinfer_status cbinfer_batch_push_rgb8(cbinfer_batch_t *b, const uint8_t *const *frames,
-                                       int width, int height, size_t stride_bytes)
+static cbinfer_status push_frames(cbinfer_batch_t *b, const uint8_t *const *frames, int width,
+                                  int height, size_t stride_bytes)
 {
-    if (!b) return CBINFER_STATUS_NULL_ARGUMENT;
-    if (!frames) return BATCH_FAIL(b, CBINFER_STATUS_NULL_ARGUMENT, "frames is NULL");
     const double t0 = cbi_now_ms();
     /* A failed thread change (cbinfer_batch_set_param) left layers out:
      * without them the step would run stream by stream, so they come first. */
@@ -311,5 +316,17 @@ cbinfer_status cbinfer_batch_push_rgb8(cbinfer_batch_t *b, const uint8_t *const 
             for (int k = 0; k < j; ++k) cbi_stream_frame_end(b->streams[k], sj);
         }
     }
+    return st;
+}
+
+cbinfer_status cbinfer_batch_push_rgb8(cbinfer_batch_t *b, const uint8_t *const *frames,
+                                       int width, int height, size_t stride_bytes)
+{
+    if (!b) return CBINFER_STATUS_NULL_ARGUMENT;
+    if (!frames) return BATCH_FAIL(b, CBINFER_STATUS_NULL_ARGUMENT, "frames is NULL");
+    /* The batch's device current for the step (CUDA), the caller's after. */
+    const int saved = b->be->bind ? b->be->bind(b->bctx) : -1;
+    const cbinfer_status st = push_frames(b, frames, width, height, stride_bytes);
+    if (b->be->unbind) b->be->unbind(b->bctx, saved);
     return st;
 }

@@ -671,7 +671,12 @@ CBINFER_API cbinfer_status cbinfer_stream_conv_input_stats(cbinfer_stream_t *str
  * batch's own threads (cbinfer_batch_set_param), not on a member's
  * CBINFER_PARAM_THREADS. Each member holds a stream's memory, and the batch
  * about one stream's more.
- * CPU backend only for now: CUDA returns BACKEND_UNAVAILABLE.
+ * CUDA: the batch lives on the device current at its creation, and all
+ * of its streams queue on one CUDA stream of the batch's. Per Conv, each
+ * stream detects and extracts its changes (one host wait each, as alone),
+ * then every chunk of all streams' rows runs one cuBLAS GEMM; dense frames
+ * of all streams run as one cuDNN call over N images. The CUDA batch has
+ * been compiled but has not run on a GPU yet (no device was lent).
  * ------------------------------------------------------------------------- */
 typedef struct cbinfer_batch cbinfer_batch_t;
 
@@ -681,7 +686,7 @@ typedef struct cbinfer_batch cbinfer_batch_t;
  * On failure *out is NULL and err (if not NULL) receives the reason.
  * Thread safe with respect to the shared network.
  * Statuses: as cbinfer_stream_create; BAD_PARAM (n_streams outside
- * [1, 256]); BACKEND_UNAVAILABLE (CUDA). */
+ * [1, 256]). */
 CBINFER_API cbinfer_status cbinfer_batch_create(const cbinfer_network_t *net, int n_streams,
                                                 int width, int height, cbinfer_backend backend,
                                                 cbinfer_mode mode, cbinfer_precision precision,

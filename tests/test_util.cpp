@@ -186,6 +186,102 @@ std::vector<std::vector<float>> dense_outputs(const cbinfer_network_t *net,
     return out;
 }
 
+// ----------------------------------------------------------- batches ---
+
+BatchPtr make_batch(const cbinfer_network_t *net, int n, int w, int h, cbinfer_mode mode,
+                    cbinfer_backend backend)
+{
+    cbinfer_batch_t *b = nullptr;
+    char err[512];
+    const cbinfer_status st =
+        cbinfer_batch_create(net, n, w, h, backend, mode, CBINFER_PRECISION_FP32, &b, err,
+                             sizeof err);
+    EXPECT_EQ(st, CBINFER_STATUS_SUCCESS) << err;
+    return BatchPtr(b);
+}
+
+#ifndef CBI_TEST_NO_VIDEO  // they read video frames
+std::vector<std::vector<std::vector<uint8_t>>> camera_frames(int cameras, int n, int w, int h)
+{
+    std::vector<std::vector<std::vector<uint8_t>>> out;
+    for (int j = 0; j < cameras; ++j)
+        out.push_back(cbi_test_read_frames("vtest.avi", 30 * j, n, 300, 250, w, h));
+    return out;
+}
+
+void push_batch(cbinfer_batch_t *b, const std::vector<const uint8_t *> &frames, int w, int h)
+{
+    ASSERT_EQ(cbinfer_batch_push_rgb8(b, frames.data(), w, h, (size_t)w * 3),
+              CBINFER_STATUS_SUCCESS)
+        << cbinfer_batch_last_error(b);
+}
+
+void configure(cbinfer_stream_t *s, const Setup &c, cbinfer_mode mode)
+{
+    if (mode == CBINFER_MODE_DENSE) return;
+    ASSERT_EQ(cbinfer_stream_set_threshold_all(s, c.threshold), CBINFER_STATUS_SUCCESS);
+    ASSERT_EQ(cbinfer_stream_set_break_even_all(s, c.break_even), CBINFER_STATUS_SUCCESS);
+    if (c.policy)
+        ASSERT_EQ(cbinfer_stream_set_policy(s, nullptr, c.policy), CBINFER_STATUS_SUCCESS)
+            << cbinfer_stream_last_error(s);
+}
+
+void expect_batch_equals_independent(const char *model, int w, int h, cbinfer_mode mode,
+                                     const std::vector<Setup> &setups, int frames, float tol,
+                                     int reset_stream, int reset_frame, cbinfer_backend backend)
+{
+    SCOPED_TRACE(model);
+    NetPtr net = load(model);
+    ASSERT_TRUE(net);
+    const int n = (int)setups.size();
+    auto cams = camera_frames(n, frames, w, h);
+    BatchPtr batch = make_batch(net.get(), n, w, h, mode, backend);
+    ASSERT_TRUE(batch);
+    ASSERT_EQ(cbinfer_batch_size(batch.get()), n);
+    std::vector<StreamPtr> alone;
+    for (int j = 0; j < n; ++j) {
+        alone.push_back(make_stream(net.get(), w, h, backend, mode));
+        ASSERT_TRUE(alone.back());
+        configure(cbinfer_batch_stream(batch.get(), j), setups[j], mode);
+        configure(alone.back().get(), setups[j], mode);
+    }
+    double changed = 0;
+    for (int f = 0; f < frames; ++f) {
+        if (f == reset_frame) {
+            ASSERT_EQ(cbinfer_stream_reset(cbinfer_batch_stream(batch.get(), reset_stream)),
+                      CBINFER_STATUS_SUCCESS);
+            ASSERT_EQ(cbinfer_stream_reset(alone[reset_stream].get()), CBINFER_STATUS_SUCCESS);
+        }
+        std::vector<const uint8_t *> ptrs;
+        for (int j = 0; j < n; ++j) ptrs.push_back(cams[j][f].data());
+        push_batch(batch.get(), ptrs, w, h);
+        for (int j = 0; j < n; ++j) {
+            push(alone[j].get(), cams[j][f], w, h);
+            cbinfer_stream_t *s = cbinfer_batch_stream(batch.get(), j);
+            auto got = outputs_of(s, net.get()), want = outputs_of(alone[j].get(), net.get());
+            ASSERT_EQ(got.size(), want.size());
+            for (size_t k = 0; k < got.size(); ++k)
+                EXPECT_LE(cbi_test_max_abs_diff(got[k], want[k]), tol)
+                    << "stream " << j << " frame " << f << " output " << k;
+            cbinfer_frame_stats a, b;
+            ASSERT_EQ(cbinfer_stream_frame_stats(s, &a), CBINFER_STATUS_SUCCESS);
+            ASSERT_EQ(cbinfer_stream_frame_stats(alone[j].get(), &b), CBINFER_STATUS_SUCCESS);
+            EXPECT_EQ(a.frame_index, b.frame_index) << "stream " << j << " frame " << f;
+            if (backend == CBINFER_BACKEND_CPU) {
+                EXPECT_EQ(a.macs, b.macs) << "stream " << j << " frame " << f;
+                EXPECT_DOUBLE_EQ(a.changed_share, b.changed_share)
+                    << "stream " << j << " frame " << f;
+            }
+            if (f > 0) changed += a.changed_share;
+        }
+    }
+    if (mode != CBINFER_MODE_DENSE) {
+        // The frames after the first ran change-based somewhere.
+        EXPECT_LT(changed / (n * (frames - 1)), 0.99);
+    }
+}
+#endif  // CBI_TEST_NO_VIDEO
+
 // -------------------------------------------------- op-level test data ---
 
 std::vector<float> random_vec(std::mt19937 &rng, size_t n, float lo, float hi)

@@ -88,6 +88,36 @@ std::vector<std::vector<float>> dense_outputs(const cbinfer_network_t *net,
 // -------------------------------------------------- op-level test data ---
 
 // n values uniform in [lo, hi) from rng.
+// ----------------------------------------------------------- batches ---
+struct BatchDeleter {
+    void operator()(cbinfer_batch_t *b) const { cbinfer_batch_destroy(b); }
+};
+using BatchPtr = std::unique_ptr<cbinfer_batch_t, BatchDeleter>;
+
+BatchPtr make_batch(const cbinfer_network_t *net, int n, int w, int h, cbinfer_mode mode,
+                    cbinfer_backend backend = CBINFER_BACKEND_CPU);
+// Camera j's frames: vtest from frame 30 * j on, so the cameras differ.
+std::vector<std::vector<std::vector<uint8_t>>> camera_frames(int cameras, int n, int w, int h);
+void push_batch(cbinfer_batch_t *b, const std::vector<const uint8_t *> &frames, int w, int h);
+// The per-stream settings both sides get.
+struct Setup {
+    float threshold;
+    float break_even;
+    const char *policy; // nullptr: the mode's
+};
+void configure(cbinfer_stream_t *s, const Setup &c, cbinfer_mode mode);
+// Runs `frames` frames through a batch and through independent streams with
+// the same settings, resetting stream reset_stream before frame reset_frame
+// on both sides, and compares every output of every stream at every frame
+// (within tol), and on the CPU also the MACs and changed shares (exactly:
+// the same kernels in the same order; CUDA's GEMM over another row count
+// may round differently, and at threshold 0 that changes which pixels
+// count as changed downstream).
+void expect_batch_equals_independent(const char *model, int w, int h, cbinfer_mode mode,
+                                     const std::vector<Setup> &setups, int frames, float tol,
+                                     int reset_stream = -1, int reset_frame = -1,
+                                     cbinfer_backend backend = CBINFER_BACKEND_CPU);
+
 std::vector<float> random_vec(std::mt19937 &rng, size_t n, float lo = -1.f, float hi = 1.f);
 // Layout conversion of a C x H x W tensor.
 std::vector<float> nchw_to_nhwc(const std::vector<float> &x, int c, int h, int w);
