@@ -646,8 +646,6 @@ int cbi_bench_parse_args(int argc, char **argv, cbi_bench_args *out, char *err, 
         if (out->input == CBI_BENCH_INPUT_RAW && strcmp(out->input_path, "-") == 0)
             return fail(err, n, "--cameras reads the frames again; it needs a file, not stdin");
         if (out->calibrate_path) return fail(err, n, "--cameras does not apply to --calibrate");
-        if (out->backend == CBINFER_BACKEND_CUDA)
-            return fail(err, n, "--cameras: the cuda backend has no batched path yet");
     }
     if (out->input == CBI_BENCH_INPUT_NPY) {
         /* One tensor, fed as is: frame selection and resizing have nothing to act on. */

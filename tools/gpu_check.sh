@@ -23,7 +23,8 @@
 #              vtest.avi frames 400-499 at 384x288 and 768x576, fp32 / tf32 /
 #              fp16, shipped thresholds and 0; realesr-x2 at 384x288 fp16;
 #              nanodet (384x288) and posenet (385x289) fp32 at threshold 0.05;
-#              one --per-layer pass. Without a device it says so in one line.
+#              one --per-layer pass; --cameras 8, 32 and 64 (vgg7-noise1,
+#              384x288, fp32, shipped). Without a device it says so in one line.
 # Writes into OUT (default build-gpu/out): gpu_check.log (every command's
 # output), summary.txt (the table printed last), bench.txt (one line per
 # benchmark row) and bench-json.tar.gz (the reports, schema cbinfer-bench/1).
@@ -41,7 +42,7 @@ has_gpu=0
 nvidia-smi -L 2>/dev/null | grep -q GPU && has_gpu=1
 # The sanitizers' subsets: every op kernel against the CPU, and (memcheck)
 # the streams on real frames in both change-based modes.
-MEMCHECK_TESTS='GpuOps.*:GpuStream.CudaMatchesCpu*:GpuStream.ClosedLoop*:GpuStream.HostSyncs*:GpuPolicy.UnchangedFrame*:GpuPolicy.Deterministic*:Cases/OnnxNodeGpu.*'
+MEMCHECK_TESTS='GpuOps.*:GpuStream.CudaMatchesCpu*:GpuStream.ClosedLoop*:GpuStream.HostSyncs*:GpuPolicy.UnchangedFrame*:GpuPolicy.Deterministic*:Cases/OnnxNodeGpu.*:GpuEmbedding.*:GpuBatch.ChangeBasedEqualsIndependentVgg7'
 RACECHECK_TESTS='GpuOps.*'
 # The commit the reports name: git's, or CBINFER_COMMIT where the tree came
 # without .git (as the device tool copies it).
@@ -100,7 +101,7 @@ bench_row() {
   if build-gpu/bench/cbinfer-bench --model "build-gpu/models/$model.onnx" --backend cuda \
        --mode compare --warmup 1 --json "build-gpu/bench/$name.json" "$@" \
        > "build-gpu/bench/$name.txt" 2>> "$LOG"; then
-    echo "$name: $(grep -E '^  (speedup|quality|host syncs)' "build-gpu/bench/$name.txt" | tr -s ' ' | paste -sd ';')" >> "$OUT/bench.txt"
+    echo "$name: $(grep -E '^  (speedup|quality|host syncs|[0-9]+ cameras)' "build-gpu/bench/$name.txt" | tr -s ' ' | paste -sd ';')" >> "$OUT/bench.txt"
   else
     echo "$name: FAILED (see gpu_check.log)" >> "$OUT/bench.txt"
     return 1
@@ -141,6 +142,14 @@ bench() {
     --precision fp32 --threshold 0.05 || failed=1
   bench_row vgg7-384x288-fp32-per-layer vgg7-noise1 --raw 384x288:build-gpu/bench/f384.rgb --frames 99 \
     --precision fp32 --thresholds $thr --per-layer || failed=1
+  # Many cameras in one process (issue 14): N = 8, 32, 64 of vtest at
+  # 384x288, each from its own start frame: batched cuDNN, N independent
+  # streams and the change-based batch, in camera-frames/s.
+  local n
+  for n in 8 32 64; do
+    bench_row "cameras$n-vgg7-384x288-fp32-shipped" vgg7-noise1 --raw 384x288:build-gpu/bench/f384.rgb \
+      --cameras $n --frames 10 --precision fp32 --thresholds $thr || failed=1
+  done
   tar -C build-gpu/bench -czf "$OUT/bench-json.tar.gz" $(cd build-gpu/bench && ls *.json *.txt)
   return $failed
 }
