@@ -19,12 +19,30 @@
  * Every stream of a batch queues on the batch context's CUDA stream
  * (host/batch.c creates them on it), so the per-stream kernels and the
  * batched ones are ordered without events. The weights are stream 0's: all
- * streams hold the same network's. The batch layer holds only the cuDNN
- * descriptors and algorithm for N images.
+ * streams hold the same network's. The batch layer holds only cuDNN
+ * descriptors and algorithms, for N images and for one, found on the
+ * batch's context, whose workspace grows for them at creation (nothing is
+ * allocated while a frame runs).
+ *
+ * Host waits: each stream's extraction waits once, as alone, but counts on
+ * the batch's context, not in the stream's host_syncs.
  */
 #include <stdlib.h>
 
 #include "cuda_backend.cuh"
+
+/* Descriptors for `images` images of node_id in *L; a shape cuDNN does not
+ * take for that many (or an algorithm search that fails) leaves use_cudnn 0
+ * and the im2col path, never a failed batch. */
+static void setup_images(cu_ctx *ctx, int node_id, int images, cu_layer *L)
+{
+    cbi_err ignored = {{0}};
+    L->images = images;
+    if (cu_cudnn_setup(ctx, node_id, images, L, &ignored) != CBINFER_STATUS_SUCCESS) {
+        cu_cudnn_teardown(L);
+        (void)cudaGetLastError();
+    }
+}
 
 cbinfer_status cu_batch_layer_create(void *bctx, int node_id, int images, void **out, cbi_err *e)
 {
@@ -43,15 +61,15 @@ cbinfer_status cu_batch_layer_create(void *bctx, int node_id, int images, void *
         CU_TRY(cu_grow(&ctx->d_sel_tmp, &ctx->sel_tmp_bytes, tmp, n->name, e));
     }
     cu_layer *L = (cu_layer *)calloc(1, sizeof *L);
-    if (!L) return cbi_fail(e, CBINFER_STATUS_OUT_OF_MEMORY, "batch layer of node %s", n->name);
-    /* cuDNN may not take this shape for N images: then use_cudnn stays 0
-     * and the dense frames run stream by stream. */
-    const cbinfer_status st = cu_cudnn_setup(ctx, node_id, images, L, e);
-    if (st != CBINFER_STATUS_SUCCESS) {
-        cu_cudnn_teardown(L);
+    cu_layer *one = images > 1 ? (cu_layer *)calloc(1, sizeof *one) : NULL;
+    if (!L || (images > 1 && !one)) {
         free(L);
-        return st;
+        free(one);
+        return cbi_fail(e, CBINFER_STATUS_OUT_OF_MEMORY, "batch layer of node %s", n->name);
     }
+    setup_images(ctx, node_id, images, L);
+    if (one) setup_images(ctx, node_id, 1, one);
+    L->one = one;
     *out = L;
     return CBINFER_STATUS_SUCCESS;
 }
@@ -68,83 +86,100 @@ static int image_after_image(cbi_op_args *const *args, int n, int input, size_t 
     return 1;
 }
 
-/* Adds the step times a0 gathered since `before` evenly to every stream of
- * args (a0 among them: it keeps its share). */
-static void share_step_times(cbi_op_args *const *args, int n, cbi_op_args *a0,
+/* The stream that times a shared step: the first of args with stats on
+ * (NULL: none asked). */
+static cbi_op_args *timer_of(cbi_op_args *const *args, int n)
+{
+    for (int j = 0; j < n; ++j)
+        if (args[j]->collect_stats && args[j]->stats) return args[j];
+    return NULL;
+}
+
+/* The step times `t` gathered since `before`, shared evenly among the
+ * streams of args that collect stats. */
+static void share_step_times(cbi_op_args *const *args, int n, cbi_op_args *t,
                              const double *before)
 {
-    if (!a0->collect_stats || !a0->stats) return;
+    if (!t) return;
+    int takers = 0;
+    for (int j = 0; j < n; ++j) takers += args[j]->collect_stats && args[j]->stats;
     for (int s = 0; s < CBINFER_STEP_COUNT; ++s) {
-        const double share = (a0->stats->step_ms[s] - before[s]) / n;
-        a0->stats->step_ms[s] = before[s];
+        const double share = (t->stats->step_ms[s] - before[s]) / takers;
+        t->stats->step_ms[s] = before[s];
         for (int j = 0; j < n; ++j)
-            if (args[j]->stats) args[j]->stats->step_ms[s] += share;
+            if (args[j]->collect_stats && args[j]->stats) args[j]->stats->step_ms[s] += share;
     }
 }
 
-/* All n streams' dense frames as one convolution of n images (B: the batch
- * layer's descriptors; the weights are stream 0's). */
-static cbinfer_status dense_all(cu_ctx *ctx, const cu_layer *B, int n, cbi_op_args *const *args,
+static void snapshot(const cbi_op_args *t, double *before)
+{
+    for (int s = 0; s < CBINFER_STEP_COUNT; ++s) before[s] = t ? t->stats->step_ms[s] : 0.0;
+}
+
+/* The dense frames of args[0..n): one cuDNN convolution over n images with
+ * D's descriptors (D->images == n, their tensors image after image) and
+ * stream 0's weights; or, with no such D, the im2col path stream by stream
+ * on this context. */
+static cbinfer_status dense_run(cu_ctx *ctx, cu_layer *D, int n, cbi_op_args *const *args,
                                 cbi_err *e)
 {
     cbi_op_args *a0 = args[0];
-    const cu_layer *W = (const cu_layer *)a0->layer;
-    const char *where = cu_name(a0);
     const cbi_cuda_conv_geom g = cu_conv_geom(a0);
     const int64_t npx = (int64_t)g.ho * g.wo;
-    const float one = 1.f, zero = 0.f;
-    double before[CBINFER_STEP_COUNT] = {0};
-    if (a0->stats)
-        for (int s = 0; s < CBINFER_STEP_COUNT; ++s) before[s] = a0->stats->step_ms[s];
-    {
-        cu_step s(ctx, a0, CBINFER_STEP_DENSE);
-        CU_TRY(s.begin(e));
-        if (B->fused)
-            CBINFER_CUDNN_TRY(cudnnConvolutionBiasActivationForward(
-                                  ctx->cudnn, &one, B->x_desc, a0->in[0]->data, B->w_desc, W->d_w,
-                                  B->conv_desc, B->algo, ctx->d_ws, ctx->ws_bytes, &zero,
-                                  B->y_desc, a0->out->data, B->b_desc, W->d_bias, B->act_desc,
-                                  B->y_desc, a0->out->data),
-                              e, where);
-        else
-            CBINFER_CUDNN_TRY(cudnnConvolutionForward(ctx->cudnn, &one, B->x_desc,
-                                                      a0->in[0]->data, B->w_desc, W->d_w,
-                                                      B->conv_desc, B->algo, ctx->d_ws,
-                                                      ctx->ws_bytes, &zero, B->y_desc,
-                                                      a0->out->data),
-                              e, where);
-        CU_TRY(s.end(e));
-    }
-    if (!B->fused) {
-        cbi_cuda_act act;
-        CU_TRY(cu_act_of(a0, &act, e));
-        cu_step s(ctx, a0, CBINFER_STEP_UPDATE);
-        CU_TRY(s.begin(e));
-        CBINFER_CUDA_TRY(launch_bias_act(ctx->dt, a0->out->data, W->d_bias, &act, npx * n,
-                                         g.cout, ctx->stream),
-                         e, where);
-        CU_TRY(s.end(e));
-    }
-    share_step_times(args, n, a0, before);
     for (int j = 0; j < n; ++j) {
         args[j]->stats->changed_px = npx;
         args[j]->stats->macs = npx * g.k * g.cout;
     }
+    if (!D || !D->use_cudnn || D->images != n) {
+        /* Each stream times its own steps. */
+        for (int j = 0; j < n; ++j)
+            CU_TRY(cu_conv_rows(ctx, args[j], args[j]->in[0]->data, NULL, npx, CU_ROWS_OUTPUT,
+                                NULL, e));
+        return CBINFER_STATUS_SUCCESS;
+    }
+    cbi_op_args *t = timer_of(args, n);
+    double before[CBINFER_STEP_COUNT];
+    snapshot(t, before);
+    cbi_op_args *at = t ? t : a0; /* the args cu_step times on */
+    {
+        const cu_layer *W = (const cu_layer *)a0->layer;
+        const char *where = cu_name(a0);
+        const float one = 1.f, zero = 0.f;
+        {
+            cu_step s(ctx, at, CBINFER_STEP_DENSE);
+            CU_TRY(s.begin(e));
+            if (D->fused) {
+                const cudnnStatus_t rc = cudnnConvolutionBiasActivationForward(
+                    ctx->cudnn, &one, D->x_desc, a0->in[0]->data, D->w_desc, W->d_w,
+                    D->conv_desc, D->algo, ctx->d_ws, ctx->ws_bytes, &zero, D->y_desc,
+                    a0->out->data, D->b_desc, W->d_bias, D->act_desc, D->y_desc, a0->out->data);
+                if (cu_cudnn_rejected(rc))
+                    D->fused = 0; /* as cu_conv_cudnn: unfused from now on */
+                else if (rc != CUDNN_STATUS_SUCCESS)
+                    return cu_fail_cudnn(e, rc, "cudnnConvolutionBiasActivationForward", where);
+            }
+            if (!D->fused)
+                CBINFER_CUDNN_TRY(cudnnConvolutionForward(ctx->cudnn, &one, D->x_desc,
+                                                          a0->in[0]->data, D->w_desc, W->d_w,
+                                                          D->conv_desc, D->algo, ctx->d_ws,
+                                                          ctx->ws_bytes, &zero, D->y_desc,
+                                                          a0->out->data),
+                                  e, where);
+            CU_TRY(s.end(e));
+        }
+        if (!D->fused) {
+            cbi_cuda_act act;
+            CU_TRY(cu_act_of(a0, &act, e));
+            cu_step s(ctx, at, CBINFER_STEP_UPDATE);
+            CU_TRY(s.begin(e));
+            CBINFER_CUDA_TRY(launch_bias_act(ctx->dt, a0->out->data, W->d_bias, &act,
+                                             npx * D->images, g.cout, ctx->stream),
+                             e, where);
+            CU_TRY(s.end(e));
+        }
+    }
+    share_step_times(args, n, t, before);
     return CBINFER_STATUS_SUCCESS;
-}
-
-/* The workspace of a stream's own cuDNN algorithm (picked by its own
- * context's search) on this context, which runs it here. */
-static cbinfer_status ensure_workspace(cu_ctx *ctx, const cu_layer *L, const char *where,
-                                       cbi_err *e)
-{
-    if (!L->use_cudnn) return CBINFER_STATUS_SUCCESS;
-    size_t ws = 0;
-    CBINFER_CUDNN_TRY(cudnnGetConvolutionForwardWorkspaceSize(ctx->cudnn, L->x_desc, L->w_desc,
-                                                              L->conv_desc, L->y_desc, L->algo,
-                                                              &ws),
-                      e, where);
-    return cu_grow(&ctx->d_ws, &ctx->ws_bytes, ws, where, e);
 }
 
 /* One stream's rows to recompute. */
@@ -155,8 +190,10 @@ typedef struct cu_rows_src {
 } cu_rows_src;
 
 /* The rows of every source through one GEMM per chunk (group 1), or the
- * grouped products (group > 1), then each source's update. */
-static cbinfer_status rows_all(cu_ctx *ctx, const cu_rows_src *src, int n_src, cbi_err *e)
+ * grouped products (group > 1), then each source's update; the shared
+ * steps are timed on `at`. */
+static cbinfer_status rows_all(cu_ctx *ctx, const cu_rows_src *src, int n_src, cbi_op_args *at,
+                               cbi_err *e)
 {
     cbi_op_args *a0 = src[0].a;
     const cu_layer *W = (const cu_layer *)a0->layer;
@@ -166,7 +203,8 @@ static cbinfer_status rows_all(cu_ctx *ctx, const cu_rows_src *src, int n_src, c
         return cbi_fail(e, CBINFER_STATUS_INTERNAL, "node %s: scratch sized for k %zu, layer has %d",
                         where, ctx->max_k, g.k);
     const int64_t chunk = (int64_t)ctx->chunk_px;
-    /* A chunk's segments: source, first row in the source, rows, row in the chunk. */
+    /* A chunk's segments: source, first row in the source, rows, row in the
+     * chunk. A source gives at most one segment per chunk. */
     struct seg {
         int s;
         int64_t r0;
@@ -191,7 +229,7 @@ static cbinfer_status rows_all(cu_ctx *ctx, const cu_rows_src *src, int n_src, c
         }
         if (m == 0) break;
         if (g.group > 1) {
-            cu_step st(ctx, a0, CBINFER_STEP_GEMM);
+            cu_step st(ctx, at, CBINFER_STEP_GEMM);
             CU_TRY(st.begin(e));
             for (int i = 0; i < n_seg; ++i) {
                 const cu_rows_src *r = &src[segs[i].s];
@@ -205,7 +243,7 @@ static cbinfer_status rows_all(cu_ctx *ctx, const cu_rows_src *src, int n_src, c
             CU_TRY(st.end(e));
         } else {
             {
-                cu_step st(ctx, a0, CBINFER_STEP_IM2COL);
+                cu_step st(ctx, at, CBINFER_STEP_IM2COL);
                 CU_TRY(st.begin(e));
                 for (int i = 0; i < n_seg; ++i) {
                     const cu_rows_src *r = &src[segs[i].s];
@@ -218,14 +256,14 @@ static cbinfer_status rows_all(cu_ctx *ctx, const cu_rows_src *src, int n_src, c
                 CU_TRY(st.end(e));
             }
             /* As cu_conv_rows: Y^T (cout x m) = op_T(W^T) * X^T, all cameras' rows. */
-            cu_step st(ctx, a0, CBINFER_STEP_GEMM);
+            cu_step st(ctx, at, CBINFER_STEP_GEMM);
             CU_TRY(st.begin(e));
             CBINFER_CUBLAS_TRY(launch_gemm(ctx->cublas, ctx->precision, CUBLAS_OP_T, g.cout, m,
                                            g.k, W->d_w, g.k, ctx->d_col, g.k, ctx->d_y, g.cout),
                                e, where);
             CU_TRY(st.end(e));
         }
-        cu_step st(ctx, a0, CBINFER_STEP_UPDATE);
+        cu_step st(ctx, at, CBINFER_STEP_UPDATE);
         CU_TRY(st.begin(e));
         for (int i = 0; i < n_seg; ++i) {
             const cu_rows_src *r = &src[segs[i].s];
@@ -245,54 +283,53 @@ cbinfer_status cu_conv_batch(void *bctx, void *blayer, int n, cbi_op_args *const
                              cbi_err *e)
 {
     cu_ctx *ctx = (cu_ctx *)bctx;
-    const cu_layer *B = (const cu_layer *)blayer;
+    cu_layer *B = (cu_layer *)blayer;
     if (!ctx || !B || n < 1 || n > CBI_MAX_BATCH)
         return cbi_fail(e, CBINFER_STATUS_INTERNAL, "batched Conv: no batch layer for %d streams",
                         n);
+    const int change_based = ctx->cfg.mode != CBINFER_MODE_DENSE;
     for (int j = 0; j < n; ++j) {
         CU_TRY(cu_check_args(args[j], 1, e));
         const cu_layer *L = (const cu_layer *)args[j]->layer;
         if (!L || !L->d_w || !L->d_bias)
             return cbi_fail(e, CBINFER_STATUS_INTERNAL, "node %s, stream %d: no weights",
                             cu_name(args[j]), j);
+        if (change_based && (!L->d_state || !L->d_map || !L->d_idx || !args[j]->out_chg ||
+                             !args[j]->in_chg[0]))
+            return cbi_fail(e, CBINFER_STATUS_INTERNAL,
+                            "node %s, stream %d: no change-based conv state", cu_name(args[j]), j);
     }
-    /* Each stream's rows against its own state, or its dense frame. A dense
-     * stream (the batch's mode) has no state and always runs dense. */
-    unsigned char dense[CBI_MAX_BATCH];
+    /* Each stream's rows against its own state, or its dense frame. */
+    cbi_op_args *dense[CBI_MAX_BATCH];
     cu_rows_src rows[CBI_MAX_BATCH];
     int n_dense = 0, n_rows = 0;
     for (int j = 0; j < n; ++j) {
-        cbi_op_args *a = args[j];
-        const cu_layer *L = (const cu_layer *)a->layer;
         int d = 1;
-        cu_rows_src r = {a, NULL, 0, 0};
-        if (L->d_state && L->d_map && L->d_idx && a->out_chg && a->in_chg[0])
-            CU_TRY(cu_change_rows(ctx, a, &r.idx, &r.n, &r.n_in, &d, e));
-        dense[j] = (unsigned char)d;
-        n_dense += d;
-        if (!d) rows[n_rows++] = r;
+        cu_rows_src r = {args[j], NULL, 0, 0};
+        if (change_based) CU_TRY(cu_change_rows(ctx, args[j], &r.idx, &r.n, &r.n_in, &d, e));
+        if (d)
+            dense[n_dense++] = args[j];
+        else
+            rows[n_rows++] = r;
     }
-    if (n_dense == n && B->use_cudnn && image_after_image(args, n, 1, ctx->elem_bytes) &&
+    /* All of the batch's images at once (delta-policy streams are not among
+     * args, so n may be short of it), else one by one. */
+    if (n_dense == n && n == B->images && image_after_image(args, n, 1, ctx->elem_bytes) &&
         image_after_image(args, n, 0, ctx->elem_bytes)) {
-        CU_TRY(dense_all(ctx, B, n, args, e));
+        CU_TRY(dense_run(ctx, B, n, args, e));
     } else {
-        for (int j = 0; j < n; ++j) {
-            if (!dense[j]) continue;
-            CU_TRY(ensure_workspace(ctx, (const cu_layer *)args[j]->layer, cu_name(args[j]), e));
-            CU_TRY(cu_conv_dense(bctx, args[j], e));
-        }
+        cu_layer *one = B->images == 1 ? B : B->one;
+        for (int j = 0; j < n_dense; ++j) CU_TRY(dense_run(ctx, one, 1, &dense[j], e));
     }
     if (n_rows == 0) return CBINFER_STATUS_SUCCESS;
-    cbi_op_args *a0 = rows[0].a;
-    double before[CBINFER_STEP_COUNT] = {0};
-    if (a0->stats)
-        for (int s = 0; s < CBINFER_STEP_COUNT; ++s) before[s] = a0->stats->step_ms[s];
-    CU_TRY(rows_all(ctx, rows, n_rows, e));
     cbi_op_args *ra[CBI_MAX_BATCH];
-    for (int r = 0; r < n_rows; ++r) {
-        ra[r] = rows[r].a;
+    for (int r = 0; r < n_rows; ++r) ra[r] = rows[r].a;
+    cbi_op_args *t = timer_of(ra, n_rows);
+    double before[CBINFER_STEP_COUNT];
+    snapshot(t, before);
+    CU_TRY(rows_all(ctx, rows, n_rows, t ? t : ra[0], e));
+    for (int r = 0; r < n_rows; ++r)
         cu_change_done(rows[r].a, rows[r].idx, rows[r].n, rows[r].n_in);
-    }
-    share_step_times(ra, n_rows, a0, before);
+    share_step_times(ra, n_rows, t, before);
     return CBINFER_STATUS_SUCCESS;
 }

@@ -55,6 +55,11 @@ static int cu_cudnn_bad_param(cudnnStatus_t rc)
 #endif
 }
 
+int cu_cudnn_rejected(cudnnStatus_t rc)
+{
+    return cu_cudnn_unsupported(rc) || cu_cudnn_bad_param(rc);
+}
+
 static int cu_strict_fp32_algo(cudnnConvolutionFwdAlgo_t algo)
 {
     return algo == CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM ||

@@ -613,9 +613,9 @@ cbinfer_status cu_zeroed(cu_ctx *ctx, size_t bytes, void **d, const char *where,
 
 static void cu_layer_destroy(void *bctx, void *layer)
 {
-    (void)bctx;
     cu_layer *L = (cu_layer *)layer;
     if (!L) return;
+    cu_layer_destroy(bctx, L->one);
     cu_cudnn_teardown(L);
     cu_delta_teardown(L);
     cudaFree(L->d_w);

@@ -92,6 +92,11 @@ typedef struct cu_layer {
     float *d_s1;        /* Skip-Conv: L1 of each pixel's residual, zero between calls */
     uint8_t *d_bmap;    /* Skip-Conv: b x b block gates, zero between calls */
     float w_l1;         /* Skip-Conv Output-Norm: ||W||_1 */
+
+    /* A batch's Conv layer (conv_batch.cu): descriptors for `images`
+     * images, and `one`, those of a single image on the batch's context. */
+    int images;
+    struct cu_layer *one;
 } cu_layer;
 
 /* The counters of a delta policy's gate (cu_ctx.d_dstat). */
@@ -306,6 +311,9 @@ cbinfer_status cu_depth_to_space(void *bctx, cbi_op_args *a, cbi_err *e);
  * (resize.cu). */
 cbinfer_status cu_cudnn_setup(cu_ctx *ctx, int node_id, int images, cu_layer *L, cbi_err *e);
 void cu_cudnn_teardown(cu_layer *L);
+/* A cuDNN status that rejects a configuration before anything ran
+ * (NOT_SUPPORTED, BAD_PARAM and their cuDNN 9 refinements). */
+int cu_cudnn_rejected(cudnnStatus_t rc);
 cbinfer_status cu_resize_setup(cu_ctx *ctx, int node_id, cu_layer *L, cbi_err *e);
 
 /* What the rows of the GEMM y = W * im2col(src) do at their output pixels. */

@@ -1107,9 +1107,12 @@ static cbinfer_status read_output(cbinfer_stream_t *s, int index, void *dst, siz
     if (device) {
         cbinfer_status st = s->be->check_device_ptr(s->bctx, dst, sizeof(float),
                                                     "read_output_device: the buffer", &s->err);
-        return st != CBINFER_STATUS_SUCCESS ? st
-                                            : s->be->download_nchw(s->bctx, dst, &s->values[v],
-                                                                   &s->err);
+        if (st == CBINFER_STATUS_SUCCESS)
+            st = s->be->download_nchw(s->bctx, dst, &s->values[v], &s->err);
+        /* A batch's member queues on the batch's device stream, which its
+         * caller cannot order against: the read waits. */
+        if (st == CBINFER_STATUS_SUCCESS && s->batch) st = s->be->synchronize(s->bctx, &s->err);
+        return st;
     }
     cbinfer_status st = s->be->download(s->bctx, s->h_out, &s->values[v], &s->err);
     if (st != CBINFER_STATUS_SUCCESS) return st;

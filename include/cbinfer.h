@@ -536,7 +536,8 @@ CBINFER_API cbinfer_status cbinfer_stream_push_nchw(cbinfer_stream_t *stream, co
  *   read_output_device       0 on a stream created on a caller's CUDA
  *                            stream: the copy is queued there, in order
  *                            with the caller's later work; 1 otherwise
- *                            (it returns with the copy done).
+ *                            (it returns with the copy done), a batch's
+ *                            member included.
  *   read_output(_at),        1 (the copy to the host).
  *   conv_input_stats
  *   creation, set_policy     a few per layer (weights and tables uploaded
@@ -675,8 +676,10 @@ CBINFER_API cbinfer_status cbinfer_stream_conv_input_stats(cbinfer_stream_t *str
  * of its streams queue on one CUDA stream of the batch's. Per Conv, each
  * stream detects and extracts its changes (one host wait each, as alone),
  * then every chunk of all streams' rows runs one cuBLAS GEMM; dense frames
- * of all streams run as one cuDNN call over N images. The CUDA batch has
- * been compiled but has not run on a GPU yet (no device was lent).
+ * of all streams run as one cuDNN call over N images. The extractions' host
+ * waits count on the batch, not in the members' host_syncs (a member's
+ * count is its own waits: the end of the frame). The CUDA batch has been
+ * compiled but has not run on a GPU yet (no device was lent).
  * ------------------------------------------------------------------------- */
 typedef struct cbinfer_batch cbinfer_batch_t;
 

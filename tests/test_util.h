@@ -87,7 +87,6 @@ std::vector<std::vector<float>> dense_outputs(const cbinfer_network_t *net,
 
 // -------------------------------------------------- op-level test data ---
 
-// n values uniform in [lo, hi) from rng.
 // ----------------------------------------------------------- batches ---
 struct BatchDeleter {
     void operator()(cbinfer_batch_t *b) const { cbinfer_batch_destroy(b); }
@@ -118,6 +117,7 @@ void expect_batch_equals_independent(const char *model, int w, int h, cbinfer_mo
                                      int reset_stream = -1, int reset_frame = -1,
                                      cbinfer_backend backend = CBINFER_BACKEND_CPU);
 
+// n values uniform in [lo, hi) from rng.
 std::vector<float> random_vec(std::mt19937 &rng, size_t n, float lo = -1.f, float hi = 1.f);
 // Layout conversion of a C x H x W tensor.
 std::vector<float> nchw_to_nhwc(const std::vector<float> &x, int c, int h, int w);

@@ -42,7 +42,7 @@ has_gpu=0
 nvidia-smi -L 2>/dev/null | grep -q GPU && has_gpu=1
 # The sanitizers' subsets: every op kernel against the CPU, and (memcheck)
 # the streams on real frames in both change-based modes.
-MEMCHECK_TESTS='GpuOps.*:GpuStream.CudaMatchesCpu*:GpuStream.ClosedLoop*:GpuStream.HostSyncs*:GpuPolicy.UnchangedFrame*:GpuPolicy.Deterministic*:Cases/OnnxNodeGpu.*:GpuEmbedding.*:GpuBatch.ChangeBasedEqualsIndependentVgg7'
+MEMCHECK_TESTS='GpuOps.*:GpuStream.CudaMatchesCpu*:GpuStream.ClosedLoop*:GpuStream.HostSyncs*:GpuPolicy.UnchangedFrame*:GpuPolicy.Deterministic*:Cases/OnnxNodeGpu.*:GpuEmbedding.*:GpuBatch.ZeroThresholdEqualsIndependentVgg7:GpuBatch.DeltaPolicy*'
 RACECHECK_TESTS='GpuOps.*'
 # The commit the reports name: git's, or CBINFER_COMMIT where the tree came
 # without .git (as the device tool copies it).
