@@ -37,7 +37,6 @@
 static void setup_images(cu_ctx *ctx, int node_id, int images, cu_layer *L)
 {
     cbi_err ignored = {{0}};
-    L->images = images;
     if (cu_cudnn_setup(ctx, node_id, images, L, &ignored) != CBINFER_STATUS_SUCCESS) {
         cu_cudnn_teardown(L);
         (void)cudaGetLastError();
@@ -140,44 +139,7 @@ static cbinfer_status dense_run(cu_ctx *ctx, cu_layer *D, int n, cbi_op_args *co
     cbi_op_args *t = timer_of(args, n);
     double before[CBINFER_STEP_COUNT];
     snapshot(t, before);
-    cbi_op_args *at = t ? t : a0; /* the args cu_step times on */
-    {
-        const cu_layer *W = (const cu_layer *)a0->layer;
-        const char *where = cu_name(a0);
-        const float one = 1.f, zero = 0.f;
-        {
-            cu_step s(ctx, at, CBINFER_STEP_DENSE);
-            CU_TRY(s.begin(e));
-            if (D->fused) {
-                const cudnnStatus_t rc = cudnnConvolutionBiasActivationForward(
-                    ctx->cudnn, &one, D->x_desc, a0->in[0]->data, D->w_desc, W->d_w,
-                    D->conv_desc, D->algo, ctx->d_ws, ctx->ws_bytes, &zero, D->y_desc,
-                    a0->out->data, D->b_desc, W->d_bias, D->act_desc, D->y_desc, a0->out->data);
-                if (cu_cudnn_rejected(rc))
-                    D->fused = 0; /* as cu_conv_cudnn: unfused from now on */
-                else if (rc != CUDNN_STATUS_SUCCESS)
-                    return cu_fail_cudnn(e, rc, "cudnnConvolutionBiasActivationForward", where);
-            }
-            if (!D->fused)
-                CBINFER_CUDNN_TRY(cudnnConvolutionForward(ctx->cudnn, &one, D->x_desc,
-                                                          a0->in[0]->data, D->w_desc, W->d_w,
-                                                          D->conv_desc, D->algo, ctx->d_ws,
-                                                          ctx->ws_bytes, &zero, D->y_desc,
-                                                          a0->out->data),
-                                  e, where);
-            CU_TRY(s.end(e));
-        }
-        if (!D->fused) {
-            cbi_cuda_act act;
-            CU_TRY(cu_act_of(a0, &act, e));
-            cu_step s(ctx, at, CBINFER_STEP_UPDATE);
-            CU_TRY(s.begin(e));
-            CBINFER_CUDA_TRY(launch_bias_act(ctx->dt, a0->out->data, W->d_bias, &act,
-                                             npx * D->images, g.cout, ctx->stream),
-                             e, where);
-            CU_TRY(s.end(e));
-        }
-    }
+    CU_TRY(cu_conv_cudnn(ctx, a0, D, (const cu_layer *)a0->layer, t ? t : a0, e));
     share_step_times(args, n, t, before);
     return CBINFER_STATUS_SUCCESS;
 }

@@ -92,6 +92,7 @@ cbinfer_status cu_cudnn_setup(cu_ctx *ctx, int node_id, int images, cu_layer *L,
     const cudnnDataType_t dtype = ctx->dt == CBI_CUDA_F16 ? CUDNN_DATA_HALF : CUDNN_DATA_FLOAT;
     L->use_cudnn = 0;
     L->fused = 0;
+    L->images = images;
     if (p->pad_t < 0 || p->pad_l < 0) return CBINFER_STATUS_SUCCESS; /* im2col path */
 
     CBINFER_CUDNN_TRY(cudnnCreateTensorDescriptor(&L->x_desc), e, where);
@@ -192,45 +193,44 @@ cbinfer_status cu_cudnn_setup(cu_ctx *ctx, int node_id, int images, cu_layer *L,
     return CBINFER_STATUS_SUCCESS;
 }
 
-/* cuDNN convolution of the whole frame, bias and activation fused or in a
- * second kernel. */
-static cbinfer_status cu_conv_cudnn(cu_ctx *ctx, cbi_op_args *a, cu_layer *L, cbi_err *e)
+cbinfer_status cu_conv_cudnn(cu_ctx *ctx, const cbi_op_args *a, cu_layer *D, const cu_layer *W,
+                             const cbi_op_args *timer, cbi_err *e)
 {
     const cbi_cuda_conv_geom g = cu_conv_geom(a);
     const char *where = cu_name(a);
     const float one = 1.f, zero = 0.f;
+    const void *x = a->in[0]->data;
     void *y = a->out->data;
     {
-        cu_step s(ctx, a, CBINFER_STEP_DENSE);
+        cu_step s(ctx, timer, CBINFER_STEP_DENSE);
         CU_TRY(s.begin(e));
-        if (L->fused) {
+        if (D->fused) {
             cudnnStatus_t rc = cudnnConvolutionBiasActivationForward(
-                ctx->cudnn, &one, L->x_desc, a->in[0]->data, L->w_desc, L->d_w, L->conv_desc,
-                L->algo, ctx->d_ws, ctx->ws_bytes, &zero, L->y_desc, y, L->b_desc, L->d_bias,
-                L->act_desc, L->y_desc, y);
-            if (cu_cudnn_unsupported(rc) || cu_cudnn_bad_param(rc)) {
+                ctx->cudnn, &one, D->x_desc, x, D->w_desc, W->d_w, D->conv_desc, D->algo,
+                ctx->d_ws, ctx->ws_bytes, &zero, D->y_desc, y, D->b_desc, W->d_bias, D->act_desc,
+                D->y_desc, y);
+            if (cu_cudnn_rejected(rc)) {
                 /* This configuration is rejected before anything is launched:
                  * from now on convolution, then launch_bias_act. */
-                L->fused = 0;
+                D->fused = 0;
             } else if (rc != CUDNN_STATUS_SUCCESS) {
                 return cu_fail_cudnn(e, rc, "cudnnConvolutionBiasActivationForward", where);
             }
         }
-        if (!L->fused)
-            CBINFER_CUDNN_TRY(cudnnConvolutionForward(ctx->cudnn, &one, L->x_desc,
-                                                      a->in[0]->data, L->w_desc, L->d_w,
-                                                      L->conv_desc, L->algo, ctx->d_ws,
-                                                      ctx->ws_bytes, &zero, L->y_desc, y),
+        if (!D->fused)
+            CBINFER_CUDNN_TRY(cudnnConvolutionForward(ctx->cudnn, &one, D->x_desc, x, D->w_desc,
+                                                      W->d_w, D->conv_desc, D->algo, ctx->d_ws,
+                                                      ctx->ws_bytes, &zero, D->y_desc, y),
                               e, where);
         CU_TRY(s.end(e));
     }
-    if (!L->fused) {
+    if (!D->fused) {
         cbi_cuda_act act;
         CU_TRY(cu_act_of(a, &act, e));
-        cu_step s(ctx, a, CBINFER_STEP_UPDATE);
+        cu_step s(ctx, timer, CBINFER_STEP_UPDATE);
         CU_TRY(s.begin(e));
-        CBINFER_CUDA_TRY(launch_bias_act(ctx->dt, y, L->d_bias, &act, (int64_t)g.ho * g.wo,
-                                         g.cout, ctx->stream),
+        CBINFER_CUDA_TRY(launch_bias_act(ctx->dt, y, W->d_bias, &act,
+                                         (int64_t)g.ho * g.wo * D->images, g.cout, ctx->stream),
                          e, where);
         CU_TRY(s.end(e));
     }
@@ -248,7 +248,7 @@ cbinfer_status cu_conv_dense(void *bctx, cbi_op_args *a, cbi_err *e)
     const cbi_cuda_conv_geom g = cu_conv_geom(a);
     const int64_t npx = (int64_t)g.ho * g.wo;
     if (L->use_cudnn)
-        CU_TRY(cu_conv_cudnn(ctx, a, L, e));
+        CU_TRY(cu_conv_cudnn(ctx, a, L, L, a, e));
     else
         CU_TRY(cu_conv_rows(ctx, a, a->in[0]->data, NULL, npx, CU_ROWS_OUTPUT, NULL, e));
     a->stats->changed_px = npx;

@@ -93,8 +93,9 @@ typedef struct cu_layer {
     uint8_t *d_bmap;    /* Skip-Conv: b x b block gates, zero between calls */
     float w_l1;         /* Skip-Conv Output-Norm: ||W||_1 */
 
-    /* A batch's Conv layer (conv_batch.cu): descriptors for `images`
-     * images, and `one`, those of a single image on the batch's context. */
+    /* Conv: the images its cuDNN descriptors take (1; a batch's layer,
+     * conv_batch.cu: the batch's), and for a batch's layer `one`, those of a
+     * single image on the batch's context. */
     int images;
     struct cu_layer *one;
 } cu_layer;
@@ -311,6 +312,12 @@ cbinfer_status cu_depth_to_space(void *bctx, cbi_op_args *a, cbi_err *e);
  * (resize.cu). */
 cbinfer_status cu_cudnn_setup(cu_ctx *ctx, int node_id, int images, cu_layer *L, cbi_err *e);
 void cu_cudnn_teardown(cu_layer *L);
+/* cuDNN convolution of a whole frame (D->images images from a's input
+ * onwards, image after image) with D's descriptors and W's weights, bias and
+ * activation fused or in a second kernel; steps timed on `timer`. A fused
+ * call cuDNN rejects turns D's fusion off for good. */
+cbinfer_status cu_conv_cudnn(cu_ctx *ctx, const cbi_op_args *a, cu_layer *D, const cu_layer *W,
+                             const cbi_op_args *timer, cbi_err *e);
 /* A cuDNN status that rejects a configuration before anything ran
  * (NOT_SUPPORTED, BAD_PARAM and their cuDNN 9 refinements). */
 int cu_cudnn_rejected(cudnnStatus_t rc);

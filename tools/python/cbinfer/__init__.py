@@ -236,6 +236,23 @@ def decode_posenet(heatmap, offsets, displacement_fwd, displacement_bwd, input_s
             for p in out[:n.value]]
 
 
+def _created(create, *args):
+    """The handle a cbinfer_*_create / _load call makes: it is called with
+    args, then the out pointer and an error buffer; a failure raises."""
+    err = ctypes.create_string_buffer(1024)
+    handle = ctypes.c_void_p()
+    st = create(*args, ctypes.byref(handle), err, len(err))
+    if st:
+        raise Error(st, err.value.decode(errors="replace"))
+    return handle
+
+
+def _settings(backend, mode, precision):
+    """The C values of a stream's backend, mode and precision names."""
+    return (_key(_BACKENDS, backend, "backend"), _key(_MODES, mode, "mode"),
+            _key(_PRECISIONS, precision, "precision"))
+
+
 def _key(table, value, what):
     if value not in table:
         raise ValueError(f"{what} must be one of {', '.join(table)}, not {value!r}")
@@ -246,13 +263,7 @@ class Network:
     """An ONNX model loaded once (cbinfer_network_load); immutable, shareable."""
 
     def __init__(self, path):
-        err = ctypes.create_string_buffer(1024)
-        handle = ctypes.c_void_p()
-        st = _lib().cbinfer_network_load(os.fsencode(path), ctypes.byref(handle), err,
-                                         len(err))
-        if st:
-            raise Error(st, err.value.decode(errors="replace"))
-        self._h = handle
+        self._h = _created(_lib().cbinfer_network_load, os.fsencode(path))
         self._lock = threading.Lock()  # streams open and close on any thread
         self._open_streams = 0
         self._free_pending = False
@@ -355,17 +366,8 @@ class Stream(_Closing):
     def __init__(self, net, width, height, backend="cpu", mode="cbinfer", precision="fp32",
                  policy=None, threads=0):
         self._net = net
-        self._h = None
-        err = ctypes.create_string_buffer(1024)
-        handle = ctypes.c_void_p()
-        st = _lib().cbinfer_stream_create(net._h, int(width), int(height),
-                                          _key(_BACKENDS, backend, "backend"),
-                                          _key(_MODES, mode, "mode"),
-                                          _key(_PRECISIONS, precision, "precision"),
-                                          ctypes.byref(handle), err, len(err))
-        if st:
-            raise Error(st, err.value.decode(errors="replace"))
-        self._h = handle
+        self._h = _created(_lib().cbinfer_stream_create, net._h, int(width), int(height),
+                           *_settings(backend, mode, precision))
         net._stream_opened()
         self.width, self.height = int(width), int(height)
         if threads:
@@ -502,17 +504,8 @@ class Batch(_Closing):
     def __init__(self, net, n, width, height, backend="cpu", mode="cbinfer", precision="fp32",
                  threads=0):
         self._net = net
-        self._h = None
-        err = ctypes.create_string_buffer(1024)
-        handle = ctypes.c_void_p()
-        st = _lib().cbinfer_batch_create(net._h, int(n), int(width), int(height),
-                                         _key(_BACKENDS, backend, "backend"),
-                                         _key(_MODES, mode, "mode"),
-                                         _key(_PRECISIONS, precision, "precision"),
-                                         ctypes.byref(handle), err, len(err))
-        if st:
-            raise Error(st, err.value.decode(errors="replace"))
-        self._h = handle
+        self._h = _created(_lib().cbinfer_batch_create, net._h, int(n), int(width), int(height),
+                           *_settings(backend, mode, precision))
         net._stream_opened()
         self.width, self.height = int(width), int(height)
         lib = _lib()
