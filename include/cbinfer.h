@@ -440,6 +440,15 @@ CBINFER_API cbinfer_status cbinfer_stream_get_threshold(const cbinfer_stream_t *
  * takes the input everywhere, so the stored output stays the convolution of
  * the state. Outputs are the same either way (up to float rounding); only the
  * cost differs. cbinfer_layer_stats.ran_dense reports the fallback.
+ * CPU backend: a layer that fell back on its producer's change list (not on
+ * an input that changed everywhere: a scene cut, a producer's own fallback)
+ * predicts its fallback for the next 8 frames, and for twice as many each
+ * time it falls back again right after (up to 128): it does not detect, its
+ * state takes the pixels its producer rewrote, and it computes dense (ran_dense
+ * 1) and hands on the outputs those pixels reach. A predicted layer thus
+ * takes every change its producer hands on, as at τ = 0. When those outputs
+ * are no more than b of the layer, it recomputes them instead and detects
+ * again from the next frame on. The CUDA backend detects on every frame.
  * b = 1 never falls back; b = 0 falls back whenever anything changed. Ignored
  * in CBINFER_MODE_DENSE. Not thread safe on one stream; no device sync.
  * Statuses: NULL_ARGUMENT, UNKNOWN_NODE, BAD_PARAM (outside [0, 1] or NaN). */

@@ -270,3 +270,77 @@ TEST(Fallback, CudaSceneCut)
     SKIP_WITHOUT_CUDA();
     expect_scene_cut_falls_back_once(CBINFER_BACKEND_CUDA, 1e-3f);
 }
+
+// A conv that fell back on its producer's change list (not on a frame that
+// changed everywhere) predicts its fallback for the next frames: it computes
+// dense without detecting, and hands on the outputs its producer's changes
+// reach; once those are under its break-even share it recomputes them
+// instead, and detects again on the next frame. At τ = 0 the output equals
+// dense on every frame, through fallbacks, predictions and their ends; a
+// static frame costs nothing.
+TEST(Fallback, PredictedFallbackEqualsDense)
+{
+    for (const char *model : {"vgg7-noise1", "nanodet"}) {
+        NetPtr net = load(model);
+        ASSERT_TRUE(net) << model;
+        const int w = 128, h = 96;
+        auto base = cbi_test_read_frames("vtest.avi", 0, 1, 250, 220, w, h);
+        ASSERT_EQ(base.size(), 1u);
+        // The base frame with an inverted block that moves: large on four
+        // frames in a row (the layers fall back, one more of them on its
+        // producer's list each frame), then small on two (the predictions
+        // end under the break-even).
+        std::vector<std::vector<uint8_t>> frames;
+        for (int f = 0; f < 14; ++f) {
+            const bool big = f % 6 < 4;
+            const int bw = big ? w * 3 / 4 : 10, bh = big ? h * 3 / 4 : 8;
+            const int x0 = (f * 7) % (w - bw), y0 = (f * 5) % (h - bh);
+            std::vector<uint8_t> fr = base[0];
+            for (int y = y0; y < y0 + bh; ++y)
+                for (int i = x0 * 3; i < (x0 + bw) * 3; ++i) {
+                    uint8_t &v = fr[(size_t)y * w * 3 + i];
+                    v = (uint8_t)(255 - v);
+                }
+            frames.push_back(fr);
+        }
+        frames.push_back(frames.back()); // static
+        StreamPtr dense = make_stream(net.get(), w, h, CBINFER_BACKEND_CPU, CBINFER_MODE_DENSE);
+        StreamPtr cb = make_stream(net.get(), w, h, CBINFER_BACKEND_CPU, CBINFER_MODE_CBINFER);
+        ASSERT_TRUE(dense && cb);
+        ASSERT_EQ(cbinfer_stream_set_param(cb.get(), CBINFER_PARAM_COLLECT_STATS, 1),
+                  CBINFER_STATUS_SUCCESS);
+        ASSERT_EQ(cbinfer_stream_set_break_even_all(cb.get(), 0.25f), CBINFER_STATUS_SUCCESS);
+        // The first conv never falls back, so the layers after it get lists.
+        std::string first;
+        for (int i = 0; i < cbinfer_stream_layer_count(cb.get()) && first.empty(); ++i) {
+            cbinfer_layer_stats ls;
+            ASSERT_EQ(cbinfer_stream_layer_stats(cb.get(), i, &ls), CBINFER_STATUS_SUCCESS);
+            if (std::string(ls.op) == "Conv") first = ls.name;
+        }
+        ASSERT_EQ(cbinfer_stream_set_break_even(cb.get(), first.c_str(), 1.f),
+                  CBINFER_STATUS_SUCCESS);
+        int predicted_dense = 0, predicted_under = 0, fell_back = 0;
+        for (size_t f = 0; f < frames.size(); ++f) {
+            push(dense.get(), frames[f], w, h);
+            push(cb.get(), frames[f], w, h);
+            EXPECT_LE(cbi_test_max_abs_diff(output_of(dense.get()), output_of(cb.get())), 1e-4f)
+                << model << " frame " << f;
+            if (f == 0) continue;
+            for (int i = 0; i < cbinfer_stream_layer_count(cb.get()); ++i) {
+                cbinfer_layer_stats ls;
+                ASSERT_EQ(cbinfer_stream_layer_stats(cb.get(), i, &ls), CBINFER_STATUS_SUCCESS);
+                if (std::string(ls.op) != "Conv") continue;
+                const bool detected = ls.step_ms[CBINFER_STEP_CHANGE_DETECT] > 0;
+                fell_back += ls.ran_dense && detected;
+                predicted_dense += ls.ran_dense && !detected;
+                predicted_under += !ls.ran_dense && !detected && ls.changed_px > 0;
+            }
+        }
+        EXPECT_GT(fell_back, 0) << model;
+        EXPECT_GT(predicted_dense, 0) << model;
+        EXPECT_GT(predicted_under, 0) << model;
+        cbinfer_frame_stats fs;
+        ASSERT_EQ(cbinfer_stream_frame_stats(cb.get(), &fs), CBINFER_STATUS_SUCCESS);
+        EXPECT_EQ(fs.macs, 0) << model << ": the static frame";
+    }
+}

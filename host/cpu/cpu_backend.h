@@ -35,6 +35,13 @@
  * more than it saves. */
 #define CPU_PARALLEL_MIN_PX 4096
 
+/* A change-based conv that fell back to dense predicts its fallback for
+ * CPU_PREDICT_FRAMES frames (cpu_change_rows), then detects again; each time
+ * it falls back again on that frame, the next prediction is twice as long,
+ * up to CPU_PREDICT_MAX_FRAMES. */
+#define CPU_PREDICT_FRAMES 8
+#define CPU_PREDICT_MAX_FRAMES 128
+
 /* One thread's scratch: its chunk of im2col rows and GEMM results, its oneDNN
  * stream and the scratchpad of the primitives it runs. */
 typedef struct cpu_slot {
@@ -97,6 +104,10 @@ typedef struct cpu_layer {
     int32_t *idx;      /* the same: extracted indices of out_map; pixel-wise ops with
                           several inputs: their merged list [out.h * out.w] */
     cpu_conv_prims conv; /* Conv only */
+    int predicted;     /* change-based Conv: frames left in which the break-even
+                          fallback is predicted (cpu_change_rows); 0: detect */
+    int predict_len;   /* frames of the last prediction */
+    int probing;       /* 1 on the frame that detects after a prediction ran out */
     float *thin_w;     /* Conv with Cout <= CPU_THIN_COUT, change-based: the weights
                           [CPU_THIN_COUT][kh][kw][Cin], rows past Cout zero */
     float *group_w;    /* grouped Conv, change-based: the weights [kh][kw][Cin/group][Cout] */
@@ -136,6 +147,20 @@ static inline void cpu_step_time(const cbi_op_args *a, cbinfer_step step, double
                                  double t1_ms)
 {
     if (a->collect_stats && a->stats) a->stats->step_ms[step] += t1_ms - t0_ms;
+}
+
+/* The output coordinates o along an axis whose window (start o*s - pad, taps
+ * at start + k*d for k < kern) can hold input coordinate i >= 0 (pad >= 0):
+ * [*lo, *hi], clipped to [0, n_out) (empty when *lo > *hi). With d = 1 every
+ * one of them holds it (Eq. 4's support is a box, any stride); with d > 1
+ * some fall between taps. Shared by convolutions and pools. */
+static inline void cpu_axis_reach(int i, int pad, int kern, int s, int d, int n_out, int *lo,
+                                  int *hi)
+{
+    const int num = i + pad - (kern - 1) * d; /* o*s >= num */
+    *lo = num <= 0 ? 0 : (num + s - 1) / s;
+    *hi = (i + pad) / s; /* o*s <= i + pad */
+    if (*hi > n_out - 1) *hi = n_out - 1;
 }
 
 /* Activation of one value of channel ch (fused update and standalone op). */

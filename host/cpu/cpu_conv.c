@@ -14,7 +14,8 @@
  * pixels (fewer when there are not enough for every thread), so a chunk's
  * im2col rows stay in the core that gathered them.
  * Past the layer's break-even share of changed output pixels the
- * change-based path falls back to the dense one (worst case: camera motion).
+ * change-based path falls back to the dense one (worst case: camera motion),
+ * and predicts that for the next frames (cpu_change_rows).
  */
 #include <assert.h>
 #include <math.h>
@@ -147,6 +148,58 @@ cbinfer_status cpu_conv_dense_from(cpu_ctx *ctx, cpu_layer *L, cbi_op_args *a, c
     return CBINFER_STATUS_SUCCESS;
 }
 
+/* Eq. 3 for a few channels (a network's input), c a constant where
+ * inlined: branch-free, since whether a pixel changed is close to random
+ * where noise meets τ. Every pixel's index is written and counted when it
+ * changed; the state takes the input where it changed (feed-forward:
+ * everywhere). */
+static inline __attribute__((always_inline)) int64_t
+detect_few(const float *x, float *state, const size_t c, const int32_t *list, int64_t begin,
+           int64_t end, float tau, int feed_forward, int32_t *changed)
+{
+    int64_t n = 0;
+    if (!list) {
+        /* All pixels, so blocks of them are contiguous: one flat compare of
+         * the block's values (it vectorises), then one flag per pixel, then
+         * the state copies of the pixels that changed. */
+        enum { BLOCK = 256 };
+        uint8_t hit[BLOCK * 4];
+        for (int64_t b = begin; b < end; b += BLOCK) {
+            const int64_t m = end - b < BLOCK ? end - b : BLOCK;
+            const float *restrict xb = x + (size_t)b * c;
+            float *restrict sb = state + (size_t)b * c;
+            for (size_t i = 0; i < (size_t)m * c; ++i) hit[i] = !(fabsf(xb[i] - sb[i]) <= tau);
+            const int64_t n0 = n;
+            for (int64_t i = 0; i < m; ++i) {
+                uint8_t h = 0;
+                for (size_t ch = 0; ch < c; ++ch) h |= hit[(size_t)i * c + ch];
+                changed[n] = (int32_t)(b + i);
+                n += h;
+            }
+            if (feed_forward) {
+                memcpy(sb, xb, (size_t)m * c * sizeof *sb);
+                continue;
+            }
+            for (int64_t j = n0; j < n; ++j)
+                for (size_t ch = 0; ch < c; ++ch)
+                    state[(size_t)changed[j] * c + ch] = x[(size_t)changed[j] * c + ch];
+        }
+        return n;
+    }
+    for (int64_t i = begin; i < end; ++i) {
+        const int32_t px = list[i];
+        const float *xp = x + (size_t)px * c;
+        float *sp = state + (size_t)px * c;
+        int hit = 0;
+        for (size_t ch = 0; ch < c; ++ch) hit |= !(fabsf(xp[ch] - sp[ch]) <= tau);
+        changed[n] = px;
+        n += hit;
+        const int take = hit | feed_forward;
+        for (size_t ch = 0; ch < c; ++ch) sp[ch] = take ? xp[ch] : sp[ch];
+    }
+    return n;
+}
+
 /* Eq. 3 over entries [begin, end) of the pixels to test (list, or all pixels
  * when list is NULL): a pixel changed if any channel differs from the state by
  * more than τ. A difference that is not finite (a NaN or an Inf on either
@@ -162,25 +215,14 @@ static int64_t detect_block(const cpu_layer *gate, const float *x, float *state,
                             int feed_forward, int32_t *changed)
 {
     if (gate) return cpu_gate_block(gate, x, state, (int)c, list, begin, end, tau, changed);
-    int64_t n = 0;
-    if (c <= 4) {
-        /* Few channels (a network's input): branch-free, since whether a
-         * pixel changed is close to random where noise meets τ. Every
-         * pixel's index is written and counted when it changed; the state
-         * takes the input or itself. */
-        for (int64_t i = begin; i < end; ++i) {
-            const int32_t px = list ? list[i] : (int32_t)i;
-            const float *xp = x + (size_t)px * c;
-            float *sp = state + (size_t)px * c;
-            int hit = 0;
-            for (size_t ch = 0; ch < c; ++ch) hit |= !(fabsf(xp[ch] - sp[ch]) <= tau);
-            changed[n] = px;
-            n += hit;
-            const int take = hit | feed_forward;
-            for (size_t ch = 0; ch < c; ++ch) sp[ch] = take ? xp[ch] : sp[ch];
-        }
-        return n;
+    switch (c) { /* the channel count as a constant: an unrolled pixel */
+    case 1: return detect_few(x, state, 1, list, begin, end, tau, feed_forward, changed);
+    case 3: return detect_few(x, state, 3, list, begin, end, tau, feed_forward, changed);
+    case 2: return detect_few(x, state, 2, list, begin, end, tau, feed_forward, changed);
+    case 4: return detect_few(x, state, 4, list, begin, end, tau, feed_forward, changed);
+    default: break;
     }
+    int64_t n = 0;
     for (int64_t i = begin; i < end; ++i) {
         const int32_t px = list ? list[i] : (int32_t)i;
         const float *xp = x + (size_t)px * c;
@@ -247,15 +289,16 @@ int64_t cpu_detect_changes(cpu_ctx *ctx, int threads, const cpu_conv_geom *g, co
 static void dilate_changes(const cpu_conv_geom *g, const int32_t *changed, int64_t n, int oy_lo,
                            int oy_hi, uint8_t *map)
 {
-    if (g->sh == 1 && g->sw == 1 && g->dh == 1 && g->dw == 1) {
-        /* Stride and dilation 1: the support is a kh x kw box, one run per
-         * output row. */
+    if (g->dh == 1 && g->dw == 1) {
+        /* Dilation 1, any stride: the support is a box, one run per output
+         * row. */
         for (int64_t i = 0; i < n; ++i) {
             const int iy = changed[i] / g->w, ix = changed[i] % g->w;
-            const int y0 = iy + g->pad_t - g->kh + 1, y1 = iy + g->pad_t;
-            const int x0 = ix + g->pad_l - g->kw + 1, x1 = ix + g->pad_l;
-            const int ylo = y0 > oy_lo ? y0 : oy_lo, yhi = y1 < oy_hi ? y1 : oy_hi - 1;
-            const int xlo = x0 > 0 ? x0 : 0, xhi = x1 < g->wo ? x1 : g->wo - 1;
+            int ylo, yhi, xlo, xhi;
+            cpu_axis_reach(iy, g->pad_t, g->kh, g->sh, 1, g->ho, &ylo, &yhi);
+            cpu_axis_reach(ix, g->pad_l, g->kw, g->sw, 1, g->wo, &xlo, &xhi);
+            if (ylo < oy_lo) ylo = oy_lo;
+            if (yhi > oy_hi - 1) yhi = oy_hi - 1;
             for (int oy = ylo; oy <= yhi && xlo <= xhi; ++oy)
                 memset(map + (size_t)oy * g->wo + xlo, 1, (size_t)(xhi - xlo + 1));
         }
@@ -683,11 +726,41 @@ cbinfer_status cpu_change_rows(cpu_ctx *ctx, cpu_layer *L, cbi_op_args *a, const
         memcpy(L->in_state, x, (size_t)npx_in * g.cin * sizeof *x);
         a->out_chg->all = 1;
         a->stats->changed_in_px = npx_in;
+        L->predicted = L->probing = 0;
         *dense = 1;
         return CBINFER_STATUS_SUCCESS;
     }
 
     double t0 = cbi_now_ms();
+    if (L->predicted > 0 && !in_chg->all) {
+        /* A predicted fallback: the layer fell back on a recent frame, so it
+         * does not detect. Its input differs from the last frame's only at
+         * the pixels its producer rewrote, so the state follows those and
+         * the outputs to recompute are theirs through Eq. 4. Past the
+         * break-even share it computes dense and hands that list on;
+         * under it, it recomputes them as on any frame and detects again
+         * on the next one, as it does when the prediction runs out. */
+        for (int64_t i = 0; i < in_chg->count; ++i) {
+            const size_t off = (size_t)in_chg->idx[i] * g.cin;
+            memcpy(L->in_state + off, x + off, (size_t)g.cin * sizeof *x);
+        }
+        cpu_step_time(a, CBINFER_STEP_EXTRACT, t0, cbi_now_ms());
+        *n = cpu_mark_and_extract(ctx, threads, &g, in_chg->idx, in_chg->count, L->out_map,
+                                  L->idx, a);
+        *idx = L->idx;
+        a->stats->changed_in_px = in_chg->count;
+        if (!a->dense_fallback || (double)*n <= (double)a->break_even * (double)npx_out) {
+            L->predicted = 0;
+            return CBINFER_STATUS_SUCCESS;
+        }
+        L->probing = --L->predicted == 0;
+        a->out_chg->all = 0;
+        a->out_chg->idx = L->idx;
+        a->out_chg->count = *n;
+        a->stats->ran_dense = 1;
+        *dense = 1;
+        return CBINFER_STATUS_SUCCESS;
+    }
     if (a->reuse_indices && !in_chg->all && conv_is_pointwise(&g)) {
         /* Sec. III-E case 2: a pointwise conv spreads no change, so the
          * producer's indices are this layer's. The state still follows them
@@ -717,8 +790,20 @@ cbinfer_status cpu_change_rows(cpu_ctx *ctx, cpu_layer *L, cbi_op_args *a, const
         memcpy(L->in_state, x, (size_t)npx_in * g.cin * sizeof *x);
         a->out_chg->all = 1;
         a->stats->ran_dense = 1;
+        /* A layer that falls back on its producer's list, not on a frame
+         * that changed everywhere (a scene cut, a producer's fallback),
+         * predicts the same for the next frames; longer each time a
+         * prediction that ran out is right again. */
+        int len = CPU_PREDICT_FRAMES;
+        if (L->probing) len = 2 * L->predict_len < CPU_PREDICT_MAX_FRAMES
+                                  ? 2 * L->predict_len : CPU_PREDICT_MAX_FRAMES;
+        L->predicted = in_chg->all ? 0 : len;
+        L->predict_len = in_chg->all ? 0 : len;
         *dense = 1;
+    } else {
+        L->predicted = 0;
     }
+    L->probing = 0;
     return CBINFER_STATUS_SUCCESS;
 }
 

@@ -199,18 +199,6 @@ cbinfer_status cpu_pool_dense(void *bctx, cbi_op_args *a, cbi_err *e)
     return CBINFER_STATUS_SUCCESS;
 }
 
-/* The output coordinates o along an axis whose window (start o*s - pad, taps
- * at start + k*d for k < kern) can hold input coordinate i: [*lo, *hi],
- * clipped to [0, n_out) (empty when *lo > *hi). With d > 1 some of them fall
- * between taps (ops_pool_holds). */
-static void ops_pool_reach(int i, int pad, int kern, int s, int d, int n_out, int *lo, int *hi)
-{
-    const int num = i + pad - (kern - 1) * d; /* o*s >= num */
-    *lo = num <= 0 ? 0 : (num + s - 1) / s;
-    *hi = (i + pad) / s; /* o*s <= i + pad, i + pad >= 0 */
-    if (*hi > n_out - 1) *hi = n_out - 1;
-}
-
 /* Whether the window of output coordinate o has a tap on input i. */
 static int ops_pool_holds(int i, int pad, int s, int d, int o)
 {
@@ -263,8 +251,8 @@ cbinfer_status cpu_pool_change(void *bctx, cbi_op_args *a, cbi_err *e)
     for (int64_t k = 0; k < n_chg; k++) {
         const int iy = cin[k] / g.w, ix = cin[k] % g.w;
         int y0, y1, x0, x1;
-        ops_pool_reach(iy, g.pad_t, g.kh, g.sh, g.dh, g.ho, &y0, &y1);
-        ops_pool_reach(ix, g.pad_l, g.kw, g.sw, g.dw, g.wo, &x0, &x1);
+        cpu_axis_reach(iy, g.pad_t, g.kh, g.sh, g.dh, g.ho, &y0, &y1);
+        cpu_axis_reach(ix, g.pad_l, g.kw, g.sw, g.dw, g.wo, &x0, &x1);
         if (y0 > y1 || x0 > x1) continue;
         for (int oy = y0; oy <= y1; oy++) {
             uint8_t *row = map + (size_t)oy * g.wo;
