@@ -82,7 +82,8 @@ typedef struct cbi_op_args {
                             * zero-initialised cbi_op_args gives) never falls back */
     float break_even;      /* when changed output px / total px exceeds it, compute the
                             * whole output dense, set the state to the input everywhere
-                            * and out_chg->all = 1 (a share in [0, 1]) */
+                            * and out_chg->all = 1 (a share in [0, 1]); the CPU's
+                            * predicted fallbacks hand on a list instead (cbinfer.h) */
     cbinfer_layer_stats *stats; /* op fills changed_px, changed_in_px, macs, step_ms; the
                                  * host presets ran_dense, a conv that falls back sets it */
     /* Change-based conv: the layer's policy (the one its state was created

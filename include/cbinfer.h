@@ -448,7 +448,9 @@ CBINFER_API cbinfer_status cbinfer_stream_get_threshold(const cbinfer_stream_t *
  * 1) and hands on the outputs those pixels reach. A predicted layer thus
  * takes every change its producer hands on, as at τ = 0. When those outputs
  * are no more than b of the layer, it recomputes them instead and detects
- * again from the next frame on. The CUDA backend detects on every frame.
+ * again from the next frame on; an input changed everywhere ends the
+ * prediction too. On predicted frames changed_in_px counts the pixels the
+ * producer rewrote. The CUDA backend detects on every frame.
  * b = 1 never falls back; b = 0 falls back whenever anything changed. Ignored
  * in CBINFER_MODE_DENSE. Not thread safe on one stream; no device sync.
  * Statuses: NULL_ARGUMENT, UNKNOWN_NODE, BAD_PARAM (outside [0, 1] or NaN). */

@@ -286,13 +286,13 @@ TEST(Fallback, PredictedFallbackEqualsDense)
         const int w = 128, h = 96;
         auto base = cbi_test_read_frames("vtest.avi", 0, 1, 250, 220, w, h);
         ASSERT_EQ(base.size(), 1u);
-        // The base frame with an inverted block that moves: large on four
+        // The base frame with an inverted block that moves: large on ten
         // frames in a row (the layers fall back, one more of them on its
-        // producer's list each frame), then small on two (the predictions
-        // end under the break-even).
+        // producer's list each frame, and the first predictions run out),
+        // then small on three (the predictions end under the break-even).
         std::vector<std::vector<uint8_t>> frames;
-        for (int f = 0; f < 14; ++f) {
-            const bool big = f % 6 < 4;
+        for (int f = 0; f < 26; ++f) {
+            const bool big = f % 13 < 10;
             const int bw = big ? w * 3 / 4 : 10, bh = big ? h * 3 / 4 : 8;
             const int x0 = (f * 7) % (w - bw), y0 = (f * 5) % (h - bh);
             std::vector<uint8_t> fr = base[0];

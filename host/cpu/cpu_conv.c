@@ -182,7 +182,7 @@ detect_few(const float *x, float *state, const size_t c, const int32_t *list, in
             }
             for (int64_t j = n0; j < n; ++j)
                 for (size_t ch = 0; ch < c; ++ch)
-                    state[(size_t)changed[j] * c + ch] = x[(size_t)changed[j] * c + ch];
+                    sb[(size_t)(changed[j] - b) * c + ch] = xb[(size_t)(changed[j] - b) * c + ch];
         }
         return n;
     }
