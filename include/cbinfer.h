@@ -443,14 +443,16 @@ CBINFER_API cbinfer_status cbinfer_stream_get_threshold(const cbinfer_stream_t *
  * CPU backend: a layer that fell back on its producer's change list (not on
  * an input that changed everywhere: a scene cut, a producer's own fallback)
  * predicts its fallback for the next 8 frames, and for twice as many each
- * time it falls back again right after (up to 128): it does not detect, its
- * state takes the pixels its producer rewrote, and it computes dense (ran_dense
- * 1) and hands on the outputs those pixels reach. A predicted layer thus
- * takes every change its producer hands on, as at τ = 0. When those outputs
- * are no more than b of the layer, it recomputes them instead and detects
- * again from the next frame on; an input changed everywhere ends the
- * prediction too. On predicted frames changed_in_px counts the pixels the
- * producer rewrote. The CUDA backend detects on every frame.
+ * time it falls back again right after (up to 128): it computes dense
+ * (ran_dense 1) without detecting, and hands on the outputs its producer's
+ * rewritten pixels reach (everything, when its producer fell back). A
+ * predicted layer thus takes every change its producer hands on, as at
+ * τ = 0. When those outputs are no more than b of the layer, or when the
+ * prediction runs out, its state takes the input (it is not kept while the
+ * layer predicts) and it detects again from the next frame on; under b it
+ * recomputes those outputs instead of all. On predicted frames
+ * changed_in_px counts the pixels the producer rewrote. The CUDA backend
+ * detects on every frame.
  * b = 1 never falls back; b = 0 falls back whenever anything changed. Ignored
  * in CBINFER_MODE_DENSE. Not thread safe on one stream; no device sync.
  * Statuses: NULL_ARGUMENT, UNKNOWN_NODE, BAD_PARAM (outside [0, 1] or NaN). */

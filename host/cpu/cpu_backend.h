@@ -299,7 +299,8 @@ int64_t cpu_gate_block(const cpu_layer *L, const float *x, float *ref, int cin,
  * state, giving the *n output pixels *idx to recompute; or *dense = 1 when
  * the layer runs dense this frame (the first, or past its break-even
  * share), the state then holding the input and out_chg all, or (a
- * predicted fallback) out_chg the outputs its producer's list reaches.
+ * predicted fallback) out_chg the outputs its producer's list reaches and
+ * the state left as it was until the prediction ends.
  * cpu_change_done: after the rows ran, the change list and stats. */
 cbinfer_status cpu_change_rows(cpu_ctx *ctx, cpu_layer *L, cbi_op_args *a, const int32_t **idx,
                                int64_t *n, int *dense, cbi_err *e);

@@ -732,29 +732,35 @@ cbinfer_status cpu_change_rows(cpu_ctx *ctx, cpu_layer *L, cbi_op_args *a, const
     }
 
     double t0 = cbi_now_ms();
-    if (L->predicted > 0 && !in_chg->all) {
+    if (L->predicted > 0) {
         /* A predicted fallback: the layer fell back on a recent frame, so it
-         * does not detect. Its input differs from the last frame's only at
-         * the pixels its producer rewrote, so the state follows those and
-         * the outputs to recompute are theirs through Eq. 4. Past the
-         * break-even share it computes dense and hands that list on;
-         * under it, it recomputes them as on any frame and detects again
-         * on the next one, as it does when the prediction runs out. */
-        for (int64_t i = 0; i < in_chg->count; ++i) {
-            const size_t off = (size_t)in_chg->idx[i] * g.cin;
-            memcpy(L->in_state + off, x + off, (size_t)g.cin * sizeof *x);
+         * computes dense without detecting. Its input differs from the last
+         * frame's only at the pixels its producer rewrote (all of them when
+         * that one fell back), so the outputs those reach through Eq. 4 are
+         * the ones handed on. Under the break-even share, or when the
+         * prediction runs out, the state takes the input (it is not kept
+         * while the layer predicts) and the layer detects again from the
+         * next frame on; under the share it recomputes those outputs
+         * instead of all. */
+        if (in_chg->all) {
+            *n = npx_out;
+        } else {
+            *n = cpu_mark_and_extract(ctx, threads, &g, in_chg->idx, in_chg->count, L->out_map,
+                                      L->idx, a);
+            *idx = L->idx;
         }
-        cpu_step_time(a, CBINFER_STEP_EXTRACT, t0, cbi_now_ms());
-        *n = cpu_mark_and_extract(ctx, threads, &g, in_chg->idx, in_chg->count, L->out_map,
-                                  L->idx, a);
-        *idx = L->idx;
-        a->stats->changed_in_px = in_chg->count;
-        if (!a->dense_fallback || (double)*n <= (double)a->break_even * (double)npx_out) {
+        a->stats->changed_in_px = in_chg->all ? npx_in : in_chg->count;
+        const int under =
+            !a->dense_fallback || (double)*n <= (double)a->break_even * (double)npx_out;
+        if (under || --L->predicted == 0) {
+            const double t1 = cbi_now_ms();
+            memcpy(L->in_state, x, (size_t)npx_in * g.cin * sizeof *x);
+            cpu_step_time(a, CBINFER_STEP_EXTRACT, t1, cbi_now_ms());
+            L->probing = !under;
             L->predicted = 0;
-            return CBINFER_STATUS_SUCCESS;
+            if (under && !in_chg->all) return CBINFER_STATUS_SUCCESS;
         }
-        L->probing = --L->predicted == 0;
-        a->out_chg->all = 0;
+        a->out_chg->all = in_chg->all;
         a->out_chg->idx = L->idx;
         a->out_chg->count = *n;
         a->stats->ran_dense = 1;
