@@ -440,17 +440,18 @@ CBINFER_API cbinfer_status cbinfer_stream_get_threshold(const cbinfer_stream_t *
  * takes the input everywhere, so the stored output stays the convolution of
  * the state. Outputs are the same either way (up to float rounding); only the
  * cost differs. cbinfer_layer_stats.ran_dense reports the fallback.
- * CPU backend: a layer that fell back on its producer's change list (not on
- * an input that changed everywhere: a scene cut, a producer's own fallback)
- * predicts its fallback for the next 8 frames, and for twice as many each
- * time it falls back again right after (up to 128): it computes dense
+ * CPU backend: a layer that falls back predicts its fallback for the next 8
+ * frames, and for twice as many each time it falls back again right after
+ * (up to 128), unless its input changes everywhere on every frame (the
+ * network's input, or no Conv before it). It then computes dense
  * (ran_dense 1) without detecting, and hands on the outputs its producer's
  * rewritten pixels reach (everything, when its producer fell back). A
  * predicted layer thus takes every change its producer hands on, as at
- * τ = 0. When those outputs are no more than b of the layer, or when the
- * prediction runs out, its state takes the input (it is not kept while the
- * layer predicts) and it detects again from the next frame on; under b it
- * recomputes those outputs instead of all. On predicted frames
+ * τ = 0. When those outputs are no more than b of the layer, the prediction
+ * ends: on its first frame the layer detects as on any frame; later its
+ * state (not kept while it predicts) takes the input and it recomputes
+ * those outputs. When the prediction runs out, the state takes the input
+ * and the layer detects from the next frame on. On predicted frames
  * changed_in_px counts the pixels the producer rewrote. The CUDA backend
  * detects on every frame.
  * b = 1 never falls back; b = 0 falls back whenever anything changed. Ignored

@@ -344,3 +344,39 @@ TEST(Fallback, PredictedFallbackEqualsDense)
         EXPECT_EQ(fs.macs, 0) << model << ": the static frame";
     }
 }
+
+// With b = 0 every conv falls back on every frame. The first conv, whose
+// input (the network's) changes everywhere on every frame, detects each
+// time; every conv after it predicts its fallback from the second frame
+// on and stops detecting. All of them compute dense from their inputs, so
+// even at τ > 0 the output is the dense one.
+TEST(Fallback, OnlyConvsAfterTheFirstPredict)
+{
+    NetPtr net = load("vgg7-noise1");
+    ASSERT_TRUE(net);
+    auto frames = cbi_test_read_frames("vtest.avi", 0, 6, kX, kY, kW, kH);
+    StreamPtr dense = make_stream(net.get(), kW, kH, CBINFER_BACKEND_CPU, CBINFER_MODE_DENSE);
+    StreamPtr cb = make_stream(net.get(), kW, kH, CBINFER_BACKEND_CPU, CBINFER_MODE_CBINFER);
+    ASSERT_TRUE(dense && cb);
+    ASSERT_EQ(cbinfer_stream_set_param(cb.get(), CBINFER_PARAM_COLLECT_STATS, 1),
+              CBINFER_STATUS_SUCCESS);
+    ASSERT_EQ(cbinfer_stream_set_threshold_all(cb.get(), 0.02f), CBINFER_STATUS_SUCCESS);
+    ASSERT_EQ(cbinfer_stream_set_break_even_all(cb.get(), 0.f), CBINFER_STATUS_SUCCESS);
+    for (size_t f = 0; f < frames.size(); ++f) {
+        push(dense.get(), frames[f], kW, kH);
+        push(cb.get(), frames[f], kW, kH);
+        EXPECT_LE(cbi_test_max_abs_diff(output_of(dense.get()), output_of(cb.get())), 1e-4f)
+            << "frame " << f;
+        if (f == 0) continue;
+        int conv = 0;
+        for (int i = 0; i < cbinfer_stream_layer_count(cb.get()); ++i) {
+            cbinfer_layer_stats ls;
+            ASSERT_EQ(cbinfer_stream_layer_stats(cb.get(), i, &ls), CBINFER_STATUS_SUCCESS);
+            if (std::string(ls.op) != "Conv") continue;
+            EXPECT_TRUE(ls.ran_dense) << ls.name << " frame " << f;
+            const bool detected = ls.step_ms[CBINFER_STEP_CHANGE_DETECT] > 0;
+            EXPECT_EQ(detected, conv == 0 || f == 1) << ls.name << " frame " << f;
+            ++conv;
+        }
+    }
+}

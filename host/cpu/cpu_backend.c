@@ -287,6 +287,26 @@ int cpu_row_weights(const cbi_node *n, const cbi_node_plan *p, const cbi_policy 
     return 0;
 }
 
+/* Whether value v reaches a change-based stream as changed everywhere on
+ * every frame: it is the network's input, or no change list can reach it
+ * from a Conv (which makes one by detecting): pools and the pixel-wise ops
+ * hand on a list only when all their inputs have one, other ops none. */
+static int always_all_changed(const cbi_net *net, int v)
+{
+    if (v == net->input) return 1;
+    for (int i = 0; i < net->n_nodes; ++i) {
+        const cbi_node *p = &net->nodes[i];
+        if (p->output != v) continue;
+        if (p->op == CBI_OP_CONV) return 0;
+        if (p->op != CBI_OP_MAXPOOL && p->op != CBI_OP_AVGPOOL && !cpu_op_propagates(p))
+            return 1;
+        for (int j = 0; j < p->n_inputs; ++j)
+            if (always_all_changed(net, p->inputs[j])) return 1;
+        return 0;
+    }
+    return 1; /* an initializer or constant: never a list */
+}
+
 static cbinfer_status cpu_layer_create(void *bctx, int node_id, void **out, cbi_err *e)
 {
     cpu_ctx *ctx = bctx;
@@ -320,6 +340,7 @@ static cbinfer_status cpu_layer_create(void *bctx, int node_id, void **out, cbi_
         L->in_idx = cbi_malloc_array(in_px, sizeof(int32_t));
         ok = L->in_state && L->in_idx;
         L->policy = *pol;
+        L->input_all_changed = always_all_changed(ctx->cfg.net, n->inputs[0]);
         if (ok && cbi_policy_keeps_accumulator(pol, n, p->in.c, sizeof(float))) {
             L->acc = cbi_calloc(out_px * p->out.c, sizeof(float));
             ok = L->acc != NULL;

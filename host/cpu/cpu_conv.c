@@ -706,6 +706,54 @@ void cpu_recompute_update(const cbi_node *node, const float *y, const int32_t *i
     bias_act_rows(node, y, idx, m, out);
 }
 
+/* A predicted fallback (cpu_change_rows): the layer fell back on a recent
+ * frame, so it computes dense without detecting. Its input differs from the
+ * last frame's only at the pixels its producer rewrote (all of them when
+ * that one fell back), so the outputs those reach through Eq. 4 are the
+ * ones handed on. Under the break-even share the prediction ends: right
+ * after the fallback, whose state is still the last input, the layer
+ * detects as on any frame (returns 0); later (the state is not kept while
+ * the layer predicts) the state takes the input and the layer recomputes
+ * those outputs (*idx, *n). When the prediction runs out, the state takes
+ * the input, and the layer detects from the next frame on. Returns 1 when
+ * the frame is settled. */
+static int predicted_fallback(cpu_ctx *ctx, int threads, cpu_layer *L, cbi_op_args *a,
+                              const cpu_conv_geom *g, const int32_t **idx, int64_t *n, int *dense)
+{
+    const float *x = a->in[0]->data;
+    const cbi_changes *in_chg = a->in_chg[0];
+    const int64_t npx_in = (int64_t)g->h * g->w, npx_out = (int64_t)g->ho * g->wo;
+    if (in_chg->all) {
+        *n = npx_out;
+    } else {
+        *n = cpu_mark_and_extract(ctx, threads, g, in_chg->idx, in_chg->count, L->out_map, L->idx,
+                                  a);
+        *idx = L->idx;
+    }
+    const int under = !a->dense_fallback || (double)*n <= (double)a->break_even * (double)npx_out;
+    const int fresh = L->state_fresh;
+    L->state_fresh = 0;
+    if (under && fresh) {
+        L->predicted = 0;
+        return 0;
+    }
+    a->stats->changed_in_px = in_chg->all ? npx_in : in_chg->count;
+    if (under || --L->predicted == 0) {
+        const double t0 = cbi_now_ms();
+        memcpy(L->in_state, x, (size_t)npx_in * g->cin * sizeof *x);
+        cpu_step_time(a, CBINFER_STEP_EXTRACT, t0, cbi_now_ms());
+        L->probing = !under;
+        L->predicted = 0;
+        if (under && !in_chg->all) return 1;
+    }
+    a->out_chg->all = in_chg->all;
+    a->out_chg->idx = L->idx;
+    a->out_chg->count = *n;
+    a->stats->ran_dense = 1;
+    *dense = 1;
+    return 1;
+}
+
 cbinfer_status cpu_change_rows(cpu_ctx *ctx, cpu_layer *L, cbi_op_args *a, const int32_t **idx,
                                int64_t *n, int *dense, cbi_err *e)
 {
@@ -726,47 +774,14 @@ cbinfer_status cpu_change_rows(cpu_ctx *ctx, cpu_layer *L, cbi_op_args *a, const
         memcpy(L->in_state, x, (size_t)npx_in * g.cin * sizeof *x);
         a->out_chg->all = 1;
         a->stats->changed_in_px = npx_in;
-        L->predicted = L->probing = 0;
+        L->predicted = L->probing = L->state_fresh = 0;
         *dense = 1;
         return CBINFER_STATUS_SUCCESS;
     }
 
-    double t0 = cbi_now_ms();
-    if (L->predicted > 0) {
-        /* A predicted fallback: the layer fell back on a recent frame, so it
-         * computes dense without detecting. Its input differs from the last
-         * frame's only at the pixels its producer rewrote (all of them when
-         * that one fell back), so the outputs those reach through Eq. 4 are
-         * the ones handed on. Under the break-even share, or when the
-         * prediction runs out, the state takes the input (it is not kept
-         * while the layer predicts) and the layer detects again from the
-         * next frame on; under the share it recomputes those outputs
-         * instead of all. */
-        if (in_chg->all) {
-            *n = npx_out;
-        } else {
-            *n = cpu_mark_and_extract(ctx, threads, &g, in_chg->idx, in_chg->count, L->out_map,
-                                      L->idx, a);
-            *idx = L->idx;
-        }
-        a->stats->changed_in_px = in_chg->all ? npx_in : in_chg->count;
-        const int under =
-            !a->dense_fallback || (double)*n <= (double)a->break_even * (double)npx_out;
-        if (under || --L->predicted == 0) {
-            const double t1 = cbi_now_ms();
-            memcpy(L->in_state, x, (size_t)npx_in * g.cin * sizeof *x);
-            cpu_step_time(a, CBINFER_STEP_EXTRACT, t1, cbi_now_ms());
-            L->probing = !under;
-            L->predicted = 0;
-            if (under && !in_chg->all) return CBINFER_STATUS_SUCCESS;
-        }
-        a->out_chg->all = in_chg->all;
-        a->out_chg->idx = L->idx;
-        a->out_chg->count = *n;
-        a->stats->ran_dense = 1;
-        *dense = 1;
+    if (L->predicted > 0 && predicted_fallback(ctx, threads, L, a, &g, idx, n, dense))
         return CBINFER_STATUS_SUCCESS;
-    }
+    double t0 = cbi_now_ms();
     if (a->reuse_indices && !in_chg->all && conv_is_pointwise(&g)) {
         /* Sec. III-E case 2: a pointwise conv spreads no change, so the
          * producer's indices are this layer's. The state still follows them
@@ -796,15 +811,14 @@ cbinfer_status cpu_change_rows(cpu_ctx *ctx, cpu_layer *L, cbi_op_args *a, const
         memcpy(L->in_state, x, (size_t)npx_in * g.cin * sizeof *x);
         a->out_chg->all = 1;
         a->stats->ran_dense = 1;
-        /* A layer that falls back on its producer's list, not on a frame
-         * that changed everywhere (a scene cut, a producer's fallback),
-         * predicts the same for the next frames; longer each time a
-         * prediction that ran out is right again. */
+        /* A layer whose input can come with a change list predicts the same
+         * for the next frames; longer each time a prediction that ran out is
+         * right again. */
         int len = CPU_PREDICT_FRAMES;
         if (L->probing) len = 2 * L->predict_len < CPU_PREDICT_MAX_FRAMES
                                   ? 2 * L->predict_len : CPU_PREDICT_MAX_FRAMES;
-        L->predicted = in_chg->all ? 0 : len;
-        L->predict_len = in_chg->all ? 0 : len;
+        L->predicted = L->predict_len = L->input_all_changed ? 0 : len;
+        L->state_fresh = 1;
         *dense = 1;
     } else {
         L->predicted = 0;
