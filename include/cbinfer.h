@@ -442,8 +442,9 @@ CBINFER_API cbinfer_status cbinfer_stream_get_threshold(const cbinfer_stream_t *
  * cost differs. cbinfer_layer_stats.ran_dense reports the fallback.
  * CPU backend: a layer that falls back predicts its fallback for the next 8
  * frames, and for twice as many each time it falls back again right after
- * (up to 128), unless its input changes everywhere on every frame (the
- * network's input, or no Conv before it). It then computes dense
+ * (up to 128), unless no change list can reach its input (the network's
+ * input, or no Conv before it through pools and pixel-wise ops only). It
+ * then computes dense
  * (ran_dense 1) without detecting, and hands on the outputs its producer's
  * rewritten pixels reach (everything, when its producer fell back). A
  * predicted layer thus takes every change its producer hands on, as at
@@ -454,7 +455,8 @@ CBINFER_API cbinfer_status cbinfer_stream_get_threshold(const cbinfer_stream_t *
  * and the layer detects from the next frame on. On predicted frames
  * changed_in_px counts the pixels the producer rewrote. The CUDA backend
  * detects on every frame.
- * b = 1 never falls back; b = 0 falls back whenever anything changed. Ignored
+ * b = 1 never falls back (a prediction under way ends on its next frame);
+ * b = 0 falls back whenever anything changed. Ignored
  * in CBINFER_MODE_DENSE. Not thread safe on one stream; no device sync.
  * Statuses: NULL_ARGUMENT, UNKNOWN_NODE, BAD_PARAM (outside [0, 1] or NaN). */
 CBINFER_API cbinfer_status cbinfer_stream_set_break_even(cbinfer_stream_t *stream,

@@ -271,13 +271,12 @@ TEST(Fallback, CudaSceneCut)
     expect_scene_cut_falls_back_once(CBINFER_BACKEND_CUDA, 1e-3f);
 }
 
-// A conv that fell back on its producer's change list (not on a frame that
-// changed everywhere) predicts its fallback for the next frames: it computes
-// dense without detecting, and hands on the outputs its producer's changes
-// reach; once those are under its break-even share it recomputes them
-// instead, and detects again on the next frame. At τ = 0 the output equals
-// dense on every frame, through fallbacks, predictions and their ends; a
-// static frame costs nothing.
+// A conv that fell back (but not the first, which only detection gives a
+// change list) predicts its fallback for the next frames: it computes dense
+// without detecting, and hands on the outputs its producer's changes reach;
+// once those are under its break-even share it detects or recomputes them
+// instead. At τ = 0 the output equals dense on every frame, through
+// fallbacks, predictions and their ends; a static frame costs nothing.
 TEST(Fallback, PredictedFallbackEqualsDense)
 {
     for (const char *model : {"vgg7-noise1", "nanodet"}) {

@@ -288,23 +288,31 @@ int cpu_row_weights(const cbi_node *n, const cbi_node_plan *p, const cbi_policy 
 }
 
 /* Whether value v reaches a change-based stream as changed everywhere on
- * every frame: it is the network's input, or no change list can reach it
- * from a Conv (which makes one by detecting): pools and the pixel-wise ops
- * hand on a list only when all their inputs have one, other ops none. */
+ * every frame: no change list can reach it from a Conv (which makes one by
+ * detecting). Pools and the pixel-wise ops hand on a list only when all of
+ * their inputs have one; other ops, the network's input and constants
+ * never. One pass over the nodes in their (topological) order; -1 when out
+ * of memory. */
 static int always_all_changed(const cbi_net *net, int v)
 {
-    if (v == net->input) return 1;
+    unsigned char *all = malloc((size_t)net->n_values);
+    if (!all) return -1;
+    memset(all, 1, (size_t)net->n_values);
     for (int i = 0; i < net->n_nodes; ++i) {
         const cbi_node *p = &net->nodes[i];
-        if (p->output != v) continue;
-        if (p->op == CBI_OP_CONV) return 0;
-        if (p->op != CBI_OP_MAXPOOL && p->op != CBI_OP_AVGPOOL && !cpu_op_propagates(p))
-            return 1;
-        for (int j = 0; j < p->n_inputs; ++j)
-            if (always_all_changed(net, p->inputs[j])) return 1;
-        return 0;
+        int a = 1;
+        if (p->op == CBI_OP_CONV) {
+            a = 0;
+        } else if (p->op == CBI_OP_MAXPOOL || p->op == CBI_OP_AVGPOOL || cpu_op_propagates(p)) {
+            a = 0;
+            for (int j = 0; j < p->n_inputs; ++j)
+                a |= p->inputs[j] < 0 || p->inputs[j] >= net->n_values || all[p->inputs[j]];
+        }
+        if (p->output >= 0 && p->output < net->n_values) all[p->output] = (unsigned char)a;
     }
-    return 1; /* an initializer or constant: never a list */
+    const int r = v < 0 || v >= net->n_values || all[v];
+    free(all);
+    return r;
 }
 
 static cbinfer_status cpu_layer_create(void *bctx, int node_id, void **out, cbi_err *e)
@@ -340,7 +348,9 @@ static cbinfer_status cpu_layer_create(void *bctx, int node_id, void **out, cbi_
         L->in_idx = cbi_malloc_array(in_px, sizeof(int32_t));
         ok = L->in_state && L->in_idx;
         L->policy = *pol;
-        L->input_all_changed = always_all_changed(ctx->cfg.net, n->inputs[0]);
+        const int all_changed = ok ? always_all_changed(ctx->cfg.net, n->inputs[0]) : 1;
+        ok = ok && all_changed >= 0;
+        L->input_all_changed = all_changed > 0;
         if (ok && cbi_policy_keeps_accumulator(pol, n, p->in.c, sizeof(float))) {
             L->acc = cbi_calloc(out_px * p->out.c, sizeof(float));
             ok = L->acc != NULL;

@@ -110,9 +110,9 @@ typedef struct cpu_layer {
     int probing;       /* 1 on the frame that detects after a prediction ran out */
     int state_fresh;   /* the state is the last frame's input (the first predicted
                           frame, after the fallback set it) */
-    int input_all_changed; /* Conv: its input is changed everywhere on every frame
-                          (the network's input, or no Conv before it): it never
-                          predicts a fallback */
+    int input_all_changed; /* Conv: no change list can reach its input (the
+                          network's input, or no Conv before it through pools and
+                          pixel-wise ops only): it never predicts a fallback */
     float *thin_w;     /* Conv with Cout <= CPU_THIN_COUT, change-based: the weights
                           [CPU_THIN_COUT][kh][kw][Cin], rows past Cout zero */
     float *group_w;    /* grouped Conv, change-based: the weights [kh][kw][Cin/group][Cout] */

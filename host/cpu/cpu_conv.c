@@ -818,7 +818,7 @@ cbinfer_status cpu_change_rows(cpu_ctx *ctx, cpu_layer *L, cbi_op_args *a, const
         if (L->probing) len = 2 * L->predict_len < CPU_PREDICT_MAX_FRAMES
                                   ? 2 * L->predict_len : CPU_PREDICT_MAX_FRAMES;
         L->predicted = L->predict_len = L->input_all_changed ? 0 : len;
-        L->state_fresh = 1;
+        L->state_fresh = L->predicted > 0;
         *dense = 1;
     } else {
         L->predicted = 0;
