@@ -25,11 +25,15 @@ TEST(Batch, ChangeBasedEqualsIndependentNanoDet)
                                     5, 1e-5f);
 }
 
-// Depthwise convolutions (rows straight from the state) and ReLU6.
+// Depthwise convolutions (rows straight from the state) and ReLU6; streams
+// whose layers fall back and then predict their fallbacks (b = 0: from the
+// second frame on; feed-forward at b = 0.3).
 TEST(Batch, ChangeBasedEqualsIndependentPoseNet)
 {
     expect_batch_equals_independent("posenet", 129, 97, CBINFER_MODE_CBINFER,
-                                    {{0.01f, 1.f, nullptr}, {0.f, 1.f, "cbinfer-ff"}}, 4, 1e-5f);
+                                    {{0.01f, 1.f, nullptr}, {0.f, 1.f, "cbinfer-ff"},
+                                     {0.01f, 0.f, nullptr}, {0.f, 0.3f, "cbinfer-ff"}},
+                                    5, 1e-5f);
 }
 
 // A delta policy on one stream (it runs on its own within the step), a

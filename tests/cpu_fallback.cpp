@@ -279,7 +279,15 @@ TEST(Fallback, CudaSceneCut)
 // fallbacks, predictions and their ends; a static frame costs nothing.
 TEST(Fallback, PredictedFallbackEqualsDense)
 {
-    for (const char *model : {"vgg7-noise1", "nanodet"}) {
+    const struct {
+        const char *model;
+        cbinfer_mode mode;
+    } cases[] = {{"vgg7-noise1", CBINFER_MODE_CBINFER},
+                 {"nanodet", CBINFER_MODE_CBINFER},
+                 {"vgg7-noise1", CBINFER_MODE_CBINFER_FF}};
+    for (const auto &c : cases) {
+        const char *model = c.model;
+        SCOPED_TRACE(c.mode == CBINFER_MODE_CBINFER_FF ? "feed-forward" : "closed loop");
         NetPtr net = load(model);
         ASSERT_TRUE(net) << model;
         const int w = 128, h = 96;
@@ -304,7 +312,7 @@ TEST(Fallback, PredictedFallbackEqualsDense)
         }
         frames.push_back(frames.back()); // static
         StreamPtr dense = make_stream(net.get(), w, h, CBINFER_BACKEND_CPU, CBINFER_MODE_DENSE);
-        StreamPtr cb = make_stream(net.get(), w, h, CBINFER_BACKEND_CPU, CBINFER_MODE_CBINFER);
+        StreamPtr cb = make_stream(net.get(), w, h, CBINFER_BACKEND_CPU, c.mode);
         ASSERT_TRUE(dense && cb);
         ASSERT_EQ(cbinfer_stream_set_param(cb.get(), CBINFER_PARAM_COLLECT_STATS, 1),
                   CBINFER_STATUS_SUCCESS);
