@@ -444,9 +444,9 @@ CBINFER_API cbinfer_status cbinfer_stream_get_threshold(const cbinfer_stream_t *
  * frames, and for twice as many each time it falls back again right after
  * (up to 128), unless no change list can reach its input (the network's
  * input, or no Conv before it through pools and pixel-wise ops only). It
- * then computes dense
- * (ran_dense 1) without detecting, and hands on the outputs its producer's
- * rewritten pixels reach (everything, when its producer fell back). A
+ * then computes dense (ran_dense 1) without detecting, and hands on the
+ * outputs its producer's rewritten pixels reach (everything, when its
+ * producer fell back). A
  * predicted layer thus takes every change its producer hands on, as at
  * τ = 0. When those outputs are no more than b of the layer, the prediction
  * ends: on its first frame the layer detects as on any frame; later its
@@ -456,8 +456,8 @@ CBINFER_API cbinfer_status cbinfer_stream_get_threshold(const cbinfer_stream_t *
  * changed_in_px counts the pixels the producer rewrote. The CUDA backend
  * detects on every frame.
  * b = 1 never falls back (a prediction under way ends on its next frame);
- * b = 0 falls back whenever anything changed. Ignored
- * in CBINFER_MODE_DENSE. Not thread safe on one stream; no device sync.
+ * b = 0 falls back whenever anything changed. Ignored in CBINFER_MODE_DENSE.
+ * Not thread safe on one stream; no device sync.
  * Statuses: NULL_ARGUMENT, UNKNOWN_NODE, BAD_PARAM (outside [0, 1] or NaN). */
 CBINFER_API cbinfer_status cbinfer_stream_set_break_even(cbinfer_stream_t *stream,
                                                          const char *node_name, float share);
