@@ -20,13 +20,29 @@ struct ConvStats {
     int64_t macs = 0;
 };
 
-ConvStats conv_stats(const cbinfer_stream_t *s)
+// The statistics of s's conv layers, in network order.
+std::vector<cbinfer_layer_stats> conv_layers(const cbinfer_stream_t *s)
 {
-    ConvStats r;
+    std::vector<cbinfer_layer_stats> convs;
     for (int i = 0; i < cbinfer_stream_layer_count(s); ++i) {
         cbinfer_layer_stats ls;
         EXPECT_EQ(cbinfer_stream_layer_stats(s, i, &ls), CBINFER_STATUS_SUCCESS);
-        if (std::string(ls.op) != "Conv") continue;
+        if (std::string(ls.op) == "Conv") convs.push_back(ls);
+    }
+    return convs;
+}
+
+// Whether a conv detected changes this frame (statistics collected): a
+// predicted fallback does not.
+bool detected(const cbinfer_layer_stats &ls)
+{
+    return ls.step_ms[CBINFER_STEP_CHANGE_DETECT] > 0;
+}
+
+ConvStats conv_stats(const cbinfer_stream_t *s)
+{
+    ConvStats r;
+    for (const cbinfer_layer_stats &ls : conv_layers(s)) {
         ++r.convs;
         r.macs += ls.macs;
         if (ls.ran_dense) {
@@ -318,13 +334,9 @@ TEST(Fallback, PredictedFallbackEqualsDense)
                   CBINFER_STATUS_SUCCESS);
         ASSERT_EQ(cbinfer_stream_set_break_even_all(cb.get(), 0.25f), CBINFER_STATUS_SUCCESS);
         // The first conv never falls back, so the layers after it get lists.
-        std::string first;
-        for (int i = 0; i < cbinfer_stream_layer_count(cb.get()) && first.empty(); ++i) {
-            cbinfer_layer_stats ls;
-            ASSERT_EQ(cbinfer_stream_layer_stats(cb.get(), i, &ls), CBINFER_STATUS_SUCCESS);
-            if (std::string(ls.op) == "Conv") first = ls.name;
-        }
-        ASSERT_EQ(cbinfer_stream_set_break_even(cb.get(), first.c_str(), 1.f),
+        const auto convs = conv_layers(cb.get());
+        ASSERT_FALSE(convs.empty());
+        ASSERT_EQ(cbinfer_stream_set_break_even(cb.get(), convs[0].name, 1.f),
                   CBINFER_STATUS_SUCCESS);
         int predicted_dense = 0, predicted_under = 0, fell_back = 0;
         for (size_t f = 0; f < frames.size(); ++f) {
@@ -333,14 +345,10 @@ TEST(Fallback, PredictedFallbackEqualsDense)
             EXPECT_LE(cbi_test_max_abs_diff(output_of(dense.get()), output_of(cb.get())), 1e-4f)
                 << model << " frame " << f;
             if (f == 0) continue;
-            for (int i = 0; i < cbinfer_stream_layer_count(cb.get()); ++i) {
-                cbinfer_layer_stats ls;
-                ASSERT_EQ(cbinfer_stream_layer_stats(cb.get(), i, &ls), CBINFER_STATUS_SUCCESS);
-                if (std::string(ls.op) != "Conv") continue;
-                const bool detected = ls.step_ms[CBINFER_STEP_CHANGE_DETECT] > 0;
-                fell_back += ls.ran_dense && detected;
-                predicted_dense += ls.ran_dense && !detected;
-                predicted_under += !ls.ran_dense && !detected && ls.changed_px > 0;
+            for (const cbinfer_layer_stats &ls : conv_layers(cb.get())) {
+                fell_back += ls.ran_dense && detected(ls);
+                predicted_dense += ls.ran_dense && !detected(ls);
+                predicted_under += !ls.ran_dense && !detected(ls) && ls.changed_px > 0;
             }
         }
         EXPECT_GT(fell_back, 0) << model;
@@ -375,15 +383,11 @@ TEST(Fallback, OnlyConvsAfterTheFirstPredict)
         EXPECT_LE(cbi_test_max_abs_diff(output_of(dense.get()), output_of(cb.get())), 1e-4f)
             << "frame " << f;
         if (f == 0) continue;
-        int conv = 0;
-        for (int i = 0; i < cbinfer_stream_layer_count(cb.get()); ++i) {
-            cbinfer_layer_stats ls;
-            ASSERT_EQ(cbinfer_stream_layer_stats(cb.get(), i, &ls), CBINFER_STATUS_SUCCESS);
-            if (std::string(ls.op) != "Conv") continue;
-            EXPECT_TRUE(ls.ran_dense) << ls.name << " frame " << f;
-            const bool detected = ls.step_ms[CBINFER_STEP_CHANGE_DETECT] > 0;
-            EXPECT_EQ(detected, conv == 0 || f == 1) << ls.name << " frame " << f;
-            ++conv;
+        const auto convs = conv_layers(cb.get());
+        ASSERT_FALSE(convs.empty());
+        for (size_t k = 0; k < convs.size(); ++k) {
+            EXPECT_TRUE(convs[k].ran_dense) << convs[k].name << " frame " << f;
+            EXPECT_EQ(detected(convs[k]), k == 0 || f == 1) << convs[k].name << " frame " << f;
         }
     }
 }
