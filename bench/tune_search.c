@@ -70,10 +70,18 @@ int cbi_tune_network(cbi_tune_config_fn config, void *ctx, int n, const unsigned
             r->base = config(ctx, -1, tau);
             if (isnan(r->base)) goto end;
         }
-        layer_eval le = {config, ctx, i, tau};
-        r->tau = cbi_tune_layer(eval_one, &le, init[i], growth, r->base, budget[i], max_steps,
-                                &r->evals, &r->loss);
-        if (isnan(r->tau)) goto end;
+        if (budget[i] == 0) {
+            /* No budget: held at 0, unsearched (a loss that does not grow
+             * would let it rise). */
+            r->tau = 0;
+            r->loss = r->base;
+            r->evals = 0;
+        } else {
+            layer_eval le = {config, ctx, i, tau};
+            r->tau = cbi_tune_layer(eval_one, &le, init[i], growth, r->base, budget[i], max_steps,
+                                    &r->evals, &r->loss);
+            if (isnan(r->tau)) goto end;
+        }
         tau[i] = r->tau;
         memcpy(known, tau, (size_t)n * sizeof *tau);
         known_loss = r->loss;

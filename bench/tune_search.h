@@ -44,7 +44,8 @@ typedef struct cbi_tune_result {
  * from the previous layer's search when the configuration is the same (a
  * chain) and evaluated otherwise. So re-converging branches are tuned
  * independently. init[i] and budget[i] are layer i's initial threshold and
- * budget. out[i] receives the results; done (may be NULL) is called after
+ * budget; a layer with budget 0 is held at 0 without evaluations. out[i]
+ * receives the results; done (may be NULL) is called after
  * each layer. Returns 0, or -1 when config returned NaN or the parameters
  * are invalid (as cbi_tune_layer's). */
 int cbi_tune_network(cbi_tune_config_fn config, void *ctx, int n, const unsigned char *reaches,

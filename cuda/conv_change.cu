@@ -106,7 +106,13 @@ cbinfer_status cu_change_rows(cu_ctx *ctx, cbi_op_args *a, const int32_t **rows,
     *rows = NULL;
     *n_rows = *n_changed_in = 0;
 
-    if (a->first) {
+    /* Threshold 0 behind a change list, from an exact output, the CPU
+     * follows the list (cpu_conv.c, follow_list), and so does its first
+     * frame above 0 again: every listed pixel counts as changed. Here a tau
+     * below 0 passes them all through detection, and the state takes them.
+     * An input changed everywhere right after runs dense, as on the CPU. */
+    const int follow = !in_chg->all && (L->followed || (a->threshold == 0.f && L->exact));
+    if (a->first || (L->followed && in_chg->all)) {
         /* First frame: dense, the state starts as the input, the map clean. */
         CBINFER_CUDA_TRY(cudaMemcpyAsync(L->d_state, a->in[0]->data,
                                          (size_t)npx_in * g.cin * ctx->elem_bytes,
@@ -115,16 +121,20 @@ cbinfer_status cu_change_rows(cu_ctx *ctx, cbi_op_args *a, const int32_t **rows,
         CBINFER_CUDA_TRY(cudaMemsetAsync(L->d_map, 0, (size_t)npx_out, ctx->stream), e, where);
         a->out_chg->all = 1;
         a->stats->changed_in_px = npx_in;
+        if (!a->first) a->stats->ran_dense = 1;
+        L->exact = 1;
+        L->followed = 0;
         *dense = 1;
         return CBINFER_STATUS_SUCCESS;
     }
+    L->followed = follow && a->threshold == 0.f;
     if (!in_chg->all && in_chg->count > 0 && !in_chg->idx)
         return cbi_fail(e, CBINFER_STATUS_INTERNAL, "node %s: change list without indices",
                         where);
 
     const int32_t *idx = L->d_idx;
     int64_t n = 0, n_in = 0;
-    if (a->reuse_indices && !in_chg->all && cu_is_pointwise(&g)) {
+    if (a->reuse_indices && !follow && !in_chg->all && cu_is_pointwise(&g)) {
         /* Sec. III-E case 2: the producer's indices are this layer's; the
          * state follows them so detection can resume at any frame. */
         cu_step s(ctx, a, CBINFER_STEP_EXTRACT);
@@ -137,6 +147,8 @@ cbinfer_status cu_change_rows(cu_ctx *ctx, cbi_op_args *a, const int32_t **rows,
         n = n_in = in_chg->count;
     } else if (in_chg->all || in_chg->count > 0) {
         const int64_t n_test = in_chg->all ? npx_in : in_chg->count;
+        const float tau = follow ? -1.f : a->threshold;
+        if (!follow && a->threshold != 0.f) L->exact = 0;
         {
             cu_step s(ctx, a, CBINFER_STEP_CHANGE_DETECT);
             CU_TRY(s.begin(e));
@@ -144,7 +156,7 @@ cbinfer_status cu_change_rows(cu_ctx *ctx, cbi_op_args *a, const int32_t **rows,
                              where);
             CBINFER_CUDA_TRY(launch_change_detect(ctx->dt, &g, a->in[0]->data, L->d_state,
                                                   in_chg->all ? NULL : in_chg->idx, n_test,
-                                                  a->threshold, a->feed_forward, L->d_map,
+                                                  tau, a->feed_forward, L->d_map,
                                                   ctx->d_counts, ctx->stream),
                              e, where);
             CU_TRY(s.end(e));
@@ -180,9 +192,14 @@ cbinfer_status cu_change_rows(cu_ctx *ctx, cbi_op_args *a, const int32_t **rows,
                                          (size_t)npx_in * g.cin * ctx->elem_bytes,
                                          cudaMemcpyDeviceToDevice, ctx->stream),
                          e, where);
-        a->out_chg->all = 1;
+        /* Following, the outputs the list reaches are handed on, as on
+         * the CPU. */
+        a->out_chg->all = !follow;
+        a->out_chg->idx = follow ? L->d_idx : NULL;
+        a->out_chg->count = follow ? n : 0;
         a->stats->changed_in_px = n_in;
         a->stats->ran_dense = 1;
+        L->exact = 1;
         *dense = 1;
         return CBINFER_STATUS_SUCCESS;
     }

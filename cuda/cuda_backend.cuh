@@ -69,6 +69,10 @@ typedef struct cu_layer {
     uint8_t *d_map;     /* Conv and pools, change-based: output pixels to recompute; all
                            zero between calls */
     int32_t *d_idx;     /* Conv and pools, change-based: extracted indices */
+    int exact;          /* Conv, change-based: no change under τ left out since the
+                           last dense frame (the CPU's cpu_layer.exact) */
+    int followed;       /* Conv, change-based: the last frame followed its producer's
+                           list at threshold 0 (cu_change_rows) */
 
     int use_cudnn;      /* Conv: cuDNN dense path set up (else im2col + GEMM) */
     int fused;          /* Conv: bias + activation through cudnnConvolutionBiasActivationForward */

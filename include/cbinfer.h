@@ -421,7 +421,14 @@ CBINFER_API cbinfer_status cbinfer_stream_state_bytes(const cbinfer_stream_t *st
                                                       uint64_t *bytes);
 
 /* Thresholds τ (paper Eq. 3), in the units of each layer's input. All start at
- * 0, which makes the change-based output equal the dense output.
+ * 0, which makes the change-based output equal the dense output. A
+ * convolution at 0 whose input comes with a change list (its producer
+ * rewrote only some pixels) does not detect: every listed pixel counts as
+ * changed, and it recomputes the outputs they reach (Eq. 4) from its input,
+ * keeping no input state until its threshold is above 0 again (CPU; CUDA
+ * keeps the state). That is exact, and cheaper than detecting where the
+ * detection costs about what it saves, e.g. depthwise convolutions. The
+ * network's first convolutions, whose input changes everywhere, detect at 0.
  * set_threshold names one convolution node; set_threshold_all sets every one.
  * The effective threshold is τ times CBINFER_PARAM_THRESHOLD_SCALE.
  * Statuses: NULL_ARGUMENT, UNKNOWN_NODE, BAD_PARAM (negative or not finite). */
@@ -610,7 +617,8 @@ typedef struct cbinfer_layer_stats {
     const char *op;      /* ONNX op type ("Conv", "MaxPool", ...) */
     int64_t changed_px;  /* output pixels recomputed this frame */
     int64_t total_px;    /* output pixels of the layer */
-    int64_t changed_in_px; /* input pixels detected as changed (Eq. 3) */
+    int64_t changed_in_px; /* input pixels detected as changed (Eq. 3; at threshold 0
+                            * behind a change list, every listed pixel) */
     int64_t macs;        /* multiply-accumulates performed */
     int64_t dense_macs;  /* multiply-accumulates of the dense layer */
     int ran_dense;       /* 1 if the layer ran its dense path this frame (first frame,

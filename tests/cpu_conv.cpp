@@ -2,6 +2,7 @@
 // shapes, and the change-based path against the dense path with τ = 0.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <vector>
@@ -17,6 +18,7 @@ namespace {
 struct ConvCase {
     int cin, cout, h, w, k, stride, pad, dil;
     cbi_act_kind act;
+    int group = 1;
 };
 
 // Direct convolution in NCHW with ONNX weights [Cout][Cin][kh][kw]: the
@@ -25,18 +27,21 @@ std::vector<float> naive_conv(const ConvCase &c, int ho, int wo, const std::vect
                               const std::vector<float> &w, const std::vector<float> &b,
                               const cbi_activation &act)
 {
+    // With groups, output o reads the cg input channels of group o / (Cout / group).
+    const int cg = c.cin / c.group;
     std::vector<float> y((size_t)c.cout * ho * wo);
     for (int o = 0; o < c.cout; ++o)
         for (int oy = 0; oy < ho; ++oy)
             for (int ox = 0; ox < wo; ++ox) {
                 double acc = b[o];
-                for (int ci = 0; ci < c.cin; ++ci)
+                for (int cl = 0; cl < cg; ++cl)
                     for (int ky = 0; ky < c.k; ++ky)
                         for (int kx = 0; kx < c.k; ++kx) {
+                            const int ci = o / (c.cout / c.group) * cg + cl;
                             int iy = oy * c.stride - c.pad + ky * c.dil;
                             int ix = ox * c.stride - c.pad + kx * c.dil;
                             if (iy < 0 || iy >= c.h || ix < 0 || ix >= c.w) continue;
-                            acc += (double)w[(((size_t)o * c.cin + ci) * c.k + ky) * c.k + kx] *
+                            acc += (double)w[(((size_t)o * cg + cl) * c.k + ky) * c.k + kx] *
                                    x[((size_t)ci * c.h + iy) * c.w + ix];
                         }
                 y[((size_t)o * ho + oy) * wo + ox] = cpu_activate(&act, o, (float)acc);
@@ -66,21 +71,22 @@ struct ConvFixture {
     {
         ho = (c.h + 2 * c.pad - c.dil * (c.k - 1) - 1) / c.stride + 1;
         wo = (c.w + 2 * c.pad - c.dil * (c.k - 1) - 1) / c.stride + 1;
-        std::normal_distribution<float> nd(0.f, 1.f / std::sqrt((float)(c.cin * c.k * c.k)));
-        w_onnx.resize((size_t)c.cout * c.cin * c.k * c.k);
+        const int cg = c.cin / c.group;
+        std::normal_distribution<float> nd(0.f, 1.f / std::sqrt((float)(cg * c.k * c.k)));
+        w_onnx.resize((size_t)c.cout * cg * c.k * c.k);
         for (auto &v : w_onnx) v = nd(rng);
         bias.resize(c.cout);
         for (auto &v : bias) v = nd(rng);
         slope.resize(c.cout);
         for (auto &v : slope) v = 0.05f * nd(rng);
-        // [Cout][Cin][kh][kw] -> [Cout][kh][kw][Cin]
+        // [Cout][Cin/group][kh][kw] -> [Cout][kh][kw][Cin/group]
         w_nhwc.resize(w_onnx.size());
         for (int o = 0; o < c.cout; ++o)
-            for (int ci = 0; ci < c.cin; ++ci)
+            for (int ci = 0; ci < cg; ++ci)
                 for (int ky = 0; ky < c.k; ++ky)
                     for (int kx = 0; kx < c.k; ++kx)
-                        w_nhwc[(((size_t)o * c.k + ky) * c.k + kx) * c.cin + ci] =
-                            w_onnx[(((size_t)o * c.cin + ci) * c.k + ky) * c.k + kx];
+                        w_nhwc[(((size_t)o * c.k + ky) * c.k + kx) * cg + ci] =
+                            w_onnx[(((size_t)o * cg + ci) * c.k + ky) * c.k + kx];
         node.name = (char *)"conv";
         node.op_type = "Conv";
         node.op = CBI_OP_CONV;
@@ -89,6 +95,7 @@ struct ConvFixture {
         node.output = 1;
         node.cin = c.cin;
         node.cout = c.cout;
+        node.group = c.group;
         node.win = cbi_window{c.k, c.k, c.stride, c.stride, c.dil, c.dil, c.pad, c.pad, c.pad,
                               c.pad, CBI_AUTO_PAD_NOTSET, 0, 0, 0, 0};
         node.weight = w_nhwc.data();
@@ -168,8 +175,8 @@ std::vector<ConvCase> all_cases()
 std::string describe(const ConvCase &c)
 {
     char s[160];
-    snprintf(s, sizeof s, "cin=%d cout=%d %dx%d k=%d s=%d p=%d d=%d act=%d", c.cin, c.cout, c.h,
-             c.w, c.k, c.stride, c.pad, c.dil, (int)c.act);
+    snprintf(s, sizeof s, "cin=%d cout=%d group=%d %dx%d k=%d s=%d p=%d d=%d act=%d", c.cin,
+             c.cout, c.group, c.h, c.w, c.k, c.stride, c.pad, c.dil, (int)c.act);
     return s;
 }
 
@@ -248,7 +255,7 @@ TEST(CpuConv, DetectionLooksOnlyAtListedPixels)
     f.in[(size_t)(1 * 10 + 1) * 4] = 1.f;  // not listed
     int32_t listed[] = {55};
     f.in_chg = cbi_changes{0, listed, 1};
-    ASSERT_EQ(f.run(CBI_K_CONV_CHANGE, 0, 0.f), CBINFER_STATUS_SUCCESS);
+    ASSERT_EQ(f.run(CBI_K_CONV_CHANGE, 0, 0.01f), CBINFER_STATUS_SUCCESS);
     EXPECT_EQ(f.stats.changed_in_px, 1);
     EXPECT_EQ(f.stats.changed_px, 9);
 }
@@ -262,4 +269,139 @@ TEST(CpuConv, ThresholdSuppressesSmallChanges)
     f.in[(size_t)70 * 3 + 2] = 0.2f; // above τ
     ASSERT_EQ(f.run(CBI_K_CONV_CHANGE, 0, 0.1f), CBINFER_STATUS_SUCCESS);
     EXPECT_EQ(f.stats.changed_in_px, 1);
+}
+
+namespace {
+
+// Grouped and depthwise convolutions: channel counts that run the depthwise
+// rows' 32- and 8-channel blocks and their scalar tail, a channel
+// multiplier, plain groups; strides, dilations, and padding past the kernel
+// (windows wholly in the padding).
+std::vector<ConvCase> grouped_cases()
+{
+    std::vector<ConvCase> cases;
+    const cbi_act_kind acts[] = {CBI_ACT_NONE, CBI_ACT_RELU, CBI_ACT_CLIP};
+    const int shapes[][3] = {{5, 5, 5}, {24, 24, 24}, {37, 37, 37}, {48, 48, 48},
+                             {4, 8, 4}, {6, 4, 2}};  // cin, cout, group
+    int i = 0;
+    for (const auto &sh : shapes)
+        for (int k : {3, 5})
+            for (int stride : {1, 2})
+                for (int pad : {0, k / 2, k + 1})
+                    for (int dil : {1, 2}) {
+                        ConvCase c{sh[0], sh[1], 9 + i % 4, 8 + i % 5, k, stride, pad, dil,
+                                   acts[i % 3]};
+                        c.group = sh[2];
+                        cases.push_back(c);
+                        ++i;
+                    }
+    return cases;
+}
+
+} // namespace
+
+// Grouped convolutions, dense and change-based (from the state, every input
+// changed; then sparse changes), against the naive reference.
+TEST(CpuConv, GroupedMatchesNaiveReference)
+{
+    std::mt19937 rng(77);
+    for (const ConvCase &c : grouped_cases()) {
+        std::mt19937 same = rng;  // the same weights for both
+        ConvFixture d(c, CBINFER_MODE_DENSE, rng), f(c, CBINFER_MODE_CBINFER, same);
+        std::vector<float> x = random_vec(rng, (size_t)c.cin * c.h * c.w);
+        for (int frame = 0; frame < 3; ++frame) {
+            if (frame > 0)
+                for (int n = 0; n < 4; ++n)
+                    x[rng() % x.size()] += 0.5f;
+            d.in = f.in = nchw_to_nhwc(x, c.cin, c.h, c.w);
+            d.tin.data = d.in.data();
+            f.tin.data = f.in.data();
+            ASSERT_EQ(d.run(CBI_K_CONV_DENSE, 1, 0.f), CBINFER_STATUS_SUCCESS) << describe(c);
+            ASSERT_EQ(f.run(CBI_K_CONV_CHANGE, frame == 0, 0.f), CBINFER_STATUS_SUCCESS)
+                << describe(c);
+            const std::vector<float> ref = d.reference(x);
+            EXPECT_LT(cbi_test_max_abs_diff(ref, d.out), 1e-4f) << describe(c);
+            EXPECT_LT(cbi_test_max_abs_diff(ref, f.out), 1e-4f) << describe(c) << " frame "
+                                                                 << frame;
+        }
+    }
+}
+
+// At τ = 0 behind a change list, from an exact output, a conv counts every
+// listed pixel as changed without testing any (no gate evaluations) and
+// recomputes what the list reaches from its input, keeping no state. Above 0
+// again, one frame still follows while the state takes the input; after
+// changes under τ were left out, τ = 0 detects against the state (the closed
+// loop: the output stays the convolution of the state). An input changed
+// everywhere after following runs dense.
+TEST(CpuConv, ZeroThresholdFollowsTheProducersList)
+{
+    std::mt19937 rng(31);
+    ConvCase depthwise{40, 40, 12, 11, 3, 2, 1, 1, CBI_ACT_CLIP};
+    depthwise.group = 40;
+    for (const ConvCase &c : {ConvCase{6, 8, 12, 11, 3, 1, 1, 1, CBI_ACT_RELU}, depthwise}) {
+        SCOPED_TRACE(describe(c));
+        ConvFixture f(c, CBINFER_MODE_CBINFER, rng);
+        std::vector<float> x = random_vec(rng, (size_t)c.cin * c.h * c.w);
+        std::vector<int32_t> list;
+        // One frame of input x with its change list (all when `all`) at τ;
+        // the output must be the convolution of `expect`.
+        auto frame = [&](int first, float tau, bool all, const std::vector<float> &expect) {
+            f.in = nchw_to_nhwc(x, c.cin, c.h, c.w);
+            f.tin.data = f.in.data();
+            f.in_chg = all ? cbi_changes{1, nullptr, 0}
+                           : cbi_changes{0, list.data(), (int64_t)list.size()};
+            ASSERT_EQ(f.run(CBI_K_CONV_CHANGE, first, tau), CBINFER_STATUS_SUCCESS);
+            EXPECT_LT(cbi_test_max_abs_diff(f.reference(expect), f.out), 1e-4f);
+        };
+        frame(1, 0.f, true, x);
+        // Pixel 100 is listed but unchanged, and counts all the same (channel
+        // 0 of the other pixels changes).
+        for (int32_t p : {14, 15, 60}) x[p] += 0.5f;
+        list = {14, 15, 60, 100};
+        frame(0, 0.f, false, x);
+        EXPECT_EQ(f.stats.changed_in_px, 4);
+        EXPECT_EQ(f.stats.transmitted_el, 4 * c.cin);
+        EXPECT_EQ(f.stats.overhead_arith, f.stats.transmitted_el); // no gate evaluated
+        EXPECT_EQ(f.out_chg.all, 0);
+        EXPECT_EQ(f.out_chg.count, f.stats.changed_px);
+        EXPECT_EQ(f.stats.macs, f.stats.changed_px * c.k * c.k * (c.cin / c.group) * c.cout);
+        // Above 0 again: this frame follows (a change under τ counts), and the
+        // state takes the input. The restored pixels equal no kept state.
+        for (int32_t p : {14, 15}) x[p] -= 0.5f;
+        x[20] += 0.05f;
+        list = {14, 15, 20};
+        frame(0, 0.1f, false, x);
+        EXPECT_EQ(f.stats.changed_in_px, 3);
+        // Detection from the state: a change of 0.05 stays out.
+        std::vector<float> state = x;
+        x[61] += 0.05f;
+        list = {61};
+        frame(0, 0.1f, false, state);
+        EXPECT_EQ(f.stats.changed_in_px, 0);
+        // Back at 0 the layer detects (its output is not exact): a listed
+        // neighbour is taken, pixel 61 keeps its state.
+        x[62] += 0.5f;
+        state[62] = x[62];
+        list = {62};
+        frame(0, 0.f, false, state);
+        EXPECT_EQ(f.stats.changed_in_px, 1);
+        list = {61};
+        frame(0, 0.f, false, x);
+        EXPECT_EQ(f.stats.changed_in_px, 1);
+        // From a dense frame it follows again; then an input changed
+        // everywhere (pixel 50 back to its value in the state not kept) runs
+        // dense, and detection goes on from there.
+        frame(1, 0.f, true, x);
+        x[50] += 0.5f;
+        list = {50};
+        frame(0, 0.f, false, x);
+        EXPECT_EQ(f.stats.overhead_arith, f.stats.transmitted_el);
+        x[50] -= 0.5f;
+        frame(0, 0.f, true, x);
+        EXPECT_EQ(f.stats.ran_dense, 1);
+        frame(0, 0.f, true, x);
+        EXPECT_EQ(f.stats.changed_in_px, 0);
+        EXPECT_EQ(f.stats.macs, 0);
+    }
 }

@@ -291,8 +291,10 @@ TEST(Fallback, CudaSceneCut)
 // change list) predicts its fallback for the next frames: it computes dense
 // without detecting, and hands on the outputs its producer's changes reach;
 // once those are under its break-even share it detects or recomputes them
-// instead. At τ = 0 the output equals dense on every frame, through
-// fallbacks, predictions and their ends; a static frame costs nothing.
+// instead. At a threshold just above 0 (at 0 the layers would follow their
+// producers' lists instead of detecting) the output equals dense on every
+// frame, through fallbacks, predictions and their ends; a static frame costs
+// nothing.
 TEST(Fallback, PredictedFallbackEqualsDense)
 {
     const struct {
@@ -333,6 +335,7 @@ TEST(Fallback, PredictedFallbackEqualsDense)
         ASSERT_EQ(cbinfer_stream_set_param(cb.get(), CBINFER_PARAM_COLLECT_STATS, 1),
                   CBINFER_STATUS_SUCCESS);
         ASSERT_EQ(cbinfer_stream_set_break_even_all(cb.get(), 0.25f), CBINFER_STATUS_SUCCESS);
+        ASSERT_EQ(cbinfer_stream_set_threshold_all(cb.get(), 1e-6f), CBINFER_STATUS_SUCCESS);
         // The first conv never falls back, so the layers after it get lists.
         const auto convs = conv_layers(cb.get());
         ASSERT_FALSE(convs.empty());

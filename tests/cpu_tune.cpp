@@ -489,3 +489,20 @@ TEST(Tune, ToolRejectsBadArguments)
     EXPECT_EQ(run_tune(base + "--budget 1e-6 --warmup 8 --evaluate 8", out), 1);
     std::remove(out.c_str());
 }
+
+// A layer with no budget is held at 0 and never evaluated, even where the
+// loss does not grow at all (which would let its threshold rise).
+TEST(Tune, ZeroBudgetHoldsTheLayerAtZero)
+{
+    std::vector<unsigned char> reaches = {0, 0, 0, 1, 0, 0, 1, 1, 0};
+    const double init[3] = {1e-3, 1e-3, 1e-3}, budget[3] = {1e-6, 0, 1e-6};
+    cbi_tune_result r[3];
+    auto flat = [](void *, int, const double *) { return 0.0; };
+    ASSERT_EQ(cbi_tune_network(flat, nullptr, 3, reaches.data(), init, budget, 2.0, 10, r,
+                               nullptr),
+              0);
+    EXPECT_GT(r[0].tau, 0.0);
+    EXPECT_EQ(r[1].tau, 0.0);
+    EXPECT_EQ(r[1].evals, 0);
+    EXPECT_GT(r[2].tau, 0.0);
+}

@@ -31,6 +31,10 @@
  * their dot products straight from the state (host/cpu/cpu_conv.c). */
 #define CPU_THIN_COUT 4
 
+/* Depthwise convolutions with at most this many taps (kh * kw) take their
+ * change-based rows from a per-row table of tap offsets (cpu_group_rows). */
+#define CPU_DW_TAPS 64
+
 /* Below this many pixels a step runs on one thread: a parallel region costs
  * more than it saves. */
 #define CPU_PARALLEL_MIN_PX 4096
@@ -110,6 +114,11 @@ typedef struct cpu_layer {
     int probing;       /* 1 on the frame that detects after a prediction ran out */
     int state_fresh;   /* the state is the last frame's input (the first predicted
                           frame, after the fallback set it) */
+    int exact;         /* Conv: the output is the convolution of the last input
+                          (no change under τ left out since the last dense frame) */
+    int state_stale;   /* Conv: in_state was not kept (the layer followed its
+                          producer's list at threshold 0, cpu_change_rows) */
+    int64_t tested_px; /* Conv: input pixels change detection tested this frame */
     int input_all_changed; /* Conv: no change list can reach its input (the
                           network's input, or no Conv before it through pools and
                           pixel-wise ops only): it never predicts a fallback */
@@ -301,14 +310,15 @@ int64_t cpu_gate_block(const cpu_layer *L, const float *x, float *ref, int cin,
 
 /* The recompute steps of cpu_conv_change (the batch runs them per stream
  * around one GEMM, cpu_batch.c). cpu_change_rows: Eq. 3 and 4 against L's
- * state, giving the *n output pixels *idx to recompute; or *dense = 1 when
- * the layer runs dense this frame (the first, or past its break-even
- * share), the state then holding the input and out_chg all, or (a
- * predicted fallback) out_chg the outputs its producer's list reaches and
- * the state left as it was until the prediction ends.
+ * state, giving the *n output pixels *idx to recompute from *src (the
+ * state; the input where the layer follows its producer's list at
+ * threshold 0); or *dense = 1 when the layer runs dense this frame (the
+ * first, or past its break-even share), the state then holding the input
+ * and out_chg all, or (a predicted fallback, a followed list) out_chg the
+ * outputs its producer's list reaches and the state left as it was.
  * cpu_change_done: after the rows ran, the change list and stats. */
 cbinfer_status cpu_change_rows(cpu_ctx *ctx, cpu_layer *L, cbi_op_args *a, const int32_t **idx,
-                               int64_t *n, int *dense, cbi_err *e);
+                               int64_t *n, int *dense, const float **src, cbi_err *e);
 void cpu_change_done(cbi_op_args *a, const int32_t *idx, int64_t n);
 
 /* The backend's layer_destroy (cpu_backend.c), for any layer of the context. */

@@ -114,16 +114,17 @@ cbinfer_status cpu_conv_batch(void *bctx, void *blayer, int n, cbi_op_args *cons
         timed |= a->collect_stats;
         int d = 1;
         const int32_t *idx = NULL;
+        const float *src = NULL;
         int64_t m = 0;
         if (change_based) {
-            const cbinfer_status st = cpu_change_rows(ctx, a->layer, a, &idx, &m, &d, e);
+            const cbinfer_status st = cpu_change_rows(ctx, a->layer, a, &idx, &m, &d, &src, e);
             if (st != CBINFER_STATUS_SUCCESS) return st;
         }
         dense[j] = (unsigned char)d;
         n_dense += d;
         if (!d)
-            rows[n_rows++] = (cpu_row_src){.src = ((cpu_layer *)a->layer)->in_state, .idx = idx,
-                                           .n = m, .out = a->out->data, .L = a->layer};
+            rows[n_rows++] = (cpu_row_src){.src = src, .idx = idx, .n = m, .out = a->out->data,
+                                           .L = a->layer};
     }
     cbinfer_status st = n_dense ? dense_streams(ctx, W, n, args, dense, n_dense, e)
                                 : CBINFER_STATUS_SUCCESS;

@@ -521,6 +521,56 @@ void cpu_group_rows(const cpu_conv_geom *g, const float *restrict in,
                     const float *restrict group_w, const int32_t *idx, int m, float *restrict y)
 {
     const int cout = g->cout, cg = g->cin / g->group, mg = g->cout / g->group;
+    if (cg == 1 && mg == 1 && g->kh * g->kw <= CPU_DW_TAPS) {
+        /* Depthwise: the offsets of the taps inside the input once per row;
+         * then each block of channels sums them in registers, stored once. */
+        ptrdiff_t xo[CPU_DW_TAPS], wo[CPU_DW_TAPS];
+        for (int r = 0; r < m; ++r) {
+            float *restrict yr = y + (size_t)r * cout;
+            const int iy0 = idx[r] / g->wo * g->sh - g->pad_t;
+            const int ix0 = idx[r] % g->wo * g->sw - g->pad_l;
+            int nt = 0;
+            for (int ky = 0; ky < g->kh; ++ky) {
+                const int iy = iy0 + ky * g->dh;
+                if (iy < 0 || iy >= g->h) continue;
+                for (int kx = 0; kx < g->kw; ++kx) {
+                    const int ix = ix0 + kx * g->dw;
+                    if (ix < 0 || ix >= g->w) continue;
+                    xo[nt] = ((ptrdiff_t)iy * g->w + ix) * cout;
+                    wo[nt++] = ((ptrdiff_t)ky * g->kw + kx) * cout;
+                }
+            }
+            int o = 0;
+            for (; o + 32 <= cout; o += 32) {
+                cpu_v16 a0 = {0}, a1 = {0};
+                for (int t = 0; t < nt; ++t) {
+                    const float *xp = in + xo[t] + o, *wp = group_w + wo[t] + o;
+                    cpu_v16 v0, v1, q0, q1;
+                    CPU_LOAD_V16(v0, xp);
+                    CPU_LOAD_V16(v1, xp + 16);
+                    CPU_LOAD_V16(q0, wp);
+                    CPU_LOAD_V16(q1, wp + 16);
+                    a0 += v0 * q0;
+                    a1 += v1 * q1;
+                }
+                memcpy(yr + o, &a0, sizeof a0);
+                memcpy(yr + o + 16, &a1, sizeof a1);
+            }
+            for (; o + 8 <= cout; o += 8) {
+                float acc[8] = {0};
+                for (int t = 0; t < nt; ++t)
+                    for (int j = 0; j < 8; ++j)
+                        acc[j] += in[xo[t] + o + j] * group_w[wo[t] + o + j];
+                memcpy(yr + o, acc, sizeof acc);
+            }
+            for (; o < cout; ++o) {
+                float acc = 0.f;
+                for (int t = 0; t < nt; ++t) acc += in[xo[t] + o] * group_w[wo[t] + o];
+                yr[o] = acc;
+            }
+        }
+        return;
+    }
     for (int r = 0; r < m; ++r) {
         float *restrict yr = y + (size_t)r * cout;
         memset(yr, 0, (size_t)cout * sizeof *yr);
@@ -738,6 +788,8 @@ static int predicted_fallback(cpu_ctx *ctx, int threads, cpu_layer *L, cbi_op_ar
         return 0;
     }
     a->stats->changed_in_px = in_chg->all ? npx_in : in_chg->count;
+    L->tested_px = 0;
+    L->exact = 1; /* dense from the input, or the listed rows from a state that took it */
     if (under || --L->predicted == 0) {
         const double t0 = cbi_now_ms();
         memcpy(L->in_state, x, (size_t)npx_in * g->cin * sizeof *x);
@@ -754,8 +806,35 @@ static int predicted_fallback(cpu_ctx *ctx, int threads, cpu_layer *L, cbi_op_ar
     return 1;
 }
 
+/* Threshold 0 behind a change list (cpu_change_rows), from an output that is
+ * the convolution of the last input (L->exact): every input pixel the
+ * producer rewrote counts as changed, untested, and the layer recomputes
+ * the outputs they reach (Eq. 4) from its input, whose other pixels are as
+ * on the last frame. So the output stays exact, and the state is not kept
+ * (state_stale): the detection's reads and writes of it, which cost about
+ * what a depthwise conv does, are skipped. Past the break-even share it
+ * runs dense and hands on the same outputs. */
+static void follow_list(cpu_ctx *ctx, int threads, cpu_layer *L, cbi_op_args *a,
+                        const cpu_conv_geom *g, const int32_t **idx, int64_t *n, int *dense)
+{
+    const cbi_changes *in_chg = a->in_chg[0];
+    *n = cpu_mark_and_extract(ctx, threads, g, in_chg->idx, in_chg->count, L->out_map, L->idx, a);
+    *idx = L->idx;
+    a->stats->changed_in_px = in_chg->count;
+    L->tested_px = 0;
+    L->state_stale = 1;
+    L->predicted = L->probing = L->state_fresh = 0;
+    if (a->dense_fallback && (double)*n > (double)a->break_even * (double)g->ho * g->wo) {
+        a->out_chg->all = 0;
+        a->out_chg->idx = L->idx;
+        a->out_chg->count = *n;
+        a->stats->ran_dense = 1;
+        *dense = 1;
+    }
+}
+
 cbinfer_status cpu_change_rows(cpu_ctx *ctx, cpu_layer *L, cbi_op_args *a, const int32_t **idx,
-                               int64_t *n, int *dense, cbi_err *e)
+                               int64_t *n, int *dense, const float **src, cbi_err *e)
 {
     const cpu_conv_geom g = cpu_conv_geom_of(a);
     const float *x = a->in[0]->data;
@@ -768,14 +847,33 @@ cbinfer_status cpu_change_rows(cpu_ctx *ctx, cpu_layer *L, cbi_op_args *a, const
     *dense = 0;
     *idx = NULL;
     *n = 0;
+    *src = L->in_state;
+    L->tested_px = in_chg->all ? npx_in : in_chg->count;
 
-    if (a->first) {
-        /* First frame: dense, and the state starts as the input. */
+    if (a->first || (L->state_stale && in_chg->all)) {
+        /* First frame, or a state not kept meeting an input changed
+         * everywhere: dense, and the state starts as the input. */
         memcpy(L->in_state, x, (size_t)npx_in * g.cin * sizeof *x);
         a->out_chg->all = 1;
         a->stats->changed_in_px = npx_in;
-        L->predicted = L->probing = L->state_fresh = 0;
+        if (!a->first) a->stats->ran_dense = 1;
+        L->tested_px = 0;
+        L->predicted = L->probing = L->state_fresh = L->state_stale = 0;
+        L->exact = 1;
         *dense = 1;
+        return CBINFER_STATUS_SUCCESS;
+    }
+    if (!in_chg->all && (L->state_stale || (a->threshold == 0.f && L->exact))) {
+        follow_list(ctx, threads, L, a, &g, idx, n, dense);
+        *src = x;
+        if (a->threshold != 0.f) {
+            /* Above 0 again: this frame follows still, and the state takes
+             * the input, to detect from the next. */
+            const double t0 = cbi_now_ms();
+            memcpy(L->in_state, x, (size_t)npx_in * g.cin * sizeof *x);
+            cpu_step_time(a, CBINFER_STEP_EXTRACT, t0, cbi_now_ms());
+            L->state_stale = 0;
+        }
         return CBINFER_STATUS_SUCCESS;
     }
 
@@ -793,6 +891,7 @@ cbinfer_status cpu_change_rows(cpu_ctx *ctx, cpu_layer *L, cbi_op_args *a, const
         *idx = in_chg->idx;
         *n = in_chg->count;
         a->stats->changed_in_px = *n;
+        L->tested_px = 0;
         cpu_step_time(a, CBINFER_STEP_EXTRACT, t0, cbi_now_ms());
     } else {
         int64_t n_in = cpu_detect_changes(ctx, threads, &g, x, L->in_state, in_chg, a->threshold,
@@ -801,6 +900,8 @@ cbinfer_status cpu_change_rows(cpu_ctx *ctx, cpu_layer *L, cbi_op_args *a, const
         *n = cpu_mark_and_extract(ctx, threads, &g, L->in_idx, n_in, L->out_map, L->idx, a);
         *idx = L->idx;
         a->stats->changed_in_px = n_in;
+        /* Changes under τ stay out of the state and the output. */
+        if (a->threshold != 0.f) L->exact = 0;
     }
 
     /* Worst case (camera motion, scene cut): past the break-even share the
@@ -811,6 +912,7 @@ cbinfer_status cpu_change_rows(cpu_ctx *ctx, cpu_layer *L, cbi_op_args *a, const
         memcpy(L->in_state, x, (size_t)npx_in * g.cin * sizeof *x);
         a->out_chg->all = 1;
         a->stats->ran_dense = 1;
+        L->exact = 1;
         /* A layer whose input can come with a change list predicts the same
          * for the next frames; longer each time a prediction that ran out is
          * right again. */
@@ -830,7 +932,6 @@ cbinfer_status cpu_change_rows(cpu_ctx *ctx, cpu_layer *L, cbi_op_args *a, const
 void cpu_change_done(cbi_op_args *a, const int32_t *idx, int64_t n)
 {
     const cpu_conv_geom g = cpu_conv_geom_of(a);
-    const cbi_changes *in_chg = a->in_chg[0];
     a->out_chg->all = 0;
     a->out_chg->idx = (int32_t *)idx;
     a->out_chg->count = n;
@@ -838,7 +939,7 @@ void cpu_change_done(cbi_op_args *a, const int32_t *idx, int64_t n)
     a->stats->macs = n * g.k * g.cout;
     /* Every tested element is a gate evaluation, every channel of a changed
      * pixel a transmission; there is no accumulator. */
-    const int64_t tested = (in_chg->all ? (int64_t)g.h * g.w : in_chg->count) * g.cin;
+    const int64_t tested = ((const cpu_layer *)a->layer)->tested_px * g.cin;
     a->stats->transmitted_el = a->stats->changed_in_px * g.cin;
     cbi_count_overhead(a->stats, tested, a->stats->transmitted_el, 0);
 }
@@ -855,7 +956,8 @@ cbinfer_status cpu_conv_change(void *bctx, cbi_op_args *a, cbi_err *e)
     const int32_t *idx;
     int64_t n;
     int dense;
-    cbinfer_status st = cpu_change_rows(ctx, L, a, &idx, &n, &dense, e);
+    const float *src;
+    cbinfer_status st = cpu_change_rows(ctx, L, a, &idx, &n, &dense, &src, e);
     if (st != CBINFER_STATUS_SUCCESS) return st;
     if (dense) return cpu_conv_dense(bctx, a, e);
 
@@ -864,7 +966,7 @@ cbinfer_status cpu_conv_change(void *bctx, cbi_op_args *a, cbi_err *e)
      * equals the input after detection), GEMM, and the fused bias +
      * activation + scatter. */
     const cpu_conv_geom g = cpu_conv_geom_of(a);
-    st = cpu_rows_gemm(ctx, L, a, &g, L->in_state, idx, n, cpu_recompute_update, e);
+    st = cpu_rows_gemm(ctx, L, a, &g, src, idx, n, cpu_recompute_update, e);
     if (st != CBINFER_STATUS_SUCCESS) return st;
     cpu_change_done(a, idx, n);
     return CBINFER_STATUS_SUCCESS;
