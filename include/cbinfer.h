@@ -427,8 +427,11 @@ CBINFER_API cbinfer_status cbinfer_stream_state_bytes(const cbinfer_stream_t *st
  * changed, and it recomputes the outputs they reach (Eq. 4) from its input,
  * keeping no input state until its threshold is above 0 again (CPU; CUDA
  * keeps the state). That is exact, and cheaper than detecting where the
- * detection costs about what it saves, e.g. depthwise convolutions. The
- * network's first convolutions, whose input changes everywhere, detect at 0.
+ * detection costs about what it saves, e.g. depthwise convolutions. After a
+ * frame above 0 left changes under τ out, the layer detects at 0 until its
+ * next dense frame. The network's first convolutions, whose input changes
+ * everywhere, detect at 0; a layer that followed and then gets
+ * such an input runs dense (ran_dense). The delta policies are unaffected.
  * set_threshold names one convolution node; set_threshold_all sets every one.
  * The effective threshold is τ times CBINFER_PARAM_THRESHOLD_SCALE.
  * Statuses: NULL_ARGUMENT, UNKNOWN_NODE, BAD_PARAM (negative or not finite). */
