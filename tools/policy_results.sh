@@ -12,9 +12,9 @@
 # used for tuning: every shipped file is tuned on vtest.avi 0 to 199), and
 # realesr-x2 on held-out vtest 400 to 459; about 25 minutes on 2 AVX2 cores
 # (realesr-x2 on the other clips, and Sigma-Delta beyond vtest, are left out
-# for time). realesr-x2 ships tuned thresholds for cbinfer only;
-# evnet:pixel with the same file makes the same decisions
-# (Policy.EvnetPixelEqualsCbinferClosedLoop), so it runs with that file.
+# for time). realesr-x2's evnet:pixel file, tuned on its own, holds the
+# cbinfer file's values (the same decisions:
+# Policy.EvnetPixelEqualsCbinferClosedLoop).
 # Skip-Conv runs at the one shared eps of the vtest rows (0.1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,5 +48,5 @@ for clip in tree.avi Megamind.avi; do
 done
 run realesr-x2 vtest.avi 400 60 cbinfer --thresholds "$T/realesr-x2_vtest-96x72.thr"
 run realesr-x2 vtest.avi 400 60 evnet-pixel --policy evnet --granularity pixel \
-  --thresholds "$T/realesr-x2_vtest-96x72.thr"
+  --thresholds "$T/realesr-x2_evnet-pixel_vtest-96x72.thr"
 /usr/bin/python3 tools/results_table.py --policies "${files[@]}"
