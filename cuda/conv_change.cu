@@ -134,8 +134,9 @@ cbinfer_status cu_change_rows(cu_ctx *ctx, cbi_op_args *a, const int32_t **rows,
 
     const int32_t *idx = L->d_idx;
     int64_t n = 0, n_in = 0;
-    if (a->reuse_indices && !follow && !in_chg->all && cu_is_pointwise(&g)) {
-        /* Sec. III-E case 2: the producer's indices are this layer's; the
+    if (a->reuse_indices && !in_chg->all && cu_is_pointwise(&g)) {
+        /* Sec. III-E case 2: the producer's indices are this layer's (when
+         * following too: Eq. 4 of a pointwise conv is the list itself); the
          * state follows them so detection can resume at any frame. */
         cu_step s(ctx, a, CBINFER_STEP_EXTRACT);
         CU_TRY(s.begin(e));

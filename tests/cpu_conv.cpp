@@ -300,8 +300,8 @@ std::vector<ConvCase> grouped_cases()
 
 } // namespace
 
-// Grouped convolutions, dense and change-based (from the state, every input
-// changed; then sparse changes), against the naive reference.
+// Grouped convolutions, dense and change-based (the first frame dense, then
+// every input changed, then sparse changes), against the naive reference.
 TEST(CpuConv, GroupedMatchesNaiveReference)
 {
     std::mt19937 rng(77);
@@ -309,8 +309,10 @@ TEST(CpuConv, GroupedMatchesNaiveReference)
         std::mt19937 same = rng;  // the same weights for both
         ConvFixture d(c, CBINFER_MODE_DENSE, rng), f(c, CBINFER_MODE_CBINFER, same);
         std::vector<float> x = random_vec(rng, (size_t)c.cin * c.h * c.w);
-        for (int frame = 0; frame < 3; ++frame) {
-            if (frame > 0)
+        for (int frame = 0; frame < 4; ++frame) {
+            if (frame == 1)  // every pixel: the depthwise runs along rows
+                for (float &v : x) v += 0.25f * (float)(rng() % 5) - 0.5f;
+            if (frame > 1)
                 for (int n = 0; n < 4; ++n)
                     x[rng() % x.size()] += 0.5f;
             d.in = f.in = nchw_to_nhwc(x, c.cin, c.h, c.w);
@@ -403,5 +405,15 @@ TEST(CpuConv, ZeroThresholdFollowsTheProducersList)
         frame(0, 0.f, true, x);
         EXPECT_EQ(f.stats.changed_in_px, 0);
         EXPECT_EQ(f.stats.macs, 0);
+        // An empty list above 0 leaves no change out, so the output stays
+        // exact and τ = 0 follows again (as on CUDA, which skips detection
+        // of an empty list): the unchanged listed pixel 70 counts.
+        list.clear();
+        frame(0, 0.1f, false, x);
+        x[71] += 0.5f;
+        list = {70, 71};
+        frame(0, 0.f, false, x);
+        EXPECT_EQ(f.stats.changed_in_px, 2);
+        EXPECT_EQ(f.stats.overhead_arith, f.stats.transmitted_el);
     }
 }

@@ -34,6 +34,8 @@
 /* Depthwise convolutions with at most this many taps (kh * kw) take their
  * change-based rows from a per-row table of tap offsets (cpu_group_rows). */
 #define CPU_DW_TAPS 64
+/* Outputs of one row that a depthwise run computes together (cpu_group_rows). */
+#define CPU_DW_RUN 4
 
 /* Below this many pixels a step runs on one thread: a parallel region costs
  * more than it saves. */

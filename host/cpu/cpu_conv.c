@@ -24,11 +24,12 @@
 
 #include "cpu_backend.h"
 
-/* Sixteen floats as one value (GCC/Clang vector extension): one AVX-512
- * register in the x86-64-v4 clones, two or four narrower ones otherwise.
+/* Sixteen (eight) floats as one value (GCC/Clang vector extension): one
+ * AVX-512 (AVX) register in the x86-64-v4 clones, narrower ones otherwise.
  * Macros rather than functions: a function taking or returning one would
  * have a different ABI in each clone. */
 typedef float cpu_v16 __attribute__((vector_size(64)));
+typedef float cpu_v8 __attribute__((vector_size(32)));
 #define CPU_LOAD_V16(dst, p) memcpy(&(dst), (p), sizeof(cpu_v16))
 
 cpu_conv_geom cpu_conv_geom_of(const cbi_op_args *a)
@@ -541,6 +542,54 @@ void cpu_group_rows(const cpu_conv_geom *g, const float *restrict in,
                 }
             }
             int o = 0;
+            int run = nt == g->kh * g->kw && r + CPU_DW_RUN <= m &&
+                      idx[r] % g->wo + CPU_DW_RUN <= g->wo &&
+                      ix0 + (CPU_DW_RUN - 1) * g->sw + (g->kw - 1) * g->dw < g->w;
+            for (int j = 1; run && j < CPU_DW_RUN; ++j) run = idx[r + j] == idx[r] + j;
+            if (run) {
+                /* A run of outputs along one row, every tap inside: each
+                 * weight vector loaded once serves the whole run. */
+                const ptrdiff_t step = (ptrdiff_t)g->sw * cout;
+                for (; o + 16 <= cout; o += 16) {
+                    cpu_v16 acc[CPU_DW_RUN] = {{0}};
+                    for (int t = 0; t < nt; ++t) {
+                        const float *xp = in + xo[t] + o;
+                        cpu_v16 q;
+                        CPU_LOAD_V16(q, group_w + wo[t] + o);
+                        for (int j = 0; j < CPU_DW_RUN; ++j) {
+                            cpu_v16 v;
+                            CPU_LOAD_V16(v, xp + j * step);
+                            acc[j] += v * q;
+                        }
+                    }
+                    for (int j = 0; j < CPU_DW_RUN; ++j)
+                        memcpy(yr + (size_t)j * cout + o, &acc[j], sizeof acc[j]);
+                }
+                for (; o + 8 <= cout; o += 8) {
+                    cpu_v8 acc[CPU_DW_RUN] = {{0}};
+                    for (int t = 0; t < nt; ++t) {
+                        const float *xp = in + xo[t] + o;
+                        cpu_v8 q;
+                        memcpy(&q, group_w + wo[t] + o, sizeof q);
+                        for (int j = 0; j < CPU_DW_RUN; ++j) {
+                            cpu_v8 v;
+                            memcpy(&v, xp + j * step, sizeof v);
+                            acc[j] += v * q;
+                        }
+                    }
+                    for (int j = 0; j < CPU_DW_RUN; ++j)
+                        memcpy(yr + (size_t)j * cout + o, &acc[j], sizeof acc[j]);
+                }
+                for (; o < cout; ++o)
+                    for (int j = 0; j < CPU_DW_RUN; ++j) {
+                        float a = 0.f;
+                        for (int t = 0; t < nt; ++t)
+                            a += in[xo[t] + j * step + o] * group_w[wo[t] + o];
+                        yr[(size_t)j * cout + o] = a;
+                    }
+                r += CPU_DW_RUN - 1;
+                continue;
+            }
             for (; o + 32 <= cout; o += 32) {
                 cpu_v16 a0 = {0}, a1 = {0};
                 for (int t = 0; t < nt; ++t) {
@@ -900,8 +949,9 @@ cbinfer_status cpu_change_rows(cpu_ctx *ctx, cpu_layer *L, cbi_op_args *a, const
         *n = cpu_mark_and_extract(ctx, threads, &g, L->in_idx, n_in, L->out_map, L->idx, a);
         *idx = L->idx;
         a->stats->changed_in_px = n_in;
-        /* Changes under τ stay out of the state and the output. */
-        if (a->threshold != 0.f) L->exact = 0;
+        /* Changes under τ stay out of the state and the output (an empty
+         * list leaves nothing out, as on CUDA, which skips its detection). */
+        if (a->threshold != 0.f && (in_chg->all || in_chg->count > 0)) L->exact = 0;
     }
 
     /* Worst case (camera motion, scene cut): past the break-even share the
