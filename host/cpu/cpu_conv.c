@@ -24,8 +24,9 @@
 
 #include "cpu_backend.h"
 
-/* Sixteen (eight) floats as one value (GCC/Clang vector extension): one
- * AVX-512 (AVX) register in the x86-64-v4 clones, narrower ones otherwise.
+/* Sixteen (eight) floats as one value (GCC/Clang vector extension):
+ * cpu_v16 is one AVX-512 register in the x86-64-v4 clones, cpu_v8 one AVX
+ * register from x86-64-v3 on; narrower ones otherwise.
  * Macros rather than functions: a function taking or returning one would
  * have a different ABI in each clone. */
 typedef float cpu_v16 __attribute__((vector_size(64)));
