@@ -426,8 +426,9 @@ CBINFER_API cbinfer_status cbinfer_stream_state_bytes(const cbinfer_stream_t *st
  * rewrote only some pixels) does not detect: every listed pixel counts as
  * changed, and it recomputes the outputs they reach (Eq. 4) from its input,
  * keeping no input state until its threshold is above 0 again (CPU; CUDA
- * keeps the state). That is exact, and cheaper than detecting where the
- * detection costs about what it saves, e.g. depthwise convolutions. After a
+ * keeps the state). That is exact, and on the CPU cheaper than detecting
+ * where the detection costs about what it saves, e.g. depthwise convolutions
+ * (CUDA still runs its detection kernel: the same decisions, no saving). After a
  * frame above 0 left changes under τ out, the layer detects at 0 until its
  * next dense frame. The network's first convolutions, whose input changes
  * everywhere, detect at 0; a layer that followed and then gets
