@@ -20,6 +20,7 @@
 #include "bench_args.h"
 #include "bench_stats.h"
 #include "cbinfer.h"
+#include "task_loss.h"
 #include "tune_search.h"
 #include "video.h"
 
@@ -50,14 +51,20 @@ static const char usage_text[] =
     "                        paper); more frames see how the error builds up\n"
     "  --sequences K         sequences of N+E frames, spread evenly (default 8)\n"
     "search:\n"
-    "  --metric mse|psnr|maxabs  loss: mean MSE over the evaluated frames and every\n"
-    "                        output of the network, one after another (default);\n"
-    "                        maxabs: mean of the per-frame largest absolute error;\n"
-    "                        psnr: a target, see --budget\n"
+    "  --metric mse|psnr|maxabs|detect|pose  loss: mean MSE over the evaluated\n"
+    "                        frames and every output of the network, one after\n"
+    "                        another (default); maxabs: mean of the per-frame\n"
+    "                        largest absolute error; psnr: a target, see --budget;\n"
+    "                        detect (NanoDet heads), pose (PoseNet's 4 outputs):\n"
+    "                        the error in what the decoder reads (sigmoid scores;\n"
+    "                        box distances, offsets and displacements weighted by\n"
+    "                        the dense score), mean per cell\n"
     "  --budget B            loss each layer may add (required); with --metric psnr\n"
     "                        the PSNR in dB (peak 1) to keep: its MSE, 10^(-B/10),\n"
     "                        is split over the convolutions and searched on MSE;\n"
-    "                        with mse or maxabs, 0 holds every convolution at 0\n"
+    "                        with detect or pose the task loss to reach, split\n"
+    "                        the same way; with mse or maxabs, 0 holds every\n"
+    "                        convolution at 0\n"
     "  --budget-weights W1,W2,...  one per convolution, multiplies B (e.g. 4,1,1,...);\n"
     "                        with psnr the shares of the split; a convolution\n"
     "                        with 0 is held at 0 (it follows its producer's\n"
@@ -67,6 +74,16 @@ static const char usage_text[] =
     "                        standard deviation relative to the first layer's\n"
     "  --growth F            threshold factor per step, > 1 (default 1.1)\n"
     "  --max-steps N         evaluations per layer at most (default 200)\n"
+    "  --refine N            then up to N cost-aware steps: each multiplies the one\n"
+    "                        threshold by --growth that saves the most executed\n"
+    "                        MACs per loss added, while the loss stays within\n"
+    "                        the sum of the layers' budgets (default 0: none)\n"
+    "  --search-budget B     with --refine: the search's budget (as --budget; default\n"
+    "                        --budget), so that the refinement spends the rest\n"
+    "  --start FILE          no search: start from the thresholds of FILE, then\n"
+    "                        --refine and --out as after a search (alone: the\n"
+    "                        scaling curve of FILE on these frames and metric;\n"
+    "                        --budget is needed only with --refine)\n"
     "output:\n"
     "  --out FILE            thresholds file (cbinfer_stream_load_thresholds format)\n"
     "  --policy SPEC         the change policy tuned (cbinfer_stream_set_policy, e.g.\n"
@@ -91,12 +108,17 @@ typedef struct tune {
     size_t out_elems;      /* every output of the network, one after another */
     int n_out;
     size_t out_off[TUNE_MAX_OUTPUTS + 1]; /* where output k starts */
+    int out_dims[TUNE_MAX_OUTPUTS][3];     /* channels, height, width of output k */
+    int task_out[TUNE_MAX_OUTPUTS];        /* detect: all heads in order; pose: the 4 by role */
+    float pose_stride;
     cbi_tune_metric metric;
     const cbinfer_network_t *net;
     int n_conv;
     double *applied;       /* thresholds set on cb, per conv */
-    double *budget;        /* per conv */
+    double *budget;        /* per conv: the search's */
+    double *total_budget;  /* per conv: --budget's, whose sum --refine keeps to */
     double last_share;     /* mean changed share of the evaluated frames */
+    double last_macs;      /* their executed MACs over their dense MACs */
     double last_mse;
     int failed;
     char err[MSG];
@@ -171,13 +193,29 @@ static cbinfer_status read_outputs(const tune *t, cbinfer_stream_t *s, float *ds
     return st;
 }
 
+/* The task loss (detect, pose) of the outputs x against the dense ref. */
+static double task_loss(const tune *t, const float *ref, const float *x)
+{
+    cbinfer_tensor_view r[TUNE_MAX_OUTPUTS], c[TUNE_MAX_OUTPUTS];
+    const int n = t->metric == CBI_TUNE_POSE ? 4 : t->n_out;
+    for (int i = 0; i < n; ++i) {
+        const int o = t->task_out[i];
+        r[i] = (cbinfer_tensor_view){ref + t->out_off[o], t->out_dims[o][0], t->out_dims[o][1],
+                                     t->out_dims[o][2]};
+        c[i] = r[i];
+        c[i].data = x + t->out_off[o];
+    }
+    return t->metric == CBI_TUNE_POSE ? cbi_pose_loss(r, c, t->pose_stride)
+                                      : cbi_detect_loss(r, c, n, CBINFER_COCO_CLASSES);
+}
+
 /* One evaluation of the current thresholds: per sequence, reset, push the
  * warm-up frames and the evaluated ones, compare each of these with its cached
  * dense output. Returns the loss the search compares (maxabs, else the MSE),
  * averaged over the evaluated frames; NaN on a library error. */
 static double evaluate(tune *t)
 {
-    double mse_sum = 0, maxabs_sum = 0, share_sum = 0;
+    double mse_sum = 0, maxabs_sum = 0, task_sum = 0, share_sum = 0, macs = 0, dense_macs = 0;
     const size_t frame_bytes = (size_t)t->w * t->h * 3;
     for (int k = 0; k < t->n_seq; ++k) {
         cbinfer_status st = cbinfer_stream_reset(t->cb);
@@ -192,11 +230,15 @@ static double evaluate(tune *t)
             double mse, psnr, maxabs;
             /* A non-finite value where dense has none (or the reverse) makes
              * the loss infinite, never zero. */
-            cbi_quality(t->dense[k] + (size_t)(f - t->warmup) * t->out_elems, t->out,
-                        t->out_elems, &mse, &psnr, &maxabs, NULL);
+            const float *ref = t->dense[k] + (size_t)(f - t->warmup) * t->out_elems;
+            cbi_quality(ref, t->out, t->out_elems, &mse, &psnr, &maxabs, NULL);
             mse_sum += mse;
             maxabs_sum += maxabs;
+            if (t->metric == CBI_TUNE_DETECT || t->metric == CBI_TUNE_POSE)
+                task_sum += task_loss(t, ref, t->out);
             share_sum += fs.changed_share;
+            macs += (double)fs.macs;
+            dense_macs += (double)fs.dense_macs;
         }
         if (st != CBINFER_STATUS_SUCCESS) {
             snprintf(t->err, sizeof t->err, "%s", cbinfer_stream_last_error(t->cb));
@@ -207,24 +249,33 @@ static double evaluate(tune *t)
     const double n = (double)t->n_seq * t->n_eval;
     t->last_mse = mse_sum / n;
     t->last_share = share_sum / n;
+    t->last_macs = dense_macs > 0 ? macs / dense_macs : 0;
+    if (t->metric == CBI_TUNE_DETECT || t->metric == CBI_TUNE_POSE) return task_sum / n;
     return t->metric == CBI_TUNE_MAXABS ? maxabs_sum / n : t->last_mse;
 }
 
-/* cbi_tune_config_fn: applies the thresholds that differ from the stream's
- * and evaluates. */
-static double eval_config(void *ctx, int layer, const double *tau)
+/* Sets the thresholds that differ from the stream's; 0, or -1 on a library
+ * error (t->err). */
+static int apply_thresholds(tune *t, const double *tau)
 {
-    tune *t = ctx;
     for (int i = 0; i < t->n_conv; ++i) {
         if (tau[i] == t->applied[i]) continue;
         if (cbinfer_stream_set_threshold(t->cb, cbinfer_network_conv_name(t->net, i),
                                          (float)tau[i]) != CBINFER_STATUS_SUCCESS) {
             snprintf(t->err, sizeof t->err, "%s", cbinfer_stream_last_error(t->cb));
             t->failed = 1;
-            return NAN;
+            return -1;
         }
         t->applied[i] = tau[i];
     }
+    return 0;
+}
+
+/* cbi_tune_config_fn: applies the thresholds and evaluates. */
+static double eval_config(void *ctx, int layer, const double *tau)
+{
+    tune *t = ctx;
+    if (apply_thresholds(t, tau) != 0) return NAN;
     const double loss = evaluate(t);
     if (t->failed) return loss;
     if (layer < 0) {
@@ -238,6 +289,78 @@ static double eval_config(void *ctx, int layer, const double *tau)
     }
     return loss;
 }
+
+/* --metric pose: PoseNet's 4 outputs by the converter's names (else in
+ * order) and the stride of their grid. */
+static void find_pose_outputs(tune *t, const cbinfer_network_t *net, const char *model)
+{
+    static const char *const roles[4] = {"heatmap", "offset", "displacement_fwd",
+                                         "displacement_bwd"};
+    if (t->n_out != 4) die("--metric pose: %s has not PoseNet's 4 outputs%s", model, "");
+    int by_name = 1;
+    for (int i = 0; i < 4; ++i) {
+        t->task_out[i] = -1;
+        for (int o = 0; o < 4; ++o) {
+            const char *name = cbinfer_network_output_name(net, o);
+            if (name && !strcmp(name, roles[i])) t->task_out[i] = o;
+        }
+        by_name &= t->task_out[i] >= 0;
+    }
+    for (int i = 0; i < 4 && !by_name; ++i) t->task_out[i] = i;
+    const int gw = t->out_dims[t->task_out[0]][2];
+    int s = 1;
+    while (s < 1024 && (t->w + s - 1) / s != gw) s *= 2;
+    if ((t->w + s - 1) / s != gw) die("--metric pose: %s: no power-of-two stride of the input%s",
+                                      model, "");
+    t->pose_stride = (float)s;
+}
+
+/* cbi_tune_cost_fn of --refine: the loss, and the executed share of the
+ * dense MACs as the cost. */
+static double eval_cost(void *ctx, const double *tau, double *cost)
+{
+    tune *t = ctx;
+    if (apply_thresholds(t, tau) != 0) return NAN;
+    const double loss = evaluate(t);
+    *cost = t->last_macs;
+    return loss;
+}
+
+static void refine_step(void *ctx, int layer, double tau, double loss, double cost)
+{
+    tune *t = ctx;
+    fprintf(stderr, "(refine) %-16s -> tau %-12.6g loss %-12.6g MACs %.4f of dense\n",
+            cbinfer_network_conv_name(t->net, layer), tau, loss, cost);
+}
+
+/* --refine: up to steps cost-aware steps from res[].tau, within the sum of
+ * the layers' budgets; res[].tau gets the result, macs[] the executed MACs
+ * share before and after. Returns the steps taken. */
+static int refine_result(tune *t, cbi_tune_result *res, const double *init, int steps,
+                         double growth, double macs[2])
+{
+    double *tau = malloc((size_t)t->n_conv * sizeof *tau), total = 0, loss, cost;
+    if (!tau) die("%s%s", "out of memory", "");
+    for (int i = 0; i < t->n_conv; ++i) {
+        tau[i] = res[i].tau;
+        total += t->total_budget[i];
+    }
+    const double l0 = eval_cost(t, tau, &macs[0]);
+    if (t->failed) die("evaluation: %s%s", t->err, "");
+    fprintf(stderr, "cbinfer-tune: refining from loss %.6g, MACs %.4f of dense, within %.6g\n",
+            l0, macs[0], total);
+    int evals;
+    const int taken = cbi_tune_refine(eval_cost, t, t->n_conv, tau, init, t->budget, total,
+                                      growth, steps, &loss, &cost, &evals, refine_step);
+    if (taken < 0) die("refinement failed: %s%s", t->failed ? t->err : "bad parameters", "");
+    fprintf(stderr, "cbinfer-tune: %d refinement steps (%d evaluations): loss %.6g, MACs %.4f "
+                    "of dense\n", taken, evals, loss, cost);
+    macs[1] = cost;
+    for (int i = 0; i < t->n_conv; ++i) res[i].tau = tau[i];
+    free(tau);
+    return taken;
+}
+
 
 static void layer_done(void *ctx, int layer, const cbi_tune_result *r)
 {
@@ -272,10 +395,11 @@ int main(int argc, char **argv)
     memset(&ba, 0, sizeof ba);
     video_range videos[MAX_VIDEOS];
     int n_videos = 0, backend = CBINFER_BACKEND_CPU, warmup = 5, n_eval = 1, n_seq = 8;
-    int max_steps = 200;
+    int max_steps = 200, refine = 0, have_search_budget = 0;
+    double search_budget_arg = 0;
     int stats_init = 0, have_budget = 0, n_weights = 0;
     double init = 1e-3, growth = 1.1, budget = 0, weights[MAX_CONVS];
-    const char *out_path = NULL, *weights_arg = NULL, *policy = NULL;
+    const char *out_path = NULL, *weights_arg = NULL, *policy = NULL, *start_path = NULL;
     cbi_tune_metric metric = CBI_TUNE_MSE;
 
     for (int i = 1; i < argc; ++i) {
@@ -309,6 +433,8 @@ int main(int argc, char **argv)
             if (!strcmp(v, "mse")) metric = CBI_TUNE_MSE;
             else if (!strcmp(v, "psnr")) metric = CBI_TUNE_PSNR;
             else if (!strcmp(v, "maxabs")) metric = CBI_TUNE_MAXABS;
+            else if (!strcmp(v, "detect")) metric = CBI_TUNE_DETECT;
+            else if (!strcmp(v, "pose")) metric = CBI_TUNE_POSE;
             else usage_error("bad --metric", v);
         } else if (!strcmp(f, "--init")) init = parse_num(f, v);
         else if (!strcmp(f, "--growth")) growth = parse_num(f, v);
@@ -324,11 +450,20 @@ int main(int argc, char **argv)
         else if (!strcmp(f, "--evaluate")) n_eval = (int)parse_int(f, v, 1);
         else if (!strcmp(f, "--sequences")) n_seq = (int)parse_int(f, v, 1);
         else if (!strcmp(f, "--out")) out_path = v;
+        else if (!strcmp(f, "--start")) start_path = v;
+        else if (!strcmp(f, "--refine")) refine = (int)parse_int(f, v, 0);
+        else if (!strcmp(f, "--search-budget")) {
+            search_budget_arg = parse_num(f, v);
+            have_search_budget = 1;
+        }
         else if (!strcmp(f, "--policy")) policy = v;
         else usage_error("unknown flag", f);
     }
     if (!ba.model && !ba.workload) usage_error("--model or --workload is required", NULL);
-    if (!have_budget || budget < 0) usage_error("--budget B >= 0 is required", NULL);
+    if (have_search_budget && (!refine || start_path || search_budget_arg < 0))
+        usage_error("--search-budget B >= 0 goes with --refine and a search (no --start)", NULL);
+    if (start_path && !refine && !have_budget) budget = 0;
+    else if (!have_budget || budget < 0) usage_error("--budget B >= 0 is required", NULL);
     if (!(init > 0)) usage_error("--init must be > 0", NULL);
     if (!(growth > 1)) usage_error("--growth must be > 1", NULL);
     if (n_videos) ba.input = CBI_BENCH_INPUT_VIDEO;
@@ -356,9 +491,13 @@ int main(int argc, char **argv)
         usage_error(msg, NULL);
     }
     double *layer_budget = malloc((size_t)n_conv * sizeof *layer_budget);
-    if (!layer_budget) die("%s%s", "out of memory", "");
-    if (cbi_tune_budgets(metric, budget, weights_arg ? weights : NULL, n_conv, layer_budget) != 0)
-        usage_error("--budget-weights must not all be 0 with --metric psnr", NULL);
+    double *search_budget = malloc((size_t)n_conv * sizeof *search_budget);
+    if (!layer_budget || !search_budget) die("%s%s", "out of memory", "");
+    if (cbi_tune_budgets(metric, budget, weights_arg ? weights : NULL, n_conv, layer_budget) != 0 ||
+        cbi_tune_budgets(metric, have_search_budget ? search_budget_arg : budget,
+                         weights_arg ? weights : NULL, n_conv, search_budget) != 0)
+        usage_error("--budget-weights must not all be 0 with --metric psnr, detect or pose",
+                    NULL);
 
     /* Frame size: --resize, else the first video's own size. */
     int w = ba.resize_w, h = ba.resize_h;
@@ -387,7 +526,8 @@ int main(int argc, char **argv)
 
     tune t;
     memset(&t, 0, sizeof t);
-    t.budget = layer_budget;
+    t.budget = search_budget;
+    t.total_budget = layer_budget;
     t.w = w;
     t.h = h;
     t.warmup = warmup;
@@ -450,7 +590,12 @@ int main(int argc, char **argv)
         int oc, oh, ow;
         check(cbinfer_stream_output_dims_at(dense, o, &oc, &oh, &ow), dense, "output dims");
         t.out_off[o + 1] = t.out_off[o] + (size_t)oc * oh * ow;
+        t.out_dims[o][0] = oc;
+        t.out_dims[o][1] = oh;
+        t.out_dims[o][2] = ow;
+        t.task_out[o] = o;
     }
+    if (metric == CBI_TUNE_POSE) find_pose_outputs(&t, net, ba.model);
     t.out_elems = t.out_off[t.n_out];
     t.out = malloc(t.out_elems * sizeof *t.out);
     double *spread = calloc((size_t)n_conv, sizeof *spread);
@@ -501,9 +646,22 @@ int main(int argc, char **argv)
     if (branches)
         fprintf(stderr, "cbinfer-tune: parallel branches: each conv is tuned with the convs "
                         "that do not reach it held at 0\n");
-    if (cbi_tune_network(eval_config, &t, n_conv, reaches, layer_init, t.budget, growth,
-                         max_steps, res, layer_done) != 0)
+    int refine_taken = 0;
+    double refine_macs[2] = {0, 0};
+    if (start_path) {
+        check(cbinfer_stream_load_thresholds(t.cb, start_path), t.cb, start_path);
+        for (int i = 0; i < n_conv; ++i) {
+            float v;
+            check(cbinfer_stream_get_threshold(t.cb, cbinfer_network_conv_name(net, i), &v),
+                  t.cb, start_path);
+            res[i].tau = v;
+            t.applied[i] = v;
+        }
+    } else if (cbi_tune_network(eval_config, &t, n_conv, reaches, layer_init, t.budget, growth,
+                                max_steps, res, layer_done) != 0) {
         die("search failed: %s%s", t.failed ? t.err : "bad search parameters", "");
+    }
+    if (refine > 0) refine_taken = refine_result(&t, res, layer_init, refine, growth, refine_macs);
     for (int i = 0; i < n_conv; ++i)
         check(cbinfer_stream_set_threshold(t.cb, cbinfer_network_conv_name(net, i),
                                            (float)res[i].tau), t.cb, "threshold");
@@ -511,14 +669,15 @@ int main(int argc, char **argv)
     /* Joint scaling curve of the result. */
     static const double scales[] = {0.25, 0.5, 0.75, 1, 1.25, 1.5, 2};
     double final_loss = NAN, final_mse = 0, final_share = 0;
-    printf("%-6s %-12s %-10s %s\n", "scale", "loss", "psnr_db", "changed_share");
+    printf("%-6s %-12s %-10s %-13s %s\n", "scale", "loss", "psnr_db", "changed_share",
+           "macs_share");
     for (size_t i = 0; i < sizeof scales / sizeof scales[0]; ++i) {
         check(cbinfer_stream_set_param(t.cb, CBINFER_PARAM_THRESHOLD_SCALE, scales[i]), t.cb,
               "scale");
         const double loss = evaluate(&t);
         if (t.failed) die("evaluation: %s%s", t.err, "");
-        printf("%-6.2f %-12.6g %-10.3f %.4f\n", scales[i], loss, cbi_psnr_of_mse(t.last_mse),
-               t.last_share);
+        printf("%-6.2f %-12.6g %-10.3f %-13.4f %.4f\n", scales[i], loss,
+               cbi_psnr_of_mse(t.last_mse), t.last_share, t.last_macs);
         if (scales[i] == 1) {
             final_loss = loss;
             final_mse = t.last_mse;
@@ -545,16 +704,24 @@ int main(int argc, char **argv)
         for (int v = 0; v < n_videos; ++v)
             n += (size_t)snprintf(hdr + n, cap - n, " %s@%ld:%ld", videos[v].path, videos[v].a,
                                   videos[v].a + videos[v].count - 1);
-        static const char *const metric_names[] = {"mse", "psnr", "maxabs"};
+        static const char *const metric_names[] = {"mse", "psnr", "maxabs", "detect", "pose"};
         n += (size_t)snprintf(hdr + n, cap - n,
                               "\nmetric %s, budget %g%s, weights %s, init %g%s, growth %g, "
                               "max-steps %d\nwarmup %d, evaluate %d, sequences %d\nfinal loss %.6g (PSNR %.3f "
                               "dB, changed share %.4f)",
                               metric_names[metric], budget,
-                              metric == CBI_TUNE_PSNR ? " dB to keep" : " per layer",
+                              metric == CBI_TUNE_PSNR    ? " dB to keep"
+                              : metric == CBI_TUNE_MSE ||
+                                      metric == CBI_TUNE_MAXABS ? " per layer"
+                                                                : " in all",
                               weights_arg ? weights_arg : "(even)",
                               init, stats_init ? " (stats-scaled)" : "", growth, max_steps,
                               warmup, n_eval, n_seq, final_loss, cbi_psnr_of_mse(final_mse), final_share);
+        if (refine > 0)
+            n += (size_t)snprintf(hdr + n, cap - n,
+                                  "\nrefine %d: %d steps, MACs %.4f -> %.4f of dense, search "
+                                  "budget %g", refine, refine_taken, refine_macs[0],
+                                  refine_macs[1], have_search_budget ? search_budget_arg : budget);
         time_t now = time(NULL);
         char date[64];
         strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
@@ -575,6 +742,7 @@ int main(int argc, char **argv)
     free(reaches);
     free(layer_init);
     free(t.budget);
+    free(t.total_budget);
     free(t.applied);
     free(res);
     free(seq_video);

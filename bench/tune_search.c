@@ -94,17 +94,111 @@ end:
     return rc;
 }
 
+/* How much better a step to (loss, cost) is from (l0, c0): steps that add
+ * no loss rank above all others, by the cost they save; the others by cost
+ * saved per loss added. -INFINITY: the step saves nothing or leaves total. */
+static double step_score(double l0, double c0, double loss, double cost, double total)
+{
+    if (!(loss <= total) || !(cost < c0)) return -INFINITY;
+    if (loss <= l0) return 1e300 * (c0 - cost);
+    return (c0 - cost) / (loss - l0);
+}
+
+int cbi_tune_refine(cbi_tune_cost_fn eval, void *ctx, int n, double *tau, const double *init,
+                    const double *budget, double total, double growth, int max_steps,
+                    double *loss, double *cost, int *evals,
+                    void (*step)(void *ctx, int layer, double tau, double loss, double cost))
+{
+    if (!eval || n < 1 || !tau || !init || !budget || !(growth > 1) || max_steps < 0 ||
+        !(total >= 0))
+        return -1;
+    double *score = malloc((size_t)n * sizeof *score), *cand = malloc((size_t)n * sizeof *cand);
+    double *next_loss = malloc((size_t)n * sizeof *next_loss);
+    double *next_cost = malloc((size_t)n * sizeof *next_cost);
+    char *fresh = malloc((size_t)n);
+    int *power = malloc((size_t)n * sizeof *power);
+    int taken = -1, nev = 0;
+    if (!score || !cand || !next_loss || !next_cost || !fresh || !power) goto end;
+    double l0, c0 = 0;
+    l0 = eval(ctx, tau, &c0);
+    ++nev;
+    if (isnan(l0)) goto end;
+    /* Every step starts stale and above any real score, so each is
+     * evaluated once before it can be ranked. */
+    for (int i = 0; i < n; ++i) {
+        score[i] = budget[i] > 0 ? INFINITY : -INFINITY;
+        power[i] = 1;
+    }
+    taken = 0;
+    while (taken < max_steps) {
+        memset(fresh, 0, (size_t)n);
+        int pick = -1;
+        for (;;) {
+            /* The best last score; evaluate it unless it is fresh. */
+            int best = -1;
+            for (int i = 0; i < n; ++i)
+                if (score[i] > -INFINITY && (best < 0 || score[i] > score[best])) best = i;
+            if (best < 0) break;
+            if (fresh[best]) {
+                pick = best;
+                break;
+            }
+            const double old = tau[best];
+            cand[best] = old > 0 ? old * pow(growth, power[best])
+                                 : init[best] * pow(growth, power[best] - 1);
+            tau[best] = cand[best];
+            next_loss[best] = eval(ctx, tau, &next_cost[best]);
+            ++nev;
+            tau[best] = old;
+            if (isnan(next_loss[best])) {
+                taken = -1;
+                goto end;
+            }
+            score[best] = step_score(l0, c0, next_loss[best], next_cost[best], total);
+            if (next_loss[best] <= total && !(next_cost[best] < c0) &&
+                pow(growth, 2 * power[best]) <= CBI_TUNE_MAX_STEP) {
+                /* Within total but too small to change anything: a longer
+                 * step next time, still unranked. */
+                power[best] *= 2;
+                score[best] = INFINITY;
+                continue;
+            }
+            fresh[best] = 1;
+        }
+        if (pick < 0) break;
+        tau[pick] = cand[pick];
+        l0 = next_loss[pick];
+        c0 = next_cost[pick];
+        ++taken;
+        if (step) step(ctx, pick, tau[pick], l0, c0);
+        /* The step taken is scored anew from its new threshold. */
+        score[pick] = INFINITY;
+        power[pick] = 1;
+    }
+    if (loss) *loss = l0;
+    if (cost) *cost = c0;
+end:
+    if (evals) *evals = nev;
+    free(score);
+    free(cand);
+    free(next_loss);
+    free(next_cost);
+    free(fresh);
+    free(power);
+    return taken;
+}
+
 int cbi_tune_budgets(cbi_tune_metric metric, double budget, const double *w, int n, double *out)
 {
     if (n < 1 || !out || !(budget >= 0) || !isfinite(budget)) return -1;
     double scale = budget, sum = n;
-    if (metric == CBI_TUNE_PSNR) {
+    if (metric == CBI_TUNE_PSNR || metric == CBI_TUNE_DETECT || metric == CBI_TUNE_POSE) {
         if (w) {
             sum = 0;
             for (int i = 0; i < n; ++i) sum += w[i];
         }
         if (!(sum > 0)) return -1;
-        scale = pow(10.0, -budget / 10.0) / sum;
+        scale = (metric == CBI_TUNE_PSNR ? pow(10.0, -budget / 10.0) : budget) / sum;
     }
     for (int i = 0; i < n; ++i) out[i] = scale * (w ? w[i] : 1.0);
     return 0;

@@ -53,18 +53,48 @@ int cbi_tune_network(cbi_tune_config_fn config, void *ctx, int n, const unsigned
                      cbi_tune_result *out,
                      void (*done)(void *ctx, int layer, const cbi_tune_result *r));
 
+/* The longest step of cbi_tune_refine, as a factor. */
+#define CBI_TUNE_MAX_STEP 64.0
+
+/* Loss and cost (e.g. the executed share of the dense MACs) of thresholds
+ * tau[0..n) on all layers. A NaN loss aborts the refinement. */
+typedef double (*cbi_tune_cost_fn)(void *ctx, const double *tau, double *cost);
+
+/* Cost-aware refinement after cbi_tune_network (which splits the loss
+ * evenly, whatever a layer costs): greedy steps that each multiply one
+ * layer's threshold by growth (a layer at 0 starts at init[i]; one with
+ * budget[i] == 0 is never touched), taking the step that saves the most
+ * cost per loss added while the loss stays <= total; steps that add no
+ * loss go first, by the cost they save. Candidates are scored lazily: a
+ * step is re-evaluated in order of its last score and taken when its fresh
+ * score beats every other's last one. A step within total that saves
+ * nothing is lengthened (growth^2, ^4, ... while at most CBI_TUNE_MAX_STEP)
+ * and tried again; one
+ * that leaves total is not tried again (the loss only grows). Stops after max_steps steps or when
+ * no step saves cost within total. tau is updated in place; *loss and *cost
+ * (may be NULL) get the final values, *evals the evaluations; step (may be
+ * NULL) is called after each step taken. Returns the steps taken, or -1 for
+ * a NaN loss or bad parameters. */
+int cbi_tune_refine(cbi_tune_cost_fn eval, void *ctx, int n, double *tau, const double *init,
+                    const double *budget, double total, double growth, int max_steps,
+                    double *loss, double *cost, int *evals,
+                    void (*step)(void *ctx, int layer, double tau, double loss, double cost));
+
 /* What the search minimises against the dense output. */
 typedef enum cbi_tune_metric {
     CBI_TUNE_MSE = 0,    /* mean MSE over the evaluated frames */
     CBI_TUNE_PSNR = 1,   /* a PSNR target: searched on MSE (cbi_tune_budgets) */
-    CBI_TUNE_MAXABS = 2  /* mean over frames of the largest absolute error */
+    CBI_TUNE_MAXABS = 2, /* mean over frames of the largest absolute error */
+    CBI_TUNE_DETECT = 3, /* NanoDet heads: cbi_detect_loss (task_loss.h), a total to split */
+    CBI_TUNE_POSE = 4    /* PoseNet outputs: cbi_pose_loss, a total to split */
 } cbi_tune_metric;
 
 /* Per-layer budgets of n layers into out[]. MSE and MAXABS: budget * w[i]
  * (w NULL: all 1). PSNR: budget is the PSNR in dB (peak 1) the tuned network
  * is to keep; its MSE, 10^(-budget/10), is split over the layers in
  * proportion to w (evenly for NULL), since a dB drop per layer means nothing
- * from the lossless start (an infinite PSNR). Returns 0, or -1 for n < 1, a
+ * from the lossless start (an infinite PSNR). DETECT and POSE: budget is the
+ * task loss the tuned network may reach, split in the same way. Returns 0, or -1 for n < 1, a
  * negative, NaN or infinite budget, or weights that sum to 0 (PSNR). */
 int cbi_tune_budgets(cbi_tune_metric metric, double budget, const double *w, int n, double *out);
 

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "cbinfer.h"
+#include "task_loss.h"
 #include "test_util.h"
 #include "tune_search.h"
 
@@ -115,6 +116,12 @@ TEST(Tune, BudgetsPerMetric)
     EXPECT_DOUBLE_EQ(b[0], 1e-4 * 4 / 6);
     EXPECT_DOUBLE_EQ(b[1], 1e-4 / 6);
     EXPECT_DOUBLE_EQ(b[0] + b[1] + b[2], 1e-4);
+    // The task losses: the budget is the total, split as for PSNR.
+    ASSERT_EQ(cbi_tune_budgets(CBI_TUNE_DETECT, 6e-4, w, 3, b), 0);
+    EXPECT_DOUBLE_EQ(b[0], 4e-4);
+    EXPECT_DOUBLE_EQ(b[2], 1e-4);
+    ASSERT_EQ(cbi_tune_budgets(CBI_TUNE_POSE, 3e-4, nullptr, 3, b), 0);
+    EXPECT_DOUBLE_EQ(b[1], 1e-4);
     ASSERT_EQ(cbi_tune_budgets(CBI_TUNE_PSNR, 30.0, nullptr, 3, b), 0);
     EXPECT_DOUBLE_EQ(b[2], 1e-3 / 3);
     const double zero[3] = {0, 0, 0};
@@ -505,4 +512,239 @@ TEST(Tune, ZeroBudgetHoldsTheLayerAtZero)
     EXPECT_EQ(r[1].tau, 0.0);
     EXPECT_EQ(r[1].evals, 0);
     EXPECT_GT(r[2].tau, 0.0);
+}
+
+namespace {
+
+double sigmoid(double v) { return 1.0 / (1.0 + std::exp(-v)); }
+
+// One head of 2 classes and 3 bins a side (14 channels) on a 2 x 2 grid:
+// every class logit at -12 (background), every side's bins (10, -10, -10),
+// so its mean bin is ~0.
+std::vector<float> background_head()
+{
+    std::vector<float> h(14 * 4, -12.f);
+    for (int side = 0; side < 4; ++side)
+        for (int p = 0; p < 4; ++p) {
+            h[(size_t)(2 + side * 3) * 4 + p] = 10.f;
+            h[(size_t)(2 + side * 3 + 1) * 4 + p] = -10.f;
+            h[(size_t)(2 + side * 3 + 2) * 4 + p] = -10.f;
+        }
+    return h;
+}
+
+double detect_loss(const std::vector<float> &ref, const std::vector<float> &x)
+{
+    const cbinfer_tensor_view r = {ref.data(), 14, 2, 2}, c = {x.data(), 14, 2, 2};
+    return cbi_detect_loss(&r, &c, 1, 2);
+}
+
+} // namespace
+
+// The detect loss reads the outputs as the decoder does: class scores after
+// the sigmoid (a logit far below any threshold moves nothing), and a side's
+// distance only where the dense cell scores a class.
+TEST(Tune, DetectLossFollowsTheDecoder)
+{
+    const std::vector<float> ref = background_head();
+    EXPECT_EQ(detect_loss(ref, ref), 0.0);
+    // A background logit 4 up: (sigmoid(-8) - sigmoid(-12))^2 over 4 cells.
+    std::vector<float> x = ref;
+    x[1 * 4 + 3] = -8.f;
+    const double d = sigmoid(-8) - sigmoid(-12);
+    EXPECT_NEAR(detect_loss(ref, x), d * d / 4, 1e-12);
+    // A logit at 0 moved by 0.5 weighs ~1e5 times more.
+    std::vector<float> r0 = ref, x0 = ref;
+    r0[3] = 0.f;
+    x0[3] = 0.5f;
+    const double e = sigmoid(0.5) - 0.5;
+    EXPECT_NEAR(detect_loss(r0, x0), e * e / 4, 1e-9);
+    // Side 2's bins of cell 3 moved to (-10, -10, 10): the mean bin from 0
+    // to 2 of 3 bins, weighted by the dense cell's best score.
+    auto move_side = [](std::vector<float> v) {
+        v[(size_t)(2 + 2 * 3) * 4 + 3] = -10.f;
+        v[(size_t)(2 + 2 * 3 + 2) * 4 + 3] = 10.f;
+        return v;
+    };
+    const double box = (2.0 / 3) * (2.0 / 3);
+    EXPECT_NEAR(detect_loss(ref, move_side(ref)), sigmoid(-12) * box / 4, 1e-9);
+    std::vector<float> scored = ref;
+    scored[3] = 3.f; // class 0 scores 0.95 at cell 3 on both sides
+    EXPECT_NEAR(detect_loss(scored, move_side(scored)), sigmoid(3) * box / 4, 1e-6);
+    // Not finite on one side only: infinite; shapes that do not fit: NaN.
+    x = ref;
+    x[5] = NAN;
+    EXPECT_TRUE(std::isinf(detect_loss(ref, x)));
+    const cbinfer_tensor_view r = {ref.data(), 14, 2, 2}, wide = {ref.data(), 14, 1, 4},
+                              odd = {ref.data(), 13, 2, 2};
+    EXPECT_TRUE(std::isnan(cbi_detect_loss(&r, &wide, 1, 2)));
+    EXPECT_TRUE(std::isnan(cbi_detect_loss(&odd, &odd, 1, 2)));
+    EXPECT_TRUE(std::isnan(cbi_detect_loss(&r, &r, 1, 14)));
+}
+
+// The pose loss: keypoint scores after the sigmoid, offsets in cells
+// weighted by their keypoint's dense score, displacements by the cell's
+// best score.
+TEST(Tune, PoseLossWeighsOffsetsByTheirKeypoint)
+{
+    const int cells = 2; // a 1 x 2 grid
+    std::vector<float> heat(17 * cells, -12.f), off(34 * cells, 0.f), fwd(32 * cells, 0.f),
+        bwd(32 * cells, 0.f);
+    heat[5 * cells + 1] = 2.f; // keypoint 5 scores 0.88 at cell 1
+    auto loss = [&](const std::vector<float> &o, const std::vector<float> &f) {
+        const cbinfer_tensor_view r[4] = {{heat.data(), 17, 1, 2}, {off.data(), 34, 1, 2},
+                                          {fwd.data(), 32, 1, 2}, {bwd.data(), 32, 1, 2}};
+        const cbinfer_tensor_view x[4] = {r[0], {o.data(), 34, 1, 2}, {f.data(), 32, 1, 2}, r[3]};
+        return cbi_pose_loss(r, x, 16.f);
+    };
+    EXPECT_EQ(loss(off, fwd), 0.0);
+    // Keypoint 5's x offset (channel 17 + 5) 16 px off at cell 1: one cell.
+    std::vector<float> o = off;
+    o[(17 + 5) * cells + 1] = 16.f;
+    EXPECT_NEAR(loss(o, fwd), sigmoid(2) / cells, 1e-9);
+    // The same error at cell 0, where no keypoint scores: sigmoid(-12).
+    o = off;
+    o[(17 + 5) * cells + 0] = 16.f;
+    EXPECT_NEAR(loss(o, fwd), sigmoid(-12) / cells, 1e-12);
+    // A displacement 8 px off at cell 1: (1/2)^2 times the best score there.
+    std::vector<float> f = fwd;
+    f[3 * cells + 1] = 8.f;
+    EXPECT_NEAR(loss(off, f), 0.25 * sigmoid(2) / cells, 1e-9);
+    f[3 * cells + 1] = INFINITY;
+    EXPECT_TRUE(std::isinf(loss(off, f)));
+    const cbinfer_tensor_view bad[4] = {{heat.data(), 17, 1, 2}, {off.data(), 34, 1, 2},
+                                        {fwd.data(), 32, 1, 2}, {bwd.data(), 32, 2, 1}};
+    EXPECT_TRUE(std::isnan(cbi_pose_loss(bad, bad, 16.f)));
+}
+
+// --metric detect end to end on NanoDet; --start alone: the scaling curve of
+// a file without a search; --start with --refine: a refined file.
+TEST(Tune, ToolTunesStartsAndRefinesOnTheDetectLoss)
+{
+    SKIP_WITHOUT_FFMPEG(); // it reads --video
+    const std::string dir = ::testing::TempDir(), thr = dir + "cbinfer_tune_detect.thr",
+                      curve = dir + "cbinfer_tune_detect.txt";
+    const std::string base = "--model '" + cbi_test_model("nanodet") + "' --video '" +
+                             cbi_test_video("vtest.avi") +
+                             "@0:7' --resize 64x64 --sequences 1 --warmup 2 --evaluate 2 "
+                             "--metric detect ";
+    ASSERT_EQ(run_tune(base + "--budget 1e-3 --init 1e-2 --growth 4 --max-steps 2 --out '" +
+                           thr + "'",
+                       curve),
+              0);
+    NetPtr net = load("nanodet");
+    ASSERT_TRUE(net);
+    expect_file_sets_every_conv(net.get(), 64, 64, thr, 4e-2f * 1.0001f);
+    EXPECT_NE(cbi_test_slurp(thr).find("metric detect, budget 0.001 in all"), std::string::npos);
+    ASSERT_EQ(run_tune(base + "--start '" + thr + "'", curve), 0);
+    std::istringstream lines(cbi_test_slurp(curve));
+    std::string line;
+    std::getline(lines, line); // the header
+    int n = 0;
+    double scale, loss;
+    while (lines >> scale >> loss && std::getline(lines, line)) {
+        EXPECT_TRUE(std::isfinite(loss) && loss >= 0) << scale;
+        ++n;
+    }
+    EXPECT_EQ(n, 7);
+    // --refine needs a budget; with one, the file records the refinement and
+    // its thresholds stay where the steps allow (4 steps of at most
+    // CBI_TUNE_MAX_STEP).
+    EXPECT_EQ(run_tune(base + "--start '" + thr + "' --refine 2", curve), 2);
+    const std::string refined = dir + "cbinfer_tune_refined.thr";
+    ASSERT_EQ(run_tune(base + "--start '" + thr + "' --refine 4 --budget 1e-2 --growth 4 --out '" +
+                           refined + "'",
+                       curve),
+              0);
+    expect_file_sets_every_conv(net.get(), 64, 64, refined, 4e-2f * 64 * 64 * 64 * 64 * 1.0001f);
+    EXPECT_NE(cbi_test_slurp(refined).find("refine 4: "), std::string::npos);
+    std::remove(refined.c_str());
+    EXPECT_EQ(run_tune(base.substr(0, base.find("--metric")) + "--metric pose --budget 1", curve),
+              1); // NanoDet has no PoseNet outputs
+    std::remove(thr.c_str());
+    std::remove(curve.c_str());
+}
+
+namespace {
+
+// A synthetic network for cbi_tune_refine: loss and cost are given functions
+// of the thresholds.
+struct Synth {
+    double (*loss)(const double *tau);
+    double (*cost)(const double *tau);
+};
+
+double synth_eval(void *ctx, const double *tau, double *cost)
+{
+    const Synth *s = static_cast<const Synth *>(ctx);
+    *cost = s->cost(tau);
+    return s->loss(tau);
+}
+
+} // namespace
+
+// The refinement spends the loss on the layer that saves the most cost per
+// loss, up to the total, and leaves the others.
+TEST(Tune, RefineSpendsTheLossWhereItSavesMost)
+{
+    Synth s = {[](const double *t) { return t[0] + t[1] + t[2]; },
+               [](const double *t) { return 10 - t[0] - 3 * t[1] - 2 * t[2]; }};
+    double tau[3] = {0.1, 0.1, 0.1};
+    const double init[3] = {0.1, 0.1, 0.1}, budget[3] = {1, 1, 1};
+    double loss, cost;
+    int evals;
+    // Layer 1 to 0.2, 0.4, 0.8 (loss 1.0); its next step (1.6) and any other
+    // (loss 1.1) leave the total 1.05.
+    EXPECT_EQ(cbi_tune_refine(synth_eval, &s, 3, tau, init, budget, 1.05, 2.0, 50, &loss, &cost,
+                              &evals, nullptr),
+              3);
+    EXPECT_DOUBLE_EQ(tau[0], 0.1);
+    EXPECT_DOUBLE_EQ(tau[1], 0.8);
+    EXPECT_DOUBLE_EQ(tau[2], 0.1);
+    EXPECT_NEAR(loss, 1.0, 1e-12);
+    EXPECT_NEAR(cost, 10 - 0.1 - 2.4 - 0.2, 1e-12);
+    EXPECT_GT(evals, 3);
+    // max_steps bounds the steps.
+    double again[3] = {0.1, 0.1, 0.1};
+    EXPECT_EQ(cbi_tune_refine(synth_eval, &s, 3, again, init, budget, 1.05, 2.0, 1, nullptr,
+                              nullptr, nullptr, nullptr),
+              1);
+    EXPECT_DOUBLE_EQ(again[1], 0.2);
+}
+
+// Steps that add no loss go first; a layer with no budget is never moved; a
+// step too short to save anything is lengthened.
+TEST(Tune, RefineTakesFreeStepsFirstAndLengthensIdleOnes)
+{
+    Synth s = {[](const double *t) { return t[1] + t[2]; },
+               [](const double *t) { return 10 - t[0] - 3 * t[1] - 100 * t[2]; }};
+    double tau[3] = {0.1, 0.1, 0};
+    const double init[3] = {0.1, 0.1, 0.1}, budget[3] = {1, 1, 0};
+    EXPECT_EQ(cbi_tune_refine(synth_eval, &s, 3, tau, init, budget, 10, 2.0, 3, nullptr, nullptr,
+                              nullptr, nullptr),
+              3);
+    EXPECT_DOUBLE_EQ(tau[0], 0.8); // free: all three steps
+    EXPECT_DOUBLE_EQ(tau[1], 0.1);
+    EXPECT_EQ(tau[2], 0.0);
+    // The cost drops only once tau reaches 1: 0.1 x 2 and x 4 save nothing,
+    // x 16 does.
+    Synth step = {[](const double *t) { return 0.01 * t[0]; },
+                  [](const double *t) { return t[0] >= 1 ? 5.0 : 10.0; }};
+    double one[1] = {0.1};
+    const double init1[1] = {0.1}, budget1[1] = {1};
+    double cost;
+    EXPECT_EQ(cbi_tune_refine(synth_eval, &step, 1, one, init1, budget1, 1, 2.0, 1, nullptr, &cost,
+                              nullptr, nullptr),
+              1);
+    EXPECT_DOUBLE_EQ(one[0], 1.6);
+    EXPECT_EQ(cost, 5.0);
+    // A NaN loss aborts; so do bad parameters.
+    Synth nan_loss = {[](const double *) { return std::nan(""); },
+                      [](const double *) { return 1.0; }};
+    EXPECT_EQ(cbi_tune_refine(synth_eval, &nan_loss, 1, one, init1, budget1, 1, 2.0, 5, nullptr,
+                              nullptr, nullptr, nullptr),
+              -1);
+    EXPECT_EQ(cbi_tune_refine(synth_eval, &step, 1, one, init1, budget1, 1, 1.0, 5, nullptr,
+                              nullptr, nullptr, nullptr),
+              -1);
 }
