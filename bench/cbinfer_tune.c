@@ -75,9 +75,10 @@ static const char usage_text[] =
     "  --growth F            threshold factor per step, > 1 (default 1.1)\n"
     "  --max-steps N         evaluations per layer at most (default 200)\n"
     "  --refine N            then up to N cost-aware steps: each multiplies the one\n"
-    "                        threshold by --growth that saves the most executed\n"
-    "                        MACs per loss added, while the loss stays within\n"
-    "                        the sum of the layers' budgets (default 0: none)\n"
+    "                        threshold by --growth (longer where that saves\n"
+    "                        nothing) that saves the most executed MACs per loss\n"
+    "                        added, while the loss stays within the sum of the\n"
+    "                        layers' budgets (default 0: none)\n"
     "  --search-budget B     with --refine: the search's budget (as --budget; default\n"
     "                        --budget), so that the refinement spends the rest\n"
     "  --start FILE          no search: start from the thresholds of FILE, then\n"
@@ -211,7 +212,8 @@ static double task_loss(const tune *t, const float *ref, const float *x)
 
 /* One evaluation of the current thresholds: per sequence, reset, push the
  * warm-up frames and the evaluated ones, compare each of these with its cached
- * dense output. Returns the loss the search compares (maxabs, else the MSE),
+ * dense output. Returns the loss the search compares (the task loss, maxabs,
+ * else the MSE),
  * averaged over the evaluated frames; NaN on a library error. */
 static double evaluate(tune *t)
 {
@@ -350,7 +352,10 @@ static int refine_result(tune *t, cbi_tune_result *res, const double *init, int 
     fprintf(stderr, "cbinfer-tune: refining from loss %.6g, MACs %.4f of dense, within %.6g\n",
             l0, macs[0], total);
     int evals;
-    const int taken = cbi_tune_refine(eval_cost, t, t->n_conv, tau, init, t->budget, total,
+    if (l0 > total)
+        fprintf(stderr, "cbinfer-tune: warning: the start's loss is above the total; only "
+                        "steps that add no loss can be taken, and none can once over it\n");
+    const int taken = cbi_tune_refine(eval_cost, t, t->n_conv, tau, init, t->total_budget, total,
                                       growth, steps, &loss, &cost, &evals, refine_step);
     if (taken < 0) die("refinement failed: %s%s", t->failed ? t->err : "bad parameters", "");
     fprintf(stderr, "cbinfer-tune: %d refinement steps (%d evaluations): loss %.6g, MACs %.4f "
@@ -617,6 +622,15 @@ int main(int argc, char **argv)
         }
     }
     cbinfer_stream_destroy(dense);
+    /* The task losses read the outputs as the decoders do: outputs of another
+     * layout give NaN. */
+    if ((metric == CBI_TUNE_DETECT || metric == CBI_TUNE_POSE) &&
+        isnan(task_loss(&t, t.dense[0], t.dense[0])))
+        die("--metric %s: %s", metric == CBI_TUNE_DETECT ? "detect" : "pose",
+            metric == CBI_TUNE_DETECT ? "the outputs are not NanoDet heads (80 class logits, "
+                                        "then 4 sides of bins)"
+                                      : "the outputs are not PoseNet's (17, 34, 32, 32 channels "
+                                        "on one grid)");
 
     fprintf(stderr, "cbinfer-tune: %s, %d convolutions, %dx%d, %d sequences of %d frames (%d "
                     "evaluated)\n", ba.model, n_conv, w, h, n_seq, L, n_eval);
@@ -717,10 +731,14 @@ int main(int argc, char **argv)
                               weights_arg ? weights_arg : "(even)",
                               init, stats_init ? " (stats-scaled)" : "", growth, max_steps,
                               warmup, n_eval, n_seq, final_loss, cbi_psnr_of_mse(final_mse), final_share);
-        if (refine > 0)
+        if (refine > 0 && start_path)
             n += (size_t)snprintf(hdr + n, cap - n,
-                                  "\nrefine %d: %d steps, MACs %.4f -> %.4f of dense, search "
-                                  "budget %g", refine, refine_taken, refine_macs[0],
+                                  "\nrefine %d: %d steps, MACs %.4f -> %.4f of dense, from %s",
+                                  refine, refine_taken, refine_macs[0], refine_macs[1], start_path);
+        else if (refine > 0)
+            n += (size_t)snprintf(hdr + n, cap - n,
+                                  "\nrefine %d: %d steps, MACs %.4f -> %.4f of dense, from a "
+                                  "search at budget %g", refine, refine_taken, refine_macs[0],
                                   refine_macs[1], have_search_budget ? search_budget_arg : budget);
         time_t now = time(NULL);
         char date[64];

@@ -6,11 +6,12 @@
 static double sigmoid(double v) { return 1.0 / (1.0 + exp(-v)); }
 
 /* Values a and b of the same output: 1 when both are finite, 0 when both
- * are not (the term is left out), -1 when only one is. */
+ * are the same non-finite value (NaN and NaN, or one infinity: the term is
+ * left out), -1 otherwise. */
 static int finite_pair(float a, float b)
 {
-    const int fa = isfinite(a) != 0, fb = isfinite(b) != 0;
-    return fa == fb ? fa : -1;
+    if (isfinite(a) && isfinite(b)) return 1;
+    return (isnan(a) && isnan(b)) || a == b ? 0 : -1;
 }
 
 /* Adds the squared difference of the sigmoid scores of logits a (dense) and

@@ -19,9 +19,9 @@ extern "C" {
  * Per cell: the squared difference of every class's sigmoid score, plus the
  * dense cell's best class score times the squared difference of each side's
  * mean bin (the distance the decoder takes, in bins) over B. Returns the
- * mean over the cells of all heads; +inf where a value is not finite on one
- * side only (or the sum is not finite); NaN for mismatched or impossible
- * shapes. */
+ * mean over the cells of all heads; +inf where a value is not finite and
+ * differs from the other side's (or the sum is not finite); NaN for
+ * mismatched or impossible shapes. */
 double cbi_detect_loss(const cbinfer_tensor_view *ref, const cbinfer_tensor_view *x, int heads,
                        int class_count);
 

@@ -155,8 +155,8 @@ int cbi_tune_refine(cbi_tune_cost_fn eval, void *ctx, int n, double *tau, const 
                 goto end;
             }
             score[best] = step_score(l0, c0, next_loss[best], next_cost[best], total);
-            if (next_loss[best] <= total && !(next_cost[best] < c0) &&
-                pow(growth, 2 * power[best]) <= CBI_TUNE_MAX_STEP) {
+            if (next_loss[best] <= total && !(next_cost[best] < c0) && power[best] < (1 << 20) &&
+                pow(growth, 2.0 * power[best]) <= CBI_TUNE_MAX_STEP) {
                 /* Within total but too small to change anything: a longer
                  * step next time, still unranked. */
                 power[best] *= 2;

@@ -68,8 +68,9 @@ typedef double (*cbi_tune_cost_fn)(void *ctx, const double *tau, double *cost);
  * loss go first, by the cost they save. Candidates are scored lazily: a
  * step is re-evaluated in order of its last score and taken when its fresh
  * score beats every other's last one. A step within total that saves
- * nothing is lengthened (growth^2, ^4, ... while at most CBI_TUNE_MAX_STEP)
- * and tried again; one
+ * nothing is lengthened (growth^2, ^4, ... while at most CBI_TUNE_MAX_STEP;
+ * from 0: init, init * growth, init * growth^3, ...) and tried again, and
+ * dropped when the longest saves nothing; one
  * that leaves total is not tried again (the loss only grows). Stops after max_steps steps or when
  * no step saves cost within total. tau is updated in place; *loss and *cost
  * (may be NULL) get the final values, *evals the evaluations; step (may be
@@ -95,7 +96,8 @@ typedef enum cbi_tune_metric {
  * proportion to w (evenly for NULL), since a dB drop per layer means nothing
  * from the lossless start (an infinite PSNR). DETECT and POSE: budget is the
  * task loss the tuned network may reach, split in the same way. Returns 0, or -1 for n < 1, a
- * negative, NaN or infinite budget, or weights that sum to 0 (PSNR). */
+ * negative, NaN or infinite budget, or weights that sum to 0 (PSNR, DETECT,
+ * POSE). */
 int cbi_tune_budgets(cbi_tune_metric metric, double budget, const double *w, int n, double *out);
 
 /* Parses "4,1,1" into w[0..max-1]; returns the count, or -1 when malformed,

@@ -122,6 +122,8 @@ TEST(Tune, BudgetsPerMetric)
     EXPECT_DOUBLE_EQ(b[2], 1e-4);
     ASSERT_EQ(cbi_tune_budgets(CBI_TUNE_POSE, 3e-4, nullptr, 3, b), 0);
     EXPECT_DOUBLE_EQ(b[1], 1e-4);
+    const double none[3] = {0, 0, 0};
+    EXPECT_EQ(cbi_tune_budgets(CBI_TUNE_DETECT, 1e-4, none, 3, b), -1);
     ASSERT_EQ(cbi_tune_budgets(CBI_TUNE_PSNR, 30.0, nullptr, 3, b), 0);
     EXPECT_DOUBLE_EQ(b[2], 1e-3 / 3);
     const double zero[3] = {0, 0, 0};
@@ -575,6 +577,13 @@ TEST(Tune, DetectLossFollowsTheDecoder)
     x = ref;
     x[5] = NAN;
     EXPECT_TRUE(std::isinf(detect_loss(ref, x)));
+    // The same infinity on both sides is left out; opposite ones are not.
+    std::vector<float> r_inf = ref;
+    r_inf[5] = INFINITY;
+    x = r_inf;
+    EXPECT_EQ(detect_loss(r_inf, x), 0.0);
+    x[5] = -INFINITY;
+    EXPECT_TRUE(std::isinf(detect_loss(r_inf, x)));
     const cbinfer_tensor_view r = {ref.data(), 14, 2, 2}, wide = {ref.data(), 14, 1, 4},
                               odd = {ref.data(), 13, 2, 2};
     EXPECT_TRUE(std::isnan(cbi_detect_loss(&r, &wide, 1, 2)));
@@ -636,27 +645,37 @@ TEST(Tune, ToolTunesStartsAndRefinesOnTheDetectLoss)
     ASSERT_TRUE(net);
     expect_file_sets_every_conv(net.get(), 64, 64, thr, 4e-2f * 1.0001f);
     EXPECT_NE(cbi_test_slurp(thr).find("metric detect, budget 0.001 in all"), std::string::npos);
+    // The loss at each scale of a curve on stdout (header, then 7 rows).
+    auto curve_losses = [&]() {
+        std::istringstream lines(cbi_test_slurp(curve));
+        std::string line;
+        std::getline(lines, line);
+        std::vector<double> losses;
+        double scale, loss;
+        while (lines >> scale >> loss && std::getline(lines, line)) losses.push_back(loss);
+        return losses;
+    };
+    const std::vector<double> searched = curve_losses();
+    ASSERT_EQ(searched.size(), 7u);
+    // --start alone gives the curve of the file: the search's own.
     ASSERT_EQ(run_tune(base + "--start '" + thr + "'", curve), 0);
-    std::istringstream lines(cbi_test_slurp(curve));
-    std::string line;
-    std::getline(lines, line); // the header
-    int n = 0;
-    double scale, loss;
-    while (lines >> scale >> loss && std::getline(lines, line)) {
-        EXPECT_TRUE(std::isfinite(loss) && loss >= 0) << scale;
-        ++n;
+    const std::vector<double> started = curve_losses();
+    ASSERT_EQ(started.size(), 7u);
+    for (size_t i = 0; i < 7; ++i) {
+        EXPECT_TRUE(std::isfinite(started[i]) && started[i] >= 0) << i;
+        EXPECT_NEAR(started[i], searched[i], 1e-6 * searched[i] + 1e-15) << i;
     }
-    EXPECT_EQ(n, 7);
     // --refine needs a budget; with one, the file records the refinement and
     // its thresholds stay where the steps allow (4 steps of at most
-    // CBI_TUNE_MAX_STEP).
+    // CBI_TUNE_MAX_STEP). Outputs that are not PoseNet's are an error (1).
     EXPECT_EQ(run_tune(base + "--start '" + thr + "' --refine 2", curve), 2);
     const std::string refined = dir + "cbinfer_tune_refined.thr";
     ASSERT_EQ(run_tune(base + "--start '" + thr + "' --refine 4 --budget 1e-2 --growth 4 --out '" +
                            refined + "'",
                        curve),
               0);
-    expect_file_sets_every_conv(net.get(), 64, 64, refined, 4e-2f * 64 * 64 * 64 * 64 * 1.0001f);
+    // Growth 4: the longest step is x16.
+    expect_file_sets_every_conv(net.get(), 64, 64, refined, 4e-2f * 16 * 16 * 16 * 16 * 1.0001f);
     EXPECT_NE(cbi_test_slurp(refined).find("refine 4: "), std::string::npos);
     std::remove(refined.c_str());
     EXPECT_EQ(run_tune(base.substr(0, base.find("--metric")) + "--metric pose --budget 1", curve),
