@@ -353,10 +353,11 @@ static int refine_result(tune *t, cbi_tune_result *res, const double *init, int 
             l0, macs[0], total);
     int evals;
     if (l0 > total)
-        fprintf(stderr, "cbinfer-tune: warning: the start's loss is above the total; only "
-                        "steps that add no loss can be taken, and none can once over it\n");
-    const int taken = cbi_tune_refine(eval_cost, t, t->n_conv, tau, init, t->total_budget, total,
-                                      growth, steps, &loss, &cost, &evals, refine_step);
+        fprintf(stderr, "cbinfer-tune: warning: the start's loss is above the total, so no "
+                        "step can be taken\n");
+    const int taken = cbi_tune_refine(eval_cost, t, t->n_conv, tau, l0, macs[0], init,
+                                      t->total_budget, total, growth, steps, &loss, &cost, &evals,
+                                      refine_step);
     if (taken < 0) die("refinement failed: %s%s", t->failed ? t->err : "bad parameters", "");
     fprintf(stderr, "cbinfer-tune: %d refinement steps (%d evaluations): loss %.6g, MACs %.4f "
                     "of dense\n", taken, evals, loss, cost);

@@ -104,13 +104,14 @@ static double step_score(double l0, double c0, double loss, double cost, double 
     return (c0 - cost) / (loss - l0);
 }
 
-int cbi_tune_refine(cbi_tune_cost_fn eval, void *ctx, int n, double *tau, const double *init,
-                    const double *budget, double total, double growth, int max_steps,
+int cbi_tune_refine(cbi_tune_cost_fn eval, void *ctx, int n, double *tau, double start_loss,
+                    double start_cost, const double *init, const double *budget, double total,
+                    double growth, int max_steps,
                     double *loss, double *cost, int *evals,
                     void (*step)(void *ctx, int layer, double tau, double loss, double cost))
 {
     if (!eval || n < 1 || !tau || !init || !budget || !(growth > 1) || max_steps < 0 ||
-        !(total >= 0))
+        !(total >= 0) || isnan(start_loss))
         return -1;
     double *score = malloc((size_t)n * sizeof *score), *cand = malloc((size_t)n * sizeof *cand);
     double *next_loss = malloc((size_t)n * sizeof *next_loss);
@@ -119,10 +120,7 @@ int cbi_tune_refine(cbi_tune_cost_fn eval, void *ctx, int n, double *tau, const 
     int *power = malloc((size_t)n * sizeof *power);
     int taken = -1, nev = 0;
     if (!score || !cand || !next_loss || !next_cost || !fresh || !power) goto end;
-    double l0, c0 = 0;
-    l0 = eval(ctx, tau, &c0);
-    ++nev;
-    if (isnan(l0)) goto end;
+    double l0 = start_loss, c0 = start_cost;
     /* Every step starts stale and above any real score, so each is
      * evaluated once before it can be ranked. */
     for (int i = 0; i < n; ++i) {

@@ -61,7 +61,8 @@ int cbi_tune_network(cbi_tune_config_fn config, void *ctx, int n, const unsigned
 typedef double (*cbi_tune_cost_fn)(void *ctx, const double *tau, double *cost);
 
 /* Cost-aware refinement after cbi_tune_network (which splits the loss
- * evenly, whatever a layer costs): greedy steps that each multiply one
+ * evenly, whatever a layer costs), from thresholds tau whose loss and cost
+ * the caller has evaluated (start_loss, start_cost): greedy steps that each multiply one
  * layer's threshold by growth (a layer at 0 starts at init[i]; one with
  * budget[i] == 0 is never touched), taking the step that saves the most
  * cost per loss added while the loss stays <= total; steps that add no
@@ -75,9 +76,10 @@ typedef double (*cbi_tune_cost_fn)(void *ctx, const double *tau, double *cost);
  * no step saves cost within total. tau is updated in place; *loss and *cost
  * (may be NULL) get the final values, *evals the evaluations; step (may be
  * NULL) is called after each step taken. Returns the steps taken, or -1 for
- * a NaN loss or bad parameters. */
-int cbi_tune_refine(cbi_tune_cost_fn eval, void *ctx, int n, double *tau, const double *init,
-                    const double *budget, double total, double growth, int max_steps,
+ * a NaN loss (the start's or a step's) or bad parameters. */
+int cbi_tune_refine(cbi_tune_cost_fn eval, void *ctx, int n, double *tau, double start_loss,
+                    double start_cost, const double *init, const double *budget, double total,
+                    double growth, int max_steps,
                     double *loss, double *cost, int *evals,
                     void (*step)(void *ctx, int layer, double tau, double loss, double cost));
 

@@ -700,6 +700,16 @@ double synth_eval(void *ctx, const double *tau, double *cost)
     return s->loss(tau);
 }
 
+// cbi_tune_refine from tau, its start evaluated first as cbinfer-tune does.
+int refine(Synth *s, int n, double *tau, const double *init, const double *budget, double total,
+           double growth, int max_steps, double *loss, double *cost, int *evals)
+{
+    double c0;
+    const double l0 = synth_eval(s, tau, &c0);
+    return cbi_tune_refine(synth_eval, s, n, tau, l0, c0, init, budget, total, growth, max_steps,
+                           loss, cost, evals, nullptr);
+}
+
 } // namespace
 
 // The refinement spends the loss on the layer that saves the most cost per
@@ -714,8 +724,7 @@ TEST(Tune, RefineSpendsTheLossWhereItSavesMost)
     int evals;
     // Layer 1 to 0.2, 0.4, 0.8 (loss 1.0); its next step (1.6) and any other
     // (loss 1.1) leave the total 1.05.
-    EXPECT_EQ(cbi_tune_refine(synth_eval, &s, 3, tau, init, budget, 1.05, 2.0, 50, &loss, &cost,
-                              &evals, nullptr),
+    EXPECT_EQ(refine(&s, 3, tau, init, budget, 1.05, 2.0, 50, &loss, &cost, &evals),
               3);
     EXPECT_DOUBLE_EQ(tau[0], 0.1);
     EXPECT_DOUBLE_EQ(tau[1], 0.8);
@@ -725,8 +734,7 @@ TEST(Tune, RefineSpendsTheLossWhereItSavesMost)
     EXPECT_GT(evals, 3);
     // max_steps bounds the steps.
     double again[3] = {0.1, 0.1, 0.1};
-    EXPECT_EQ(cbi_tune_refine(synth_eval, &s, 3, again, init, budget, 1.05, 2.0, 1, nullptr,
-                              nullptr, nullptr, nullptr),
+    EXPECT_EQ(refine(&s, 3, again, init, budget, 1.05, 2.0, 1, nullptr, nullptr, nullptr),
               1);
     EXPECT_DOUBLE_EQ(again[1], 0.2);
 }
@@ -739,8 +747,7 @@ TEST(Tune, RefineTakesFreeStepsFirstAndLengthensIdleOnes)
                [](const double *t) { return 10 - t[0] - 3 * t[1] - 100 * t[2]; }};
     double tau[3] = {0.1, 0.1, 0};
     const double init[3] = {0.1, 0.1, 0.1}, budget[3] = {1, 1, 0};
-    EXPECT_EQ(cbi_tune_refine(synth_eval, &s, 3, tau, init, budget, 10, 2.0, 3, nullptr, nullptr,
-                              nullptr, nullptr),
+    EXPECT_EQ(refine(&s, 3, tau, init, budget, 10, 2.0, 3, nullptr, nullptr, nullptr),
               3);
     EXPECT_DOUBLE_EQ(tau[0], 0.8); // free: all three steps
     EXPECT_DOUBLE_EQ(tau[1], 0.1);
@@ -752,18 +759,15 @@ TEST(Tune, RefineTakesFreeStepsFirstAndLengthensIdleOnes)
     double one[1] = {0.1};
     const double init1[1] = {0.1}, budget1[1] = {1};
     double cost;
-    EXPECT_EQ(cbi_tune_refine(synth_eval, &step, 1, one, init1, budget1, 1, 2.0, 1, nullptr, &cost,
-                              nullptr, nullptr),
+    EXPECT_EQ(refine(&step, 1, one, init1, budget1, 1, 2.0, 1, nullptr, &cost, nullptr),
               1);
     EXPECT_DOUBLE_EQ(one[0], 1.6);
     EXPECT_EQ(cost, 5.0);
     // A NaN loss aborts; so do bad parameters.
     Synth nan_loss = {[](const double *) { return std::nan(""); },
                       [](const double *) { return 1.0; }};
-    EXPECT_EQ(cbi_tune_refine(synth_eval, &nan_loss, 1, one, init1, budget1, 1, 2.0, 5, nullptr,
-                              nullptr, nullptr, nullptr),
+    EXPECT_EQ(refine(&nan_loss, 1, one, init1, budget1, 1, 2.0, 5, nullptr, nullptr, nullptr),
               -1);
-    EXPECT_EQ(cbi_tune_refine(synth_eval, &step, 1, one, init1, budget1, 1, 1.0, 5, nullptr,
-                              nullptr, nullptr, nullptr),
+    EXPECT_EQ(refine(&step, 1, one, init1, budget1, 1, 1.0, 5, nullptr, nullptr, nullptr),
               -1);
 }
