@@ -292,23 +292,11 @@ static double eval_config(void *ctx, int layer, const double *tau)
     return loss;
 }
 
-/* --metric pose: PoseNet's 4 outputs by the converter's names (else in
- * order) and the stride of their grid. */
+/* --metric pose: PoseNet's 4 outputs and the stride of their grid. */
 static void find_pose_outputs(tune *t, const cbinfer_network_t *net, const char *model)
 {
-    static const char *const roles[4] = {"heatmap", "offset", "displacement_fwd",
-                                         "displacement_bwd"};
-    if (t->n_out != 4) die("--metric pose: %s has not PoseNet's 4 outputs%s", model, "");
-    int by_name = 1;
-    for (int i = 0; i < 4; ++i) {
-        t->task_out[i] = -1;
-        for (int o = 0; o < 4; ++o) {
-            const char *name = cbinfer_network_output_name(net, o);
-            if (name && !strcmp(name, roles[i])) t->task_out[i] = o;
-        }
-        by_name &= t->task_out[i] >= 0;
-    }
-    for (int i = 0; i < 4 && !by_name; ++i) t->task_out[i] = i;
+    if (cbi_pose_outputs(net, t->task_out) != 0)
+        die("--metric pose: %s has not PoseNet's 4 outputs%s", model, "");
     const int gw = t->out_dims[t->task_out[0]][2];
     int s = 1;
     while (s < 1024 && (t->w + s - 1) / s != gw) s *= 2;

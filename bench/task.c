@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "bench.h"
+#include "task_loss.h"
 #include "task_metrics.h"
 
 /* NanoDet's demo settings: the score its demo shows boxes at, the NMS of its
@@ -22,9 +23,6 @@
 #define POSENET_SCORE 0.5f
 #define POSENET_NMS_RADIUS 20.0f
 
-static const char *const k_pose_outputs[4] = {"heatmap", "offset", "displacement_fwd",
-                                              "displacement_bwd"};
-
 int bench_task_open(bench *b)
 {
     bench_task *t = &b->task;
@@ -33,21 +31,10 @@ int bench_task_open(bench *b)
         return bench_error("--dump-detections needs --task detect or pose");
     if (a->task == CBI_BENCH_TASK_NONE) return 0;
     if (a->task == CBI_BENCH_TASK_POSE) {
-        if (b->n_out != 4)
+        if (cbi_pose_outputs(b->net, t->pose_out) != 0)
             return bench_error("--task pose: PoseNet has 4 outputs (heatmap, offset, "
                                "displacement_fwd, displacement_bwd); %s has %d", a->model,
                                b->n_out);
-        /* By name where the converter's names are there, else in order. */
-        int by_name = 1;
-        for (int i = 0; i < 4; ++i) {
-            t->pose_out[i] = -1;
-            for (int o = 0; o < 4; ++o) {
-                const char *name = cbinfer_network_output_name(b->net, o);
-                if (name && strcmp(name, k_pose_outputs[i]) == 0) t->pose_out[i] = o;
-            }
-            by_name &= t->pose_out[i] >= 0;
-        }
-        for (int i = 0; i < 4 && !by_name; ++i) t->pose_out[i] = i;
     }
     for (int s = 0; s < 2; ++s) {
         if (a->task == CBI_BENCH_TASK_DETECT)

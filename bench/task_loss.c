@@ -2,6 +2,7 @@
 #include "task_loss.h"
 
 #include <math.h>
+#include <string.h>
 
 static double sigmoid(double v) { return 1.0 / (1.0 + exp(-v)); }
 
@@ -134,4 +135,22 @@ double cbi_pose_loss(const cbinfer_tensor_view ref[4], const cbinfer_tensor_view
         total += cell + best * disp * inv_s2;
     }
     return isfinite(total) ? total / (double)plane : INFINITY;
+}
+
+int cbi_pose_outputs(const cbinfer_network_t *net, int out[4])
+{
+    static const char *const roles[4] = {"heatmap", "offset", "displacement_fwd",
+                                         "displacement_bwd"};
+    if (cbinfer_network_output_count(net) != 4) return -1;
+    int by_name = 1;
+    for (int i = 0; i < 4; ++i) {
+        out[i] = -1;
+        for (int o = 0; o < 4; ++o) {
+            const char *name = cbinfer_network_output_name(net, o);
+            if (name && strcmp(name, roles[i]) == 0) out[i] = o;
+        }
+        by_name &= out[i] >= 0;
+    }
+    for (int i = 0; i < 4 && !by_name; ++i) out[i] = i;
+    return 0;
 }

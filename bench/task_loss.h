@@ -2,8 +2,9 @@
  * Task-space losses of cbinfer-tune (--metric detect, pose): how far a
  * change-based stream's raw outputs stray from the dense ones in what the
  * decoders read, so that a threshold search spends its budget where boxes
- * and keypoints move, not on logits no decoder looks at. Pure functions,
- * tested by tests/cpu_tune.cpp.
+ * and keypoints move, not on logits no decoder looks at; and where
+ * PoseNet's outputs are (for cbinfer-bench's --task pose too). Pure
+ * functions, tested by tests/cpu_tune.cpp.
  */
 #ifndef CBI_TASK_LOSS_H
 #define CBI_TASK_LOSS_H
@@ -34,6 +35,12 @@ double cbi_detect_loss(const cbinfer_tensor_view *ref, const cbinfer_tensor_view
  * cells, i.e. pixels over stride). Returns the mean over the cells; +inf
  * and NaN as cbi_detect_loss. */
 double cbi_pose_loss(const cbinfer_tensor_view ref[4], const cbinfer_tensor_view x[4], float stride);
+
+/* PoseNet's 4 outputs in cbinfer_decode_posenet's order (heatmap, offsets,
+ * displacement_fwd, displacement_bwd) into out[]: by the converter's names
+ * where all four carry them, else in the network's order. Returns 0, or -1
+ * when net has not 4 outputs. */
+int cbi_pose_outputs(const cbinfer_network_t *net, int out[4]);
 
 #ifdef __cplusplus
 }
